@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ShortcutDetect",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "ShortcutDetect", targets: ["ShortcutDetect"]),
+        .executable(name: "shortcut-detect", targets: ["ShortcutDetectCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries: the protobuf-c runtime, the decoder generated from our onnx.proto, and BLAS.
+        .systemLibrary(
+            name: "CProtobufC", pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"]), .brew(["protobuf-c"])]),
+        .target(name: "CONNXProto", dependencies: ["CProtobufC"], exclude: ["proto"]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        // bytes -> model -> forward: tensors, the ONNX model, the executor and its ops.
+        .target(
+            name: "TensorCore",
+            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))]),
+        .target(name: "ONNXModel", dependencies: ["TensorCore", "CONNXProto"]),
+        .target(name: "GraphEngine", dependencies: ["TensorCore", "ONNXModel"]),
+        .target(name: "ShortcutDetect", dependencies: ["TensorCore", "ONNXModel", "GraphEngine"]),
+        .executableTarget(
+            name: "ShortcutDetectCLI",
+            dependencies: ["ShortcutDetect", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        .target(name: "TestSupport", dependencies: ["TensorCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
+        .testTarget(name: "ONNXModelTests", dependencies: ["ONNXModel", "TestSupport"]),
+        .testTarget(name: "GraphEngineTests", dependencies: ["GraphEngine", "ONNXModel", "TestSupport"]),
+        .testTarget(name: "ShortcutDetectCLITests", dependencies: ["TestSupport"]),
+    ]
+)

@@ -1,0 +1,141 @@
+import TensorCore
+
+/// A node attribute value, one case per ONNX `AttributeProto` type we decode.
+public indirect enum Attribute: Sendable {
+    case float(Float)
+    case int(Int)
+    case string(String)
+    case tensor(Tensor)
+    case graph(Graph)
+    case floats([Float])
+    case ints([Int])
+    case strings([String])
+    case tensors([Tensor])
+    case graphs([Graph])
+
+    /// The ONNX name of this attribute's type, for error messages.
+    public var typeName: String {
+        switch self {
+        case .float: "FLOAT"
+        case .int: "INT"
+        case .string: "STRING"
+        case .tensor: "TENSOR"
+        case .graph: "GRAPH"
+        case .floats: "FLOATS"
+        case .ints: "INTS"
+        case .strings: "STRINGS"
+        case .tensors: "TENSORS"
+        case .graphs: "GRAPHS"
+        }
+    }
+}
+
+/// A Swift type an attribute can be read as, for ``Node/attribute(_:)``.
+public protocol AttributeValue {
+    /// The ONNX attribute type expected, for error messages.
+    static var attributeTypeName: String { get }
+    /// The value, if `attribute` has this type.
+    init?(attribute: Attribute)
+}
+
+extension Int: AttributeValue {
+    public static var attributeTypeName: String { "INT" }
+    public init?(attribute: Attribute) {
+        guard case .int(let value) = attribute else { return nil }
+        self = value
+    }
+}
+
+extension Float: AttributeValue {
+    public static var attributeTypeName: String { "FLOAT" }
+    public init?(attribute: Attribute) {
+        guard case .float(let value) = attribute else { return nil }
+        self = value
+    }
+}
+
+extension String: AttributeValue {
+    public static var attributeTypeName: String { "STRING" }
+    public init?(attribute: Attribute) {
+        guard case .string(let value) = attribute else { return nil }
+        self = value
+    }
+}
+
+extension Tensor: AttributeValue {
+    public static var attributeTypeName: String { "TENSOR" }
+    public init?(attribute: Attribute) {
+        guard case .tensor(let value) = attribute else { return nil }
+        self = value
+    }
+}
+
+extension Array: AttributeValue where Element: ListAttributeElement {
+    public static var attributeTypeName: String { Element.listTypeName }
+    public init?(attribute: Attribute) {
+        guard let value = Element.list(from: attribute) else { return nil }
+        self = value
+    }
+}
+
+/// An element type of a list attribute (`INTS`, `FLOATS`, `STRINGS`).
+public protocol ListAttributeElement {
+    static var listTypeName: String { get }
+    static func list(from attribute: Attribute) -> [Self]?
+}
+
+extension Int: ListAttributeElement {
+    public static var listTypeName: String { "INTS" }
+    public static func list(from attribute: Attribute) -> [Int]? {
+        if case .ints(let value) = attribute { return value }
+        return nil
+    }
+}
+
+extension Float: ListAttributeElement {
+    public static var listTypeName: String { "FLOATS" }
+    public static func list(from attribute: Attribute) -> [Float]? {
+        if case .floats(let value) = attribute { return value }
+        return nil
+    }
+}
+
+extension String: ListAttributeElement {
+    public static var listTypeName: String { "STRINGS" }
+    public static func list(from attribute: Attribute) -> [String]? {
+        if case .strings(let value) = attribute { return value }
+        return nil
+    }
+}
+
+extension Node {
+    /// The attribute `name` read as `T`, or `nil` when the node does not set it.
+    ///
+    /// Throws when the attribute is present with another type, naming the node.
+    public func attribute<T: AttributeValue>(_ name: String, as type: T.Type = T.self) throws -> T? {
+        guard let attribute = attributes[name] else { return nil }
+        guard let value = T(attribute: attribute) else {
+            throw ONNXError.attribute(
+                node: label, name: name, reason: "is \(attribute.typeName), expected \(T.attributeTypeName)")
+        }
+        return value
+    }
+
+    /// The attribute `name` read as `T`, or the spec's `default` when the node does not set it.
+    public func attribute<T: AttributeValue>(_ name: String, default defaultValue: T) throws -> T {
+        try attribute(name, as: T.self) ?? defaultValue
+    }
+
+    /// The attribute `name`, which the op requires.
+    public func requiredAttribute<T: AttributeValue>(_ name: String, as type: T.Type = T.self) throws -> T {
+        guard let value = try attribute(name, as: T.self) else {
+            throw ONNXError.attribute(node: label, name: name, reason: "is required but missing")
+        }
+        return value
+    }
+
+    /// An error about attribute `name` of this node, for ops that validate values.
+    public func attributeError(_ name: String, _ reason: String) -> ONNXError {
+        .attribute(node: label, name: name, reason: reason)
+    }
+}

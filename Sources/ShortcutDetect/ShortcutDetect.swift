@@ -1,0 +1,3 @@
+@_exported import TensorCore
+@_exported import ONNXModel
+@_exported import GraphEngine

@@ -1,0 +1,109 @@
+/// An n-dimensional array of one element type, stored contiguously in row-major order.
+///
+/// Tensors are values: operations return new tensors and never write into their inputs. Copies of
+/// a tensor share one ``TensorStorage``; ``reshaped(_:)`` shares it too.
+///
+/// ```swift
+/// let x = try Tensor(shape: [2, 3], scalars: [Float](repeating: 1, count: 6))
+/// let sum = try x.withUnsafeBuffer(as: Float.self) { $0.reduce(0, +) }  // 6
+/// ```
+public struct Tensor: Sendable {
+    /// The element type.
+    public let dtype: DType
+    /// The extent of each axis; `[]` for a scalar.
+    public let shape: [Int]
+    /// The number of elements (the product of `shape`).
+    public let count: Int
+    /// The memory holding the elements.
+    public let storage: TensorStorage
+
+    /// The number of axes.
+    public var rank: Int { shape.count }
+    /// The number of bytes the elements occupy.
+    public var byteCount: Int { count * dtype.byteSize }
+
+    /// Wraps existing storage, checking that it is large enough for `shape`.
+    public init(dtype: DType, shape: [Int], storage: TensorStorage) throws {
+        let count = try Shape.elementCount(shape)
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
+        guard !overflow else { throw TensorError.shapeTooLarge(shape: shape) }
+        guard bytes <= storage.byteCount else {
+            throw TensorError.countMismatch(shape: shape, expected: count, got: storage.byteCount / dtype.byteSize)
+        }
+        self.dtype = dtype
+        self.shape = shape
+        self.count = count
+        self.storage = storage
+    }
+
+    /// A tensor of zeros (false for `.bool`).
+    public init(zeros dtype: DType, shape: [Int]) throws {
+        let count = try Shape.elementCount(shape)
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
+        guard !overflow else { throw TensorError.shapeTooLarge(shape: shape) }
+        try self.init(dtype: dtype, shape: shape, storage: TensorStorage(byteCount: bytes))
+    }
+
+    /// A tensor holding a copy of `scalars`, which must have exactly as many elements as `shape`.
+    public init<T: TensorScalar>(shape: [Int], scalars: [T]) throws {
+        let count = try Shape.elementCount(shape)
+        guard count == scalars.count else {
+            throw TensorError.countMismatch(shape: shape, expected: count, got: scalars.count)
+        }
+        try self.init(zeros: T.dtype, shape: shape)
+        let destination = storage.base.bindMemory(to: T.self, capacity: count)
+        scalars.withUnsafeBufferPointer { source in
+            if let base = source.baseAddress { destination.update(from: base, count: count) }
+        }
+    }
+
+    /// A rank-0 tensor holding one value.
+    public init<T: TensorScalar>(scalar: T) {
+        let storage = TensorStorage(byteCount: T.dtype.byteSize)
+        storage.base.bindMemory(to: T.self, capacity: 1).pointee = scalar
+        self.dtype = T.dtype
+        self.shape = []
+        self.count = 1
+        self.storage = storage
+    }
+
+    /// Creates a tensor of `shape` and lets `fill` write its elements (which start at zero).
+    public static func build<T: TensorScalar>(
+        _ type: T.Type, shape: [Int], _ fill: (UnsafeMutableBufferPointer<T>) throws -> Void
+    ) throws -> Tensor {
+        let tensor = try Tensor(zeros: T.dtype, shape: shape)
+        try fill(UnsafeMutableBufferPointer(start: tensor.storage.base.assumingMemoryBound(to: T.self), count: tensor.count))
+        return tensor
+    }
+
+    /// Calls `body` with the elements, read as `T`, which must be this tensor's element type.
+    public func withUnsafeBuffer<T: TensorScalar, R>(
+        as type: T.Type, _ body: (UnsafeBufferPointer<T>) throws -> R
+    ) throws -> R {
+        guard T.dtype == dtype else { throw TensorError.dtypeMismatch(expected: T.dtype, got: dtype) }
+        return try withExtendedLifetime(storage) {
+            try body(UnsafeBufferPointer(start: storage.base.assumingMemoryBound(to: T.self), count: count))
+        }
+    }
+
+    /// Calls `body` with the raw bytes of the elements.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(storage) { try body(UnsafeRawBufferPointer(start: storage.base, count: byteCount)) }
+    }
+
+    /// The elements copied into an array of `T`, which must be this tensor's element type.
+    public func scalars<T: TensorScalar>(as type: T.Type) throws -> [T] {
+        try withUnsafeBuffer(as: T.self) { Array($0) }
+    }
+
+    /// The same elements viewed with another shape of equal element count; storage is shared.
+    public func reshaped(_ newShape: [Int]) throws -> Tensor {
+        let newCount = try Shape.elementCount(newShape)
+        guard newCount == count else { throw TensorError.countMismatch(shape: newShape, expected: newCount, got: count) }
+        return try Tensor(dtype: dtype, shape: newShape, storage: storage)
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String { "Tensor<\(dtype)>\(shape)" }
+}

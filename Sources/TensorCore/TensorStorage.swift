@@ -1,0 +1,38 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The memory behind a tensor: a contiguous byte buffer that frees itself.
+///
+/// Storage is either allocated here (64-byte aligned, zero-filled) or adopted from a C allocation
+/// such as a decoded protobuf field, so weights are never copied on their way into a tensor.
+/// Tensors treat storage as immutable once they hand it out; only the code that creates a
+/// tensor writes to it.
+public final class TensorStorage: @unchecked Sendable {
+    /// Start of the buffer. Never dangling, even for zero bytes.
+    public let base: UnsafeMutableRawPointer
+    /// Size of the buffer in bytes.
+    public let byteCount: Int
+    private let deallocate: @Sendable (UnsafeMutableRawPointer) -> Void
+
+    /// Allocates `byteCount` zeroed bytes.
+    public init(byteCount: Int) {
+        let size = max(byteCount, 1)
+        let pointer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        self.base = pointer
+        self.byteCount = byteCount
+        self.deallocate = { $0.deallocate() }
+    }
+
+    /// Takes ownership of memory allocated with C `malloc`; it is released with `free`.
+    public init(adoptingMalloced pointer: UnsafeMutableRawPointer, byteCount: Int) {
+        self.base = pointer
+        self.byteCount = byteCount
+        self.deallocate = { free($0) }
+    }
+
+    deinit { deallocate(base) }
+}
