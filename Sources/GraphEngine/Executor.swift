@@ -1,0 +1,248 @@
+import ONNXModel
+import TensorCore
+
+/// Runs a model's graph forward: validated and built once, then run any number of times.
+///
+/// Construction checks the whole graph (undefined inputs, duplicate outputs, cycles, and every
+/// unsupported operator at once) and parses each node's attributes. ``run(_:fetch:)`` evaluates
+/// only the nodes the requested tensors depend on, in topological order, and releases each
+/// intermediate as soon as no later node needs it, so any tensor can be tapped by name.
+public final class Executor: Sendable {
+    /// The model this executor runs.
+    public let model: Model
+    /// The nodes in execution order, with their built operators.
+    let steps: [Step]
+    /// The slot of every named value: graph inputs, initializers, node outputs.
+    let slots: [String: Int]
+    /// Values known before any input is fed (initializers), by slot.
+    let constants: [Int: Tensor]
+    /// For each slot, the index into `steps` of the node producing it (`nil` for inputs and constants).
+    let producer: [Int?]
+
+    struct Step: Sendable {
+        let node: Node
+        let op: any Operator
+        let inputs: [Int?]
+        let outputs: [Int?]
+    }
+
+    /// Validates `model` and builds an operator for every node with `registry`.
+    public init(model: Model, registry: OpRegistry = .standard) throws {
+        guard let opset = model.defaultOpset else { throw GraphError.missingOpset }
+        let graph = model.graph
+        var slots: [String: Int] = [:]
+        var problems: [String] = []
+        func define(_ name: String, by owner: String) {
+            if slots[name] != nil {
+                problems.append("tensor '\(name)' is defined more than once (again by \(owner))")
+            } else {
+                slots[name] = slots.count
+            }
+        }
+        for input in graph.inputs { define(input.name, by: "a graph input") }
+        for name in graph.initializers.keys.sorted() { define(name, by: "an initializer") }
+        for node in graph.nodes { for output in node.outputs where !output.isEmpty { define(output, by: node.label) } }
+        for node in graph.nodes {
+            for input in node.inputs where !input.isEmpty && slots[input] == nil {
+                problems.append("\(node.label) reads '\(input)', which no node, input or initializer defines")
+            }
+        }
+        for output in graph.outputs where slots[output.name] == nil {
+            problems.append("graph output '\(output.name)' is never computed")
+        }
+        guard problems.isEmpty else { throw GraphError.invalidGraph(problems) }
+
+        let order = try Executor.topologicalOrder(graph.nodes, slots: slots)
+        let unsupported = order.map { graph.nodes[$0] }.filter { registry.builder(for: $0) == nil }
+        guard unsupported.isEmpty else {
+            throw GraphError.unsupportedOperators(unsupported.map { ($0.label, $0.opType) })
+        }
+
+        var steps: [Step] = []
+        var producer = [Int?](repeating: nil, count: slots.count)
+        for index in order {
+            let node = graph.nodes[index]
+            let context = OpContext(node: node, opset: opset)
+            guard let builder = registry.builder(for: node) else { continue }
+            let op: any Operator
+            do { op = try builder(context) } catch let error as ONNXError {
+                throw error
+            } catch {
+                throw ONNXError.attribute(node: node.label, name: "-", reason: "\(error)")
+            }
+            let outputs = node.outputs.map { $0.isEmpty ? nil : slots[$0] }
+            for case let slot? in outputs { producer[slot] = steps.count }
+            steps.append(Step(node: node, op: op, inputs: node.inputs.map { $0.isEmpty ? nil : slots[$0] }, outputs: outputs))
+        }
+        var constants: [Int: Tensor] = [:]
+        for (name, tensor) in graph.initializers { if let slot = slots[name] { constants[slot] = tensor } }
+
+        self.model = model
+        self.steps = steps
+        self.slots = slots
+        self.constants = constants
+        self.producer = producer
+    }
+
+    /// Kahn's algorithm over the nodes; a leftover node sits on a cycle.
+    private static func topologicalOrder(_ nodes: [Node], slots: [String: Int]) throws -> [Int] {
+        var producerOf: [String: Int] = [:]
+        for (index, node) in nodes.enumerated() { for output in node.outputs where !output.isEmpty { producerOf[output] = index } }
+        var pending = [Int](repeating: 0, count: nodes.count)
+        var consumers = [[Int]](repeating: [], count: nodes.count)
+        for (index, node) in nodes.enumerated() {
+            for input in Set(node.inputs) where !input.isEmpty {
+                if let source = producerOf[input] {
+                    pending[index] += 1
+                    consumers[source].append(index)
+                }
+            }
+        }
+        var ready = (0..<nodes.count).filter { pending[$0] == 0 }.reversed() as [Int]
+        var order: [Int] = []
+        while let index = ready.popLast() {
+            order.append(index)
+            for consumer in consumers[index].reversed() {
+                pending[consumer] -= 1
+                if pending[consumer] == 0 { ready.append(consumer) }
+            }
+        }
+        guard order.count == nodes.count else {
+            let cyclic = (0..<nodes.count).filter { pending[$0] > 0 }.map { nodes[$0].label }
+            throw GraphError.invalidGraph(["the graph has a cycle through: " + cyclic.joined(separator: ", ")])
+        }
+        return order
+    }
+
+    /// The graph's inputs (initializers excluded).
+    public var inputs: [ValueInfo] { model.graph.inputs }
+    /// The graph's outputs.
+    public var outputs: [ValueInfo] { model.graph.outputs }
+    /// Every tensor name that ``run(_:fetch:)`` can return.
+    public var tensorNames: [String] { slots.sorted { $0.value < $1.value }.map(\.key) }
+
+    /// Runs the graph on `feeds` (keyed by input name) and returns the `fetch` tensors by name.
+    ///
+    /// - Parameters:
+    ///   - feeds: One tensor per graph input.
+    ///   - fetch: Names of the tensors to return: graph outputs or any intermediate. Defaults to
+    ///     the graph outputs.
+    public func run(_ feeds: [String: Tensor], fetch: [String]? = nil) throws -> [String: Tensor] {
+        let wanted = fetch ?? outputs.map(\.name)
+        var wantedSlots: [Int] = []
+        for name in wanted {
+            guard let slot = slots[name] else {
+                throw GraphError.unknownTensor(name: name, suggestions: Executor.closest(to: name, in: Array(slots.keys)))
+            }
+            wantedSlots.append(slot)
+        }
+        var values = [Tensor?](repeating: nil, count: slots.count)
+        for (slot, tensor) in constants { values[slot] = tensor }
+        try bind(feeds, into: &values)
+
+        let needed = neededSteps(for: wantedSlots)
+        // The last step that reads each slot; values die after it unless fetched or constant.
+        var lastUse = [Int](repeating: -1, count: slots.count)
+        for index in needed { for case let slot? in steps[index].inputs { lastUse[slot] = index } }
+        for slot in wantedSlots { lastUse[slot] = Int.max }
+        for slot in constants.keys { lastUse[slot] = Int.max }
+
+        for index in needed {
+            let step = steps[index]
+            let inputs = OpInputs(step.inputs.map { $0.flatMap { values[$0] } })
+            let results: [Tensor?]
+            do { results = try step.op.forward(inputs) } catch let error as GraphError {
+                throw error
+            } catch {
+                throw GraphError.nodeFailed(node: step.node.label, reason: "\(error)")
+            }
+            for (position, slot) in step.outputs.enumerated() {
+                guard let slot else { continue }
+                guard position < results.count, let result = results[position] else {
+                    if lastUse[slot] >= 0 {
+                        throw GraphError.nodeFailed(node: step.node.label, reason: "output \(position) ('\(step.node.outputs[position])') was not produced")
+                    }
+                    continue
+                }
+                values[slot] = result
+            }
+            for case let slot? in step.inputs where lastUse[slot] == index { values[slot] = nil }
+        }
+        var result: [String: Tensor] = [:]
+        for (name, slot) in zip(wanted, wantedSlots) {
+            guard let value = values[slot] else {
+                throw GraphError.nodeFailed(node: "tensor '\(name)'", reason: "was not computed")
+            }
+            result[name] = value
+        }
+        return result
+    }
+
+    /// Checks feeds against the declared inputs and stores them in their slots.
+    private func bind(_ feeds: [String: Tensor], into values: inout [Tensor?]) throws {
+        let declared = Set(inputs.map(\.name))
+        if let extra = feeds.keys.sorted().first(where: { !declared.contains($0) }) {
+            throw GraphError.inputMismatch(
+                "'\(extra)' is not an input of the model; its inputs are: \(inputs.map(\.name).joined(separator: ", "))")
+        }
+        for input in inputs {
+            guard let tensor = feeds[input.name] else {
+                throw GraphError.inputMismatch("no tensor was given for the model input '\(input.name)'")
+            }
+            if let type = input.elementType, type != tensor.dtype {
+                throw GraphError.wrongInput(name: input.name, reason: "expects \(type) elements, got \(tensor.dtype)")
+            }
+            if let shape = input.shape {
+                let expected = "[" + shape.map(\.description).joined(separator: ", ") + "]"
+                guard shape.count == tensor.rank else {
+                    throw GraphError.wrongInput(
+                        name: input.name, reason: "expects rank \(shape.count) \(expected), got shape \(tensor.shape)")
+                }
+                for (axis, dim) in shape.enumerated() {
+                    if case .fixed(let size) = dim, size != tensor.shape[axis] {
+                        throw GraphError.wrongInput(
+                            name: input.name,
+                            reason: "expects shape \(expected), got \(tensor.shape) (axis \(axis) must be \(size))")
+                    }
+                }
+            }
+            if let slot = slots[input.name] { values[slot] = tensor }
+        }
+    }
+
+    /// The steps that the wanted slots depend on, in execution order.
+    private func neededSteps(for wanted: [Int]) -> [Int] {
+        var needed = Set<Int>()
+        var stack = wanted.compactMap { producer[$0] }
+        while let index = stack.popLast() {
+            guard needed.insert(index).inserted else { continue }
+            for case let slot? in steps[index].inputs { if let source = producer[slot] { stack.append(source) } }
+        }
+        return needed.sorted()
+    }
+
+    /// Up to five names most similar to `name`, for "did you mean" hints.
+    static func closest(to name: String, in candidates: [String]) -> [String] {
+        let target = Array(name.lowercased())
+        let scored = candidates.map { candidate -> (String, Int) in
+            let lowered = candidate.lowercased()
+            if lowered.contains(name.lowercased()) { return (candidate, 0) }
+            return (candidate, editDistance(target, Array(lowered)))
+        }
+        let limit = max(3, target.count / 2)
+        return scored.filter { $0.1 <= limit }.sorted { ($0.1, $0.0) < ($1.1, $1.0) }.prefix(5).map(\.0)
+    }
+
+    private static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + [Int](repeating: 0, count: b.count)
+            for j in stride(from: 1, through: b.count, by: 1) {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+}

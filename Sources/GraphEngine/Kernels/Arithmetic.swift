@@ -1,0 +1,100 @@
+import Foundation
+import TensorCore
+
+/// Element types the arithmetic ops accept, with ONNX semantics that never trap.
+///
+/// Integer arithmetic wraps on overflow and integer division by zero yields 0 (ONNX leaves both
+/// undefined; we only promise not to crash on them).
+protocol ArithmeticScalar: ConvertibleScalar, Comparable {
+    static func add(_ a: Self, _ b: Self) -> Self
+    static func subtract(_ a: Self, _ b: Self) -> Self
+    static func multiply(_ a: Self, _ b: Self) -> Self
+    static func divide(_ a: Self, _ b: Self) -> Self
+    /// `Mod`: `fmod` (sign of the dividend) or, for integers when `fmod` is false, the sign of the divisor.
+    static func remainder(_ a: Self, _ b: Self, fmod: Bool) -> Self
+    static func negate(_ a: Self) -> Self
+}
+
+extension ArithmeticScalar where Self: BinaryFloatingPoint {
+    static func add(_ a: Self, _ b: Self) -> Self { a + b }
+    static func subtract(_ a: Self, _ b: Self) -> Self { a - b }
+    static func multiply(_ a: Self, _ b: Self) -> Self { a * b }
+    static func divide(_ a: Self, _ b: Self) -> Self { a / b }
+    static func negate(_ a: Self) -> Self { -a }
+    static func remainder(_ a: Self, _ b: Self, fmod: Bool) -> Self {
+        a.truncatingRemainder(dividingBy: b)
+    }
+}
+
+extension Float: ArithmeticScalar {}
+extension Double: ArithmeticScalar {}
+
+extension ArithmeticScalar where Self: FixedWidthInteger {
+    static func add(_ a: Self, _ b: Self) -> Self { a &+ b }
+    static func subtract(_ a: Self, _ b: Self) -> Self { a &- b }
+    static func multiply(_ a: Self, _ b: Self) -> Self { a &* b }
+    static func divide(_ a: Self, _ b: Self) -> Self {
+        if b == 0 { return 0 }
+        if Self.isSigned && b == -1 { return 0 &- a }  // Self.min / -1 overflows
+        return a / b
+    }
+    static func negate(_ a: Self) -> Self { 0 &- a }
+    static func remainder(_ a: Self, _ b: Self, fmod: Bool) -> Self {
+        if b == 0 || (Self.isSigned && b == -1) { return 0 }
+        let r = a % b
+        if !fmod && r != 0 && (r < 0) != (b < 0) { return r &+ b }
+        return r
+    }
+}
+
+extension Int64: ArithmeticScalar {}
+extension Int32: ArithmeticScalar {}
+extension Int8: ArithmeticScalar {}
+extension UInt8: ArithmeticScalar {}
+
+/// Dispatches `body` on the arithmetic Swift type of `dtype`; float16 and bool are not arithmetic.
+func withArithmeticType<R>(_ dtype: DType, _ op: String, _ body: (any ArithmeticScalar.Type) throws -> R) throws -> R {
+    switch dtype {
+    case .float32: return try body(Float.self)
+    case .float64: return try body(Double.self)
+    case .int64: return try body(Int64.self)
+    case .int32: return try body(Int32.self)
+    case .int8: return try body(Int8.self)
+    case .uint8: return try body(UInt8.self)
+    case .float16, .bool: throw OpError("\(op) does not support \(dtype) tensors")
+    }
+}
+
+/// Dispatches `body` on the floating-point Swift type of `dtype`.
+func withFloatType<R>(_ dtype: DType, _ op: String, _ body: (any FloatKernelScalar.Type) throws -> R) throws -> R {
+    switch dtype {
+    case .float32: return try body(Float.self)
+    case .float64: return try body(Double.self)
+    default: throw OpError("\(op) needs float32 or float64 input, got \(dtype)")
+    }
+}
+
+/// Floating-point element types with the transcendental functions the ops need.
+protocol FloatKernelScalar: ArithmeticScalar, BinaryFloatingPoint {
+    static func exp(_ x: Self) -> Self
+    static func erf(_ x: Self) -> Self
+    static func tanh(_ x: Self) -> Self
+    static func sqrt(_ x: Self) -> Self
+    static func pow(_ x: Self, _ y: Self) -> Self
+}
+
+extension Float: FloatKernelScalar {
+    static func exp(_ x: Float) -> Float { Foundation.exp(x) }
+    static func erf(_ x: Float) -> Float { Foundation.erf(x) }
+    static func tanh(_ x: Float) -> Float { Foundation.tanh(x) }
+    static func sqrt(_ x: Float) -> Float { x.squareRoot() }
+    static func pow(_ x: Float, _ y: Float) -> Float { Foundation.pow(x, y) }
+}
+
+extension Double: FloatKernelScalar {
+    static func exp(_ x: Double) -> Double { Foundation.exp(x) }
+    static func erf(_ x: Double) -> Double { Foundation.erf(x) }
+    static func tanh(_ x: Double) -> Double { Foundation.tanh(x) }
+    static func sqrt(_ x: Double) -> Double { x.squareRoot() }
+    static func pow(_ x: Double, _ y: Double) -> Double { Foundation.pow(x, y) }
+}

@@ -1,0 +1,250 @@
+import ONNXModel
+import TensorCore
+
+// Element-wise ops: arithmetic with broadcasting, activations, comparisons, Where, Cast, Clip,
+// and the ops that pass data through unchanged at inference time (Identity, Dropout).
+
+extension OpRegistry {
+    mutating func registerElementwise() {
+        register("Add") { _ in BinaryArithmetic(name: "Add", kind: .add) }
+        register("Sub") { _ in BinaryArithmetic(name: "Sub", kind: .subtract) }
+        register("Mul") { _ in BinaryArithmetic(name: "Mul", kind: .multiply) }
+        register("Div") { _ in BinaryArithmetic(name: "Div", kind: .divide) }
+        register("Mod") { context in
+            BinaryArithmetic(name: "Mod", kind: .remainder(fmod: try context.attribute("fmod", default: 0) != 0))
+        }
+        register("Pow") { _ in Pow() }
+        register("Equal") { _ in Equal() }
+        register("Where") { _ in Where() }
+
+        register("Neg") { _ in UnaryArithmetic(kind: .negate) }
+        register("Relu") { _ in UnaryArithmetic(kind: .relu) }
+        register("Sqrt") { _ in UnaryFloat(kind: .sqrt) }
+        register("Exp") { _ in UnaryFloat(kind: .exp) }
+        register("Erf") { _ in UnaryFloat(kind: .erf) }
+        register("Sigmoid") { _ in UnaryFloat(kind: .sigmoid) }
+        register("Tanh") { _ in UnaryFloat(kind: .tanh) }
+        register("Gelu") { context in
+            switch try context.attribute("approximate", default: "none") {
+            case "none": return UnaryFloat(kind: .gelu)
+            case "tanh": return UnaryFloat(kind: .geluTanh)
+            case let other: throw context.invalid("approximate", "must be 'none' or 'tanh', got '\(other)'")
+            }
+        }
+        register("Clip") { context in try Clip(context) }
+        register("Cast") { context in try Cast(context) }
+        register("Identity") { inputs in [try inputs.required(0)] }
+        register("Dropout") { inputs in
+            // Inference: the data passes through and the optional mask keeps every element.
+            let x = try inputs.required(0)
+            return [x, try Tensor.build(Bool.self, shape: x.shape) { $0.update(repeating: true) }]
+        }
+    }
+}
+
+/// `Add`, `Sub`, `Mul`, `Div`, `Mod`: two inputs of one numeric type, broadcast.
+struct BinaryArithmetic: Operator {
+    enum Kind { case add, subtract, multiply, divide, remainder(fmod: Bool) }
+    let name: String
+    let kind: Kind
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let a = try inputs.required(0)
+        let b = try inputs.required(1)
+        guard a.dtype == b.dtype else { throw OpError("\(name) inputs have different types: \(a.dtype) and \(b.dtype)") }
+        func run<T: ArithmeticScalar>(_ type: T.Type) throws -> Tensor {
+            switch kind {
+            case .add: try broadcastBinary(a, b, as: T.self, T.add)
+            case .subtract: try broadcastBinary(a, b, as: T.self, T.subtract)
+            case .multiply: try broadcastBinary(a, b, as: T.self, T.multiply)
+            case .divide: try broadcastBinary(a, b, as: T.self, T.divide)
+            case .remainder(let fmod): try broadcastBinary(a, b, as: T.self) { T.remainder($0, $1, fmod: fmod) }
+            }
+        }
+        return [try withArithmeticType(a.dtype, name) { try run($0) }]
+    }
+}
+
+/// `Pow(X, Y)`: the exponent may have another numeric type; the result has X's type.
+struct Pow: Operator {
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let x = try inputs.required(0)
+        var y = try inputs.required(1)
+        if x.dtype.isFloatingPoint {
+            y = try y.converted(to: x.dtype)
+            func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+                if y.count == 1, let e = try y.scalars(as: T.self).first, e == 2 {  // the square LayerNorm exports use
+                    return try broadcastBinary(x, y, as: T.self) { a, _ in a * a }
+                }
+                return try broadcastBinary(x, y, as: T.self, T.pow)
+            }
+            return [try withFloatType(x.dtype, "Pow") { try run($0) }]
+        }
+        // Integer base: compute in double precision, as onnxruntime does, then convert back.
+        let result = try broadcastBinary(x.converted(to: .float64), y.converted(to: .float64), as: Double.self, Double.pow)
+        return [try result.converted(to: x.dtype)]
+    }
+}
+
+/// `Equal`: element-wise equality of two broadcast inputs of one type, as bools.
+struct Equal: Operator {
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let a = try inputs.required(0)
+        let b = try inputs.required(1)
+        guard a.dtype == b.dtype else { throw OpError("Equal inputs have different types: \(a.dtype) and \(b.dtype)") }
+        func run<T: ConvertibleScalar & Equatable>(_ type: T.Type) throws -> Tensor {
+            try broadcastBinary(a, b, as: T.self) { $0 == $1 }
+        }
+        switch a.dtype {
+        case .bool: return [try run(Bool.self)]
+        case .float16: return [try run(Half.self)]
+        default: return [try withArithmeticType(a.dtype, "Equal") { try run($0) }]
+        }
+    }
+}
+
+/// `Where(condition, X, Y)`: picks from X where the condition holds, else from Y, all broadcast.
+struct Where: Operator {
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let condition = try inputs.required(0)
+        let x = try inputs.required(1)
+        let y = try inputs.required(2)
+        guard condition.dtype == .bool else { throw OpError("Where condition must be bool, got \(condition.dtype)") }
+        guard x.dtype == y.dtype else { throw OpError("Where X and Y have different types: \(x.dtype) and \(y.dtype)") }
+        let loop = try BroadcastLoop([condition.shape, x.shape, y.shape])
+        let strides = loop.innerStrides
+        let output = try Tensor(zeros: x.dtype, shape: loop.shape)
+        func run<T>(_ type: T.Type) {
+            let c = condition.storage.base.assumingMemoryBound(to: Bool.self)
+            let a = x.storage.base.assumingMemoryBound(to: T.self)
+            let b = y.storage.base.assumingMemoryBound(to: T.self)
+            let out = output.storage.base.assumingMemoryBound(to: T.self)
+            loop.forEachRow { offsets, o in
+                for i in 0..<loop.length {
+                    let pick = c[offsets[0] + i * strides[0]]
+                    out[o + i] = pick ? a[offsets[1] + i * strides[1]] : b[offsets[2] + i * strides[2]]
+                }
+            }
+        }
+        withExtendedLifetime((condition, x, y)) {
+            switch x.dtype.byteSize {
+            case 1: run(UInt8.self)
+            case 2: run(UInt16.self)
+            case 4: run(UInt32.self)
+            default: run(UInt64.self)
+            }
+        }
+        return [output]
+    }
+}
+
+/// Applies `f` to every element of a tensor of type `T`.
+func mapElements<T: TensorScalar, R: TensorScalar>(_ x: Tensor, as type: T.Type, _ f: (T) -> R) throws -> Tensor {
+    try x.withUnsafeBuffer(as: T.self) { input in
+        try Tensor.build(R.self, shape: x.shape) { out in
+            for i in 0..<input.count { out[i] = f(input[i]) }
+        }
+    }
+}
+
+/// `Neg` and `Relu`: unary ops defined for every numeric type.
+struct UnaryArithmetic: Operator {
+    enum Kind { case negate, relu }
+    let kind: Kind
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let x = try inputs.required(0)
+        func run<T: ArithmeticScalar>(_ type: T.Type) throws -> Tensor {
+            switch kind {
+            case .negate: try mapElements(x, as: T.self, T.negate)
+            case .relu:
+                try mapElements(x, as: T.self) { value in value > T(int64Value: 0) ? value : T(int64Value: 0) }
+            }
+        }
+        return [try withArithmeticType(x.dtype, kind == .negate ? "Neg" : "Relu") { try run($0) }]
+    }
+}
+
+/// Floating-point activations and functions.
+struct UnaryFloat: Operator {
+    enum Kind: String { case sqrt, exp, erf, sigmoid, tanh, gelu, geluTanh }
+    let kind: Kind
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let x = try inputs.required(0)
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            switch kind {
+            case .sqrt: return try mapElements(x, as: T.self, T.sqrt)
+            case .exp: return try mapElements(x, as: T.self, T.exp)
+            case .erf: return try mapElements(x, as: T.self, T.erf)
+            case .tanh: return try mapElements(x, as: T.self, T.tanh)
+            case .sigmoid:
+                // Written so that neither branch overflows exp.
+                return try mapElements(x, as: T.self) { v in
+                    if v >= 0 { return 1 / (1 + T.exp(-v)) }
+                    let e = T.exp(v)
+                    return e / (1 + e)
+                }
+            case .gelu:
+                let invSqrt2 = T(0.70710678118654752440)
+                return try mapElements(x, as: T.self) { v in v * (1 + T.erf(v * invSqrt2)) / 2 }
+            case .geluTanh:
+                let c = T(0.79788456080286535588)  // sqrt(2 / pi)
+                return try mapElements(x, as: T.self) { v in v * (1 + T.tanh(c * (v + T(0.044715) * v * v * v))) / 2 }
+            }
+        }
+        return [try withFloatType(x.dtype, kind.rawValue) { try run($0) }]
+    }
+}
+
+/// `Clip`: bounds from attributes before opset 11, from optional scalar inputs since.
+struct Clip: Operator {
+    let attributeBounds: (min: Float, max: Float)?
+
+    init(_ context: OpContext) throws {
+        attributeBounds =
+            context.opset < 11
+            ? (try context.attribute("min", default: -Float.greatestFiniteMagnitude),
+                try context.attribute("max", default: Float.greatestFiniteMagnitude)) : nil
+    }
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let x = try inputs.required(0)
+        func bound<T: ArithmeticScalar>(_ index: Int, _ type: T.Type) throws -> T? {
+            guard let tensor = inputs[index] else { return nil }
+            guard tensor.count == 1 else { throw OpError("Clip bound input \(index) must be a scalar, got shape \(tensor.shape)") }
+            return try tensor.converted(to: x.dtype).scalars(as: T.self).first
+        }
+        func run<T: ArithmeticScalar>(_ type: T.Type) throws -> Tensor {
+            let low: T?
+            let high: T?
+            if let attributeBounds {
+                (low, high) = (T(doubleValue: Double(attributeBounds.min)), T(doubleValue: Double(attributeBounds.max)))
+            } else {
+                (low, high) = (try bound(1, T.self), try bound(2, T.self))
+            }
+            return try mapElements(x, as: T.self) { v in
+                var result = v
+                if let low, result < low { result = low }
+                if let high, result > high { result = high }  // min > max gives max, as the spec says
+                return result
+            }
+        }
+        return [try withArithmeticType(x.dtype, "Clip") { try run($0) }]
+    }
+}
+
+/// `Cast`: converts to the element type named by `to`.
+struct Cast: Operator {
+    let target: DType
+
+    init(_ context: OpContext) throws {
+        let code: Int = try context.node.requiredAttribute("to")
+        guard let target = ONNXDataType.dtype(code: code) else {
+            throw context.invalid("to", "casting to \(ONNXDataType.name(code: code)) is not supported")
+        }
+        self.target = target
+    }
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] { [try inputs.required(0).converted(to: target)] }
+}

@@ -1,0 +1,104 @@
+import ONNXModel
+import TensorCore
+
+// Normalization at inference time: BatchNormalization with running statistics, LayerNormalization.
+
+extension OpRegistry {
+    mutating func registerNormalization() {
+        register("BatchNormalization") { context in
+            if try context.attribute("training_mode", default: 0) != 0 {
+                throw context.invalid("training_mode", "training-mode batch normalization is not supported; export the model in eval mode")
+            }
+            return BatchNormalization(epsilon: try context.attribute("epsilon", default: 1e-5))
+        }
+        register("LayerNormalization") { context in
+            LayerNormalization(
+                axis: try context.attribute("axis", default: -1), epsilon: try context.attribute("epsilon", default: 1e-5))
+        }
+    }
+}
+
+/// `BatchNormalization` (inference): `y = scale * (x - mean) / sqrt(var + epsilon) + bias` per channel (axis 1).
+struct BatchNormalization: Operator {
+    let epsilon: Float
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let x = try inputs.required(0)
+        guard x.rank >= 2 else { throw OpError("BatchNormalization needs rank 2 or more, got \(x.shape)") }
+        let channels = x.shape[1]
+        let parameters = try (1...4).map { try inputs.required($0).converted(to: x.dtype).doubles() }
+        guard parameters.allSatisfy({ $0.count == channels }) else {
+            throw OpError("scale, bias, mean and variance must each hold \(channels) values")
+        }
+        // Fold into y = x * a + b per channel, in double precision.
+        let a = (0..<channels).map { parameters[0][$0] / (parameters[3][$0] + Double(epsilon)).squareRoot() }
+        let b = (0..<channels).map { parameters[1][$0] - parameters[2][$0] * a[$0] }
+        let size = x.shape[2...].reduce(1, *)
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            try x.withUnsafeBuffer(as: T.self) { input in
+                try Tensor.build(T.self, shape: x.shape) { out in
+                    for plane in 0..<(x.shape[0] * channels) {
+                        let c = plane % channels
+                        let (scale, shift) = (T(a[c]), T(b[c]))
+                        for i in plane * size..<(plane + 1) * size { out[i] = input[i] * scale + shift }
+                    }
+                }
+            }
+        }
+        return [try withFloatType(x.dtype, "BatchNormalization") { try run($0) }]
+    }
+}
+
+/// `LayerNormalization`: normalizes over the axes from `axis` on; optional Mean and InvStdDev outputs.
+struct LayerNormalization: Operator {
+    let axis: Int
+    let epsilon: Float
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let x = try inputs.required(0)
+        let axis = try Shape.normalize(axis: self.axis, rank: x.rank)
+        let rows = x.shape[..<axis].reduce(1, *)
+        let size = x.shape[axis...].reduce(1, *)
+        let normalizedShape = Array(x.shape[axis...])
+        let scale = try inputs.required(1)
+        let bias = inputs[2]
+        for parameter in [scale, bias].compactMap({ $0 }) {
+            guard (try? Shape.broadcast(parameter.shape, normalizedShape)) == normalizedShape else {
+                throw OpError("scale/bias shape \(parameter.shape) does not broadcast to \(normalizedShape)")
+            }
+        }
+        let statShape = Array(x.shape[..<axis]) + Array(repeating: 1, count: x.rank - axis)
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> [Tensor?] {
+            let gamma = try stridedCopy(scale.converted(to: x.dtype), shape: normalizedShape, strides: Shape.broadcastStrides(scale.shape, to: normalizedShape)).scalars(as: T.self)
+            let beta = try bias.map {
+                try stridedCopy($0.converted(to: x.dtype), shape: normalizedShape, strides: Shape.broadcastStrides($0.shape, to: normalizedShape)).scalars(as: T.self)
+            }
+            var means = [T](repeating: 0, count: rows)
+            var inverseDeviations = [T](repeating: 0, count: rows)
+            let y = try x.withUnsafeBuffer(as: T.self) { input in
+                try Tensor.build(T.self, shape: x.shape) { out in
+                    for row in 0..<rows {
+                        let start = row * size
+                        var sum = 0.0
+                        for i in start..<start + size { sum += input[i].doubleValue }
+                        let mean = sum / Double(size)
+                        var squares = 0.0
+                        for i in start..<start + size {
+                            let d = input[i].doubleValue - mean
+                            squares += d * d
+                        }
+                        let inverse = 1 / (squares / Double(size) + Double(epsilon)).squareRoot()
+                        means[row] = T(mean)
+                        inverseDeviations[row] = T(inverse)
+                        for i in 0..<size {
+                            let normalized = T((input[start + i].doubleValue - mean) * inverse)
+                            out[start + i] = normalized * gamma[i] + (beta?[i] ?? 0)
+                        }
+                    }
+                }
+            }
+            return [y, try Tensor(shape: statShape, scalars: means), try Tensor(shape: statShape, scalars: inverseDeviations)]
+        }
+        return try withFloatType(x.dtype, "LayerNormalization") { try run($0) }
+    }
+}

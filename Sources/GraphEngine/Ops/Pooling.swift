@@ -1,0 +1,176 @@
+import ONNXModel
+import TensorCore
+
+// Pooling over 1 to 3 spatial axes: MaxPool (with optional indices), AveragePool, and the global pools.
+
+extension OpRegistry {
+    mutating func registerPooling() {
+        register("MaxPool") { context in
+            let order = try context.attribute("storage_order", default: 0)
+            guard order == 0 || order == 1 else { throw context.invalid("storage_order", "must be 0 or 1, got \(order)") }
+            return Pool(geometry: try WindowGeometry(context, kernelRequired: true), kind: .max(columnMajor: order == 1))
+        }
+        register("AveragePool") { context in
+            Pool(
+                geometry: try WindowGeometry(context, kernelRequired: true),
+                kind: .average(includePad: try context.attribute("count_include_pad", default: 0) != 0))
+        }
+        register("GlobalAveragePool") { _ in GlobalPool(average: true) }
+        register("GlobalMaxPool") { _ in GlobalPool(average: false) }
+    }
+}
+
+/// `MaxPool` and `AveragePool`.
+struct Pool: Operator {
+    enum Kind {
+        /// Max pooling; `columnMajor` is `storage_order = 1` for the indices output.
+        case max(columnMajor: Bool)
+        /// Average pooling; `includePad` counts padded positions in the divisor.
+        case average(includePad: Bool)
+    }
+
+    let geometry: WindowGeometry
+    let kind: Kind
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let x = try inputs.required(0)
+        guard x.rank >= 3, x.rank <= 5 else { throw OpError("pooling needs an input of rank 3 to 5, got \(x.shape)") }
+        let window = try geometry.resolve(spatial: Array(x.shape[2...]))
+        let shape = Array(x.shape[..<2]) + window.output
+        switch kind {
+        case .max(let columnMajor):
+            func run<T: ArithmeticScalar>(_ type: T.Type) throws -> [Tensor?] {
+                let (values, indices) = try maxPool(x, as: T.self, window: window.as3D, shape: shape, columnMajor: columnMajor)
+                return [values, indices]
+            }
+            return try withArithmeticType(x.dtype, "MaxPool") { try run($0) }
+        case .average(let includePad):
+            func run<T: FloatKernelScalar>(_ type: T.Type) throws -> [Tensor?] {
+                [try averagePool(x, as: T.self, window: window.as3D, shape: shape, includePad: includePad)]
+            }
+            return try withFloatType(x.dtype, "AveragePool") { try run($0) }
+        }
+    }
+
+    /// Visits the output positions of one (n, c) plane with the valid input offsets of each window.
+    private static func forEachWindow(
+        _ g: WindowGeometry.Resolved, _ body: (_ output: Int, _ visit: ((Int, Int, Int, Int) -> Void) -> Int) -> Void
+    ) {
+        var output = 0
+        for od in 0..<g.output[0] {
+            for oh in 0..<g.output[1] {
+                for ow in 0..<g.output[2] {
+                    let origin = (od * g.strides[0] - g.padBegin[0], oh * g.strides[1] - g.padBegin[1], ow * g.strides[2] - g.padBegin[2])
+                    // `visit` calls its closure with (offset, d, h, w) for in-bounds taps and returns
+                    // the number of taps inside the padded extent, for count_include_pad.
+                    body(output) { tap in
+                        var padded = 0
+                        for kd in 0..<g.kernel[0] {
+                            let d = origin.0 + kd * g.dilations[0]
+                            guard d >= -g.padBegin[0], d < g.input[0] + g.padEnd[0] else { continue }
+                            for kh in 0..<g.kernel[1] {
+                                let h = origin.1 + kh * g.dilations[1]
+                                guard h >= -g.padBegin[1], h < g.input[1] + g.padEnd[1] else { continue }
+                                for kw in 0..<g.kernel[2] {
+                                    let w = origin.2 + kw * g.dilations[2]
+                                    guard w >= -g.padBegin[2], w < g.input[2] + g.padEnd[2] else { continue }
+                                    padded += 1
+                                    if d >= 0, d < g.input[0], h >= 0, h < g.input[1], w >= 0, w < g.input[2] {
+                                        tap((d * g.input[1] + h) * g.input[2] + w, d, h, w)
+                                    }
+                                }
+                            }
+                        }
+                        return padded
+                    }
+                    output += 1
+                }
+            }
+        }
+    }
+
+    private func maxPool<T: ArithmeticScalar>(
+        _ x: Tensor, as type: T.Type, window g: WindowGeometry.Resolved, shape: [Int], columnMajor: Bool
+    ) throws -> (Tensor, Tensor) {
+        let planes = x.shape[0] * x.shape[1]
+        let inputSize = g.input.reduce(1, *)
+        let outputSize = g.output.reduce(1, *)
+        let lowest = T.isIntegral ? T(int64Value: Int64.min) : T(doubleValue: -.infinity)
+        let indices = try Tensor(zeros: .int64, shape: shape)
+        let values = try x.withUnsafeBuffer(as: T.self) { input in
+            try Tensor.build(T.self, shape: shape) { out in
+                let index = indices.storage.base.assumingMemoryBound(to: Int64.self)
+                for plane in 0..<planes {
+                    let base = plane * inputSize
+                    Pool.forEachWindow(g) { o, visit in
+                        var best = lowest
+                        var bestIndex = -1
+                        _ = visit { offset, d, h, w in
+                            let value = input[base + offset]
+                            if bestIndex < 0 || value > best {
+                                best = value
+                                bestIndex = columnMajor ? d + g.input[0] * (h + g.input[1] * w) : offset
+                            }
+                        }
+                        out[plane * outputSize + o] = best
+                        index[plane * outputSize + o] = Int64(base + max(bestIndex, 0))
+                    }
+                }
+            }
+        }
+        return (values, indices)
+    }
+
+    private func averagePool<T: FloatKernelScalar>(
+        _ x: Tensor, as type: T.Type, window g: WindowGeometry.Resolved, shape: [Int], includePad: Bool
+    ) throws -> Tensor {
+        let planes = x.shape[0] * x.shape[1]
+        let inputSize = g.input.reduce(1, *)
+        let outputSize = g.output.reduce(1, *)
+        return try x.withUnsafeBuffer(as: T.self) { input in
+            try Tensor.build(T.self, shape: shape) { out in
+                for plane in 0..<planes {
+                    let base = plane * inputSize
+                    Pool.forEachWindow(g) { o, visit in
+                        var sum = T.zero
+                        var valid = 0
+                        let padded = visit { offset, _, _, _ in
+                            sum += input[base + offset]
+                            valid += 1
+                        }
+                        let divisor = includePad ? padded : valid
+                        out[plane * outputSize + o] = divisor > 0 ? sum / T(divisor) : 0
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GlobalAveragePool` / `GlobalMaxPool`: one value per (n, c) over all spatial positions.
+struct GlobalPool: Operator {
+    let average: Bool
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let x = try inputs.required(0)
+        guard x.rank >= 2 else { throw OpError("global pooling needs an input of rank 2 or more, got \(x.shape)") }
+        let planes = x.shape[0] * x.shape[1]
+        let size = x.shape[2...].reduce(1, *)
+        let shape = Array(x.shape[..<2]) + Array(repeating: 1, count: x.rank - 2)
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            try x.withUnsafeBuffer(as: T.self) { input in
+                try Tensor.build(T.self, shape: shape) { out in
+                    for plane in 0..<planes {
+                        let values = input[plane * size..<(plane + 1) * size]
+                        if average {
+                            out[plane] = values.reduce(T.zero, +) / T(max(size, 1))
+                        } else {
+                            out[plane] = values.max() ?? T.zero
+                        }
+                    }
+                }
+            }
+        }
+        return [try withFloatType(x.dtype, average ? "GlobalAveragePool" : "GlobalMaxPool") { try run($0) }]
+    }
+}

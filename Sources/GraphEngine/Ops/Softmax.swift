@@ -1,0 +1,56 @@
+import ONNXModel
+import TensorCore
+
+// Softmax, with the pre-13 convention (flatten to 2-D at `axis`) and the 13+ one (a single axis).
+
+extension OpRegistry {
+    mutating func registerSoftmax() {
+        register("Softmax") { context in
+            Softmax(axis: try context.attribute("axis", default: context.opset < 13 ? 1 : -1), flattens: context.opset < 13)
+        }
+    }
+}
+
+/// `Softmax` along one axis, or (before opset 13) over all axes from `axis` on.
+struct Softmax: Operator {
+    let axis: Int
+    let flattens: Bool
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let x = try inputs.required(0)
+        if x.rank == 0 { return [try Tensor.build(Float.self, shape: []) { $0[0] = 1 }.converted(to: x.dtype)] }
+        let axis = try Shape.normalize(axis: self.axis, rank: x.rank)
+        let outer = x.shape[..<axis].reduce(1, *)
+        let extent = flattens ? x.shape[axis...].reduce(1, *) : x.shape[axis]
+        let inner = flattens ? 1 : x.shape[(axis + 1)...].reduce(1, *)
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            try x.withUnsafeBuffer(as: T.self) { input in
+                try Tensor.build(T.self, shape: x.shape) { out in
+                    softmax(input.baseAddress!, out.baseAddress!, outer: outer, extent: extent, inner: inner)
+                }
+            }
+        }
+        return [try withFloatType(x.dtype, "Softmax") { try run($0) }]
+    }
+}
+
+/// Softmax over the middle axis of an `[outer, extent, inner]` layout, max-subtracted for stability.
+func softmax<T: FloatKernelScalar>(
+    _ input: UnsafePointer<T>, _ output: UnsafeMutablePointer<T>, outer: Int, extent: Int, inner: Int
+) {
+    for o in 0..<outer {
+        for i in 0..<inner {
+            let base = o * extent * inner + i
+            var largest = -T.infinity
+            for k in 0..<extent { largest = max(largest, input[base + k * inner]) }
+            if largest == -T.infinity { largest = 0 }
+            var sum = T.zero
+            for k in 0..<extent {
+                let e = T.exp(input[base + k * inner] - largest)
+                output[base + k * inner] = e
+                sum += e
+            }
+            for k in 0..<extent { output[base + k * inner] /= sum }
+        }
+    }
+}
