@@ -1,0 +1,123 @@
+import ONNXModel
+import TensorCore
+
+/// What `shortcut-detect inspect` reports about a model: interface, ops, and the layers a
+/// GradCAM user would likely pick.
+public struct ModelInspection {
+    /// A module whose output is a sensible CAM target.
+    public struct LayerCandidate {
+        public enum Kind: String { case convolutional = "conv", tokens = "tokens", unknown = "?" }
+        /// The PyTorch module path, e.g. `layer4.1` or `encoder.layers.encoder_layer_11`.
+        public let modulePath: String
+        /// The ONNX tensor holding the module's output.
+        public let tensor: String
+        /// The tensor's shape at batch 1, when it could be computed.
+        public let shape: [Int]?
+        public let kind: Kind
+        /// Whether this is the layer we would pick first.
+        public let recommended: Bool
+    }
+
+    public let model: Model
+    /// Op types with how often each occurs, most frequent first.
+    public let opHistogram: [(opType: String, count: Int)]
+    /// Nodes whose op has no implementation.
+    public let unsupported: [(node: String, opType: String)]
+    /// Elements across all initializers.
+    public let parameterCount: Int
+    /// Block outputs, in execution order.
+    public let candidates: [LayerCandidate]
+    /// Shapes of all candidate tensors at batch 1, or why they could not be computed.
+    public let shapeNote: String?
+
+    public init(model: Model, registry: OpRegistry = .standard) {
+        self.model = model
+        let graph = model.graph
+        var counts: [String: Int] = [:]
+        for node in graph.nodes { counts[node.opType, default: 0] += 1 }
+        opHistogram = counts.map { ($0.key, $0.value) }.sorted { ($1.count, $0.opType) < ($0.count, $1.opType) }
+        unsupported = graph.nodes.filter { registry.builder(for: $0) == nil }.map { ($0.label, $0.opType) }
+        parameterCount = graph.initializers.values.reduce(0) { $0 + $1.count }
+
+        // The last node inside each module is where the module's output comes from.
+        var lastNode: [String: Int] = [:]
+        var order: [String] = []
+        for (index, node) in graph.nodes.enumerated() {
+            for path in ModuleScopes.paths(of: node) {
+                if lastNode[path] == nil { order.append(path) }
+                lastNode[path] = index
+            }
+        }
+        let blocks = order.filter { ModelInspection.isBlock($0, among: order) }.compactMap { path -> (Int, String, String)? in
+            guard let index = lastNode[path], let output = graph.nodes[index].outputs.first, !output.isEmpty else { return nil }
+            return (index, path, output)
+        }.sorted { $0.0 < $1.0 }.reduce(into: [(String, String)]()) { merged, entry in
+            // Nested modules that end at the same node share a tensor: list them once ("layer4 = layer4.1").
+            if let index = merged.firstIndex(where: { $0.1 == entry.2 }) {
+                merged[index].0 += " = " + entry.1
+            } else {
+                merged.append((entry.1, entry.2))
+            }
+        }
+
+        var shapes: [String: [Int]] = [:]
+        var note: String?
+        do {
+            shapes = try ModelInspection.shapesAtBatchOne(model, tensors: blocks.map(\.1), registry: registry)
+        } catch {
+            note = "shapes unavailable: \(error)"
+        }
+        let kinds = blocks.map { _, tensor -> LayerCandidate.Kind in
+            guard let shape = shapes[tensor] else { return .unknown }
+            if shape.count == 4, shape[2] * shape[3] > 1 { return .convolutional }
+            if shape.count == 3, shape[1] > 1 { return .tokens }
+            return .unknown
+        }
+        // Keep spatial and token outputs (or everything when shapes are unknown).
+        let kept = zip(blocks, kinds).filter { shapes.isEmpty || $0.1 != .unknown }
+        // Recommend the last spatial map for CNNs, the last block's first norm for transformers.
+        let lastConv = kept.lastIndex { $0.1 == .convolutional }
+        let lastNorm = kept.lastIndex { $0.1 == .tokens && ($0.0.0.hasSuffix(".norm1") || $0.0.0.hasSuffix(".ln_1")) }
+        let pick = kept.contains { $0.1 == .tokens } ? lastNorm ?? kept.lastIndex { $0.1 == .tokens } : lastConv
+        candidates = kept.enumerated().map { index, entry in
+            LayerCandidate(
+                modulePath: entry.0.0, tensor: entry.0.1, shape: shapes[entry.0.1], kind: entry.1, recommended: index == pick)
+        }
+        shapeNote = note
+    }
+
+    /// A module is a block when it is a numbered child of a container (`layer4.1`, `features.30`,
+    /// `blocks.11`), a numbered container with numbered siblings (`layer4`, `encoder_layer_3`,
+    /// `denseblock2`), or a transformer block's first norm (`norm1`, `ln_1`).
+    static func isBlock(_ path: String, among all: [String]) -> Bool {
+        let segments = path.split(separator: ".")
+        guard let leaf = segments.last else { return false }
+        if leaf == "norm1" || leaf == "ln_1" || leaf.allSatisfy(\.isNumber) { return true }
+        guard leaf.last?.isNumber == true, all.contains(where: { $0.hasPrefix(path + ".") }) else { return false }
+        let parent = segments.dropLast()
+        let stem = leaf.prefix { !$0.isNumber }
+        return all.contains { other in
+            let otherSegments = other.split(separator: ".")
+            guard other != path, otherSegments.dropLast() == parent, let otherLeaf = otherSegments.last else { return false }
+            return otherLeaf.prefix { !$0.isNumber } == stem && otherLeaf.last?.isNumber == true
+        }
+    }
+
+    /// Runs the model once on zeros at batch 1 and returns the shapes of `tensors`.
+    static func shapesAtBatchOne(_ model: Model, tensors: [String], registry: OpRegistry) throws -> [String: [Int]] {
+        let executor = try Executor(model: model, registry: registry)
+        var feeds: [String: Tensor] = [:]
+        for input in executor.inputs {
+            guard let dims = input.shape, let dtype = input.elementType else {
+                throw OpError("input '\(input.name)' has no declared type and shape")
+            }
+            let shape = try dims.enumerated().map { axis, dim -> Int in
+                if case .fixed(let size) = dim { return size }
+                if axis == 0 { return 1 }
+                throw OpError("input '\(input.name)' has a free extent on axis \(axis)")
+            }
+            feeds[input.name] = try Tensor(zeros: dtype, shape: shape)
+        }
+        return try executor.run(feeds, fetch: tensors).mapValues(\.shape)
+    }
+}

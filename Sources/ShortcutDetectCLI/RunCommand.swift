@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import ShortcutDetect
+
+/// `shortcut-detect run`: one forward pass from `.npy` to `.npy`, with optional taps.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a model forward on a NumPy input and save its output.",
+        discussion: """
+            The input may hold any batch size the model allows. Intermediate tensors can be saved too:
+            `shortcut-detect inspect MODEL --all-tensors` lists their names.
+            """)
+
+    @Argument(help: "The .onnx model file.")
+    var model: String
+
+    @Option(help: ArgumentHelp("The input as a float32 .npy file; NAME=PATH for a model with several inputs.", valueName: "PATH"))
+    var input: [String]
+
+    @Option(help: ArgumentHelp("Where to write the model's first output (.npy).", valueName: "PATH"))
+    var output: String
+
+    @Option(help: ArgumentHelp("Also save the intermediate tensor NAME to PATH (repeatable).", valueName: "NAME=PATH"))
+    var tap: [String] = []
+
+    func run() throws {
+        let executor = try Executor(model: Model(contentsOf: URL(fileURLWithPath: model)))
+        var feeds: [String: Tensor] = [:]
+        for spec in input {
+            let (name, path) = try split(spec, default: executor.inputs.first?.name, option: "--input")
+            feeds[name] = try Tensor(npyAt: URL(fileURLWithPath: path))
+        }
+        let taps = try tap.map { try split($0, default: nil, option: "--tap") }
+        guard let outputName = executor.outputs.first?.name else { throw ValidationError("the model declares no outputs") }
+        let results = try executor.run(feeds, fetch: [outputName] + taps.map(\.0))
+        for (name, path) in [(outputName, output)] + taps {
+            guard let tensor = results[name] else { continue }
+            try tensor.writeNPY(to: URL(fileURLWithPath: path))
+        }
+    }
+
+    /// Splits `NAME=PATH`; a bare `PATH` takes the default name when there is one.
+    private func split(_ spec: String, default name: String?, option: String) throws -> (String, String) {
+        if let equals = spec.lastIndex(of: "="), !FileManager.default.fileExists(atPath: spec) {
+            return (String(spec[..<equals]), String(spec[spec.index(after: equals)...]))
+        }
+        guard let name else { throw ValidationError("\(option) expects NAME=PATH, got '\(spec)'") }
+        return (name, spec)
+    }
+}

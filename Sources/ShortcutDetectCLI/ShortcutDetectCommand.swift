@@ -1,0 +1,10 @@
+import ArgumentParser
+
+/// The `shortcut-detect` command line: inspect and run exported ONNX image classifiers.
+@main
+struct ShortcutDetectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shortcut-detect",
+        abstract: "See where an exported ONNX image classifier looks, without Python.",
+        subcommands: [InspectCommand.self, RunCommand.self])
+}
