@@ -1,0 +1,67 @@
+import Foundation
+import TensorCore
+
+/// Locations of the committed fixtures, found relative to this source file so tests run from any directory.
+public enum Fixtures {
+    /// The repository's `Fixtures/` folder.
+    public static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+
+    /// A file under `Fixtures/`.
+    public static func url(_ relativePath: String) -> URL { root.appendingPathComponent(relativePath) }
+
+    /// A fresh temporary directory, for tests that write files.
+    public static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("shortcut-detect-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+/// How far one tensor is from another, element by element.
+public struct TensorComparison: CustomStringConvertible {
+    public let maxAbsoluteDifference: Double
+    /// The largest `|expected|`, the scale the difference is judged against.
+    public let maxExpectedMagnitude: Double
+    /// `maxAbsoluteDifference / max(maxExpectedMagnitude, 1e-12)`.
+    public var relativeToLargest: Double { maxAbsoluteDifference / max(maxExpectedMagnitude, 1e-12) }
+    /// Whether shape and element type agree.
+    public let sameShape: Bool
+    /// Elements that differ by more than `absolute + relative * |expected|` (NaN where not matched by NaN counts too).
+    public let mismatches: Int
+
+    public var description: String {
+        "max |diff| \(maxAbsoluteDifference), max |expected| \(maxExpectedMagnitude), mismatches \(mismatches), same shape \(sameShape)"
+    }
+
+    /// Compares element-wise, counting values outside `absolute + relative * |expected|` (numpy.isclose).
+    public init(_ actual: Tensor, _ expected: Tensor, absolute: Double = 0, relative: Double = 0) throws {
+        sameShape = actual.shape == expected.shape && actual.dtype == expected.dtype
+        guard sameShape else {
+            maxAbsoluteDifference = .infinity
+            maxExpectedMagnitude = 0
+            mismatches = max(actual.count, expected.count)
+            return
+        }
+        let a = try actual.doubles()
+        let e = try expected.doubles()
+        var worst = 0.0
+        var largest = 0.0
+        var bad = 0
+        for i in 0..<a.count {
+            if a[i].isNaN || e[i].isNaN {
+                if a[i].isNaN != e[i].isNaN { bad += 1 }
+                continue
+            }
+            if a[i] == e[i] { largest = max(largest, abs(e[i])); continue }  // equal infinities too
+            let difference = abs(a[i] - e[i])
+            worst = max(worst, difference)
+            largest = max(largest, abs(e[i]))
+            if !(difference <= absolute + relative * abs(e[i])) { bad += 1 }
+        }
+        maxAbsoluteDifference = worst
+        maxExpectedMagnitude = largest
+        mismatches = bad
+    }
+}
