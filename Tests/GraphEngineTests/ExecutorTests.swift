@@ -1,0 +1,190 @@
+import Foundation
+import GraphEngine
+import ONNXModel
+import TensorCore
+import TestSupport
+import Testing
+
+/// A model from nodes written in Swift: the tiny graph builder the executor tests use.
+func makeModel(
+    _ nodes: [Node], inputs: [ValueInfo], outputs: [String], initializers: [String: Tensor] = [:], opset: Int = 17
+) -> Model {
+    Model(
+        opsets: ["": opset],
+        graph: Graph(
+            nodes: nodes, initializers: initializers, inputs: inputs, outputs: outputs.map { ValueInfo(name: $0) }))
+}
+
+func errorText(_ body: () throws -> Any) -> String {
+    do {
+        _ = try body()
+        return "no error"
+    } catch {
+        return "\(error)"
+    }
+}
+
+@Suite struct ExecutorValidationTests {
+    let x = ValueInfo(name: "x", shape: [.symbolic("batch"), .fixed(3)])
+
+    @Test func listsEveryUnsupportedOperatorAtOnce() {
+        let model = makeModel(
+            [
+                Node(name: "up", opType: "Resize", inputs: ["x"], outputs: ["a"]),
+                Node(name: "act", opType: "Relu", inputs: ["a"], outputs: ["b"]),
+                Node(name: "custom", opType: "FusedGelu", domain: "com.microsoft", inputs: ["b"], outputs: ["c"]),
+                Node(name: "up2", opType: "Resize", inputs: ["c"], outputs: ["d"]),
+            ], inputs: [x], outputs: ["d"])
+        let text = errorText { try Executor(model: model) }
+        #expect(text.contains("3 node(s) with unsupported operators (FusedGelu, Resize)"))
+        #expect(text.contains("node 'up' (Resize)") && text.contains("node 'up2' (Resize)"))
+        #expect(text.contains("node 'custom' (com.microsoft.FusedGelu)"))
+    }
+
+    @Test func rejectsUndefinedInputsDuplicatesAndCycles() {
+        let missing = makeModel([Node(name: "fc", opType: "MatMul", inputs: ["x", "fc.weight"], outputs: ["y"])], inputs: [x], outputs: ["y"])
+        #expect(errorText { try Executor(model: missing) }.contains("node 'fc' (MatMul) reads 'fc.weight'"))
+
+        let duplicate = makeModel(
+            [Node(opType: "Relu", inputs: ["x"], outputs: ["y"]), Node(name: "again", opType: "Neg", inputs: ["x"], outputs: ["y"])],
+            inputs: [x], outputs: ["y"])
+        #expect(errorText { try Executor(model: duplicate) }.contains("'y' is defined more than once"))
+
+        let cycle = makeModel(
+            [
+                Node(name: "a", opType: "Add", inputs: ["x", "c"], outputs: ["b"]),
+                Node(name: "b", opType: "Relu", inputs: ["b"], outputs: ["c"]),
+            ], inputs: [x], outputs: ["c"])
+        #expect(errorText { try Executor(model: cycle) }.contains("cycle through: node 'a' (Add), node 'b' (Relu)"))
+
+        let noOutput = makeModel([Node(opType: "Relu", inputs: ["x"], outputs: ["y"])], inputs: [x], outputs: ["z"])
+        #expect(errorText { try Executor(model: noOutput) }.contains("graph output 'z' is never computed"))
+    }
+
+    @Test func rejectsBadAttributesAtLoadNamingTheNode() {
+        let model = makeModel(
+            [Node(name: "/conv", opType: "Conv", inputs: ["x", "x"], outputs: ["y"], attributes: ["auto_pad": .string("SAME")])],
+            inputs: [x], outputs: ["y"])
+        let text = errorText { try Executor(model: model) }
+        #expect(text.contains("node '/conv' (Conv), attribute 'auto_pad'"))
+    }
+}
+
+@Suite struct ExecutorRunTests {
+    /// y = relu(x @ w + b), with the pre-activation exposed as "h".
+    func linearModel() throws -> Executor {
+        let w = try Tensor(shape: [3, 2], scalars: [Float(1), -1, 2, 0, 0, 1])
+        let b = try Tensor(shape: [2], scalars: [Float(0.5), -0.5])
+        return try Executor(
+            model: makeModel(
+                [
+                    Node(name: "mm", opType: "MatMul", inputs: ["x", "w"], outputs: ["m"]),
+                    Node(name: "bias", opType: "Add", inputs: ["m", "b"], outputs: ["h"]),
+                    Node(name: "act", opType: "Relu", inputs: ["h"], outputs: ["y"]),
+                ],
+                inputs: [ValueInfo(name: "x", shape: [.symbolic("batch"), .fixed(3)])], outputs: ["y"],
+                initializers: ["w": w, "b": b]))
+    }
+
+    @Test func runsAnyBatchAndTapsIntermediates() throws {
+        let executor = try linearModel()
+        for batch in [1, 3] {
+            let x = try Tensor(shape: [batch, 3], scalars: (0..<batch * 3).map { Float($0) - 2 })
+            let result = try executor.run(["x": x], fetch: ["y", "h"])
+            let h = try #require(result["h"]).scalars(as: Float.self)
+            let y = try #require(result["y"]).scalars(as: Float.self)
+            #expect(h.count == batch * 2)
+            #expect(y == h.map { max($0, 0) })
+            // Row 0 of x is [-2, -1, 0]: h = [-2 - 2 + 0.5, 2 + 0 - 0.5].
+            #expect(Array(h.prefix(2)) == [-3.5, 1.5])
+        }
+    }
+
+    @Test func wrongInputsAreExplained() throws {
+        let executor = try linearModel()
+        let good = try Tensor(zeros: .float32, shape: [2, 3])
+        #expect(errorText { try executor.run(["x": try Tensor(zeros: .float32, shape: [2, 3, 1])]) }.contains("expects rank 2 [batch, 3], got shape [2, 3, 1]"))
+        #expect(errorText { try executor.run(["x": try Tensor(zeros: .float32, shape: [2, 4])]) }.contains("axis 1 must be 3"))
+        #expect(errorText { try executor.run(["x": try Tensor(zeros: .float64, shape: [2, 3])]) }.contains("expects float32 elements, got float64"))
+        #expect(errorText { try executor.run([:]) }.contains("no tensor was given for the model input 'x'"))
+        #expect(errorText { try executor.run(["x": good, "extra": good]) }.contains("'extra' is not an input"))
+    }
+
+    @Test func unknownTapNamesSuggestNeighbours() throws {
+        let executor = try linearModel()
+        let text = errorText { try executor.run(["x": try Tensor(zeros: .float32, shape: [1, 3])], fetch: ["hh"]) }
+        #expect(text.contains("no tensor named 'hh'"))
+        #expect(text.contains("did you mean 'h'"))
+    }
+
+    @Test func runtimeFailuresNameTheNode() throws {
+        let executor = try Executor(
+            model: makeModel(
+                [Node(name: "/reshape", opType: "Reshape", inputs: ["x", "s"], outputs: ["y"])],
+                inputs: [ValueInfo(name: "x", shape: [.symbolic("n")])], outputs: ["y"],
+                initializers: ["s": try Tensor(shape: [1], scalars: [Int64(5)])]))
+        let text = errorText { try executor.run(["x": try Tensor(zeros: .float32, shape: [4])]) }
+        #expect(text.contains("node '/reshape' (Reshape) failed: cannot reshape [4] (4 elements) to [5]"))
+    }
+
+    @Test func onlyTheNodesATapNeedsRun() throws {
+        // "bad" would fail if run; fetching "h" must not touch it.
+        let executor = try Executor(
+            model: makeModel(
+                [
+                    Node(name: "act", opType: "Relu", inputs: ["x"], outputs: ["h"]),
+                    Node(name: "bad", opType: "Reshape", inputs: ["h", "s"], outputs: ["y"]),
+                ],
+                inputs: [ValueInfo(name: "x", shape: [.fixed(4)])], outputs: ["y"],
+                initializers: ["s": try Tensor(shape: [1], scalars: [Int64(5)])]))
+        let result = try executor.run(["x": try Tensor(zeros: .float32, shape: [4])], fetch: ["h"])
+        #expect(result["h"]?.shape == [4])
+    }
+}
+
+/// Intermediates are freed as soon as no later node reads them.
+@Suite struct ExecutorMemoryTests {
+    final class Probe: @unchecked Sendable {
+        weak var early: TensorStorage?
+        var earlyAliveAtEnd: Bool?
+    }
+
+    struct Emit: Operator {
+        let probe: Probe
+        func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+            let x = try inputs.required(0)
+            let copy = try Tensor(shape: x.shape, scalars: x.scalars(as: Float.self))
+            probe.early = copy.storage
+            return [copy]
+        }
+    }
+
+    struct Check: Operator {
+        let probe: Probe
+        func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+            probe.earlyAliveAtEnd = probe.early != nil
+            return [try inputs.required(0)]
+        }
+    }
+
+    @Test func intermediatesAreReleasedAfterTheirLastUse() throws {
+        let probe = Probe()
+        var registry = OpRegistry.standard
+        registry.register("Emit") { _ in Emit(probe: probe) }
+        registry.register("Check") { _ in Check(probe: probe) }
+        let model = makeModel(
+            [
+                Node(opType: "Emit", inputs: ["x"], outputs: ["a"]),
+                Node(opType: "Relu", inputs: ["a"], outputs: ["b"]),
+                Node(opType: "Neg", inputs: ["b"], outputs: ["c"]),
+                Node(opType: "Check", inputs: ["c"], outputs: ["d"]),
+            ], inputs: [ValueInfo(name: "x", shape: [.fixed(2)])], outputs: ["d"])
+        let executor = try Executor(model: model, registry: registry)
+        let x = try Tensor(shape: [2], scalars: [Float(1), -1])
+        _ = try executor.run(["x": x])
+        #expect(probe.earlyAliveAtEnd == false)
+        // Tapping "a" keeps it alive to the end.
+        _ = try executor.run(["x": x], fetch: ["d", "a"])
+        #expect(probe.earlyAliveAtEnd == true)
+    }
+}
