@@ -34,6 +34,6 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport"]),
         .testTarget(name: "ONNXModelTests", dependencies: ["ONNXModel", "TestSupport"]),
         .testTarget(name: "GraphEngineTests", dependencies: ["GraphEngine", "ONNXModel", "TestSupport"]),
-        .testTarget(name: "ShortcutDetectCLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "ShortcutDetectCLITests", dependencies: ["ShortcutDetectCLI", "TestSupport"]),
     ]
 )

@@ -48,40 +48,65 @@ public struct ModelInspection {
                 lastNode[path] = index
             }
         }
-        let blocks = order.filter { ModelInspection.isBlock($0, among: order) }.compactMap { path -> (Int, String, String)? in
-            guard let index = lastNode[path], let output = graph.nodes[index].outputs.first, !output.isEmpty else { return nil }
-            return (index, path, output)
-        }.sorted { $0.0 < $1.0 }.reduce(into: [(String, String)]()) { merged, entry in
+        // Blocks, outermost only (a block's own numbered children are its internals), plus the
+        // first norm of transformer blocks, which is where pytorch-grad-cam users point for ViTs.
+        let blockPaths = order.filter { path in
+            guard ModelInspection.isBlock(path, among: order) else { return false }
+            if path.hasSuffix(".norm1") || path.hasSuffix(".ln_1") { return true }
+            return !order.contains { $0 != path && path.hasPrefix($0 + ".") && ModelInspection.isBlock($0, among: order) && !$0.hasSuffix("norm1") && !$0.hasSuffix("ln_1") }
+        }
+        var blocks: [(path: String, tensor: String, node: Int)] = []
+        for path in blockPaths.sorted(by: { (lastNode[$0] ?? 0) < (lastNode[$1] ?? 0) }) {
+            guard let index = lastNode[path], let output = graph.nodes[index].outputs.first, !output.isEmpty else { continue }
             // Nested modules that end at the same node share a tensor: list them once ("layer4 = layer4.1").
-            if let index = merged.firstIndex(where: { $0.1 == entry.2 }) {
-                merged[index].0 += " = " + entry.1
+            if let existing = blocks.firstIndex(where: { $0.tensor == output }) {
+                blocks[existing].path += " = " + path
             } else {
-                merged.append((entry.1, entry.2))
+                blocks.append((path, output, index))
             }
         }
 
         var shapes: [String: [Int]] = [:]
         var note: String?
         do {
-            shapes = try ModelInspection.shapesAtBatchOne(model, tensors: blocks.map(\.1), registry: registry)
+            let everything = graph.nodes.flatMap(\.outputs).filter { !$0.isEmpty }
+            shapes = try ModelInspection.shapesAtBatchOne(model, tensors: everything, registry: registry)
         } catch {
             note = "shapes unavailable: \(error)"
         }
-        let kinds = blocks.map { _, tensor -> LayerCandidate.Kind in
+        func kind(_ tensor: String) -> LayerCandidate.Kind {
             guard let shape = shapes[tensor] else { return .unknown }
             if shape.count == 4, shape[2] * shape[3] > 1 { return .convolutional }
             if shape.count == 3, shape[1] > 1 { return .tokens }
             return .unknown
         }
-        // Keep spatial and token outputs (or everything when shapes are unknown).
-        let kept = zip(blocks, kinds).filter { shapes.isEmpty || $0.1 != .unknown }
-        // Recommend the last spatial map for CNNs, the last block's first norm for transformers.
-        let lastConv = kept.lastIndex { $0.1 == .convolutional }
-        let lastNorm = kept.lastIndex { $0.1 == .tokens && ($0.0.0.hasSuffix(".norm1") || $0.0.0.hasSuffix(".ln_1")) }
-        let pick = kept.contains { $0.1 == .tokens } ? lastNorm ?? kept.lastIndex { $0.1 == .tokens } : lastConv
-        candidates = kept.enumerated().map { index, entry in
+        // In a CNN, the last spatial map before pooling is the classic GradCAM layer.
+        let hasTokens = blocks.contains { kind($0.tensor) == .tokens }
+        let pools: Set<String> = ["MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean"]
+        let finalMap = hasTokens ? nil : graph.nodes.indices.last { index in
+            !pools.contains(graph.nodes[index].opType) && graph.nodes[index].outputs.first.map { kind($0) == .convolutional } == true
+        }
+        if let finalMap, let tensor = graph.nodes[finalMap].outputs.first, !blocks.contains(where: { $0.tensor == tensor }) {
+            let path = ModuleScopes.paths(of: graph.nodes[finalMap]).last ?? "final feature map"
+            blocks.append((path, tensor, finalMap))
+        }
+        // Keep spatial and token outputs (everything when shapes are unknown); a norm1 counts only on tokens.
+        let kept = blocks.filter { block in
+            guard !shapes.isEmpty else { return true }
+            let k = kind(block.tensor)
+            let isNorm = block.path.hasSuffix(".norm1") || block.path.hasSuffix(".ln_1")
+            return isNorm ? k == .tokens : k != .unknown
+        }
+        // Recommend the final spatial map for CNNs, the last block's first norm for transformers.
+        let tokens = kept.filter { kind($0.tensor) == .tokens }
+        let pick =
+            tokens.isEmpty
+            ? kept.last { kind($0.tensor) == .convolutional }?.tensor
+            : (tokens.last { $0.path.hasSuffix(".norm1") || $0.path.hasSuffix(".ln_1") } ?? tokens.last)?.tensor
+        candidates = kept.map { block in
             LayerCandidate(
-                modulePath: entry.0.0, tensor: entry.0.1, shape: shapes[entry.0.1], kind: entry.1, recommended: index == pick)
+                modulePath: block.path, tensor: block.tensor, shape: shapes[block.tensor], kind: kind(block.tensor),
+                recommended: block.tensor == pick)
         }
         shapeNote = note
     }

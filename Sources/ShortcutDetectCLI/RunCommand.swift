@@ -37,6 +37,16 @@ struct RunCommand: ParsableCommand {
         for (name, path) in [(outputName, output)] + taps {
             guard let tensor = results[name] else { continue }
             try tensor.writeNPY(to: URL(fileURLWithPath: path))
+            print("wrote \(name) \(tensor.dtype)\(tensor.shape) to \(path)")
+        }
+        if let logits = results[outputName], logits.rank == 2, logits.dtype == .float32 {
+            let values = try logits.scalars(as: Float.self)
+            let classes = logits.shape[1]
+            let top = (0..<logits.shape[0]).map { row -> String in
+                let slice = values[row * classes..<(row + 1) * classes]
+                return String(slice.indices.max { slice[$0] < slice[$1] }.map { $0 - row * classes } ?? 0)
+            }
+            print("argmax per sample: \(top.joined(separator: ", "))")
         }
     }
 

@@ -1,0 +1,104 @@
+import Foundation
+import TensorCore
+import TestSupport
+import Testing
+
+/// End-to-end tests of the built `shortcut-detect` binary: what it prints, writes and refuses.
+@Suite struct CLITests {
+    struct Outcome {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    /// Runs the binary built beside this test bundle.
+    func cli(_ arguments: [String]) throws -> Outcome {
+        let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let binary = folder.appendingPathComponent("shortcut-detect")
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Outcome(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    let model = Fixtures.url("models/resnet_basic_ts17.onnx").path
+    let input = Fixtures.url("models/resnet_basic_ts17/input.npy").path
+
+    @Test func inspectDescribesTheModel() throws {
+        let result = try cli(["inspect", model])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("opset ai.onnx 17"))
+        #expect(result.stdout.contains("input: float32 [batch, 3, 64, 64]"))
+        #expect(result.stdout.contains("logits: float32 [batch, 10]"))
+        #expect(result.stdout.contains("Conv 12"))
+        #expect(result.stdout.contains("unsupported ops: none"))
+        #expect(result.stdout.contains("layer4 = layer4.0 -> /layer4/layer4.0/relu_1/Relu_output_0 [1, 32, 2, 2] [conv]  <- suggested"))
+    }
+
+    @Test func inspectFindsTransformerBlocks() throws {
+        let result = try cli(["inspect", Fixtures.url("models/deit_dyn18.onnx").path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("blocks.1.norm1 -> "))
+        #expect(result.stdout.contains("[tokens]  <- suggested"))
+    }
+
+    @Test func inspectListsUnsupportedOpsWithoutFailing() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let url = folder.appendingPathComponent("resize.onnx")
+        try ONNXBuilder(
+            nodes: [.init("Resize", ["x"], ["y"], name: "/up/Resize"), .init("Relu", ["y"], ["z"])],
+            inputs: [.init("x", dims: [1, 3])], outputs: [.init("z", dims: [1, 3])]
+        ).write(to: url)
+        let result = try cli(["inspect", url.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("unsupported ops (1 nodes):\n  node '/up/Resize' (Resize)"))
+    }
+
+    @Test func runWritesOutputsAndTapsThatMatchOnnxRuntime() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let output = folder.appendingPathComponent("logits.npy")
+        let tapName = "/layer3/layer3.0/relu_1/Relu_output_0"
+        let tap = folder.appendingPathComponent("layer3.npy")
+        let result = try cli(["run", model, "--input", input, "--output", output.path, "--tap", "\(tapName)=\(tap.path)"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("argmax per sample: "))
+        // Same tolerance and reason as the fixture golden tests.
+        let logits = try TensorComparison(
+            Tensor(npyAt: output), Tensor(npyAt: Fixtures.url("models/resnet_basic_ts17/logits.npy")))
+        #expect(logits.sameShape && logits.relativeToLargest <= 1e-5, "\(logits)")
+        let layer3 = try TensorComparison(
+            Tensor(npyAt: tap),
+            Tensor(npyAt: Fixtures.url("models/resnet_basic_ts17/_layer3_layer3.0_relu_1_Relu_output_0.npy")))
+        #expect(layer3.sameShape && layer3.relativeToLargest <= 1e-5, "\(layer3)")
+    }
+
+    @Test func badInvocationsExplainThemselves() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let output = folder.appendingPathComponent("out.npy").path
+        let missing = try cli(["run", "/nonexistent.onnx", "--input", input, "--output", output])
+        #expect(missing.status != 0 && missing.stderr.contains("cannot read /nonexistent.onnx"))
+
+        let wrongShape = folder.appendingPathComponent("wrong.npy")
+        try Tensor(zeros: .float32, shape: [1, 3, 32, 32]).writeNPY(to: wrongShape)
+        let shape = try cli(["run", model, "--input", wrongShape.path, "--output", output])
+        #expect(shape.status != 0 && shape.stderr.contains("input 'input': expects shape [batch, 3, 64, 64], got [1, 3, 32, 32]"))
+
+        let tap = try cli(["run", model, "--input", input, "--output", output, "--tap", "layer9=\(output)"])
+        #expect(tap.status != 0 && tap.stderr.contains("no tensor named 'layer9'"))
+
+        let notNumpy = folder.appendingPathComponent("input.npy")
+        try Data("not numpy".utf8).write(to: notNumpy)
+        let npy = try cli(["run", model, "--input", notNumpy.path, "--output", output])
+        #expect(npy.status != 0 && npy.stderr.contains("not a NumPy .npy file"))
+    }
+}
