@@ -42,7 +42,7 @@ import Testing
         #expect(result.stdout.contains("logits: float32 [batch, 10]"))
         #expect(result.stdout.contains("Conv 12"))
         #expect(result.stdout.contains("unsupported ops: none"))
-        #expect(result.stdout.contains("layer4 = layer4.0 -> /layer4/layer4.0/relu_1/Relu_output_0 [1, 32, 2, 2] [conv]  <- suggested"))
+        #expect(result.stdout.contains("layer4 -> /layer4/layer4.0/relu_1/Relu_output_0 [1, 32, 2, 2] [conv]  <- suggested"))
     }
 
     @Test func inspectFindsTransformerBlocks() throws {
