@@ -67,7 +67,7 @@ public struct OpContext: Sendable {
 public struct OpRegistry: Sendable {
     public typealias Builder = @Sendable (OpContext) throws -> any Operator
 
-    private var builders: [String: Builder] = [:]
+    private(set) var builders: [String: Builder] = [:]
 
     public init() {}
 
@@ -96,6 +96,7 @@ public struct OpRegistry: Sendable {
         registry.registerSoftmax()
         registry.registerReductions()
         registry.registerAttention()
+        registry.widenForHalfPrecision(widenedForHalfPrecision)
         return registry
     }()
 }

@@ -22,7 +22,10 @@ extension ArithmeticScalar where Self: BinaryFloatingPoint {
     static func divide(_ a: Self, _ b: Self) -> Self { a / b }
     static func negate(_ a: Self) -> Self { -a }
     static func remainder(_ a: Self, _ b: Self, fmod: Bool) -> Self {
-        a.truncatingRemainder(dividingBy: b)
+        let r = a.truncatingRemainder(dividingBy: b)
+        // fmod = 0 on floats: the result takes the divisor's sign, as Python's % does.
+        if !fmod && r != 0 && (r < 0) != (b < 0) { return r + b }
+        return r
     }
 }
 

@@ -37,6 +37,9 @@ extension OpRegistry {
         register("Dropout") { inputs in
             // Inference: the data passes through and the optional mask keeps every element.
             let x = try inputs.required(0)
+            if let training = inputs[2], try training.converted(to: .bool).scalars(as: Bool.self).first == true {
+                throw OpError("Dropout with training_mode = true drops random elements; export the model in eval mode")
+            }
             return [x, try Tensor.build(Bool.self, shape: x.shape) { $0.update(repeating: true) }]
         }
     }
