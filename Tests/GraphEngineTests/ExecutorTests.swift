@@ -15,15 +15,6 @@ func makeModel(
             nodes: nodes, initializers: initializers, inputs: inputs, outputs: outputs.map { ValueInfo(name: $0) }))
 }
 
-func errorText(_ body: () throws -> Any) -> String {
-    do {
-        _ = try body()
-        return "no error"
-    } catch {
-        return "\(error)"
-    }
-}
-
 @Suite struct ExecutorValidationTests {
     let x = ValueInfo(name: "x", shape: [.symbolic("batch"), .fixed(3)])
 

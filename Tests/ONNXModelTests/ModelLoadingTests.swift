@@ -80,28 +80,19 @@ import Testing
         return try Model(contentsOf: url)
     }
 
-    func message(_ body: () throws -> Any) -> String {
-        do {
-            _ = try body()
-            return "no error"
-        } catch {
-            return "\(error)"
-        }
-    }
-
     @Test func notAnONNXFile() throws {
-        #expect(message { try load(Data("name,group\na.png,1\n".utf8)) }.contains("not a readable ONNX model"))
+        #expect(errorText { try load(Data("name,group\na.png,1\n".utf8)) }.contains("not a readable ONNX model"))
         let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]
-        #expect(message { try load(Data(png)) }.contains("ONNX"))
-        #expect(message { try load(Data()) }.contains("empty"))
-        #expect(message { try Model(contentsOf: URL(fileURLWithPath: "/nonexistent/model.onnx")) }.contains("cannot read"))
+        #expect(errorText { try load(Data(png)) }.contains("ONNX"))
+        #expect(errorText { try load(Data()) }.contains("empty"))
+        #expect(errorText { try Model(contentsOf: URL(fileURLWithPath: "/nonexistent/model.onnx")) }.contains("cannot read"))
     }
 
     @Test func everyTruncationIsAnError() throws {
         let bytes = try Data(contentsOf: Fixtures.url("models/resnet_basic_ts17.onnx"))
         let cuts = stride(from: 1, to: bytes.count, by: max(1, bytes.count / 97)).map { $0 } + [bytes.count - 1]
         for cut in cuts {
-            #expect(message { try load(bytes.prefix(cut)) } != "no error", "cut at \(cut) of \(bytes.count) bytes")
+            #expect(errorText { try load(bytes.prefix(cut)) } != "no error", "cut at \(cut) of \(bytes.count) bytes")
         }
     }
 
@@ -112,15 +103,15 @@ import Testing
                 inputs: [.init("a", dims: [2])], outputs: [.init("c", dims: [2])]
             ).serialized()
         }
-        let huge = message { try load(model(.init("w", dims: [1 << 40, 1 << 40], data: .raw([0, 0, 0, 0])))) }
+        let huge = errorText { try load(model(.init("w", dims: [1 << 40, 1 << 40], data: .raw([0, 0, 0, 0])))) }
         #expect(huge.contains("too large"))
-        let mismatch = message { try load(model(.init("w", dims: [1 << 30], data: .raw([0, 0, 0, 0])))) }
+        let mismatch = errorText { try load(model(.init("w", dims: [1 << 30], data: .raw([0, 0, 0, 0])))) }
         #expect(mismatch.contains("needs 4294967296 bytes but raw_data holds 4"))
-        let negative = message { try load(model(.init("w", dims: [-3], data: .raw([])))) }
+        let negative = errorText { try load(model(.init("w", dims: [-3], data: .raw([])))) }
         #expect(negative.contains("negative"))
-        let typed = message { try load(model(.init("w", dims: [3], data: .floats([1, 2])))) }
+        let typed = errorText { try load(model(.init("w", dims: [3], data: .floats([1, 2])))) }
         #expect(typed.contains("float_data holds 2 values"))
-        let bfloat = message { try load(model(.init("w", dataType: 16, dims: [1], data: .raw([0, 0])))) }
+        let bfloat = errorText { try load(model(.init("w", dataType: 16, dims: [1], data: .raw([0, 0])))) }
         #expect(bfloat.contains("BFLOAT16"))
     }
 
@@ -139,7 +130,7 @@ import Testing
                 initializers: [.init("w", dims: [2], data: .external(entries))],
                 inputs: [.init("a", dims: [2])], outputs: [.init("c", dims: [2])])
             let url = inside.appendingPathComponent("model.onnx")
-            return message {
+            return errorText {
                 try builder.write(to: url)
                 return try Model(contentsOf: url)
             }
@@ -157,6 +148,6 @@ import Testing
             initializers: [.init("w", dims: [2], data: .external([("location", "weights.bin")]))],
             inputs: [.init("a", dims: [2])], outputs: [.init("c", dims: [2])]
         ).serialized()
-        #expect(message { try Model(serializedData: bytes) }.contains("not loaded from a file"))
+        #expect(errorText { try Model(serializedData: bytes) }.contains("not loaded from a file"))
     }
 }

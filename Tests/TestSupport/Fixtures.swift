@@ -65,3 +65,13 @@ public struct TensorComparison: CustomStringConvertible {
         mismatches = bad
     }
 }
+
+/// The description of the error `body` throws, or "no error": lets tests assert on the message a user sees.
+public func errorText(_ body: () throws -> Any) -> String {
+    do {
+        _ = try body()
+        return "no error"
+    } catch {
+        return "\(error)"
+    }
+}

@@ -137,8 +137,13 @@ struct Attention: Operator {
         let scaledQ = try mapElements(q, as: Float.self) { $0 * rootScale }
         let scaledK = try mapElements(k, as: Float.self) { $0 * rootScale }
         let groups = headsQ / headsKV
-        var scores = [Float](repeating: 0, count: queries * keys)
-        var bias = [Float](repeating: 0, count: queries * keys)
+        let area = queries * keys
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(area, 1))
+        let bias = UnsafeMutablePointer<Float>.allocate(capacity: max(area, 1))
+        defer {
+            scores.deallocate()
+            bias.deallocate()
+        }
 
         try withExtendedLifetime((scaledQ, scaledK, v, mask)) {
             let pq = scaledQ.storage.base.assumingMemoryBound(to: Float.self)
@@ -151,15 +156,13 @@ struct Attention: Operator {
                 let offset = pastK != nil ? pastLength : nonpad.map { $0[b] - queries } ?? 0
                 for h in 0..<headsQ {
                     let kvHead = h / groups
-                    scores.withUnsafeMutableBufferPointer { s in
-                        Float.gemm(
-                            transposeA: false, transposeB: true, m: queries, n: keys, k: layoutQ.depth, alpha: 1,
-                            a: pq + layoutQ.offset(b, h), lda: layoutQ.rowStride, b: pk + layoutK.offset(b, kvHead),
-                            ldb: layoutK.rowStride, beta: 0, c: s.baseAddress!, ldc: keys)
-                    }
-                    if softcap > 0 { for i in scores.indices { scores[i] = softcap * Foundation.tanh(scores[i] / softcap) } }
-                    let record = pqk + (b * headsQ + h) * queries * keys
-                    if qkOutputMode <= 1 { for i in scores.indices { record[i] = scores[i] } }
+                    Float.gemm(
+                        transposeA: false, transposeB: true, m: queries, n: keys, k: layoutQ.depth, alpha: 1,
+                        a: pq + layoutQ.offset(b, h), lda: layoutQ.rowStride, b: pk + layoutK.offset(b, kvHead),
+                        ldb: layoutK.rowStride, beta: 0, c: scores, ldc: keys)
+                    if softcap > 0 { for i in 0..<area { scores[i] = softcap * Foundation.tanh(scores[i] / softcap) } }
+                    let record = pqk + (b * headsQ + h) * area
+                    if qkOutputMode <= 1 { record.update(from: scores, count: area) }
                     for i in 0..<queries {
                         for j in 0..<keys {
                             var value = try mask?.bias(b, h, i, j) ?? 0
@@ -172,21 +175,17 @@ struct Attention: Operator {
                             bias[i * keys + j] = value
                         }
                     }
-                    for i in scores.indices { scores[i] += bias[i] }
-                    if qkOutputMode == 2 { for i in scores.indices { record[i] = scores[i] } }
-                    scores.withUnsafeMutableBufferPointer { s in
-                        softmax(s.baseAddress!, s.baseAddress!, outer: queries, extent: keys, inner: 1)
-                        for i in 0..<queries where bias[(i * keys)..<((i + 1) * keys)].allSatisfy({ $0 == -.infinity }) {
-                            for j in 0..<keys { s[i * keys + j] = 0 }  // a fully masked row attends nothing
-                        }
+                    for i in 0..<area { scores[i] += bias[i] }
+                    if qkOutputMode == 2 { record.update(from: scores, count: area) }
+                    softmax(scores, scores, outer: queries, extent: keys, inner: 1)
+                    for i in 0..<queries where (0..<keys).allSatisfy({ bias[i * keys + $0] == -.infinity }) {
+                        (scores + i * keys).update(repeating: 0, count: keys)  // a fully masked row attends nothing
                     }
-                    if qkOutputMode == 3 { for i in scores.indices { record[i] = scores[i] } }
-                    scores.withUnsafeBufferPointer { s in
-                        Float.gemm(
-                            transposeA: false, transposeB: false, m: queries, n: depthV, k: keys, alpha: 1,
-                            a: s.baseAddress!, lda: keys, b: pv + layoutV.offset(b, kvHead), ldb: layoutV.rowStride,
-                            beta: 0, c: py + layoutY.offset(b, h), ldc: layoutY.rowStride)
-                    }
+                    if qkOutputMode == 3 { record.update(from: scores, count: area) }
+                    Float.gemm(
+                        transposeA: false, transposeB: false, m: queries, n: depthV, k: keys, alpha: 1,
+                        a: scores, lda: keys, b: pv + layoutV.offset(b, kvHead), ldb: layoutV.rowStride,
+                        beta: 0, c: py + layoutY.offset(b, h), ldc: layoutY.rowStride)
                 }
             }
         }

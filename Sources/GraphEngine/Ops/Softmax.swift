@@ -24,11 +24,13 @@ struct Softmax: Operator {
         let extent = flattens ? x.shape[axis...].reduce(1, *) : x.shape[axis]
         let inner = flattens ? 1 : x.shape[(axis + 1)...].reduce(1, *)
         func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
-            try x.withUnsafeBuffer(as: T.self) { input in
-                try Tensor.build(T.self, shape: x.shape) { out in
-                    softmax(input.baseAddress!, out.baseAddress!, outer: outer, extent: extent, inner: inner)
-                }
+            let output = try Tensor(zeros: x.dtype, shape: x.shape)
+            withExtendedLifetime(x) {
+                softmax(
+                    x.storage.base.assumingMemoryBound(to: T.self), output.storage.base.assumingMemoryBound(to: T.self),
+                    outer: outer, extent: extent, inner: inner)
             }
+            return output
         }
         return [try withFloatType(x.dtype, "Softmax") { try run($0) }]
     }
