@@ -46,7 +46,7 @@ enum ExternalData {
         guard offset <= fileSize, length <= fileSize - offset else {
             throw fail("bytes \(offset)..<\(offset + length) lie beyond the end of \(location) (\(fileSize) bytes)")
         }
-        let storage = TensorStorage(byteCount: length)
+        let storage = try TensorStorage(byteCount: length)
         var done = 0
         while done < length {
             let n = pread(fd, storage.base + done, length - done, off_t(offset + done))

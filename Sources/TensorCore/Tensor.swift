@@ -41,7 +41,7 @@ public struct Tensor: Sendable {
         let count = try Shape.elementCount(shape)
         let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
         guard !overflow else { throw TensorError.shapeTooLarge(shape: shape) }
-        try self.init(dtype: dtype, shape: shape, storage: TensorStorage(byteCount: bytes))
+        try self.init(dtype: dtype, shape: shape, storage: try TensorStorage(byteCount: bytes))
     }
 
     /// A tensor holding a copy of `scalars`, which must have exactly as many elements as `shape`.
@@ -59,12 +59,12 @@ public struct Tensor: Sendable {
 
     /// A rank-0 tensor holding one value.
     public init<T: TensorScalar>(scalar: T) {
-        let storage = TensorStorage(byteCount: T.dtype.byteSize)
-        storage.base.bindMemory(to: T.self, capacity: 1).pointee = scalar
+        let pointer = UnsafeMutableRawPointer.allocate(byteCount: T.dtype.byteSize, alignment: 64)
+        pointer.bindMemory(to: T.self, capacity: 1).initialize(to: scalar)
         self.dtype = T.dtype
         self.shape = []
         self.count = 1
-        self.storage = storage
+        self.storage = TensorStorage(adopting: pointer, byteCount: T.dtype.byteSize)
     }
 
     /// Creates a tensor of `shape` and lets `fill` write its elements (which start at zero).

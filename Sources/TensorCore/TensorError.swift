@@ -4,6 +4,8 @@ public enum TensorError: Error, Equatable, CustomStringConvertible {
     case negativeDimension(shape: [Int])
     /// The element count or byte size of a shape does not fit in memory addressing.
     case shapeTooLarge(shape: [Int])
+    /// A tensor would need more memory than the machine has.
+    case allocationTooLarge(bytes: Int, limit: Int)
     /// The number of elements supplied does not match the shape.
     case countMismatch(shape: [Int], expected: Int, got: Int)
     /// A tensor was read with a Swift type that is not its element type.
@@ -19,6 +21,8 @@ public enum TensorError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .negativeDimension(let shape): "shape \(shape) has a negative dimension"
         case .shapeTooLarge(let shape): "shape \(shape) holds more elements than can be addressed"
+        case .allocationTooLarge(let bytes, let limit):
+            "a tensor of \(bytes) bytes was requested, more than this machine's \(limit) bytes of memory"
         case .countMismatch(let shape, let expected, let got):
             "shape \(shape) needs \(expected) elements but \(got) were given"
         case .dtypeMismatch(let expected, let got): "expected a \(expected) tensor, got \(got)"

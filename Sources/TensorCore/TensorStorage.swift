@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -17,11 +19,25 @@ public final class TensorStorage: @unchecked Sendable {
     public let byteCount: Int
     private let deallocate: @Sendable (UnsafeMutableRawPointer) -> Void
 
+    /// The largest buffer we allocate: the machine's physical memory. Anything larger can only
+    /// come from an absurd shape or attribute, and is an error rather than an allocation failure.
+    public static let maximumByteCount = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+
     /// Allocates `byteCount` zeroed bytes.
-    public init(byteCount: Int) {
+    public init(byteCount: Int) throws {
+        guard byteCount <= TensorStorage.maximumByteCount else {
+            throw TensorError.allocationTooLarge(bytes: byteCount, limit: TensorStorage.maximumByteCount)
+        }
         let size = max(byteCount, 1)
         let pointer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
         pointer.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        self.base = pointer
+        self.byteCount = byteCount
+        self.deallocate = { $0.deallocate() }
+    }
+
+    /// Takes ownership of memory from `UnsafeMutableRawPointer.allocate`.
+    init(adopting pointer: UnsafeMutableRawPointer, byteCount: Int) {
         self.base = pointer
         self.byteCount = byteCount
         self.deallocate = { $0.deallocate() }

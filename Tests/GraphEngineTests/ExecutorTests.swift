@@ -179,3 +179,41 @@ func makeModel(
         #expect(probe.earlyAliveAtEnd == true)
     }
 }
+
+/// Values a file can declare that would overflow or exhaust memory are errors, never traps.
+@Suite struct AbsurdValueTests {
+    func run(_ node: Node, _ x: Tensor, initializers: [String: Tensor] = [:]) -> String {
+        errorText {
+            try Executor(
+                model: makeModel([node], inputs: [ValueInfo(name: "x", elementType: x.dtype)], outputs: node.outputs, initializers: initializers)
+            ).run(["x": x])
+        }
+    }
+
+    @Test func hugeAttributesAndShapesAreRejected() throws {
+        let x = try Tensor(zeros: .float32, shape: [1, 1, 4, 4])
+        let pads = run(Node(opType: "MaxPool", inputs: ["x"], outputs: ["y"], attributes: ["kernel_shape": .ints([2, 2]), "pads": .ints([1 << 40, 0, 0, 0])]), x)
+        #expect(pads.contains("attribute 'pads'"))
+
+        let shape = try Tensor(shape: [3], scalars: [Int64(1) << 20, Int64(1) << 20, Int64(1) << 10])
+        let huge = run(Node(opType: "ConstantOfShape", inputs: ["s"], outputs: ["y"]), x, initializers: ["s": shape])
+        #expect(huge.contains("more than this machine's"))
+
+        let overflow = try Tensor(shape: [3], scalars: [Int64.max, Int64.max, 2])
+        #expect(run(Node(opType: "Expand", inputs: ["x", "s"], outputs: ["y"]), x, initializers: ["s": overflow]).contains("failed"))
+        #expect(run(Node(opType: "Reshape", inputs: ["x", "s"], outputs: ["y"]), x, initializers: ["s": try Tensor(shape: [2], scalars: [Int64(-1), .max])]).contains("failed"))
+        #expect(run(Node(opType: "Split", inputs: ["x", "s"], outputs: ["a", "b"], attributes: ["axis": .int(2)]), x, initializers: ["s": try Tensor(shape: [2], scalars: [Int64.max, 4 - Int64.max])]).contains("split sizes"))
+    }
+
+    @Test func extremeSliceStepsTakeOneElement() throws {
+        let x = try Tensor(shape: [5], scalars: (0..<5).map(Float.init))
+        let model = makeModel(
+            [Node(opType: "Slice", inputs: ["x", "starts", "ends", "axes", "steps"], outputs: ["y"])],
+            inputs: [ValueInfo(name: "x")], outputs: ["y"],
+            initializers: [
+                "starts": try Tensor(shape: [1], scalars: [Int64(1)]), "ends": try Tensor(shape: [1], scalars: [Int64.max]),
+                "axes": try Tensor(shape: [1], scalars: [Int64(0)]), "steps": try Tensor(shape: [1], scalars: [Int64.max]),
+            ])
+        #expect(try Executor(model: model).run(["x": x])["y"]?.scalars(as: Float.self) == [1])
+    }
+}

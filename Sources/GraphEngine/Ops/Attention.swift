@@ -123,7 +123,8 @@ struct Attention: Operator {
         let queries = layoutQ.length
         let keys = layoutK.length
 
-        let nonpad = try inputs[6]?.integers()
+        // Clamped to [0, keys]: lengths outside it mean "all" or "none" and must not overflow offsets.
+        let nonpad = try inputs[6]?.integers().map { min(max($0, 0), layoutK.length) }
         if let nonpad, nonpad.count != batch { throw OpError("nonpad_kv_seqlen must hold \(batch) values") }
         if nonpad != nil && pastK != nil { throw OpError("nonpad_kv_seqlen cannot be combined with past_key/past_value") }
         let mask = try inputs[3].map { try AttentionMask($0, batch: batch, heads: headsQ, queries: queries, keys: keys) }

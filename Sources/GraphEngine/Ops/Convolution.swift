@@ -32,10 +32,16 @@ struct WindowGeometry: Sendable {
         }
         self.autoPad = autoPad
         ceilMode = try context.attribute("ceil_mode", default: 0) != 0
+        // Bounded so that window arithmetic cannot overflow, whatever a file declares.
+        let limit = Int(Int32.max)
         for (name, values) in [("kernel_shape", kernel), ("strides", strides), ("dilations", dilations)] {
-            if let values, values.contains(where: { $0 < 1 }) { throw context.invalid(name, "values must be positive, got \(values)") }
+            if let values, values.contains(where: { $0 < 1 || $0 > limit }) {
+                throw context.invalid(name, "values must be in 1...\(limit), got \(values)")
+            }
         }
-        if let pads, pads.contains(where: { $0 < 0 }) { throw context.invalid("pads", "values must be non-negative, got \(pads)") }
+        if let pads, pads.contains(where: { $0 < 0 || $0 > limit }) {
+            throw context.invalid("pads", "values must be in 0...\(limit), got \(pads)")
+        }
     }
 
     /// The window laid over an input's spatial extents.
@@ -55,6 +61,9 @@ struct WindowGeometry: Sendable {
         let rank = spatial.count
         guard let kernel = self.kernel ?? inferred, kernel.count == rank else {
             throw OpError("kernel_shape \(self.kernel ?? inferred ?? []) does not match \(rank) spatial axes")
+        }
+        if let inferred, kernel != inferred {
+            throw OpError("kernel_shape \(kernel) disagrees with the weights' spatial extents \(inferred)")
         }
         let strides = self.strides ?? Array(repeating: 1, count: rank)
         let dilations = self.dilations ?? Array(repeating: 1, count: rank)

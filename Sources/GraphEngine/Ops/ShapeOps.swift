@@ -50,7 +50,7 @@ struct Reshape: Operator {
             }
         }
         if let inferred {
-            let known = shape.enumerated().filter { $0.offset != inferred }.reduce(1) { $0 * $1.element }
+            let known = try Shape.elementCount(shape.enumerated().map { $0.offset == inferred ? 1 : $0.element })
             guard known > 0, x.count % known == 0 else {
                 throw OpError("cannot reshape \(x.shape) (\(x.count) elements) to \(requested)")
             }
@@ -147,7 +147,7 @@ struct Split: Operator {
             let chunk = (extent + outputCount - 1) / max(outputCount, 1)
             sizes = (0..<outputCount).map { max(0, min(chunk, extent - $0 * chunk)) }
         }
-        guard sizes.count == outputCount, sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == extent else {
+        guard sizes.count == outputCount, sizes.allSatisfy({ $0 >= 0 && $0 <= extent }), sizes.reduce(0, +) == extent else {
             throw OpError("split sizes \(sizes) do not cut axis \(axis) of \(x.shape) into \(outputCount) parts")
         }
         let outer = x.shape[..<axis].reduce(1, *)
@@ -197,9 +197,10 @@ struct Slice: Operator {
         for (i, rawAxis) in axisList.enumerated() {
             let axis = try Shape.normalize(axis: rawAxis, rank: x.rank)
             guard seen.insert(axis).inserted else { throw OpError("axis \(axis) is sliced twice") }
-            let step = steps?[i] ?? 1
-            guard step != 0 else { throw OpError("slice step cannot be 0") }
             let dim = x.shape[axis]
+            // A step longer than the axis takes at most one element; clamping keeps the arithmetic in range.
+            let step = max(min(steps?[i] ?? 1, dim + 1), -(dim + 1))
+            guard step != 0 else { throw OpError("slice step cannot be 0") }
             var start = starts[i] < 0 ? starts[i] &+ dim : starts[i]
             var end = ends[i] < 0 ? ends[i] &+ dim : ends[i]
             if step > 0 {
