@@ -11,5 +11,5 @@ out=${1:-demo-output}
 mkdir -p "$out"
 "$bin" inspect "$model"
 echo
-"$bin" run "$model" --input Fixtures/models/resnet_basic_ts17/input.npy --output "$out/logits.npy" \
+"$bin" run "$model" --input Fixtures/models/inputs/resnet_basic.npy --output "$out/logits.npy" \
     --tap "/layer4/layer4.0/relu_1/Relu_output_0=$out/layer4.npy"

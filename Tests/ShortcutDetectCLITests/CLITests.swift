@@ -32,7 +32,7 @@ import Testing
     }
 
     let model = Fixtures.url("models/resnet_basic_ts17.onnx").path
-    let input = Fixtures.url("models/resnet_basic_ts17/input.npy").path
+    let input = Fixtures.url("models/inputs/resnet_basic.npy").path
 
     @Test func inspectDescribesTheModel() throws {
         let result = try cli(["inspect", model])

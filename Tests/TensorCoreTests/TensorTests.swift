@@ -58,7 +58,7 @@ import Testing
     }
 
     @Test func readsFilesWrittenByNumPy() throws {
-        let input = try Tensor(npyAt: Fixtures.url("models/resnet_basic_ts17/input.npy"))
+        let input = try Tensor(npyAt: Fixtures.url("models/inputs/resnet_basic.npy"))
         #expect(input.dtype == .float32)
         #expect(input.shape == [2, 3, 64, 64])
     }
