@@ -68,7 +68,7 @@ public final class Executor: Sendable {
             do { op = try builder(context) } catch let error as ONNXError {
                 throw error
             } catch {
-                throw ONNXError.attribute(node: node.label, name: "-", reason: "\(error)")
+                throw GraphError.nodeFailed(node: node.label, reason: "\(error)")
             }
             let outputs = node.outputs.map { $0.isEmpty ? nil : slots[$0] }
             for case let slot? in outputs { producer[slot] = steps.count }
