@@ -54,12 +54,14 @@ struct ProtoDecoder {
         if node.domain == "ai.onnx" { node.domain = "" }
         for attributeProto in messages(proto.pointee.n_attribute, proto.pointee.attribute) {
             let name = string(attributeProto.pointee.name)
-            node.attributes[name] = try attribute(attributeProto, name: name, node: node)
+            // Attribute kinds we never read (sparse tensors, type protos) are left out; an op that
+            // needs one reports it missing, and `inspect` still works on such models.
+            if let value = try attribute(attributeProto) { node.attributes[name] = value }
         }
         return node
     }
 
-    func attribute(_ proto: UnsafeMutablePointer<Onnx__AttributeProto>, name: String, node: Node) throws -> Attribute {
+    func attribute(_ proto: UnsafeMutablePointer<Onnx__AttributeProto>) throws -> Attribute? {
         let a = proto.pointee
         // Old writers may omit `type`; then the field that is set tells it.
         var type = a.has_type != 0 ? Int(a.type.rawValue) : 0
@@ -72,20 +74,15 @@ struct ProtoDecoder {
         case 1: return .float(a.f)
         case 2: return .int(Int(a.i))
         case 3: return .string(bytesString(a.s))
-        case 4:
-            guard let t = a.t else { break }
-            return .tensor(try tensor(t))
-        case 5:
-            guard let g = a.g else { break }
-            return .graph(try graph(g))
+        case 4: return try a.t.map { .tensor(try tensor($0)) }
+        case 5: return try a.g.map { .graph(try graph($0)) }
         case 6: return .floats(Array(buffer(a.n_floats, a.floats)))
         case 7: return .ints(buffer(a.n_ints, a.ints).map { Int($0) })
         case 8: return .strings(buffer(a.n_strings, a.strings).map(bytesString))
         case 9: return .tensors(try messages(a.n_tensors, a.tensors).map(tensor))
         case 10: return .graphs(try messages(a.n_graphs, a.graphs).map(graph))
-        default: break
+        default: return nil
         }
-        throw ONNXError.attribute(node: node.label, name: name, reason: "has no value of a supported type (type code \(type))")
     }
 
     func valueInfo(_ proto: UnsafeMutablePointer<Onnx__ValueInfoProto>) -> ValueInfo {
