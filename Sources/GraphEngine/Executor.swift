@@ -129,22 +129,36 @@ public final class Executor: Sendable {
     ///     the graph outputs.
     public func run(_ feeds: [String: Tensor], fetch: [String]? = nil) throws -> [String: Tensor] {
         let wanted = fetch ?? outputs.map(\.name)
-        var wantedSlots: [Int] = []
-        for name in wanted {
-            guard let slot = slots[name] else {
-                throw GraphError.unknownTensor(name: name, suggestions: Executor.closest(to: name, in: Array(slots.keys)))
-            }
-            wantedSlots.append(slot)
+        let wantedSlots = try wanted.map(slot)
+        let values = try evaluate(feeds, keeping: wantedSlots)
+        var result: [String: Tensor] = [:]
+        for (name, slot) in zip(wanted, wantedSlots) { result[name] = values[slot] }
+        return result
+    }
+
+    /// The slot of a tensor name, or an error with the closest names.
+    func slot(_ name: String) throws -> Int {
+        guard let slot = slots[name] else {
+            throw GraphError.unknownTensor(name: name, suggestions: Executor.closest(to: name, in: Array(slots.keys)))
         }
+        return slot
+    }
+
+    /// Runs the steps the `kept` slots depend on and returns every slot's value; only kept
+    /// slots and constants survive to the end, everything else is freed after its last reader.
+    /// `observe` sees each step's inputs and outputs as it runs (reverse mode keeps what it needs).
+    func evaluate(
+        _ feeds: [String: Tensor], keeping kept: [Int], observe: ((Int, OpInputs, [Tensor?]) -> Void)? = nil
+    ) throws -> [Tensor?] {
         var values = [Tensor?](repeating: nil, count: slots.count)
         for (slot, tensor) in constants { values[slot] = tensor }
         try bind(feeds, into: &values)
 
-        let needed = neededSteps(for: wantedSlots)
-        // The last step that reads each slot; values die after it unless fetched or constant.
+        let needed = neededSteps(for: kept)
+        // The last step that reads each slot; values die after it unless kept or constant.
         var lastUse = [Int](repeating: -1, count: slots.count)
         for index in needed { for case let slot? in steps[index].inputs { lastUse[slot] = index } }
-        for slot in wantedSlots { lastUse[slot] = Int.max }
+        for slot in kept { lastUse[slot] = Int.max }
         for slot in constants.keys { lastUse[slot] = Int.max }
 
         for index in needed {
@@ -166,17 +180,17 @@ public final class Executor: Sendable {
                 }
                 values[slot] = result
             }
+            observe?(index, inputs, results)
             for case let slot? in step.inputs where lastUse[slot] == index { values[slot] = nil }
         }
-        var result: [String: Tensor] = [:]
-        for (name, slot) in zip(wanted, wantedSlots) {
-            guard let value = values[slot] else {
-                throw GraphError.nodeFailed(node: "tensor '\(name)'", reason: "was not computed")
-            }
-            result[name] = value
+        for slot in kept where values[slot] == nil {
+            throw GraphError.nodeFailed(node: "tensor '\(tensorName(slot))'", reason: "was not computed")
         }
-        return result
+        return values
     }
+
+    /// The name of a slot.
+    func tensorName(_ slot: Int) -> String { slots.first { $0.value == slot }?.key ?? "#\(slot)" }
 
     /// Checks feeds against the declared inputs and stores them in their slots.
     private func bind(_ feeds: [String: Tensor], into values: inout [Tensor?]) throws {
@@ -211,7 +225,7 @@ public final class Executor: Sendable {
     }
 
     /// The steps that the wanted slots depend on, in execution order.
-    private func neededSteps(for wanted: [Int]) -> [Int] {
+    func neededSteps(for wanted: [Int]) -> [Int] {
         var needed = Set<Int>()
         var stack = wanted.compactMap { producer[$0] }
         while let index = stack.popLast() {

@@ -34,3 +34,26 @@ extension OpRegistry {
         }
     }
 }
+
+extension HalfPrecision: DifferentiableOperator {
+    var savedForBackward: SavedValues { (inner as? DifferentiableOperator)?.savedForBackward ?? .nothing }
+
+    /// The inner rule runs in float32 too; gradients of float16 inputs are rounded back.
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        guard let rule = inner as? DifferentiableOperator else {
+            throw OpError("has no gradient rule, so gradients cannot flow through it")
+        }
+        guard step.inputTypes.contains(.float16) else { return try rule.backward(step) }
+        func widen(_ tensors: [Tensor?]) throws -> [Tensor?] {
+            try tensors.map { try $0.map { $0.dtype == .float16 ? try $0.converted(to: .float32) : $0 } }
+        }
+        let wide = BackwardStep(
+            inputs: try widen(step.inputs), inputShapes: step.inputShapes,
+            inputTypes: step.inputTypes.map { $0 == .float16 ? .float32 : $0 }, outputs: try widen(step.outputs),
+            outputShapes: step.outputShapes, outputTypes: step.outputTypes.map { $0 == .float16 ? .float32 : $0 },
+            outputGradients: try widen(step.outputGradients), wanted: step.wanted, guided: step.guided)
+        return try zip(try rule.backward(wide), step.inputTypes).map { gradient, type in
+            try gradient.map { type == .float16 ? try $0.converted(to: .float16) : $0 }
+        }
+    }
+}

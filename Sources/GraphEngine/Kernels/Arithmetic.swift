@@ -84,6 +84,7 @@ protocol FloatKernelScalar: ArithmeticScalar, BinaryFloatingPoint {
     static func tanh(_ x: Self) -> Self
     static func sqrt(_ x: Self) -> Self
     static func pow(_ x: Self, _ y: Self) -> Self
+    static func log(_ x: Self) -> Self
 }
 
 extension Float: FloatKernelScalar {
@@ -92,6 +93,7 @@ extension Float: FloatKernelScalar {
     static func tanh(_ x: Float) -> Float { Foundation.tanh(x) }
     static func sqrt(_ x: Float) -> Float { x.squareRoot() }
     static func pow(_ x: Float, _ y: Float) -> Float { Foundation.pow(x, y) }
+    static func log(_ x: Float) -> Float { Foundation.log(x) }
 }
 
 extension Double: FloatKernelScalar {
@@ -100,4 +102,5 @@ extension Double: FloatKernelScalar {
     static func tanh(_ x: Double) -> Double { Foundation.tanh(x) }
     static func sqrt(_ x: Double) -> Double { x.squareRoot() }
     static func pow(_ x: Double, _ y: Double) -> Double { Foundation.pow(x, y) }
+    static func log(_ x: Double) -> Double { Foundation.log(x) }
 }

@@ -33,15 +33,8 @@ extension OpRegistry {
         }
         register("Clip") { context in try Clip(context) }
         register("Cast") { context in try Cast(context) }
-        register("Identity") { inputs in [try inputs.required(0)] }
-        register("Dropout") { inputs in
-            // Inference: the data passes through and the optional mask keeps every element.
-            let x = try inputs.required(0)
-            if let training = inputs[2], try training.converted(to: .bool).scalars(as: Bool.self).first == true {
-                throw OpError("Dropout with training_mode = true drops random elements; export the model in eval mode")
-            }
-            return [x, try Tensor.build(Bool.self, shape: x.shape) { $0.update(repeating: true) }]
-        }
+        register("Identity") { _ in PassThrough(withMask: false) }
+        register("Dropout") { _ in PassThrough(withMask: true) }
     }
 }
 
@@ -250,4 +243,194 @@ struct Cast: Operator {
     }
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] { [try inputs.required(0).converted(to: target)] }
+}
+
+// MARK: - Backward
+
+extension BinaryArithmetic: DifferentiableOperator {
+    var savedForBackward: SavedValues {
+        if case .add = kind { return .nothing }
+        if case .subtract = kind { return .nothing }
+        return .inputs(0, 1)
+    }
+
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> [Tensor?] {
+            switch kind {
+            case .add:
+                return [step.wants(0) ? g : nil, step.wants(1) ? g : nil]
+            case .subtract:
+                return [step.wants(0) ? g : nil, step.wants(1) ? try mapElements(g, as: T.self, T.negate) : nil]
+            case .multiply:
+                let (a, b) = (try step.input(0), try step.input(1))
+                return [
+                    step.wants(0) ? try broadcastBinary(g, b, as: T.self, T.multiply) : nil,
+                    step.wants(1) ? try broadcastBinary(g, a, as: T.self, T.multiply) : nil,
+                ]
+            case .divide:
+                let (a, b) = (try step.input(0), try step.input(1))
+                let gb = try step.wants(1) ? broadcastBinary(g, broadcastBinary(a, b, as: T.self) { -$0 / ($1 * $1) }, as: T.self, T.multiply) : nil
+                return [step.wants(0) ? try broadcastBinary(g, b, as: T.self, T.divide) : nil, gb]
+            case .remainder(let fmod):
+                // a mod b = a - q b with q = trunc(a / b) (fmod) or floor(a / b): dq is zero almost everywhere.
+                let (a, b) = (try step.input(0), try step.input(1))
+                let quotient = try broadcastBinary(a, b, as: T.self) { x, y in
+                    let q = x / y
+                    return -(fmod ? q.rounded(.towardZero) : q.rounded(.down))
+                }
+                return [step.wants(0) ? g : nil, step.wants(1) ? try broadcastBinary(g, quotient, as: T.self, T.multiply) : nil]
+            }
+        }
+        return try withFloatType(g.dtype, name) { try run($0) }
+    }
+}
+
+extension Pow: DifferentiableOperator {
+    var savedForBackward: SavedValues { SavedValues(inputs: [0, 1], outputs: [0]) }
+
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let x = try step.input(0)
+        let y = try step.input(1).converted(to: x.dtype)
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> [Tensor?] {
+            // d(x^y)/dx = y x^(y-1);  d(x^y)/dy = x^y ln x.
+            let gx = try step.wants(0) ? broadcastBinary(g, broadcastBinary(x, y, as: T.self) { $1 * T.pow($0, $1 - 1) }, as: T.self, T.multiply) : nil
+            let gy = try step.wants(1) ? broadcastBinary(g, broadcastBinary(step.output(0), x, as: T.self) { $0 * T.log($1) }, as: T.self, T.multiply) : nil
+            return [gx, gy]
+        }
+        return try withFloatType(x.dtype, "Pow") { try run($0) }
+    }
+}
+
+extension UnaryArithmetic: DifferentiableOperator {
+    var savedForBackward: SavedValues { kind == .relu ? .outputs(0) : .nothing }
+
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            switch kind {
+            case .negate: return try mapElements(g, as: T.self, T.negate)
+            case .relu:
+                // Relu's output is positive exactly where its input is; guided backprop also drops negative gradients.
+                let guided = step.guided
+                return try broadcastBinary(g, step.output(0), as: T.self) { gradient, y in
+                    y > 0 && (!guided || gradient > 0) ? gradient : 0
+                }
+            }
+        }
+        return [try withFloatType(g.dtype, kind == .negate ? "Neg" : "Relu") { try run($0) }]
+    }
+}
+
+extension UnaryFloat: DifferentiableOperator {
+    var savedForBackward: SavedValues {
+        switch kind {
+        case .sqrt, .exp, .sigmoid, .tanh: .outputs(0)
+        case .erf, .gelu, .geluTanh: .inputs(0)
+        }
+    }
+
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            let twoOverRootPi = T(1.12837916709551257390)
+            let derivative: Tensor
+            switch kind {
+            case .sqrt: derivative = try mapElements(step.output(0), as: T.self) { 1 / (2 * $0) }
+            case .exp: derivative = try step.output(0)
+            case .sigmoid: derivative = try mapElements(step.output(0), as: T.self) { $0 * (1 - $0) }
+            case .tanh: derivative = try mapElements(step.output(0), as: T.self) { 1 - $0 * $0 }
+            case .erf: derivative = try mapElements(step.input(0), as: T.self) { twoOverRootPi * T.exp(-$0 * $0) }
+            case .gelu:
+                // d/dx x Φ(x) = Φ(x) + x φ(x).
+                let invSqrt2 = T(0.70710678118654752440)
+                let invSqrt2Pi = T(0.39894228040143267794)
+                derivative = try mapElements(step.input(0), as: T.self) { x in
+                    (1 + T.erf(x * invSqrt2)) / 2 + x * invSqrt2Pi * T.exp(-x * x / 2)
+                }
+            case .geluTanh:
+                let c = T(0.79788456080286535588)
+                derivative = try mapElements(step.input(0), as: T.self) { x in
+                    let inner = c * (x + T(0.044715) * x * x * x)
+                    let t = T.tanh(inner)
+                    return (1 + t) / 2 + x / 2 * (1 - t * t) * c * (1 + 3 * T(0.044715) * x * x)
+                }
+            }
+            return try broadcastBinary(g, derivative, as: T.self, T.multiply)
+        }
+        return [try withFloatType(g.dtype, kind.rawValue) { try run($0) }]
+    }
+}
+
+extension Clip: DifferentiableOperator {
+    var savedForBackward: SavedValues { .inputs(0, 1, 2) }
+
+    /// The gradient passes strictly inside the bounds, as PyTorch's Hardtanh/ReLU6 (what exporters write Clip for) does.
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let x = try step.input(0)
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            let bounds: (T?, T?)
+            if let attributeBounds {
+                bounds = (T(attributeBounds.min), T(attributeBounds.max))
+            } else {
+                bounds = try (1...2).map { index -> T? in
+                    try step.inputs[index].flatMap { try $0.converted(to: x.dtype).scalars(as: T.self).first }
+                }.withTwo { ($0, $1) }
+            }
+            return try broadcastBinary(g, x, as: T.self) { (gradient: T, value: T) -> T in
+                if let low = bounds.0, value <= low { return T.zero }
+                if let high = bounds.1, value >= high { return T.zero }
+                return gradient
+            }
+        }
+        return [try withFloatType(g.dtype, "Clip") { try run($0) }]
+    }
+}
+
+private extension Array {
+    func withTwo<R>(_ body: (Element, Element) -> R) -> R { body(self[0], self[1]) }
+}
+
+extension Cast: DifferentiableOperator {
+    var savedForBackward: SavedValues { .nothing }
+
+    /// Between floating-point types the gradient converts back; into or out of integers there is none.
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        guard target.isFloatingPoint, let source = step.inputTypes.first ?? nil, source.isFloatingPoint else { return [nil] }
+        return [try step.gradient().converted(to: source)]
+    }
+}
+
+extension Where: DifferentiableOperator {
+    var savedForBackward: SavedValues { .inputs(0) }
+
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let condition = try step.input(0)
+        let zero = try Tensor(zeros: g.dtype, shape: [])
+        return [
+            nil,
+            step.wants(1) ? try Where().forward(OpInputs([condition, g, zero]))[0] : nil,
+            step.wants(2) ? try Where().forward(OpInputs([condition, zero, g]))[0] : nil,
+        ]
+    }
+}
+
+/// `Identity` and `Dropout` at inference: the data passes through (Dropout adds an all-true mask).
+struct PassThrough: DifferentiableOperator {
+    let withMask: Bool
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let x = try inputs.required(0)
+        guard withMask else { return [x] }
+        if let training = inputs[2], try training.converted(to: .bool).scalars(as: Bool.self).first == true {
+            throw OpError("Dropout with training_mode = true drops random elements; export the model in eval mode")
+        }
+        return [x, try Tensor.build(Bool.self, shape: x.shape) { $0.update(repeating: true) }]
+    }
+
+    var savedForBackward: SavedValues { .nothing }
+    func backward(_ step: BackwardStep) throws -> [Tensor?] { [try step.gradient()] }
 }

@@ -1,0 +1,88 @@
+import ONNXModel
+import TensorCore
+
+/// An operator with a vector-Jacobian product: given the gradient of a scalar loss with respect
+/// to its outputs, the gradient with respect to its inputs.
+///
+/// Rules return each input gradient in the shape the op broadcast that input to; the reverse
+/// pass sums it back to the input's own shape, so no rule un-broadcasts by itself.
+public protocol DifferentiableOperator: Operator {
+    /// The forward values ``backward(_:)`` reads; the reverse pass keeps only these alive.
+    var savedForBackward: SavedValues { get }
+    /// Gradients for the inputs that `step.wanted` marks; `nil` elsewhere or where the gradient is zero.
+    func backward(_ step: BackwardStep) throws -> [Tensor?]
+}
+
+/// Which inputs and outputs of a node its backward rule reads.
+public struct SavedValues: Sendable {
+    public var inputs: Set<Int>
+    public var outputs: Set<Int>
+
+    public init(inputs: Set<Int> = [], outputs: Set<Int> = []) {
+        self.inputs = inputs
+        self.outputs = outputs
+    }
+
+    /// Nothing beyond shapes (which are always kept).
+    public static let nothing = SavedValues()
+    /// Every input.
+    public static func inputs(_ indices: Int...) -> SavedValues { SavedValues(inputs: Set(indices)) }
+    /// Some outputs.
+    public static func outputs(_ indices: Int...) -> SavedValues { SavedValues(outputs: Set(indices)) }
+}
+
+/// What a backward rule gets: the saved forward values, every input's and output's shape, the
+/// incoming output gradients, and which input gradients are wanted.
+public struct BackwardStep {
+    /// Saved inputs (see ``SavedValues``); `nil` when not saved or omitted.
+    public let inputs: [Tensor?]
+    /// Shapes of all inputs; `nil` for omitted ones.
+    public let inputShapes: [[Int]?]
+    /// Element types of all inputs; `nil` for omitted ones.
+    public let inputTypes: [DType?]
+    /// Saved outputs; `nil` when not saved.
+    public let outputs: [Tensor?]
+    /// Shapes and types of all outputs the node produced.
+    public let outputShapes: [[Int]?]
+    let outputTypes: [DType?]
+    /// The gradient arriving at each output; `nil` where none flows (zero).
+    public let outputGradients: [Tensor?]
+    /// Which input gradients the reverse pass needs.
+    public let wanted: [Bool]
+    /// Guided backpropagation: Relu passes only positive gradients at positive inputs.
+    public let guided: Bool
+
+    /// Saved input `index`, which the rule declared in ``SavedValues``.
+    public func input(_ index: Int) throws -> Tensor {
+        guard index < inputs.count, let tensor = inputs[index] else {
+            throw OpError("backward needs input \(index), which was not saved")
+        }
+        return tensor
+    }
+
+    /// Saved output `index`.
+    public func output(_ index: Int) throws -> Tensor {
+        guard index < outputs.count, let tensor = outputs[index] else {
+            throw OpError("backward needs output \(index), which was not saved")
+        }
+        return tensor
+    }
+
+    /// The shape of input `index`.
+    public func inputShape(_ index: Int) throws -> [Int] {
+        guard index < inputShapes.count, let shape = inputShapes[index] else { throw OpError("input \(index) is missing") }
+        return shape
+    }
+
+    /// The gradient at output `index`, zeros when none arrived.
+    public func gradient(_ index: Int = 0) throws -> Tensor {
+        if index < outputGradients.count, let gradient = outputGradients[index] { return gradient }
+        guard index < outputShapes.count, let shape = outputShapes[index], let type = outputTypes[index] else {
+            throw OpError("output \(index) has no shape")
+        }
+        return try Tensor(zeros: type, shape: shape)
+    }
+
+    /// Whether input `index`'s gradient is wanted.
+    public func wants(_ index: Int) -> Bool { index < wanted.count && wanted[index] }
+}
