@@ -31,6 +31,9 @@ relu -> scale_cam_image -> aggregate_multi_layers of each raw map reproduces
 the heatmap exactly, and that the cam's gradients equal the autograd ones.
 
 Fixtures/cam/ is regenerated from scratch; Fixtures/cam/manifest.json indexes it.
+An output whose bytes equal an earlier output of the same architecture is not
+written twice (size budget); its manifest entry names the earlier file and
+models[].aliases lists these.
 Fixtures/models is only read, never written.
 
 Run with tools/.venv/bin/python tools/export_cam_goldens.py
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
+import io
 import json
 import os
 import platform
@@ -159,30 +163,49 @@ def tool_versions() -> dict:
         "grad-cam": dist("grad-cam"),
         "ttach": dist("ttach"),
         "numpy": np.__version__,
-        "opencv-python-headless": cv2.__version__,
+        "opencv-python-headless": dist("opencv-python-headless"),
+        "cv2": cv2.__version__,
         "scipy": scipy.__version__,
     }
 
 
 class Writer:
-    """Saves float32 .npy files under Fixtures/cam/<arch>/ and tracks sizes."""
+    """Saves float32 .npy files under Fixtures/cam/<arch>/ and tracks sizes.
+
+    A file whose bytes equal an already written file of the same architecture is
+    not written again: the manifest path points at the existing file and the
+    alias is listed in ``aliases``.  (On resnet_basic the spatially constant
+    layer4 gradient makes GradCAM == HiResCAM and EigenGradCAM == GradCAM with
+    eigen_smooth; on post-ReLU layers LayerCAM == GradCAMElementWise.)
+    """
 
     def __init__(self, arch: str):
         self.arch = arch
         self.dir = OUT_DIR / arch
         self.dir.mkdir(parents=True, exist_ok=True)
         self.files: dict = {}
+        self.by_bytes: dict = {}
+        self.aliases: dict = {}
 
     def save(self, stem: str, array) -> str:
-        arr = np.asarray(array)
+        arr = np.ascontiguousarray(np.asarray(array, dtype="<f4"))
         if not np.all(np.isfinite(arr)):
             raise RuntimeError(f"{self.arch}/{stem}: non-finite values")
-        path = self.dir / f"{stem}.npy"
-        if path.exists():
-            raise RuntimeError(f"{path} written twice")
-        fl.save_npy(path, arr)
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, arr, version=(1, 0), allow_pickle=False)
+        data = buf.getvalue()
         rel = f"cam/{self.arch}/{stem}.npy"
-        self.files[rel] = path.stat().st_size
+        if rel in self.files or rel in self.aliases:
+            raise RuntimeError(f"{rel} written twice")
+        if data in self.by_bytes:
+            self.aliases[rel] = self.by_bytes[data]
+            return self.by_bytes[data]
+        path = self.dir / f"{stem}.npy"
+        fl.save_npy(path, arr)
+        if path.read_bytes() != data:
+            raise RuntimeError(f"{path}: unexpected .npy bytes")
+        self.by_bytes[data] = rel
+        self.files[rel] = len(data)
         return rel
 
 
@@ -215,9 +238,11 @@ def run_cam(cls, model, layer_paths, reshape, x, targets, raw_eigen=(False,), **
     original = cam.compute_cam_per_layer
 
     def capturing(input_tensor, targets_, eigen_smooth):
-        # exactly what compute_cam_per_layer reads (detach=True path)
-        acts = [a.cpu().data.numpy().copy() for a in cam.activations_and_grads.activations]
-        grads = [g.cpu().data.numpy().copy() for g in cam.activations_and_grads.gradients]
+        # exactly what compute_cam_per_layer reads (detach=True path).  No copy: for ViTs these are
+        # strided views (the reshape transform's transposes) and numpy's reduction order, hence the
+        # float32 result, depends on the memory layout.  Nothing writes to them afterwards.
+        acts = [a.cpu().data.numpy() for a in cam.activations_and_grads.activations]
+        grads = [g.cpu().data.numpy() for g in cam.activations_and_grads.gradients]
         captured.append((acts, grads))
         return original(input_tensor, targets_, eigen_smooth)
 
@@ -407,7 +432,7 @@ def process_arch(arch) -> dict:
             raise RuntimeError(f"{arch.name}: rebuilt model gives different logits")
 
     total = sum(w.files.values())
-    print(f"  wrote {len(w.files)} files, {total} bytes")
+    print(f"  wrote {len(w.files)} files, {total} bytes; identical outputs not rewritten: {w.aliases}")
     return {
         "arch": arch.name,
         "fixtures": fixtures,
@@ -432,6 +457,7 @@ def process_arch(arch) -> dict:
         "gradients": gradients,
         "gradient_target": "sum_i logit[i, c_i] (input, layer); sum_i softmax(logits)[i, c_i] (input_softmax)",
         "files_bytes": total,
+        "aliases": w.aliases,
     }
 
 
@@ -467,7 +493,9 @@ def main() -> int:
         "tools": tool_versions(),
         "generated": _dt.datetime.now(_dt.timezone.utc).date().isoformat(),
         "generator": "tools/export_cam_goldens.py",
-        "dtype": "float32 little-endian .npy (version 1.0), paths relative to Fixtures/",
+        "format": "float32 little-endian C-order .npy (version 1.0); paths relative to Fixtures/; an output "
+                  "byte-identical to an earlier one of the same arch is not duplicated, its entry names the "
+                  "earlier file (models[].aliases: would-be path -> file)",
         "models": models,
     }
     (OUT_DIR / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

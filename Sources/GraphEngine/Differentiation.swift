@@ -7,8 +7,9 @@ import TensorCore
 /// Rules return each input gradient in the shape the op broadcast that input to; the reverse
 /// pass sums it back to the input's own shape, so no rule un-broadcasts by itself.
 public protocol DifferentiableOperator: Operator {
-    /// The forward values ``backward(_:)`` reads; the reverse pass keeps only these alive.
-    var savedForBackward: SavedValues { get }
+    /// The forward values ``backward(_:)`` reads when the inputs marked in `wanted` need
+    /// gradients; the reverse pass keeps only these alive (weights need no activations kept).
+    func savedForBackward(wanted: [Bool]) -> SavedValues
     /// Gradients for the inputs that `step.wanted` marks; `nil` elsewhere or where the gradient is zero.
     func backward(_ step: BackwardStep) throws -> [Tensor?]
 }
@@ -27,6 +28,15 @@ public struct SavedValues: Sendable {
     public static let nothing = SavedValues()
     /// Every input.
     public static func inputs(_ indices: Int...) -> SavedValues { SavedValues(inputs: Set(indices)) }
+    /// For ops linear in each of inputs 0 and 1 (Mul, MatMul, Gemm, Conv): each input's gradient
+    /// reads only the other input, so an activation times a weight keeps just the weight.
+    public static func bilinear(wanted: [Bool]) -> SavedValues {
+        var inputs: Set<Int> = []
+        if wanted.count > 1, wanted[1] { inputs.insert(0) }
+        if wanted.count > 0, wanted[0] { inputs.insert(1) }
+        return SavedValues(inputs: inputs)
+    }
+
     /// Some outputs.
     public static func outputs(_ indices: Int...) -> SavedValues { SavedValues(outputs: Set(indices)) }
 }

@@ -36,7 +36,9 @@ extension OpRegistry {
 }
 
 extension HalfPrecision: DifferentiableOperator {
-    var savedForBackward: SavedValues { (inner as? DifferentiableOperator)?.savedForBackward ?? .nothing }
+    func savedForBackward(wanted: [Bool]) -> SavedValues {
+        (inner as? DifferentiableOperator)?.savedForBackward(wanted: wanted) ?? .nothing
+    }
 
     /// The inner rule runs in float32 too; gradients of float16 inputs are rounded back.
     func backward(_ step: BackwardStep) throws -> [Tensor?] {

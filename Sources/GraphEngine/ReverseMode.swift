@@ -101,7 +101,8 @@ extension Executor {
         var records: [Int: BackwardRecord] = [:]
         let values = try evaluate(feeds, keeping: [outputSlot] + sourceSlots + fetchSlots) { index, inputs, results in
             guard onPath[index] else { return }
-            let saved = (self.steps[index].op as? DifferentiableOperator)?.savedForBackward ?? .nothing
+            let wanted = self.steps[index].inputs.map { $0.map { depends[$0] } ?? false }
+            let saved = (self.steps[index].op as? DifferentiableOperator)?.savedForBackward(wanted: wanted) ?? .nothing
             records[index] = BackwardRecord(inputs: inputs, results: results, saved: saved)
         }
         guard let outputValue = values[outputSlot] else { throw GraphError.nodeFailed(node: outputName, reason: "was not computed") }

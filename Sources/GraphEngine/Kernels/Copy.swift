@@ -58,6 +58,32 @@ func stridedCopy(_ source: Tensor, shape: [Int], strides: [Int], offset: Int = 0
     return output
 }
 
+/// The adjoint of ``stridedCopy``: writes the contiguous `source` into `destination` at the
+/// positions a strided view (`strides`, from element `offset`) of `destination` would read.
+/// Positions must be distinct, as they are for Slice.
+func stridedScatter(_ source: Tensor, into destination: Tensor, strides: [Int], offset: Int) throws {
+    guard source.dtype == destination.dtype else { throw OpError("cannot scatter \(source.dtype) into \(destination.dtype)") }
+    let dims = source.shape
+    guard source.count > 0 else { return }
+    let size = source.dtype.byteSize
+    withExtendedLifetime((source, destination)) {
+        var counter = [Int](repeating: 0, count: dims.count)
+        var position = offset
+        for i in 0..<source.count {
+            (destination.storage.base + position * size).copyMemory(from: source.storage.base + i * size, byteCount: size)
+            var axis = dims.count - 1
+            while axis >= 0 {
+                counter[axis] += 1
+                position += strides[axis]
+                if counter[axis] < dims[axis] { break }
+                position -= strides[axis] * dims[axis]
+                counter[axis] = 0
+                axis -= 1
+            }
+        }
+    }
+}
+
 /// Copies `rows` blocks of `blockBytes` bytes from `source` (rows `sourceStride` bytes apart) to
 /// `destination` (rows `destinationStride` bytes apart): the inner loop of Concat, Split and Gather.
 func copyBlocks(

@@ -116,7 +116,7 @@ extension WindowGeometry.Resolved {
 }
 
 /// `Conv`: N-channel convolution with groups (depthwise included), bias, strides, dilations, pads.
-struct Conv: Operator {
+struct Conv: DifferentiableOperator {
     let geometry: WindowGeometry
     let groups: Int
 
@@ -126,98 +126,184 @@ struct Conv: Operator {
         guard groups >= 1 else { throw context.invalid("group", "must be at least 1, got \(groups)") }
     }
 
+    /// The sizes one convolution works with, checked against each other.
+    struct Plan {
+        let batch, channels, filters, groups: Int
+        let window: WindowGeometry.Resolved
+        let inputSize, outputSize, channelsPerGroup, filtersPerGroup, patch, tile: Int
+        /// A 1×1, stride-1, unpadded kernel reads the input directly as its column matrix.
+        let pointwise: Bool
+        let outputShape: [Int]
+    }
+
+    func plan(input: [Int], weights: [Int]) throws -> Plan {
+        guard input.count >= 3, input.count <= 5, weights.count == input.count else {
+            throw OpError("Conv needs input and weights of rank 3 to 5 alike, got \(input) and \(weights)")
+        }
+        let (batch, channels, filters) = (input[0], input[1], weights[0])
+        guard channels % groups == 0, filters % groups == 0, weights[1] * groups == channels else {
+            throw OpError("weights \(weights) with \(groups) group(s) do not fit \(channels) input channels")
+        }
+        let resolved = try geometry.resolve(spatial: Array(input[2...]), kernel: Array(weights[2...]))
+        let g = resolved.as3D
+        let patch = channels / groups * g.kernel.reduce(1, *)
+        let outputSize = g.output.reduce(1, *)
+        let pointwise = g.kernel == [1, 1, 1] && g.strides == [1, 1, 1] && g.padBegin == [0, 0, 0] && g.padEnd == [0, 0, 0]
+        return Plan(
+            batch: batch, channels: channels, filters: filters, groups: groups, window: g,
+            inputSize: g.input.reduce(1, *), outputSize: outputSize, channelsPerGroup: channels / groups,
+            filtersPerGroup: filters / groups, patch: patch,
+            // Tile the output positions so the column buffer stays near 8 MB whatever the layer.
+            tile: pointwise ? outputSize : max(16, min(outputSize, (1 << 21) / max(patch, 1))),
+            pointwise: pointwise, outputShape: [batch, filters] + resolved.output)
+    }
+
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
         let w = try inputs.required(1)
         let bias = inputs[2]
-        guard x.dtype == .float32, w.dtype == .float32, bias?.dtype ?? .float32 == .float32 else {
-            throw OpError("Conv supports float32 tensors, got \(x.dtype) input and \(w.dtype) weights")
+        guard w.dtype == x.dtype, bias?.dtype ?? x.dtype == x.dtype else {
+            throw OpError("Conv input, weights and bias must share one type, got \(x.dtype), \(w.dtype), \(bias?.dtype ?? x.dtype)")
         }
-        guard x.rank >= 3, x.rank <= 5, w.rank == x.rank else {
-            throw OpError("Conv needs input and weights of rank 3 to 5 alike, got \(x.shape) and \(w.shape)")
-        }
-        let (batch, channels, filters) = (x.shape[0], x.shape[1], w.shape[0])
-        guard channels % groups == 0, filters % groups == 0, w.shape[1] * groups == channels else {
-            throw OpError("weights \(w.shape) with \(groups) group(s) do not fit \(channels) input channels")
-        }
-        if let bias, bias.count != filters { throw OpError("bias has \(bias.count) values for \(filters) filters") }
-        let window = try geometry.resolve(spatial: Array(x.shape[2...]), kernel: Array(w.shape[2...]))
-        let output = try Tensor(zeros: .float32, shape: [batch, filters] + window.output)
-        let g = window.as3D
-        let inputSize = g.input.reduce(1, *)
-        let outputSize = g.output.reduce(1, *)
-        let channelsPerGroup = channels / groups
-        let filtersPerGroup = filters / groups
-        let patch = channelsPerGroup * g.kernel.reduce(1, *)
-        let pointwise = g.kernel == [1, 1, 1] && g.strides == [1, 1, 1] && g.padBegin == [0, 0, 0] && g.padEnd == [0, 0, 0]
-        // Tile the output positions so the im2col buffer stays near 8 MB whatever the layer.
-        let tile = pointwise ? outputSize : max(16, min(outputSize, (1 << 21) / max(patch, 1)))
-        let columns = UnsafeMutablePointer<Float>.allocate(capacity: pointwise ? 1 : patch * tile)
-        defer { columns.deallocate() }
-
-        withExtendedLifetime((x, w, bias)) {
-            let px = x.storage.base.assumingMemoryBound(to: Float.self)
-            let pw = w.storage.base.assumingMemoryBound(to: Float.self)
-            let py = output.storage.base.assumingMemoryBound(to: Float.self)
-            do {
-                for n in 0..<batch {
-                    for group in 0..<groups {
-                        let source = px + (n * channels + group * channelsPerGroup) * inputSize
-                        let weights = pw + group * filtersPerGroup * patch
-                        let destination = py + (n * filters + group * filtersPerGroup) * outputSize
-                        if pointwise {
-                            Float.gemm(
-                                transposeA: false, transposeB: false, m: filtersPerGroup, n: outputSize,
-                                k: channelsPerGroup, alpha: 1, a: weights, lda: patch, b: source, ldb: inputSize,
-                                beta: 0, c: destination, ldc: outputSize)
-                            continue
-                        }
-                        var start = 0
-                        while start < outputSize {
-                            let count = min(tile, outputSize - start)
-                            im2col(source, channels: channelsPerGroup, window: g, positions: start..<start + count, into: columns)
-                            Float.gemm(
-                                transposeA: false, transposeB: false, m: filtersPerGroup, n: count, k: patch, alpha: 1,
-                                a: weights, lda: patch, b: columns, ldb: count, beta: 0,
-                                c: destination + start, ldc: outputSize)
-                            start += count
-                        }
+        let p = try plan(input: x.shape, weights: w.shape)
+        if let bias, bias.count != p.filters { throw OpError("bias has \(bias.count) values for \(p.filters) filters") }
+        let output = try Tensor(zeros: x.dtype, shape: p.outputShape)
+        func run<T: GEMMScalar>(_ type: T.Type) {
+            let px = x.storage.base.assumingMemoryBound(to: T.self)
+            let pw = w.storage.base.assumingMemoryBound(to: T.self)
+            let py = output.storage.base.assumingMemoryBound(to: T.self)
+            let columns = UnsafeMutablePointer<T>.allocate(capacity: p.pointwise ? 1 : p.patch * p.tile)
+            defer { columns.deallocate() }
+            for n in 0..<p.batch {
+                for group in 0..<p.groups {
+                    let source = px + (n * p.channels + group * p.channelsPerGroup) * p.inputSize
+                    let weights = pw + group * p.filtersPerGroup * p.patch
+                    let destination = py + (n * p.filters + group * p.filtersPerGroup) * p.outputSize
+                    if p.pointwise {
+                        T.gemm(
+                            transposeA: false, transposeB: false, m: p.filtersPerGroup, n: p.outputSize,
+                            k: p.channelsPerGroup, alpha: 1, a: weights, lda: p.patch, b: source, ldb: p.inputSize,
+                            beta: 0, c: destination, ldc: p.outputSize)
+                        continue
+                    }
+                    for start in stride(from: 0, to: p.outputSize, by: p.tile) {
+                        let count = min(p.tile, p.outputSize - start)
+                        im2col(source, channels: p.channelsPerGroup, window: p.window, positions: start..<start + count, into: columns)
+                        T.gemm(
+                            transposeA: false, transposeB: false, m: p.filtersPerGroup, n: count, k: p.patch, alpha: 1,
+                            a: weights, lda: p.patch, b: columns, ldb: count, beta: 0, c: destination + start,
+                            ldc: p.outputSize)
                     }
                 }
             }
             if let bias {
-                let pb = bias.storage.base.assumingMemoryBound(to: Float.self)
-                for n in 0..<batch {
-                    for f in 0..<filters {
-                        let row = py + (n * filters + f) * outputSize
+                let pb = bias.storage.base.assumingMemoryBound(to: T.self)
+                for n in 0..<p.batch {
+                    for f in 0..<p.filters {
+                        let row = py + (n * p.filters + f) * p.outputSize
                         let value = pb[f]
-                        for i in 0..<outputSize { row[i] += value }
+                        for i in 0..<p.outputSize { row[i] += value }
                     }
                 }
             }
         }
+        try withExtendedLifetime((x, w, bias)) { try withGEMMType(x.dtype, "Conv") { run($0) } }
         return [output]
+    }
+
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .bilinear(wanted: wanted) }
+
+    /// `∂x = col2im(Wᵀ g)`, `∂W = g colᵀ`, `∂b = Σ g`, per sample and group, in the forward's tiles.
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let inputShape = try step.inputShape(0)
+        let weightShape = try step.inputShape(1)
+        let p = try plan(input: inputShape, weights: weightShape)
+        let gx = step.wants(0) ? try Tensor(zeros: g.dtype, shape: inputShape) : nil
+        let gw = step.wants(1) ? try Tensor(zeros: g.dtype, shape: weightShape) : nil
+        let w = step.wants(0) ? try step.input(1) : nil
+        let x = step.wants(1) ? try step.input(0) : nil
+        func run<T: GEMMScalar>(_ type: T.Type) {
+            let pg = g.storage.base.assumingMemoryBound(to: T.self)
+            let columns = UnsafeMutablePointer<T>.allocate(capacity: p.patch * p.tile)
+            defer { columns.deallocate() }
+            for n in 0..<p.batch {
+                for group in 0..<p.groups {
+                    let gradient = pg + (n * p.filters + group * p.filtersPerGroup) * p.outputSize
+                    let inputOffset = (n * p.channels + group * p.channelsPerGroup) * p.inputSize
+                    let weightOffset = group * p.filtersPerGroup * p.patch
+                    for start in stride(from: 0, to: p.outputSize, by: p.tile) {
+                        let count = min(p.tile, p.outputSize - start)
+                        if let gx, let w {
+                            T.gemm(
+                                transposeA: true, transposeB: false, m: p.patch, n: count, k: p.filtersPerGroup,
+                                alpha: 1, a: w.storage.base.assumingMemoryBound(to: T.self) + weightOffset, lda: p.patch,
+                                b: gradient + start, ldb: p.outputSize, beta: 0, c: columns, ldc: count)
+                            col2im(
+                                columns, channels: p.channelsPerGroup, window: p.window, positions: start..<start + count,
+                                into: gx.storage.base.assumingMemoryBound(to: T.self) + inputOffset)
+                        }
+                        if let gw, let x {
+                            im2col(
+                                x.storage.base.assumingMemoryBound(to: T.self) + inputOffset, channels: p.channelsPerGroup,
+                                window: p.window, positions: start..<start + count, into: columns)
+                            T.gemm(
+                                transposeA: false, transposeB: true, m: p.filtersPerGroup, n: p.patch, k: count, alpha: 1,
+                                a: gradient + start, lda: p.outputSize, b: columns, ldb: count, beta: 1,
+                                c: gw.storage.base.assumingMemoryBound(to: T.self) + weightOffset, ldc: p.patch)
+                        }
+                    }
+                }
+            }
+        }
+        try withExtendedLifetime((g, w, x)) { try withGEMMType(g.dtype, "Conv") { run($0) } }
+        var gb: Tensor?
+        if step.wants(2) {
+            // Σ over batch and positions: reduce [N, F, positions] to [F].
+            let flat = try g.reshaped([p.batch, p.filters, p.outputSize])
+            gb = try flat.summed(toShape: [1, p.filters, 1]).reshaped([p.filters])
+        }
+        return [gx, gw, gb]
     }
 }
 
 /// Writes the input patches for output `positions` as columns of a `[patch, positions.count]`
 /// matrix (rows ordered channel, then kernel depth, height, width, as the weights are), with
 /// zeros where the window covers padding.
-func im2col(
-    _ input: UnsafePointer<Float>, channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
-    into columns: UnsafeMutablePointer<Float>
+func im2col<T: GEMMScalar>(
+    _ input: UnsafePointer<T>, channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
+    into columns: UnsafeMutablePointer<T>
+) {
+    forEachTap(channels: channels, window: g, positions: positions) { column, source in
+        columns[column] = source.map { input[$0] } ?? 0
+    }
+}
+
+/// The adjoint of ``im2col``: adds each column entry back onto the input position it was read from.
+func col2im<T: GEMMScalar>(
+    _ columns: UnsafePointer<T>, channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
+    into input: UnsafeMutablePointer<T>
+) {
+    forEachTap(channels: channels, window: g, positions: positions) { column, source in
+        if let source { input[source] += columns[column] }
+    }
+}
+
+/// Visits every (patch row, output position) of the column matrix with the input offset it
+/// reads, or `nil` where the window covers padding.
+@inline(__always)
+private func forEachTap(
+    channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>, _ body: (Int, Int?) -> Void
 ) {
     let (inD, inH, inW) = (g.input[0], g.input[1], g.input[2])
     let (outH, outW) = (g.output[1], g.output[2])
-    let (kD, kH, kW) = (g.kernel[0], g.kernel[1], g.kernel[2])
     let width = positions.count
     var row = 0
     for c in 0..<channels {
-        let plane = input + c * inD * inH * inW
-        for kd in 0..<kD {
-            for kh in 0..<kH {
-                for kw in 0..<kW {
-                    let destination = columns + row * width
+        let plane = c * inD * inH * inW
+        for kd in 0..<g.kernel[0] {
+            for kh in 0..<g.kernel[1] {
+                for kw in 0..<g.kernel[2] {
                     var od = positions.lowerBound / (outH * outW)
                     var oh = (positions.lowerBound / outW) % outH
                     var ow = positions.lowerBound % outW
@@ -225,9 +311,8 @@ func im2col(
                         let d = od * g.strides[0] - g.padBegin[0] + kd * g.dilations[0]
                         let h = oh * g.strides[1] - g.padBegin[1] + kh * g.dilations[1]
                         let w = ow * g.strides[2] - g.padBegin[2] + kw * g.dilations[2]
-                        destination[i] =
-                            d >= 0 && d < inD && h >= 0 && h < inH && w >= 0 && w < inW
-                            ? plane[(d * inH + h) * inW + w] : 0
+                        let inside = d >= 0 && d < inD && h >= 0 && h < inH && w >= 0 && w < inW
+                        body(row * width + i, inside ? plane + (d * inH + h) * inW + w : nil)
                         ow += 1
                         if ow == outW {
                             ow = 0

@@ -248,10 +248,12 @@ struct Cast: Operator {
 // MARK: - Backward
 
 extension BinaryArithmetic: DifferentiableOperator {
-    var savedForBackward: SavedValues {
-        if case .add = kind { return .nothing }
-        if case .subtract = kind { return .nothing }
-        return .inputs(0, 1)
+    func savedForBackward(wanted: [Bool]) -> SavedValues {
+        switch kind {
+        case .add, .subtract: .nothing
+        case .multiply: .bilinear(wanted: wanted)
+        case .divide, .remainder: .inputs(0, 1)
+        }
     }
 
     func backward(_ step: BackwardStep) throws -> [Tensor?] {
@@ -287,7 +289,7 @@ extension BinaryArithmetic: DifferentiableOperator {
 }
 
 extension Pow: DifferentiableOperator {
-    var savedForBackward: SavedValues { SavedValues(inputs: [0, 1], outputs: [0]) }
+    func savedForBackward(wanted: [Bool]) -> SavedValues { SavedValues(inputs: [0, 1], outputs: [0]) }
 
     func backward(_ step: BackwardStep) throws -> [Tensor?] {
         let g = try step.gradient()
@@ -304,7 +306,7 @@ extension Pow: DifferentiableOperator {
 }
 
 extension UnaryArithmetic: DifferentiableOperator {
-    var savedForBackward: SavedValues { kind == .relu ? .outputs(0) : .nothing }
+    func savedForBackward(wanted: [Bool]) -> SavedValues { kind == .relu ? .outputs(0) : .nothing }
 
     func backward(_ step: BackwardStep) throws -> [Tensor?] {
         let g = try step.gradient()
@@ -324,7 +326,7 @@ extension UnaryArithmetic: DifferentiableOperator {
 }
 
 extension UnaryFloat: DifferentiableOperator {
-    var savedForBackward: SavedValues {
+    func savedForBackward(wanted: [Bool]) -> SavedValues {
         switch kind {
         case .sqrt, .exp, .sigmoid, .tanh: .outputs(0)
         case .erf, .gelu, .geluTanh: .inputs(0)
@@ -364,7 +366,7 @@ extension UnaryFloat: DifferentiableOperator {
 }
 
 extension Clip: DifferentiableOperator {
-    var savedForBackward: SavedValues { .inputs(0, 1, 2) }
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(0, 1, 2) }
 
     /// The gradient passes strictly inside the bounds, as PyTorch's Hardtanh/ReLU6 (what exporters write Clip for) does.
     func backward(_ step: BackwardStep) throws -> [Tensor?] {
@@ -394,7 +396,7 @@ private extension Array {
 }
 
 extension Cast: DifferentiableOperator {
-    var savedForBackward: SavedValues { .nothing }
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .nothing }
 
     /// Between floating-point types the gradient converts back; into or out of integers there is none.
     func backward(_ step: BackwardStep) throws -> [Tensor?] {
@@ -404,7 +406,7 @@ extension Cast: DifferentiableOperator {
 }
 
 extension Where: DifferentiableOperator {
-    var savedForBackward: SavedValues { .inputs(0) }
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(0) }
 
     func backward(_ step: BackwardStep) throws -> [Tensor?] {
         let g = try step.gradient()
@@ -431,6 +433,6 @@ struct PassThrough: DifferentiableOperator {
         return [x, try Tensor.build(Bool.self, shape: x.shape) { $0.update(repeating: true) }]
     }
 
-    var savedForBackward: SavedValues { .nothing }
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .nothing }
     func backward(_ step: BackwardStep) throws -> [Tensor?] { [try step.gradient()] }
 }

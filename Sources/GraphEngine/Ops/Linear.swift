@@ -148,3 +148,86 @@ struct MatMul: Operator {
         return [try output.reshaped(shape)]
     }
 }
+
+// MARK: - Backward
+
+/// `alpha · op(a) · op(b)` for 2-D tensors.
+func matrixProduct(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false, alpha: Double = 1) throws -> Tensor {
+    let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+    let n = transposeB ? b.shape[0] : b.shape[1]
+    let output = try Tensor(zeros: a.dtype, shape: [m, n])
+    func run<T: GEMMScalar>(_ type: T.Type) {
+        withExtendedLifetime((a, b)) {
+            T.gemm(
+                transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: T(alpha),
+                a: a.storage.base.assumingMemoryBound(to: T.self), lda: a.shape[1],
+                b: b.storage.base.assumingMemoryBound(to: T.self), ldb: b.shape[1], beta: 0,
+                c: output.storage.base.assumingMemoryBound(to: T.self), ldc: n)
+        }
+    }
+    try withGEMMType(a.dtype, "matrix product") { run($0) }
+    return output
+}
+
+extension Gemm: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .bilinear(wanted: wanted) }
+
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let alpha = Double(self.alpha)
+        var result: [Tensor?] = [nil, nil, nil]
+        if step.wants(0) {
+            let b = try step.input(1)
+            // A: α g op(B)ᵀ, or its transpose when A is stored transposed.
+            result[0] = try transA
+                ? matrixProduct(b, g, transposeA: transB, transposeB: true, alpha: alpha)
+                : matrixProduct(g, b, transposeB: !transB, alpha: alpha)
+        }
+        if step.wants(1) {
+            let a = try step.input(0)
+            result[1] = try transB
+                ? matrixProduct(g, a, transposeA: true, transposeB: transA, alpha: alpha)
+                : matrixProduct(a, g, transposeA: !transA, alpha: alpha)
+        }
+        if step.wants(2) {
+            result[2] = try withFloatType(g.dtype, "Gemm") { type in try scaled(g, by: Double(beta), as: type) }
+        }
+        return result
+    }
+
+    private func scaled<T: FloatKernelScalar>(_ x: Tensor, by factor: Double, as type: T.Type) throws -> Tensor {
+        try mapElements(x, as: T.self) { $0 * T(factor) }
+    }
+}
+
+extension MatMul: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .bilinear(wanted: wanted) }
+
+    /// With 1-D operands promoted as in the forward pass: `∂A = g Bᵀ`, `∂B = Aᵀ g`, batch axes
+    /// broadcast (the reverse pass sums them back to each operand's shape).
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let shapeA = try step.inputShape(0)
+        let shapeB = try step.inputShape(1)
+        let promotedA = shapeA.count == 1 ? [1] + shapeA : shapeA
+        let promotedB = shapeB.count == 1 ? shapeB + [1] : shapeB
+        let batch = try Shape.broadcast(Array(promotedA.dropLast(2)), Array(promotedB.dropLast(2)))
+        let g = try step.gradient().reshaped(batch + [promotedA[promotedA.count - 2], promotedB[promotedB.count - 1]])
+        func swapLast(_ x: Tensor) throws -> Tensor {
+            var perm = Array(0..<x.rank)
+            perm.swapAt(x.rank - 1, x.rank - 2)
+            return try Transpose(perm: perm).forward(OpInputs([x]))[0] ?? x
+        }
+        var result: [Tensor?] = [nil, nil]
+        if step.wants(0) {
+            let b = try step.input(1).reshaped(promotedB)
+            let ga = try MatMul().forward(OpInputs([g, swapLast(b)]))[0] ?? g
+            result[0] = shapeA.count == 1 ? try ga.reshaped(batch + shapeA) : ga
+        }
+        if step.wants(1) {
+            let a = try step.input(0).reshaped(promotedA)
+            let gb = try MatMul().forward(OpInputs([swapLast(a), g]))[0] ?? g
+            result[1] = shapeB.count == 1 ? try gb.reshaped(batch + shapeB) : gb
+        }
+        return result
+    }
+}

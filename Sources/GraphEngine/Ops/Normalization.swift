@@ -102,3 +102,79 @@ struct LayerNormalization: Operator {
         return try withFloatType(x.dtype, "LayerNormalization") { try run($0) }
     }
 }
+
+// MARK: - Backward
+
+extension BatchNormalization: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(1, 4) }
+
+    /// Inference-mode statistics are constants, so `∂x = g · scale / sqrt(var + ε)` per channel.
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let scale = try step.input(1).converted(to: .float64).scalars(as: Double.self)
+        let variance = try step.input(4).converted(to: .float64).scalars(as: Double.self)
+        let channels = scale.count
+        let factor = (0..<channels).map { scale[$0] / (variance[$0] + Double(epsilon)).squareRoot() }
+        let size = g.shape[2...].reduce(1, *)
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            try g.withUnsafeBuffer(as: T.self) { gradient in
+                try Tensor.build(T.self, shape: g.shape) { out in
+                    for plane in 0..<(g.shape[0] * channels) {
+                        let f = T(factor[plane % channels])
+                        for i in plane * size..<(plane + 1) * size { out[i] = gradient[i] * f }
+                    }
+                }
+            }
+        }
+        return [try withFloatType(g.dtype, "BatchNormalization") { try run($0) }]
+    }
+}
+
+extension LayerNormalization: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(0, 1) }
+
+    /// With x̂ = (x − μ)·r and ĝ = g·γ over each normalized row of n values:
+    /// `∂x = r (ĝ − mean(ĝ) − x̂ · mean(ĝ x̂))`, `∂γ = Σ g x̂`, `∂β = Σ g`.
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let x = try step.input(0)
+        let axis = try Shape.normalize(axis: self.axis, rank: x.rank)
+        let rows = x.shape[..<axis].reduce(1, *)
+        let size = x.shape[axis...].reduce(1, *)
+        let normalizedShape = Array(x.shape[axis...])
+        let scale = try step.input(1)
+        let gamma = try stridedCopy(scale.converted(to: .float64), shape: normalizedShape, strides: Shape.broadcastStrides(scale.shape, to: normalizedShape)).scalars(as: Double.self)
+        let xs = try x.converted(to: .float64).scalars(as: Double.self)
+        let gs = try g.converted(to: .float64).scalars(as: Double.self)
+        var gx = [Double](repeating: 0, count: xs.count)
+        var gGamma = [Double](repeating: 0, count: size)
+        var gBeta = [Double](repeating: 0, count: size)
+        for row in 0..<rows {
+            let start = row * size
+            let mean = xs[start..<start + size].reduce(0, +) / Double(size)
+            let variance = xs[start..<start + size].reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(size)
+            let r = 1 / (variance + Double(epsilon)).squareRoot()
+            var meanG = 0.0
+            var meanGX = 0.0
+            for i in 0..<size {
+                let normalized = (xs[start + i] - mean) * r
+                let scaled = gs[start + i] * gamma[i]
+                meanG += scaled
+                meanGX += scaled * normalized
+                gGamma[i] += gs[start + i] * normalized
+                gBeta[i] += gs[start + i]
+            }
+            meanG /= Double(size)
+            meanGX /= Double(size)
+            for i in 0..<size {
+                let normalized = (xs[start + i] - mean) * r
+                gx[start + i] = r * (gs[start + i] * gamma[i] - meanG - normalized * meanGX)
+            }
+        }
+        return [
+            step.wants(0) ? try Tensor(shape: x.shape, scalars: gx).converted(to: x.dtype) : nil,
+            step.wants(1) ? try Tensor(shape: normalizedShape, scalars: gGamma).converted(to: x.dtype) : nil,
+            step.wants(2) ? try Tensor(shape: normalizedShape, scalars: gBeta).converted(to: x.dtype) : nil,
+        ]
+    }
+}

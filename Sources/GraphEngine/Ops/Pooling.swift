@@ -53,7 +53,7 @@ struct Pool: Operator {
     }
 
     /// Visits the output positions of one (n, c) plane with the valid input offsets of each window.
-    private static func forEachWindow(
+    static func forEachWindow(
         _ g: WindowGeometry.Resolved, _ body: (_ output: Int, _ visit: ((Int, Int, Int, Int) -> Void) -> Int) -> Void
     ) {
         var output = 0
@@ -172,5 +172,92 @@ struct GlobalPool: Operator {
             }
         }
         return [try withFloatType(x.dtype, average ? "GlobalAveragePool" : "GlobalMaxPool") { try run($0) }]
+    }
+}
+
+// MARK: - Backward
+
+extension Pool: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues {
+        if case .max = kind { return .inputs(0) }
+        return .nothing
+    }
+
+    /// Max pooling routes each gradient to the window's first maximum (PyTorch's choice on ties);
+    /// average pooling spreads it evenly over the positions the divisor counted.
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let shape = try step.inputShape(0)
+        let g3 = try geometry.resolve(spatial: Array(shape[2...])).as3D
+        let planes = shape[0] * shape[1]
+        let inputSize = g3.input.reduce(1, *)
+        let outputSize = g3.output.reduce(1, *)
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            let x = try { if case .max = kind { return try step.input(0) } else { return nil } }() as Tensor?
+            return try g.withUnsafeBuffer(as: T.self) { gradient in
+                try Tensor.build(T.self, shape: shape) { out in
+                    let input = x.map { $0.storage.base.assumingMemoryBound(to: T.self) }
+                    for plane in 0..<planes {
+                        let base = plane * inputSize
+                        Pool.forEachWindow(g3) { o, visit in
+                            let incoming = gradient[plane * outputSize + o]
+                            switch kind {
+                            case .max:
+                                guard let input else { return }
+                                var best = -T.infinity
+                                var bestOffset = -1
+                                _ = visit { offset, _, _, _ in
+                                    if bestOffset < 0 || input[base + offset] > best {
+                                        best = input[base + offset]
+                                        bestOffset = offset
+                                    }
+                                }
+                                if bestOffset >= 0 { out[base + bestOffset] += incoming }
+                            case .average(let includePad):
+                                var taps: [Int] = []
+                                let padded = visit { offset, _, _, _ in taps.append(offset) }
+                                let divisor = includePad ? padded : taps.count
+                                guard divisor > 0 else { return }
+                                let share = incoming / T(divisor)
+                                for offset in taps { out[base + offset] += share }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return [try withExtendedLifetime(step.inputs) { try withFloatType(g.dtype, "pooling") { try run($0) } }]
+    }
+}
+
+extension GlobalPool: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { average ? .nothing : .inputs(0) }
+
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let shape = try step.inputShape(0)
+        let planes = shape[0] * shape[1]
+        let size = shape[2...].reduce(1, *)
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            let gradient = try g.scalars(as: T.self)
+            if average {
+                return try Tensor.build(T.self, shape: shape) { out in
+                    for plane in 0..<planes {
+                        let share = gradient[plane] / T(max(size, 1))
+                        for i in plane * size..<(plane + 1) * size { out[i] = share }
+                    }
+                }
+            }
+            let input = try step.input(0).scalars(as: T.self)
+            return try Tensor.build(T.self, shape: shape) { out in
+                for plane in 0..<planes where size > 0 {
+                    let values = input[plane * size..<(plane + 1) * size]
+                    if let best = values.indices.max(by: { values[$0] < values[$1] || (values[$0] == values[$1] && $0 > $1) }) {
+                        out[best] = gradient[plane]
+                    }
+                }
+            }
+        }
+        return [try withFloatType(g.dtype, average ? "GlobalAveragePool" : "GlobalMaxPool") { try run($0) }]
     }
 }

@@ -48,3 +48,24 @@ struct Reduce: Operator {
         return [try withArithmeticType(x.dtype, mean ? "ReduceMean" : "ReduceSum") { try run($0) }]
     }
 }
+
+extension Reduce: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(1) }
+
+    /// Every input element receives its output's gradient (divided by the count for a mean).
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let shape = try step.inputShape(0)
+        let axesList = try attributeAxes ?? step.inputs.dropFirst().first??.integers() ?? []
+        if axesList.isEmpty && noopWithEmptyAxes { return [g] }
+        let axes = try Set(axesList.isEmpty ? Array(0..<shape.count) : axesList.map { try Shape.normalize(axis: $0, rank: shape.count) })
+        let kept = shape.indices.map { axes.contains($0) ? 1 : shape[$0] }
+        let count = axes.reduce(1) { $0 * shape[$1] }
+        let spread = try stridedCopy(g.reshaped(kept), shape: shape, strides: Shape.broadcastStrides(kept, to: shape))
+        guard mean else { return [spread] }
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            try mapElements(spread, as: T.self) { $0 / T(max(count, 1)) }
+        }
+        return [try withFloatType(g.dtype, "ReduceMean") { try run($0) }]
+    }
+}

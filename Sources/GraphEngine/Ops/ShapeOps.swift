@@ -131,6 +131,12 @@ struct Split: Operator {
     let attributeSizes: [Int]?
     let outputCount: Int
 
+    init(axis: Int, attributeSizes: [Int]?, outputCount: Int) {
+        self.axis = axis
+        self.attributeSizes = attributeSizes
+        self.outputCount = outputCount
+    }
+
     init(_ context: OpContext) throws {
         axis = try context.attribute("axis", default: 0)
         attributeSizes = context.opset < 13 ? try context.attribute("split") : nil
@@ -181,23 +187,30 @@ struct Slice: Operator {
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
-        let starts = try attributes?.starts ?? inputs.required(1).integers()
-        let ends = try attributes?.ends ?? inputs.required(2).integers()
-        let axes = try attributes.map { $0.axes } ?? inputs[3]?.integers()
-        let steps = try attributes == nil ? inputs[4]?.integers() : nil
+        let view = try window(over: x.shape, inputs.tensors)
+        return [try stridedCopy(x, shape: view.shape, strides: view.strides, offset: view.offset)]
+    }
+
+    /// The sliced view of a tensor of `shape`: its extents, strides and first element.
+    func window(over shape: [Int], _ inputs: [Tensor?]) throws -> (shape: [Int], strides: [Int], offset: Int) {
+        func input(_ index: Int) throws -> Tensor? { index < inputs.count ? inputs[index] : nil }
+        guard let starts = try attributes?.starts ?? input(1)?.integers(), let ends = try attributes?.ends ?? input(2)?.integers()
+        else { throw OpError("Slice needs starts and ends") }
+        let axes = try attributes.map { $0.axes } ?? input(3)?.integers()
+        let steps = try attributes == nil ? input(4)?.integers() : nil
         let axisList = axes ?? Array(0..<starts.count)
         guard ends.count == starts.count, axisList.count == starts.count, (steps?.count ?? starts.count) == starts.count else {
             throw OpError("starts, ends, axes and steps must have equal lengths")
         }
-        let strides = Shape.strides(x.shape)
-        var shape = x.shape
+        let strides = Shape.strides(shape)
+        var sliced = shape
         var viewStrides = strides
         var offset = 0
         var seen = Set<Int>()
         for (i, rawAxis) in axisList.enumerated() {
-            let axis = try Shape.normalize(axis: rawAxis, rank: x.rank)
+            let axis = try Shape.normalize(axis: rawAxis, rank: shape.count)
             guard seen.insert(axis).inserted else { throw OpError("axis \(axis) is sliced twice") }
-            let dim = x.shape[axis]
+            let dim = shape[axis]
             // A step longer than the axis takes at most one element; clamping keeps the arithmetic in range.
             let step = max(min(steps?[i] ?? 1, dim + 1), -(dim + 1))
             guard step != 0 else { throw OpError("slice step cannot be 0") }
@@ -211,11 +224,11 @@ struct Slice: Operator {
                 end = min(max(end, -1), dim - 1)
             }
             let length = step > 0 ? max(0, (end - start + step - 1) / step) : max(0, (start - end - step - 1) / -step)
-            shape[axis] = length
+            sliced[axis] = length
             viewStrides[axis] = strides[axis] * step
             if length > 0 { offset += start * strides[axis] }
         }
-        return [try stridedCopy(x, shape: shape, strides: viewStrides, offset: offset)]
+        return (sliced, viewStrides, offset)
     }
 }
 
@@ -339,4 +352,110 @@ struct Constant: Operator {
     }
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] { [value] }
+}
+
+// MARK: - Backward
+
+/// Shape-only ops (Reshape, Flatten, Squeeze, Unsqueeze): the gradient takes the input's shape back.
+extension Reshape: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .nothing }
+    func backward(_ step: BackwardStep) throws -> [Tensor?] { [try step.gradient().reshaped(step.inputShape(0))] }
+}
+
+extension Flatten: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .nothing }
+    func backward(_ step: BackwardStep) throws -> [Tensor?] { [try step.gradient().reshaped(step.inputShape(0))] }
+}
+
+extension SqueezeUnsqueeze: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .nothing }
+    func backward(_ step: BackwardStep) throws -> [Tensor?] { [try step.gradient().reshaped(step.inputShape(0))] }
+}
+
+extension Expand: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .nothing }
+    /// The reverse pass sums the broadcast gradient back to the input's shape.
+    func backward(_ step: BackwardStep) throws -> [Tensor?] { [try step.gradient()] }
+}
+
+extension Transpose: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .nothing }
+
+    /// The inverse permutation.
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let rank = try step.inputShape(0).count
+        let perm = self.perm ?? Array((0..<rank).reversed())
+        var inverse = [Int](repeating: 0, count: perm.count)
+        for (position, axis) in perm.enumerated() { inverse[axis] = position }
+        return try Transpose(perm: inverse).forward(OpInputs([step.gradient()]))
+    }
+}
+
+extension Concat: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .nothing }
+
+    /// The gradient split back into the inputs' extents along the axis.
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let axis = try Shape.normalize(axis: self.axis, rank: g.rank)
+        let present = step.inputShapes.compactMap { $0 }
+        let parts = try Split(axis: axis, attributeSizes: present.map { $0[axis] }, outputCount: present.count).forward(OpInputs([g]))
+        var next = parts.makeIterator()
+        return step.inputShapes.map { $0 == nil ? nil : next.next() ?? nil }
+    }
+}
+
+extension Split: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .nothing }
+
+    /// The output gradients joined along the axis, zeros where none arrived.
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let parts = try step.outputShapes.indices.map { try step.gradient($0) }
+        return [try Concat(axis: axis).forward(OpInputs(parts))[0]]
+    }
+}
+
+extension Slice: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(1, 2, 3, 4) }
+
+    /// The gradient written into zeros at the sliced positions.
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let shape = try step.inputShape(0)
+        let view = try window(over: shape, step.inputs)
+        let result = try Tensor(zeros: g.dtype, shape: shape)
+        try stridedScatter(g, into: result, strides: view.strides, offset: view.offset)
+        return [result]
+    }
+}
+
+extension Gather: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(1) }
+
+    /// Each gathered block's gradient added back at its index (repeated indices accumulate).
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let shape = try step.inputShape(0)
+        let indices = try step.input(1).integers()
+        let axis = try Shape.normalize(axis: self.axis, rank: shape.count)
+        let extent = shape[axis]
+        let outer = shape[..<axis].reduce(1, *)
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            try g.withUnsafeBuffer(as: T.self) { gradient in
+                try Tensor.build(T.self, shape: shape) { out in
+                    for (position, rawIndex) in indices.enumerated() {
+                        let index = rawIndex < 0 ? rawIndex + extent : rawIndex
+                        guard index >= 0, index < extent else { continue }
+                        for o in 0..<outer {
+                            let source = (o * indices.count + position) * inner
+                            let destination = (o * extent + index) * inner
+                            for i in 0..<inner { out[destination + i] += gradient[source + i] }
+                        }
+                    }
+                }
+            }
+        }
+        return [try withFloatType(g.dtype, "Gather") { try run($0) }, nil]
+    }
 }

@@ -56,3 +56,38 @@ func softmax<T: FloatKernelScalar>(
         }
     }
 }
+
+extension Softmax: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .outputs(0) }
+
+    /// `∂x = y ⊙ (g − Σ g ⊙ y)`, the sum over the softmax axis (or axis group before opset 13).
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let y = try step.output(0)
+        guard y.rank > 0 else { return [try Tensor(zeros: g.dtype, shape: [])] }
+        let axis = try Shape.normalize(axis: self.axis, rank: y.rank)
+        let outer = y.shape[..<axis].reduce(1, *)
+        let extent = flattens ? y.shape[axis...].reduce(1, *) : y.shape[axis]
+        let inner = flattens ? 1 : y.shape[(axis + 1)...].reduce(1, *)
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            try y.withUnsafeBuffer(as: T.self) { probabilities in
+                try g.withUnsafeBuffer(as: T.self) { gradient in
+                    try Tensor.build(T.self, shape: y.shape) { out in
+                        for o in 0..<outer {
+                            for i in 0..<inner {
+                                let base = o * extent * inner + i
+                                var dot = T.zero
+                                for k in 0..<extent { dot += gradient[base + k * inner] * probabilities[base + k * inner] }
+                                for k in 0..<extent {
+                                    let index = base + k * inner
+                                    out[index] = probabilities[index] * (gradient[index] - dot)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return [try withFloatType(g.dtype, "Softmax") { try run($0) }]
+    }
+}
