@@ -20,6 +20,9 @@ struct GradientCheck {
     var seeded = 0
     var opset = 17
     var guided = false
+    /// Where the differentiated inputs sit in the node's input list, when optional inputs are
+    /// skipped; `nil` fills the slots the constants leave, in order.
+    var positions: [Int]?
 
     /// Float64 inputs: h = 1e-6 puts truncation error (~h²) and rounding error (~1e-16/h) near
     /// 1e-10 relative, so 1e-6 relative (+1e-8 absolute) leaves four orders of headroom.
@@ -28,17 +31,21 @@ struct GradientCheck {
     var tolerance: (absolute: Double, relative: Double) { inputs.first?.dtype == .float64 ? (1e-8, 1e-6) : (2e-4, 2e-3) }
 
     func model() -> Model {
-        let count = inputs.count + constants.count
+        let count = max(inputs.count + constants.count, (positions?.max() ?? -1) + 1)
         var names = [String](repeating: "", count: count)
         var initializers: [String: Tensor] = [:]
         for (position, tensor) in constants {
             names[position] = "c\(position)"
             initializers["c\(position)"] = tensor
         }
-        var variable = 0
-        for position in 0..<count where names[position].isEmpty {
-            names[position] = "x\(variable)"
-            variable += 1
+        if let positions {
+            for (variable, position) in positions.enumerated() { names[position] = "x\(variable)" }
+        } else {
+            var variable = 0
+            for position in 0..<count where names[position].isEmpty {
+                names[position] = "x\(variable)"
+                variable += 1
+            }
         }
         let node = Node(
             name: "under_test", opType: op, inputs: names, outputs: (0..<outputs).map { "y\($0)" }, attributes: attributes)

@@ -40,49 +40,38 @@ struct Attention: Operator {
         }
     }
 
-    /// A `[B, H, S, D]` view of Q, K, V or Y: where head (b, h) starts and how far apart its rows are.
-    private struct HeadLayout {
-        let heads: Int
-        let length: Int
-        let depth: Int
-        let batchStride: Int
-        let headStride: Int
-        let rowStride: Int
+    /// The inputs brought to one form: Q, K and V as `[B, H, S, D]`, the cache prepended to K
+    /// and V, and Q and K each scaled by √scale (as the ONNX reference does).
+    struct Plan {
+        let threeD: Bool
+        let batch, headsQ, headsKV, queries, keys, depth, depthV, pastLength: Int
+        let rootScale: Float
+        let q, k, v: Tensor
+        let presentK, presentV: Tensor
+        let mask: AttentionMask?
+        let nonpad: [Int]?
 
-        init(_ shape: [Int], heads: Int, threeD: Bool) {
-            self.heads = heads
-            if threeD {  // [B, S, H * D]
-                length = shape[1]
-                depth = shape[2] / heads
-                batchStride = shape[1] * shape[2]
-                headStride = depth
-                rowStride = shape[2]
-            } else {  // [B, H, S, D]
-                length = shape[2]
-                depth = shape[3]
-                batchStride = heads * length * depth
-                headStride = length * depth
-                rowStride = depth
-            }
-        }
-
-        func offset(_ b: Int, _ h: Int) -> Int { b * batchStride + h * headStride }
+        var area: Int { queries * keys }
+        func qOffset(_ b: Int, _ h: Int) -> Int { (b * headsQ + h) * queries * depth }
+        func kOffset(_ b: Int, _ h: Int) -> Int { (b * headsKV + h * headsKV / headsQ) * keys * depth }
+        func vOffset(_ b: Int, _ h: Int) -> Int { (b * headsKV + h * headsKV / headsQ) * keys * depthV }
+        func yOffset(_ b: Int, _ h: Int) -> Int { (b * headsQ + h) * queries * depthV }
+        /// Where causal and window frontiers sit: the cache length, or the per-batch valid length.
+        func frontier(_ b: Int) -> Int { pastLength > 0 ? pastLength : nonpad.map { $0[b] - queries } ?? 0 }
     }
 
-    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
-        let q = try inputs.required(0)
-        var k = try inputs.required(1)
-        var v = try inputs.required(2)
+    func plan(_ inputs: [Tensor?]) throws -> Plan {
+        func input(_ index: Int) -> Tensor? { index < inputs.count ? inputs[index] : nil }
+        guard let q = input(0), let k = input(1), let v = input(2) else { throw OpError("Attention needs Q, K and V") }
         guard q.dtype == .float32, k.dtype == .float32, v.dtype == .float32 else {
             throw OpError("Attention supports float32 Q, K and V, got \(q.dtype), \(k.dtype), \(v.dtype)")
         }
         let threeD = q.rank == 3
-        guard (q.rank == 3 || q.rank == 4), k.rank == q.rank, v.rank == q.rank else {
+        guard q.rank == 3 || q.rank == 4, k.rank == q.rank, v.rank == q.rank else {
             throw OpError("Q, K and V must all be 3-D or all 4-D, got \(q.shape), \(k.shape), \(v.shape)")
         }
         let batch = q.shape[0]
-        let headsQ: Int
-        var headsKV: Int
+        let (headsQ, headsKV): (Int, Int)
         if threeD {
             guard let qHeads, let kvHeads, qHeads > 0, kvHeads > 0,
                 q.shape[2] % qHeads == 0, k.shape[2] % kvHeads == 0, v.shape[2] % kvHeads == 0
@@ -91,119 +80,218 @@ struct Attention: Operator {
         } else {
             (headsQ, headsKV) = (q.shape[1], k.shape[1])
         }
-        var layoutK = HeadLayout(k.shape, heads: headsKV, threeD: threeD)
-        var layoutV = HeadLayout(v.shape, heads: headsKV, threeD: threeD)
-        let layoutQ = HeadLayout(q.shape, heads: headsQ, threeD: threeD)
-        guard k.shape[0] == batch, v.shape[0] == batch, layoutK.depth == layoutQ.depth, layoutV.length == layoutK.length,
-            headsKV > 0, headsQ % headsKV == 0, (threeD || v.shape[1] == headsKV)
+        let q4 = try Attention.headsFirst(q, heads: headsQ, threeD: threeD)
+        var k4 = try Attention.headsFirst(k, heads: headsKV, threeD: threeD)
+        var v4 = try Attention.headsFirst(v, heads: headsKV, threeD: threeD)
+        guard k4.shape[0] == batch, v4.shape[0] == batch, headsKV > 0, headsQ % headsKV == 0, v4.shape[1] == headsKV,
+            k4.shape[3] == q4.shape[3], v4.shape[2] == k4.shape[2]
         else { throw OpError("Q \(q.shape), K \(k.shape) and V \(v.shape) do not fit together") }
 
-        // The key/value cache: present = concat(past, new) along the sequence axis.
-        var pastLength = 0
-        var presentK: Tensor?
-        var presentV: Tensor?
-        let pastK = inputs[4]
-        let pastV = inputs[5]
+        let pastK = input(4)
+        let pastV = input(5)
         if (pastK == nil) != (pastV == nil) { throw OpError("past_key and past_value must be given together") }
         if let pastK, let pastV {
             guard pastK.rank == 4, pastV.rank == 4, pastK.shape[0] == batch, pastK.shape[1] == headsKV,
-                pastK.shape[3] == layoutK.depth, pastV.shape[2] == pastK.shape[2], pastV.shape[3] == layoutV.depth
+                pastK.shape[3] == k4.shape[3], pastV.shape[2] == pastK.shape[2], pastV.shape[3] == v4.shape[3]
             else { throw OpError("past_key \(pastK.shape) / past_value \(pastV.shape) do not fit K and V") }
-            pastLength = pastK.shape[2]
-            k = try Concat(axis: 2).forward(OpInputs([pastK, headsFirst(k, layoutK, threeD)]))[0] ?? k
-            v = try Concat(axis: 2).forward(OpInputs([pastV, headsFirst(v, layoutV, threeD)]))[0] ?? v
-            layoutK = HeadLayout(k.shape, heads: headsKV, threeD: false)
-            layoutV = HeadLayout(v.shape, heads: headsKV, threeD: false)
-            (presentK, presentV) = (k, v)
-        } else if threeD {
-            (presentK, presentV) = (try headsFirst(k, layoutK, true), try headsFirst(v, layoutV, true))
-        } else {
-            (presentK, presentV) = (k, v)
+            k4 = try Concat(axis: 2).forward(OpInputs([pastK, k4]))[0] ?? k4
+            v4 = try Concat(axis: 2).forward(OpInputs([pastV, v4]))[0] ?? v4
         }
-        let queries = layoutQ.length
-        let keys = layoutK.length
-
+        let (queries, keys, depth) = (q4.shape[2], k4.shape[2], q4.shape[3])
         // Clamped to [0, keys]: lengths outside it mean "all" or "none" and must not overflow offsets.
-        let nonpad = try inputs[6]?.integers().map { min(max($0, 0), layoutK.length) }
+        let nonpad = try input(6)?.integers().map { min(max($0, 0), keys) }
         if let nonpad, nonpad.count != batch { throw OpError("nonpad_kv_seqlen must hold \(batch) values") }
         if nonpad != nil && pastK != nil { throw OpError("nonpad_kv_seqlen cannot be combined with past_key/past_value") }
-        let mask = try inputs[3].map { try AttentionMask($0, batch: batch, heads: headsQ, queries: queries, keys: keys) }
+        let rootScale = Float((Double(scale ?? Float(1 / Double(depth).squareRoot()))).squareRoot())
+        return Plan(
+            threeD: threeD, batch: batch, headsQ: headsQ, headsKV: headsKV, queries: queries, keys: keys, depth: depth,
+            depthV: v4.shape[3], pastLength: pastK?.shape[2] ?? 0, rootScale: rootScale,
+            q: try mapElements(q4, as: Float.self) { $0 * rootScale }, k: try mapElements(k4, as: Float.self) { $0 * rootScale },
+            v: v4, presentK: k4, presentV: v4,
+            mask: try input(3).map { try AttentionMask($0, batch: batch, heads: headsQ, queries: queries, keys: keys) },
+            nonpad: nonpad)
+    }
 
-        let depthV = layoutV.depth
-        let y = try Tensor(zeros: .float32, shape: threeD ? [batch, queries, headsQ * depthV] : [batch, headsQ, queries, depthV])
-        let layoutY = HeadLayout(y.shape, heads: headsQ, threeD: threeD)
-        let qk = try Tensor(zeros: .float32, shape: [batch, headsQ, queries, keys])
-        // Q and K are each scaled by sqrt(scale) before the product, as the reference does.
-        let rootScale = Float((Double(scale ?? Float(1 / Double(layoutQ.depth).squareRoot()))).squareRoot())
-        let scaledQ = try mapElements(q, as: Float.self) { $0 * rootScale }
-        let scaledK = try mapElements(k, as: Float.self) { $0 * rootScale }
-        let groups = headsQ / headsKV
-        let area = queries * keys
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(area, 1))
-        let bias = UnsafeMutablePointer<Float>.allocate(capacity: max(area, 1))
+    /// Fills `bias` with the additive mask of head (b, h): the attn_mask plus -inf where causal,
+    /// window or padding rules exclude a key.
+    func fillBias(_ p: Plan, _ b: Int, _ h: Int, _ bias: UnsafeMutablePointer<Float>) {
+        let offset = p.frontier(b)
+        for i in 0..<p.queries {
+            for j in 0..<p.keys {
+                var value = p.mask?.bias(b, h, i, j) ?? 0
+                let distance = i + offset - j
+                if (isCausal && distance < 0) || (leftWindow >= 0 && distance > leftWindow)
+                    || (rightWindow >= 0 && -distance > rightWindow) || (p.nonpad.map { j >= $0[b] } ?? false)
+                {
+                    value = -.infinity
+                }
+                bias[i * p.keys + j] = value
+            }
+        }
+    }
+
+    /// `scores = softcap(Q Kᵀ)` for head (b, h), before the bias.
+    func fillScores(_ p: Plan, _ b: Int, _ h: Int, _ scores: UnsafeMutablePointer<Float>) {
+        withExtendedLifetime((p.q, p.k)) {
+            Float.gemm(
+                transposeA: false, transposeB: true, m: p.queries, n: p.keys, k: p.depth, alpha: 1,
+                a: p.q.storage.base.assumingMemoryBound(to: Float.self) + p.qOffset(b, h), lda: p.depth,
+                b: p.k.storage.base.assumingMemoryBound(to: Float.self) + p.kOffset(b, h), ldb: p.depth, beta: 0,
+                c: scores, ldc: p.keys)
+        }
+        if softcap > 0 { for i in 0..<p.area { scores[i] = softcap * Foundation.tanh(scores[i] / softcap) } }
+    }
+
+    /// Turns biased scores into probabilities in place; a row the bias masks entirely attends nothing.
+    func normalize(_ p: Plan, _ scores: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>) {
+        softmax(scores, scores, outer: p.queries, extent: p.keys, inner: 1)
+        for i in 0..<p.queries where (0..<p.keys).allSatisfy({ bias[i * p.keys + $0] == -.infinity }) {
+            (scores + i * p.keys).update(repeating: 0, count: p.keys)
+        }
+    }
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let p = try plan(inputs.tensors)
+        let y = try Tensor(zeros: .float32, shape: [p.batch, p.headsQ, p.queries, p.depthV])
+        let qk = try Tensor(zeros: .float32, shape: [p.batch, p.headsQ, p.queries, p.keys])
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(p.area, 1))
+        let bias = UnsafeMutablePointer<Float>.allocate(capacity: max(p.area, 1))
         defer {
             scores.deallocate()
             bias.deallocate()
         }
-
-        try withExtendedLifetime((scaledQ, scaledK, v, mask)) {
-            let pq = scaledQ.storage.base.assumingMemoryBound(to: Float.self)
-            let pk = scaledK.storage.base.assumingMemoryBound(to: Float.self)
-            let pv = v.storage.base.assumingMemoryBound(to: Float.self)
+        withExtendedLifetime(p) {
+            let pv = p.v.storage.base.assumingMemoryBound(to: Float.self)
             let py = y.storage.base.assumingMemoryBound(to: Float.self)
             let pqk = qk.storage.base.assumingMemoryBound(to: Float.self)
-            for b in 0..<batch {
-                // Where causal and window frontiers sit: past length, or the per-batch non-padded length.
-                let offset = pastK != nil ? pastLength : nonpad.map { $0[b] - queries } ?? 0
-                for h in 0..<headsQ {
-                    let kvHead = h / groups
+            for b in 0..<p.batch {
+                for h in 0..<p.headsQ {
+                    fillScores(p, b, h, scores)
+                    let record = pqk + (b * p.headsQ + h) * p.area
+                    if qkOutputMode <= 1 { record.update(from: scores, count: p.area) }
+                    fillBias(p, b, h, bias)
+                    for i in 0..<p.area { scores[i] += bias[i] }
+                    if qkOutputMode == 2 { record.update(from: scores, count: p.area) }
+                    normalize(p, scores, bias: bias)
+                    if qkOutputMode == 3 { record.update(from: scores, count: p.area) }
                     Float.gemm(
-                        transposeA: false, transposeB: true, m: queries, n: keys, k: layoutQ.depth, alpha: 1,
-                        a: pq + layoutQ.offset(b, h), lda: layoutQ.rowStride, b: pk + layoutK.offset(b, kvHead),
-                        ldb: layoutK.rowStride, beta: 0, c: scores, ldc: keys)
-                    if softcap > 0 { for i in 0..<area { scores[i] = softcap * Foundation.tanh(scores[i] / softcap) } }
-                    let record = pqk + (b * headsQ + h) * area
-                    if qkOutputMode <= 1 { record.update(from: scores, count: area) }
-                    for i in 0..<queries {
-                        for j in 0..<keys {
-                            var value = try mask?.bias(b, h, i, j) ?? 0
-                            if isCausal && j > i + offset { value = -.infinity }
-                            let distance = i + offset - j
-                            if (leftWindow >= 0 && distance > leftWindow) || (rightWindow >= 0 && -distance > rightWindow) {
-                                value = -.infinity
-                            }
-                            if let nonpad, j >= nonpad[b] { value = -.infinity }
-                            bias[i * keys + j] = value
-                        }
-                    }
-                    for i in 0..<area { scores[i] += bias[i] }
-                    if qkOutputMode == 2 { record.update(from: scores, count: area) }
-                    softmax(scores, scores, outer: queries, extent: keys, inner: 1)
-                    for i in 0..<queries where (0..<keys).allSatisfy({ bias[i * keys + $0] == -.infinity }) {
-                        (scores + i * keys).update(repeating: 0, count: keys)  // a fully masked row attends nothing
-                    }
-                    if qkOutputMode == 3 { record.update(from: scores, count: area) }
-                    Float.gemm(
-                        transposeA: false, transposeB: false, m: queries, n: depthV, k: keys, alpha: 1,
-                        a: scores, lda: keys, b: pv + layoutV.offset(b, kvHead), ldb: layoutV.rowStride,
-                        beta: 0, c: py + layoutY.offset(b, h), ldc: layoutY.rowStride)
+                        transposeA: false, transposeB: false, m: p.queries, n: p.depthV, k: p.keys, alpha: 1,
+                        a: scores, lda: p.keys, b: pv + p.vOffset(b, h), ldb: p.depthV, beta: 0,
+                        c: py + p.yOffset(b, h), ldc: p.depthV)
                 }
             }
         }
-        return [y, presentK, presentV, qk]
+        return [p.threeD ? try Attention.headsLast(y) : y, p.presentK, p.presentV, qk]
     }
 
     /// A 3-D `[B, S, H * D]` tensor as 4-D `[B, H, S, D]`; 4-D tensors pass through.
-    private func headsFirst(_ x: Tensor, _ layout: HeadLayout, _ threeD: Bool) throws -> Tensor {
+    static func headsFirst(_ x: Tensor, heads: Int, threeD: Bool) throws -> Tensor {
         guard threeD else { return x }
-        let split = try x.reshaped([x.shape[0], x.shape[1], layout.heads, layout.depth])
+        let split = try x.reshaped([x.shape[0], x.shape[1], heads, x.shape[2] / heads])
         return try Transpose(perm: [0, 2, 1, 3]).forward(OpInputs([split]))[0] ?? x
+    }
+
+    /// `[B, H, S, D]` back to `[B, S, H * D]`.
+    static func headsLast(_ x: Tensor) throws -> Tensor {
+        let moved = try Transpose(perm: [0, 2, 1, 3]).forward(OpInputs([x]))[0] ?? x
+        return try moved.reshaped([x.shape[0], x.shape[2], x.shape[1] * x.shape[3]])
+    }
+}
+
+extension Attention: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(0, 1, 2, 3, 4, 5, 6) }
+
+    /// With P the attention probabilities (recomputed) and g = ∂Y per head:
+    /// `∂V += Pᵀ g`, `∂P = g Vᵀ`, `∂Z = P ⊙ (∂P − rowsum(∂P ⊙ P))`, through the soft cap
+    /// `∂S = ∂Z ⊙ (1 − tanh²(S / c))`, then `∂Q = √s ∂S K̃` and `∂K += √s ∂Sᵀ Q̃` (K̃, Q̃ scaled).
+    /// Grouped heads add their K/V gradients into the shared head; the cache part of K and V
+    /// goes to past_key / past_value.
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        if step.outputGradients.dropFirst().contains(where: { $0 != nil }) {
+            throw OpError("gradients through present_key, present_value or qk_matmul_output are not supported")
+        }
+        let p = try plan(step.inputs)
+        var g = try step.gradient(0)
+        if p.threeD { g = try Attention.headsFirst(g, heads: p.headsQ, threeD: true) }
+        let dq = try Tensor(zeros: .float32, shape: p.q.shape)
+        let dk = try Tensor(zeros: .float32, shape: p.k.shape)
+        let dv = try Tensor(zeros: .float32, shape: p.v.shape)
+        let area = max(p.area, 1)
+        let probabilities = UnsafeMutablePointer<Float>.allocate(capacity: area)
+        let bias = UnsafeMutablePointer<Float>.allocate(capacity: area)
+        let capped = UnsafeMutablePointer<Float>.allocate(capacity: area)
+        let dScores = UnsafeMutablePointer<Float>.allocate(capacity: area)
+        defer { [probabilities, bias, capped, dScores].forEach { $0.deallocate() } }
+        withExtendedLifetime((p, g)) {
+            let pq = p.q.storage.base.assumingMemoryBound(to: Float.self)
+            let pk = p.k.storage.base.assumingMemoryBound(to: Float.self)
+            let pv = p.v.storage.base.assumingMemoryBound(to: Float.self)
+            let pg = g.storage.base.assumingMemoryBound(to: Float.self)
+            let (pdq, pdk, pdv) = (
+                dq.storage.base.assumingMemoryBound(to: Float.self), dk.storage.base.assumingMemoryBound(to: Float.self),
+                dv.storage.base.assumingMemoryBound(to: Float.self)
+            )
+            for b in 0..<p.batch {
+                for h in 0..<p.headsQ {
+                    fillScores(p, b, h, probabilities)
+                    if softcap > 0 { capped.update(from: probabilities, count: p.area) }
+                    fillBias(p, b, h, bias)
+                    for i in 0..<p.area { probabilities[i] += bias[i] }
+                    normalize(p, probabilities, bias: bias)
+                    // ∂V += Pᵀ g;  ∂P = g Vᵀ.
+                    Float.gemm(
+                        transposeA: true, transposeB: false, m: p.keys, n: p.depthV, k: p.queries, alpha: 1,
+                        a: probabilities, lda: p.keys, b: pg + p.yOffset(b, h), ldb: p.depthV, beta: 1,
+                        c: pdv + p.vOffset(b, h), ldc: p.depthV)
+                    Float.gemm(
+                        transposeA: false, transposeB: true, m: p.queries, n: p.keys, k: p.depthV, alpha: 1,
+                        a: pg + p.yOffset(b, h), lda: p.depthV, b: pv + p.vOffset(b, h), ldb: p.depthV, beta: 0,
+                        c: dScores, ldc: p.keys)
+                    for i in 0..<p.queries {
+                        let row = i * p.keys
+                        var dot: Float = 0
+                        for j in 0..<p.keys { dot += dScores[row + j] * probabilities[row + j] }
+                        for j in 0..<p.keys {
+                            var d = probabilities[row + j] * (dScores[row + j] - dot)
+                            if softcap > 0 {
+                                let t = capped[row + j] / softcap
+                                d *= 1 - t * t
+                            }
+                            dScores[row + j] = d
+                        }
+                    }
+                    // Scores are Q̃ K̃ᵀ: ∂Q̃ = ∂S K̃, ∂K̃ += ∂Sᵀ Q̃; the √scale factors come at the end.
+                    Float.gemm(
+                        transposeA: false, transposeB: false, m: p.queries, n: p.depth, k: p.keys, alpha: p.rootScale,
+                        a: dScores, lda: p.keys, b: pk + p.kOffset(b, h), ldb: p.depth, beta: 0,
+                        c: pdq + p.qOffset(b, h), ldc: p.depth)
+                    Float.gemm(
+                        transposeA: true, transposeB: false, m: p.keys, n: p.depth, k: p.queries, alpha: p.rootScale,
+                        a: dScores, lda: p.keys, b: pq + p.qOffset(b, h), ldb: p.depth, beta: 1,
+                        c: pdk + p.kOffset(b, h), ldc: p.depth)
+                }
+            }
+        }
+        // Split the cache off, then bring each gradient back to its input's layout.
+        func parts(_ gradient: Tensor) throws -> (past: Tensor?, current: Tensor) {
+            guard p.pastLength > 0 else { return (nil, gradient) }
+            let pieces = try Split(axis: 2, attributeSizes: [p.pastLength, p.keys - p.pastLength], outputCount: 2)
+                .forward(OpInputs([gradient]))
+            return (pieces[0], pieces[1] ?? gradient)
+        }
+        let (pastDK, currentDK) = try parts(dk)
+        let (pastDV, currentDV) = try parts(dv)
+        func layout(_ x: Tensor) throws -> Tensor { p.threeD ? try Attention.headsLast(x) : x }
+        return [
+            step.wants(0) ? try layout(dq) : nil, step.wants(1) ? try layout(currentDK) : nil,
+            step.wants(2) ? try layout(currentDV) : nil, nil, step.wants(4) ? pastDK : nil, step.wants(5) ? pastDV : nil, nil,
+        ]
     }
 }
 
 /// The `attn_mask` input read as an additive bias, broadcast to `[B, H, Sq, T]`; a mask shorter
 /// than `T` is padded with masked positions.
-private struct AttentionMask {
+struct AttentionMask {
     let values: [Float]
     let strides: [Int]
     let maskedFrom: Int
@@ -225,7 +313,7 @@ private struct AttentionMask {
         maskedFrom = last
     }
 
-    func bias(_ b: Int, _ h: Int, _ i: Int, _ j: Int) throws -> Float {
+    func bias(_ b: Int, _ h: Int, _ i: Int, _ j: Int) -> Float {
         guard j < maskedFrom else { return -.infinity }
         return values[b * strides[0] + h * strides[1] + i * strides[2] + j * strides[3]]
     }
