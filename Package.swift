@@ -19,13 +19,15 @@ let package = Package(
         .target(name: "CONNXProto", dependencies: ["CProtobufC"], exclude: ["proto"]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
-        // bytes -> model -> forward: tensors, the ONNX model, the executor and its ops.
+        // bytes -> model -> forward (and backward): tensors, the ONNX model, the executor and its ops.
         .target(
             name: "TensorCore",
             dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))]),
         .target(name: "ONNXModel", dependencies: ["TensorCore", "CONNXProto"]),
         .target(name: "GraphEngine", dependencies: ["TensorCore", "ONNXModel"]),
-        .target(name: "ShortcutDetect", dependencies: ["TensorCore", "ONNXModel", "GraphEngine"]),
+        // -> backward -> heatmap: target layers, CAM methods, token grids.
+        .target(name: "Explain", dependencies: ["TensorCore", "ONNXModel", "GraphEngine"]),
+        .target(name: "ShortcutDetect", dependencies: ["TensorCore", "ONNXModel", "GraphEngine", "Explain"]),
         .executableTarget(
             name: "ShortcutDetectCLI",
             dependencies: ["ShortcutDetect", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -36,6 +38,7 @@ let package = Package(
         .testTarget(
             name: "GraphEngineTests", dependencies: ["GraphEngine", "ONNXModel", "TestSupport"],
             exclude: ["onnx-node-tests.txt"]),
+        .testTarget(name: "ExplainTests", dependencies: ["Explain", "GraphEngine", "ONNXModel", "TestSupport"]),
         .testTarget(name: "ShortcutDetectCLITests", dependencies: ["ShortcutDetectCLI", "TestSupport"]),
     ]
 )

@@ -236,7 +236,7 @@ public final class Executor: Sendable {
     }
 
     /// Up to five names most similar to `name`, for "did you mean" hints.
-    static func closest(to name: String, in candidates: [String]) -> [String] {
+    public static func closest(to name: String, in candidates: [String]) -> [String] {
         let target = Array(name.lowercased())
         let scored = candidates.map { candidate -> (String, Int) in
             let lowered = candidate.lowercased()

@@ -4,10 +4,11 @@ import TensorCore
 
 /// The scalar the reverse pass differentiates, as a function of one model output.
 public enum GradientTarget: Sendable {
-    /// `Σₙ y[n, cₙ]`: one class logit per sample (pytorch-grad-cam's `ClassifierOutputTarget`).
-    case logit(classes: [Int])
+    /// `Σₙ y[n, cₙ]`: one class logit per sample (pytorch-grad-cam's `ClassifierOutputTarget`);
+    /// `nil` picks each sample's highest-scoring class.
+    case logit(classes: [Int]?)
     /// `Σₙ softmax(y[n])[cₙ]`: one class probability per sample (`ClassifierOutputSoftmaxTarget`).
-    case probability(classes: [Int])
+    case probability(classes: [Int]?)
     /// Any function of the output; the closure returns its gradient `∂L/∂y`, shaped like `y`.
     case custom(@Sendable (Tensor) throws -> Tensor)
 
@@ -23,13 +24,14 @@ public enum GradientTarget: Sendable {
         case .logit(let classes), .probability(let classes):
             guard output.rank == 2 else { throw OpError("class targets need a [batch, classes] output, got \(output.shape)") }
             let (batch, width) = (output.shape[0], output.shape[1])
+            let logits = try output.converted(to: .float64).scalars(as: Double.self)
+            let classes = classes ?? GradientTarget.argmax(logits, rows: batch, width: width)
             guard classes.count == batch else {
                 throw OpError("\(classes.count) target classes were given for a batch of \(batch)")
             }
             if let bad = classes.first(where: { $0 < 0 || $0 >= width }) {
                 throw OpError("class \(bad) is out of range: the output has \(width) classes")
             }
-            let logits = try output.converted(to: .float64).scalars(as: Double.self)
             var seed = [Double](repeating: 0, count: batch * width)
             for (n, c) in classes.enumerated() {
                 guard case .probability = self else {
@@ -44,6 +46,17 @@ public enum GradientTarget: Sendable {
                 for j in 0..<width { seed[n * width + j] = p[c] * ((j == c ? 1 : 0) - p[j]) }
             }
             return try Tensor(shape: output.shape, scalars: seed).converted(to: output.dtype)
+        }
+    }
+}
+
+extension GradientTarget {
+    /// The index of the largest value in each row (the first one on ties, as NumPy's argmax).
+    public static func argmax(_ values: [Double], rows: Int, width: Int) -> [Int] {
+        (0..<rows).map { row in
+            var best = 0
+            for j in 1..<max(width, 1) where values[row * width + j] > values[row * width + best] { best = j }
+            return best
         }
     }
 }

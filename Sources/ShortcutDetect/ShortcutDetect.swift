@@ -1,3 +1,4 @@
 @_exported import TensorCore
 @_exported import ONNXModel
 @_exported import GraphEngine
+@_exported import Explain

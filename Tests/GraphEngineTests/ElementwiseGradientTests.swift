@@ -12,6 +12,15 @@ import Testing
         #expect(try check.run() == [])
     }
 
+    @Test(arguments: ["Add", "Mul", "Div"])
+    func binaryOpsWithAConstantOperand(_ op: String) throws {
+        // Only the first operand needs a gradient, so only what its rule reads is kept.
+        let check = GradientCheck(op: op, inputs: [try randomTensor([2, 3], seed: 12)], constants: [(1, try randomTensor([3], seed: 13))])
+        #expect(try check.run() == [])
+        let flipped = GradientCheck(op: op, inputs: [try randomTensor([3], seed: 14)], constants: [(0, try randomTensor([2, 3], seed: 15))])
+        #expect(try flipped.run() == [])
+    }
+
     @Test(arguments: ["Neg", "Relu", "Sqrt", "Exp", "Erf", "Sigmoid", "Tanh", "Gelu", "Identity"])
     func unaryOps(_ op: String) throws {
         let magnitude: ClosedRange<Double> = op == "Sqrt" ? 0.5...2 : 0.1...1

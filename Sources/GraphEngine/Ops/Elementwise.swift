@@ -265,10 +265,9 @@ extension BinaryArithmetic: DifferentiableOperator {
             case .subtract:
                 return [step.wants(0) ? g : nil, step.wants(1) ? try mapElements(g, as: T.self, T.negate) : nil]
             case .multiply:
-                let (a, b) = (try step.input(0), try step.input(1))
                 return [
-                    step.wants(0) ? try broadcastBinary(g, b, as: T.self, T.multiply) : nil,
-                    step.wants(1) ? try broadcastBinary(g, a, as: T.self, T.multiply) : nil,
+                    step.wants(0) ? try broadcastBinary(g, step.input(1), as: T.self, T.multiply) : nil,
+                    step.wants(1) ? try broadcastBinary(g, step.input(0), as: T.self, T.multiply) : nil,
                 ]
             case .divide:
                 let (a, b) = (try step.input(0), try step.input(1))

@@ -1,3 +1,4 @@
+import GraphEngine
 import ONNXModel
 import TensorCore
 

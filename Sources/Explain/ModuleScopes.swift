@@ -1,3 +1,4 @@
+import Foundation
 import ONNXModel
 
 /// The PyTorch module path a node came from, recovered from what each exporter records.
