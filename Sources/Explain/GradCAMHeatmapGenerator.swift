@@ -1,0 +1,298 @@
+import Foundation
+import GraphEngine
+import ONNXModel
+import TensorCore
+
+/// How heatmaps are scaled before they are returned.
+public enum HeatmapNormalization: String, Sendable, CaseIterable {
+    /// pytorch-grad-cam's `scale_cam_image`, step for step: per image `(m − min) / (max + 1e-7)`
+    /// before upsampling, and again after averaging layers. Maps land in [0, 1) but their
+    /// magnitudes are no longer comparable across images.
+    case minMax = "minmax"
+    /// ReLU, upsample and average layers only: values keep the units of the raw map.
+    case none
+}
+
+/// Options beyond the method itself.
+public struct CAMOptions: Sendable {
+    public var eigenSmooth: Bool
+    /// Average the heatmaps of six augmented inputs (no flip or horizontal flip, times 0.9, 1
+    /// and 1.1), each flipped back, as pytorch-grad-cam's `aug_smooth` does.
+    public var augSmooth: Bool
+    public var normalization: HeatmapNormalization
+    public var upsampling: MapResize
+    /// How to lay out transformer tokens; inferred from the token count and input size when `nil`.
+    public var tokenGrid: TokenGrid?
+    /// Masked inputs per forward pass in ScoreCAM (pytorch-grad-cam's default is 16).
+    public var scoreCAMBatchSize: Int
+
+    public init(
+        eigenSmooth: Bool = false, augSmooth: Bool = false, normalization: HeatmapNormalization = .minMax,
+        upsampling: MapResize = .bilinear, tokenGrid: TokenGrid? = nil, scoreCAMBatchSize: Int = 16
+    ) {
+        self.eigenSmooth = eigenSmooth
+        self.augSmooth = augSmooth
+        self.normalization = normalization
+        self.upsampling = upsampling
+        self.tokenGrid = tokenGrid
+        self.scoreCAMBatchSize = scoreCAMBatchSize
+    }
+}
+
+/// Everything one CAM computation produced.
+public struct CAMResult: Sendable {
+    /// `[N, H, W]` float32 heatmaps at input resolution.
+    public let heatmaps: Tensor
+    /// Per target layer, `[N, h, w]` float32 maps at the layer's resolution, before ReLU and normalization.
+    public let rawMaps: [Tensor]
+    /// The class each sample's map explains.
+    public let classes: [Int]
+    /// The model output for the (unaugmented) batch.
+    public let logits: Tensor
+}
+
+/// Class activation maps of an ONNX image classifier at chosen layers, with pytorch-grad-cam's numbers.
+///
+/// ```swift
+/// let model = try Model(contentsOf: URL(fileURLWithPath: "resnet50.onnx"))
+/// let gradcam = try GradCAMHeatmapGenerator(model: model, targetLayer: "layer4")
+/// let heatmap = try gradcam.generate(image, targetClass: 1)   // [H, W] in [0, 1)
+/// ```
+public final class GradCAMHeatmapGenerator: Sendable {
+    public let executor: Executor
+    /// The resolved target layers; heatmaps average over them.
+    public let layers: [ResolvedLayer]
+    public let method: CAMMethod
+    /// Guided GradCAM: ``generate(_:targetClass:)`` returns the CAM times guided backpropagation.
+    public let useGuided: Bool
+    public let options: CAMOptions
+    private let inputName: String
+    private let outputName: String
+
+    /// - Parameters:
+    ///   - model: The classifier; its first input takes `[N, C, H, W]` images, its first output `[N, classes]`.
+    ///   - targetLayers: Layers by tensor name, node name or PyTorch module path (see ``LayerResolver``).
+    ///   - useGuided: Multiply the map by guided backpropagation (Guided GradCAM).
+    ///   - method: The CAM method.
+    public init(
+        model: Model, targetLayers: [String], useGuided: Bool = false, method: CAMMethod = .gradCAM,
+        options: CAMOptions = CAMOptions()
+    ) throws {
+        executor = try Executor(model: model)
+        let resolver = LayerResolver(model: model)
+        layers = try targetLayers.map(resolver.resolve)
+        guard !layers.isEmpty else { throw LayerError.unknown("", candidates: []) }
+        guard let input = executor.inputs.first?.name, let output = executor.outputs.first?.name else {
+            throw GraphError.inputMismatch("the model needs an input and an output")
+        }
+        inputName = input
+        outputName = output
+        self.useGuided = useGuided
+        self.method = method
+        self.options = options
+    }
+
+    /// A generator for one target layer.
+    public convenience init(
+        model: Model, targetLayer: String, useGuided: Bool = false, method: CAMMethod = .gradCAM,
+        options: CAMOptions = CAMOptions()
+    ) throws {
+        try self.init(model: model, targetLayers: [targetLayer], useGuided: useGuided, method: method, options: options)
+    }
+
+    /// The heatmap of one image (`[C, H, W]` or `[1, C, H, W]`) for `targetClass`, or for the
+    /// predicted class: `[H, W]`, or `[H, W, 3]` with `useGuided`.
+    public func generate(_ input: Tensor, targetClass: Int? = nil) throws -> Tensor {
+        let batch = input.rank == 3 ? try input.reshaped([1] + input.shape) : input
+        guard batch.rank == 4, batch.shape[0] == 1 else {
+            throw OpError("generate takes one image shaped [C, H, W] or [1, C, H, W], got \(input.shape); use generateBatch")
+        }
+        let maps = try generateBatch(batch, targetClasses: targetClass.map { [$0] })
+        return maps[0]
+    }
+
+    /// One heatmap per image of a `[N, C, H, W]` batch; `targetClasses` nil explains each prediction.
+    public func generateBatch(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> [Tensor] {
+        let result = try explain(inputs, targetClasses: targetClasses)
+        var maps = result.heatmaps
+        if useGuided {
+            let guided = try guidedBackprop(inputs, targetClasses: result.classes)
+            maps = try guidedGradCAM(guided: guided, heatmaps: maps)
+        }
+        return try (0..<maps.shape[0]).map { try maps.sliced(axis: 0, $0..<$0 + 1).reshaped(Array(maps.shape.dropFirst())) }
+    }
+
+    /// Heatmaps, raw layer maps, classes and logits for a `[N, C, H, W]` batch.
+    public func explain(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> CAMResult {
+        guard inputs.rank == 4 else { throw OpError("images must be [N, C, H, W], got \(inputs.shape)") }
+        guard options.augSmooth else { return try explainOnce(inputs, targetClasses: targetClasses) }
+        var sum: [Double]?
+        var plain: CAMResult?
+        for flip in [false, true] {
+            for factor in [0.9, 1, 1.1] {
+                var augmented = flip ? try Self.flipped(inputs) : inputs
+                if factor != 1 { augmented = try Self.scaled(augmented, by: factor) }
+                let result = try explainOnce(augmented, targetClasses: targetClasses)
+                if !flip && factor == 1 { plain = result }
+                let maps = try (flip ? Self.flipped(result.heatmaps) : result.heatmaps).doubles()
+                sum = sum.map { zip($0, maps).map { $0 + $1 } } ?? maps
+            }
+        }
+        guard let plain, let sum else { throw OpError("augmentation produced no maps") }
+        let mean = try Tensor(shape: plain.heatmaps.shape, scalars: sum.map { Float($0 / 6) })
+        return CAMResult(heatmaps: mean, rawMaps: plain.rawMaps, classes: plain.classes, logits: plain.logits)
+    }
+
+    /// Guided backpropagation: `∂ logit[n, cₙ] / ∂ input` with every Relu gated, as `[N, H, W, C]`.
+    public func guidedBackprop(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> Tensor {
+        let result = try executor.gradients([inputName: inputs], of: .logit(classes: targetClasses), wrt: [inputName], guided: true)
+        guard let gradient = result.gradients[inputName] else { throw OpError("no input gradient") }
+        return try gradient.transposed([0, 2, 3, 1])
+    }
+
+    /// Guided GradCAM: guided backpropagation `[N, H, W, C]` times the heatmaps `[N, H, W]`.
+    public func guidedGradCAM(guided: Tensor, heatmaps: Tensor) throws -> Tensor {
+        let mask = try heatmaps.reshaped(heatmaps.shape + [1]).converted(to: guided.dtype)
+        return try guided.multiplied(by: mask)
+    }
+
+    // MARK: - One pass
+
+    private func explainOnce(_ inputs: Tensor, targetClasses: [Int]?) throws -> CAMResult {
+        let tensors = layers.map(\.tensor)
+        var activations: [String: Tensor]
+        var gradients: [String: Tensor] = [:]
+        let logits: Tensor
+        if method.usesGradients {
+            let result = try executor.gradients([inputName: inputs], of: .logit(classes: targetClasses), wrt: tensors)
+            (activations, gradients, logits) = (result.values, result.gradients, result.output)
+        } else {
+            activations = try executor.run([inputName: inputs], fetch: [outputName] + tensors)
+            guard let output = activations[outputName] else { throw OpError("the model produced no output") }
+            logits = output
+        }
+        guard logits.rank == 2, logits.shape[0] == inputs.shape[0] else {
+            throw OpError("CAM needs a [batch, classes] output, got \(logits.shape)")
+        }
+        let scores = try logits.doubles()
+        let classes = targetClasses ?? GradientTarget.argmax(scores, rows: logits.shape[0], width: logits.shape[1])
+        let (batch, height, width) = (inputs.shape[0], inputs.shape[2], inputs.shape[3])
+
+        var raws: [Tensor] = []
+        var upsampled: [[Double]] = []
+        for layer in layers {
+            guard let value = activations[layer.tensor] else { throw OpError("layer \(layer.request) was not computed") }
+            let a = try spatial(value, height: height, width: width, layer: layer)
+            let g = try gradients[layer.tensor].map { try spatial($0, height: height, width: width, layer: layer) }
+            let (channels, h, w) = (a.shape[1], a.shape[2], a.shape[3])
+            let positions = h * w
+            let av = try a.doubles()
+            let gv = try g?.doubles() ?? []
+            let weights = method == .scoreCAM ? try scoreWeights(inputs, activations: a, classes: classes) : nil
+            var raw: [Double] = []
+            var maps: [Double] = []
+            for n in 0..<batch {
+                let range = n * channels * positions..<(n + 1) * channels * positions
+                let map = method.rawMap(
+                    activations: Array(av[range]), gradients: gv.isEmpty ? [] : Array(gv[range]), channels: channels,
+                    positions: positions, eigenSmooth: options.eigenSmooth, channelWeights: weights?[n])
+                raw += map
+                var scaled = map.map { max($0, 0) }
+                if options.normalization == .minMax { scaled = Self.minMax(scaled) }
+                maps += options.upsampling.apply(scaled, height: h, width: w, outHeight: height, outWidth: width)
+            }
+            raws.append(try Tensor(shape: [batch, h, w], scalars: raw.map { Float($0) }))
+            upsampled.append(maps)
+        }
+        // Average the layers (after a ReLU), then scale each image again, as pytorch-grad-cam does.
+        let size = height * width
+        var heatmaps = [Float](repeating: 0, count: batch * size)
+        for n in 0..<batch {
+            var mean = [Double](repeating: 0, count: size)
+            for maps in upsampled { for i in 0..<size { mean[i] += max(maps[n * size + i], 0) / Double(upsampled.count) } }
+            if options.normalization == .minMax { mean = Self.minMax(mean) }
+            for i in 0..<size { heatmaps[n * size + i] = Float(mean[i]) }
+        }
+        return CAMResult(
+            heatmaps: try Tensor(shape: [batch, height, width], scalars: heatmaps), rawMaps: raws, classes: classes, logits: logits)
+    }
+
+    /// A layer's output as `[N, C, h, w]`: spatial maps pass through, tokens are laid on their grid.
+    private func spatial(_ x: Tensor, height: Int, width: Int, layer: ResolvedLayer) throws -> Tensor {
+        switch x.rank {
+        case 4: return x
+        case 3:
+            let grid = try options.tokenGrid ?? TokenGrid.infer(tokens: x.shape[1], inputHeight: height, inputWidth: width)
+            return try grid.spatial(x)
+        default:
+            throw OpError(
+                "layer '\(layer.request)' (tensor '\(layer.tensor)') has shape \(x.shape); CAM needs [N, C, h, w] maps or [N, tokens, C] tokens")
+        }
+    }
+
+    /// ScoreCAM's channel weights per sample: softmax over channels of the target score of the
+    /// input masked by each channel (upsampled with aligned corners and scaled to [0, 1]).
+    private func scoreWeights(_ inputs: Tensor, activations a: Tensor, classes: [Int]) throws -> [[Double]] {
+        let (batch, channels, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+        let (inputChannels, height, width) = (inputs.shape[1], inputs.shape[2], inputs.shape[3])
+        let av = try a.doubles()
+        let image = try inputs.converted(to: .float32).scalars(as: Float.self)
+        let imageSize = inputChannels * height * width
+        let chunk = max(options.scoreCAMBatchSize, 1)
+        return try (0..<batch).map { n in
+            var scores: [Double] = []
+            for start in stride(from: 0, to: channels, by: chunk) {
+                let count = min(chunk, channels - start)
+                var masked = [Float](repeating: 0, count: count * imageSize)
+                for j in 0..<count {
+                    let offset = ((n * channels) + start + j) * h * w
+                    let up = MapResize.bilinearAlignCorners.apply(
+                        Array(av[offset..<offset + h * w]), height: h, width: w, outHeight: height, outWidth: width)
+                    let low = up.min() ?? 0
+                    let high = up.max() ?? 0
+                    for c in 0..<inputChannels {
+                        for p in 0..<height * width {
+                            let mask = (up[p] - low) / (high - low + 1e-8)
+                            masked[j * imageSize + c * height * width + p] = image[n * imageSize + c * height * width + p] * Float(mask)
+                        }
+                    }
+                }
+                let batchInput = try Tensor(shape: [count, inputChannels, height, width], scalars: masked).converted(to: inputs.dtype)
+                guard let output = try executor.run([inputName: batchInput], fetch: [outputName])[outputName] else {
+                    throw OpError("the model produced no output")
+                }
+                let values = try output.doubles()
+                let classCount = output.shape.last ?? 1
+                scores += (0..<count).map { values[$0 * classCount + classes[n]] }
+            }
+            let largest = scores.max() ?? 0
+            let exps = scores.map { exp($0 - largest) }
+            let total = exps.reduce(0, +)
+            return exps.map { $0 / total }
+        }
+    }
+
+    /// pytorch-grad-cam's per-image scaling: subtract the minimum, divide by `1e-7 + max`.
+    static func minMax(_ map: [Double]) -> [Double] {
+        let low = map.min() ?? 0
+        let shifted = map.map { $0 - low }
+        let high = shifted.max() ?? 0
+        return shifted.map { $0 / (1e-7 + high) }
+    }
+
+    /// The batch mirrored left to right (the last axis).
+    static func flipped(_ x: Tensor) throws -> Tensor {
+        let width = x.shape[x.rank - 1]
+        let values = try x.converted(to: .float32).scalars(as: Float.self)
+        var result = values
+        for row in 0..<(x.count / max(width, 1)) {
+            for i in 0..<width { result[row * width + i] = values[row * width + width - 1 - i] }
+        }
+        return try Tensor(shape: x.shape, scalars: result).converted(to: x.dtype)
+    }
+
+    static func scaled(_ x: Tensor, by factor: Double) throws -> Tensor {
+        let values = try x.converted(to: .float32).scalars(as: Float.self)
+        return try Tensor(shape: x.shape, scalars: values.map { $0 * Float(factor) }).converted(to: x.dtype)
+    }
+}

@@ -1,0 +1,44 @@
+import GraphEngine
+import TensorCore
+
+/// How a transformer's `[N, tokens, C]` tensor maps to a `[N, C, h, w]` grid: leading
+/// class/distillation tokens are dropped and the rest laid out row by row.
+public struct TokenGrid: Sendable, Equatable, CustomStringConvertible {
+    /// Tokens before the patch tokens (1 for a class token, 2 with a distillation token).
+    public var prefixTokens: Int
+    public var height: Int
+    public var width: Int
+
+    public init(prefixTokens: Int, height: Int, width: Int) {
+        self.prefixTokens = prefixTokens
+        self.height = height
+        self.width = width
+    }
+
+    public var description: String { "\(prefixTokens) prefix token(s), \(height)x\(width) grid" }
+
+    /// The grid for `tokens` tokens of an input `inputHeight` x `inputWidth`: the fewest prefix
+    /// tokens (0 to 8) that leave a grid with the input's aspect ratio.
+    public static func infer(tokens: Int, inputHeight: Int, inputWidth: Int) throws -> TokenGrid {
+        for prefix in 0...min(8, max(tokens - 1, 0)) {
+            let patches = tokens - prefix
+            // h / w = H / W and h * w = patches.
+            for height in 1...max(patches, 1) where patches % height == 0 {
+                let width = patches / height
+                if height * inputWidth == width * inputHeight { return TokenGrid(prefixTokens: prefix, height: height, width: width) }
+            }
+        }
+        throw OpError(
+            "cannot lay \(tokens) tokens out as a grid for a \(inputHeight)x\(inputWidth) input; give the grid explicitly")
+    }
+
+    /// `[N, tokens, C]` as `[N, C, h, w]`.
+    public func spatial(_ tokens: Tensor) throws -> Tensor {
+        guard tokens.rank == 3, tokens.shape[1] == prefixTokens + height * width else {
+            throw OpError("a \(self) needs \(prefixTokens + height * width) tokens, the layer has shape \(tokens.shape)")
+        }
+        let (batch, count, channels) = (tokens.shape[0], tokens.shape[1], tokens.shape[2])
+        let grid = try tokens.sliced(axis: 1, prefixTokens..<count).reshaped([batch, height, width, channels])
+        return try grid.transposed([0, 3, 1, 2])
+    }
+}
