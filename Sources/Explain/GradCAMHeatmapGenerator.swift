@@ -74,14 +74,15 @@ public final class GradCAMHeatmapGenerator: Sendable {
     ///   - targetLayers: Layers by tensor name, node name or PyTorch module path (see ``LayerResolver``).
     ///   - useGuided: Multiply the map by guided backpropagation (Guided GradCAM).
     ///   - method: The CAM method.
+    ///   - allowNoLayers: Permit an empty layer list, for guided backpropagation alone.
     public init(
         model: Model, targetLayers: [String], useGuided: Bool = false, method: CAMMethod = .gradCAM,
-        options: CAMOptions = CAMOptions()
+        options: CAMOptions = CAMOptions(), allowNoLayers: Bool = false
     ) throws {
         executor = try Executor(model: model)
         let resolver = LayerResolver(model: model)
         layers = try targetLayers.map(resolver.resolve)
-        guard !layers.isEmpty else { throw LayerError.unknown("", candidates: []) }
+        guard !layers.isEmpty || allowNoLayers else { throw OpError("at least one target layer is needed") }
         guard let input = executor.inputs.first?.name, let output = executor.outputs.first?.name else {
             throw GraphError.inputMismatch("the model needs an input and an output")
         }
@@ -141,6 +142,14 @@ public final class GradCAMHeatmapGenerator: Sendable {
         guard let plain, let sum else { throw OpError("augmentation produced no maps") }
         let mean = try Tensor(shape: plain.heatmaps.shape, scalars: sum.map { Float($0 / 6) })
         return CAMResult(heatmaps: mean, rawMaps: plain.rawMaps, classes: plain.classes, logits: plain.logits)
+    }
+
+    /// Each image's highest-scoring class.
+    public func predictedClasses(_ inputs: Tensor) throws -> [Int] {
+        guard let logits = try executor.run([inputName: inputs], fetch: [outputName])[outputName], logits.rank == 2 else {
+            throw OpError("the model's first output is not [batch, classes]")
+        }
+        return GradientTarget.argmax(try logits.doubles(), rows: logits.shape[0], width: logits.shape[1])
     }
 
     /// Guided backpropagation: `∂ logit[n, cₙ] / ∂ input` with every Relu gated, as `[N, H, W, C]`.

@@ -107,5 +107,9 @@ public struct LayerResolver: Sendable {
         return modules.map(\.path).filter { $0.hasPrefix(parent + ".") && $0.split(separator: ".").count == depth }
     }
 
-    private func closest(to name: String) -> [String] { Executor.closest(to: name, in: modules.map(\.path)) }
+    /// Similar module paths, or the top-level modules when nothing is similar.
+    private func closest(to name: String) -> [String] {
+        let similar = Executor.closest(to: name, in: modules.map(\.path))
+        return similar.isEmpty ? modules.map(\.path).filter { !$0.contains(".") } : similar
+    }
 }

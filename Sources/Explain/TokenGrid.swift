@@ -18,9 +18,10 @@ public struct TokenGrid: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(prefixTokens) prefix token(s), \(height)x\(width) grid" }
 
     /// The grid for `tokens` tokens of an input `inputHeight` x `inputWidth`: the fewest prefix
-    /// tokens (0 to 8) that leave a grid with the input's aspect ratio.
+    /// tokens (0 to 5: a class token, a distillation token, up to four register tokens) that
+    /// leave a grid with the input's aspect ratio.
     public static func infer(tokens: Int, inputHeight: Int, inputWidth: Int) throws -> TokenGrid {
-        for prefix in 0...min(8, max(tokens - 1, 0)) {
+        for prefix in 0...min(5, max(tokens - 1, 0)) {
             let patches = tokens - prefix
             // h / w = H / W and h * w = patches.
             for height in 1...max(patches, 1) where patches % height == 0 {

@@ -14,10 +14,19 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Also list every tensor name that `run --tap` accepts.")
     var allTensors = false
 
+    @Flag(help: "Also list every PyTorch module path that `gradcam --layer` accepts, with its output tensor.")
+    var layers = false
+
     func run() throws {
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
         let report = ModelInspection(model: loaded)
         print(InspectCommand.render(report, allTensors: allTensors))
+        if layers {
+            print("layers (module path -> output tensor):")
+            let modules = LayerResolver(model: loaded).modules
+            if modules.isEmpty { print("  none: the exporter recorded no module scopes; name layers by tensor") }
+            for module in modules { print("  \(module.path) -> \(module.tensor)") }
+        }
     }
 
     static func render(_ report: ModelInspection, allTensors: Bool) -> String {

@@ -21,7 +21,7 @@ import Testing
         #expect(try flipped.run() == [])
     }
 
-    @Test(arguments: ["Neg", "Relu", "Sqrt", "Exp", "Erf", "Sigmoid", "Tanh", "Gelu", "Identity"])
+    @Test(arguments: ["Neg", "Relu", "Sqrt", "Exp", "Erf", "Sigmoid", "Tanh", "Gelu", "Identity", "Dropout"])
     func unaryOps(_ op: String) throws {
         let magnitude: ClosedRange<Double> = op == "Sqrt" ? 0.5...2 : 0.1...1
         var x = try randomTensor([2, 5], seed: 3, magnitude: magnitude)

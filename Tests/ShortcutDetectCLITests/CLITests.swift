@@ -101,4 +101,48 @@ import Testing
         let npy = try cli(["run", model, "--input", notNumpy.path, "--output", output])
         #expect(npy.status != 0 && npy.stderr.contains("not a NumPy .npy file"))
     }
+
+    @Test func gradcamWritesHeatmapsAndRawMapsThatMatchPytorchGradCAM() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let heat = folder.appendingPathComponent("heat.npy")
+        let raw = folder.appendingPathComponent("raw.npy")
+        let vit = Fixtures.url("models/vit_dyn25.onnx").path
+        let images = Fixtures.url("models/inputs/vit.npy").path
+        let result = try cli([
+            "gradcam", vit, "--input", images, "--layer", "encoder.layers[-1].ln_1", "--method", "gradcam++",
+            "--output", heat.path, "--raw", raw.path,
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("gradcam++ at encoder.layers[-1].ln_1 -> layer_norm_2: classes 1, 1"))
+        // Same tolerances and reasons as CAMGoldenTests.
+        let heatmap = try TensorComparison(Tensor(npyAt: heat), Tensor(npyAt: Fixtures.url("cam/vit/gradcampp.npy")))
+        #expect(heatmap.sameShape && heatmap.maxAbsoluteDifference <= 1e-4, "\(heatmap)")
+        let rawMap = try TensorComparison(Tensor(npyAt: raw), Tensor(npyAt: Fixtures.url("cam/vit/gradcampp_raw.npy")))
+        #expect(rawMap.sameShape && rawMap.relativeToLargest <= 1e-4, "\(rawMap)")
+
+        let guided = try cli(["gradcam", vit, "--input", images, "--method", "guided-backprop", "--class", "1,1", "--output", heat.path])
+        #expect(guided.status == 0, "\(guided.stderr)")
+        #expect(try Tensor(npyAt: heat).shape == [2, 32, 32, 3])
+    }
+
+    @Test func gradcamRefusesWhatItCannotDo() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let heat = folder.appendingPathComponent("heat.npy").path
+        let unknown = try cli(["gradcam", model, "--input", input, "--layer", "layer9", "--output", heat])
+        #expect(unknown.status != 0 && unknown.stderr.contains("no layer named 'layer9'") && unknown.stderr.contains("layer4"))
+        let method = try cli(["gradcam", model, "--input", input, "--layer", "layer4", "--method", "fullgrad", "--output", heat])
+        #expect(method.status != 0 && method.stderr.contains("fullgrad"))
+        let noLayer = try cli(["gradcam", model, "--input", input, "--output", heat])
+        #expect(noLayer.status != 0 && noLayer.stderr.contains("--layer is required"))
+        let classes = try cli(["gradcam", model, "--input", input, "--layer", "layer4", "--class", "1,2,3", "--output", heat])
+        #expect(classes.status != 0 && classes.stderr.contains("3 classes for 2 samples"))
+        let range = try cli(["gradcam", model, "--input", input, "--layer", "layer4", "--class", "10", "--output", heat])
+        #expect(range.status != 0 && range.stderr.contains("class 10 is out of range"))
+    }
+
+    @Test func inspectListsModulePaths() throws {
+        let result = try cli(["inspect", model, "--layers"])
+        #expect(result.stdout.contains("layers (module path -> output tensor):\n  conv1 -> "))
+        #expect(result.stdout.contains("  layer4.0 -> /layer4/layer4.0/relu_1/Relu_output_0"))
+    }
 }

@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+import ShortcutDetect
+
+/// `shortcut-detect gradcam`: heatmaps of a batch of preprocessed images at chosen layers.
+struct GradCAMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gradcam",
+        abstract: "Compute class activation maps for a NumPy batch of images.",
+        discussion: """
+            Methods: \(CAMMethodName.allCases.map(\.rawValue).joined(separator: ", ")).
+            HEAT is float32 [N, H, W] in the input's resolution (guided-backprop and guided-gradcam
+            write [N, H, W, 3]); RAW is the first layer's map before ReLU and scaling, [N, h, w].
+            """)
+
+    @Argument(help: "The .onnx model file.")
+    var model: String
+
+    @Option(help: ArgumentHelp("Images as a float32 .npy of shape [N, C, H, W], already preprocessed.", valueName: "PATH"))
+    var input: String
+
+    @Option(help: ArgumentHelp("Target layer: module path (layer4, features.29, blocks[-1].norm1), node or tensor name. Repeat to average layers.", valueName: "LAYER"))
+    var layer: [String] = []
+
+    @Option(name: .customLong("class"), help: ArgumentHelp("Class to explain: one for all samples, or one per sample (comma-separated). Default: each sample's prediction.", valueName: "C"))
+    var targetClass: String?
+
+    @Option(help: ArgumentHelp("CAM method.", valueName: "NAME"))
+    var method: CAMMethodName = .gradcam
+
+    @Option(help: ArgumentHelp("Where to write the heatmaps (.npy).", valueName: "PATH"))
+    var output: String
+
+    @Option(help: ArgumentHelp("Where to write the raw layer map (.npy).", valueName: "PATH"))
+    var raw: String?
+
+    @Flag(help: "Replace the channel sum by the first principal component (eigen smoothing).")
+    var eigenSmooth = false
+
+    @Flag(help: "Average over flipped and rescaled copies of the input (augmentation smoothing).")
+    var augSmooth = false
+
+    @Option(help: ArgumentHelp("Heatmap scaling: minmax (pytorch-grad-cam) or none.", valueName: "MODE"))
+    var normalization: HeatmapNormalization = .minMax
+
+    @Option(help: ArgumentHelp("Upsampling: bilinear (pytorch-grad-cam), bilinearAlignCorners or nearest (Captum).", valueName: "MODE"))
+    var upsampling: MapResize = .bilinear
+
+    @Option(help: ArgumentHelp("Token layout for transformer layers, PREFIX:HxW (e.g. 1:14x14). Default: inferred.", valueName: "SPEC"))
+    var tokenGrid: String?
+
+    func validate() throws {
+        if layer.isEmpty && method != .guidedBackprop {
+            throw ValidationError("--layer is required for \(method.rawValue)")
+        }
+    }
+
+    func run() throws {
+        let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
+        let images = try Tensor(npyAt: URL(fileURLWithPath: input))
+        guard images.rank == 4 else { throw ValidationError("--input must be [N, C, H, W], got \(images.shape)") }
+        let classes = try parseClasses(count: images.shape[0])
+        var options = CAMOptions(eigenSmooth: eigenSmooth, augSmooth: augSmooth, normalization: normalization, upsampling: upsampling)
+        if let tokenGrid { options.tokenGrid = try parseGrid(tokenGrid) }
+        let generator = try GradCAMHeatmapGenerator(
+            model: loaded, targetLayers: layer.isEmpty ? [] : layer, method: method.camMethod ?? .gradCAM, options: options,
+            allowNoLayers: method == .guidedBackprop)
+
+        let heatmaps: Tensor
+        let chosen: [Int]
+        switch method {
+        case .guidedBackprop:
+            chosen = try classes ?? generator.predictedClasses(images)
+            heatmaps = try generator.guidedBackprop(images, targetClasses: chosen)
+        default:
+            let result = try generator.explain(images, targetClasses: classes)
+            chosen = result.classes
+            if let raw { try result.rawMaps[0].writeNPY(to: URL(fileURLWithPath: raw)) }
+            heatmaps = method == .guidedGradCAM
+                ? try generator.guidedGradCAM(guided: generator.guidedBackprop(images, targetClasses: chosen), heatmaps: result.heatmaps)
+                : result.heatmaps
+        }
+        try heatmaps.writeNPY(to: URL(fileURLWithPath: output))
+        let layers = generator.layers.map { "\($0.request) -> \($0.tensor)" }.joined(separator: ", ")
+        print("\(method.rawValue)\(layers.isEmpty ? "" : " at \(layers)"): classes \(chosen.map(String.init).joined(separator: ", "))")
+        print("wrote \(heatmaps.dtype)\(heatmaps.shape) to \(output)")
+    }
+
+    private func parseClasses(count: Int) throws -> [Int]? {
+        guard let targetClass else { return nil }
+        let values = try targetClass.split(separator: ",").map { part -> Int in
+            guard let value = Int(part.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--class takes integers, got '\(targetClass)'")
+            }
+            return value
+        }
+        if values.count == 1 { return Array(repeating: values[0], count: count) }
+        guard values.count == count else { throw ValidationError("--class lists \(values.count) classes for \(count) samples") }
+        return values
+    }
+
+    private func parseGrid(_ spec: String) throws -> TokenGrid {
+        let parts = spec.split(whereSeparator: { $0 == ":" || $0 == "x" }).compactMap { Int($0) }
+        guard parts.count == 3 else { throw ValidationError("--token-grid expects PREFIX:HxW, e.g. 1:14x14, got '\(spec)'") }
+        return TokenGrid(prefixTokens: parts[0], height: parts[1], width: parts[2])
+    }
+}
+
+/// The method names the CLI accepts.
+enum CAMMethodName: String, CaseIterable, ExpressibleByArgument {
+    case gradcam, hirescam, xgradcam, layercam, eigencam, eigengradcam, scorecam
+    case gradcamPlusPlus = "gradcam++"
+    case gradcamElementwise = "gradcam-elementwise"
+    case guidedBackprop = "guided-backprop"
+    case guidedGradCAM = "guided-gradcam"
+
+    /// The CAM method, or `nil` for pure guided backpropagation.
+    var camMethod: CAMMethod? {
+        switch self {
+        case .guidedBackprop: nil
+        case .guidedGradCAM: .gradCAM
+        default: CAMMethod(rawValue: rawValue)
+        }
+    }
+}
+
+extension HeatmapNormalization: ExpressibleByArgument {}
+extension MapResize: ExpressibleByArgument {}
