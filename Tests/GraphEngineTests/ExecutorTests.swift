@@ -217,3 +217,66 @@ func makeModel(
         #expect(try Executor(model: model).run(["x": x])["y"]?.scalars(as: Float.self) == [1])
     }
 }
+
+/// The reverse pass keeps forward values only for the nodes between the target and the output.
+@Suite struct ReverseModeMemoryTests {
+    final class Probe: @unchecked Sendable {
+        weak var early: TensorStorage?
+        var aliveDuringBackward: Bool?
+    }
+
+    /// Copies its input and remembers the copy weakly.
+    struct Emit: Operator {
+        let probe: Probe
+        func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+            let x = try inputs.required(0)
+            let copy = try Tensor(shape: x.shape, scalars: x.scalars(as: Float.self))
+            probe.early = copy.storage
+            return [copy]
+        }
+    }
+
+    /// Identity whose backward records whether Emit's output still exists.
+    struct Watch: DifferentiableOperator {
+        let probe: Probe
+        func forward(_ inputs: OpInputs) throws -> [Tensor?] { [try inputs.required(0)] }
+        func savedForBackward(wanted: [Bool]) -> SavedValues { .nothing }
+        func backward(_ step: BackwardStep) throws -> [Tensor?] {
+            probe.aliveDuringBackward = probe.early != nil
+            return [try step.gradient()]
+        }
+    }
+
+    @Test func valuesBeforeTheTargetAreFreedBeforeBackward() throws {
+        let probe = Probe()
+        var registry = OpRegistry.standard
+        registry.register("Emit") { _ in Emit(probe: probe) }
+        registry.register("Watch") { _ in Watch(probe: probe) }
+        let model = makeModel(
+            [
+                Node(opType: "Emit", inputs: ["x"], outputs: ["a"]),
+                Node(opType: "Relu", inputs: ["a"], outputs: ["b"]),
+                Node(opType: "Watch", inputs: ["b"], outputs: ["c"]),
+                Node(opType: "Relu", inputs: ["c"], outputs: ["y"]),
+            ], inputs: [ValueInfo(name: "x", shape: [.fixed(3)])], outputs: ["y"])
+        let executor = try Executor(model: model, registry: registry)
+        let x = try Tensor(shape: [3], scalars: [Float(1), -2, 3])
+        let seed = try Tensor(shape: [3], scalars: [Float(1), 1, 1])
+        let result = try executor.gradients(["x": x], of: .custom { _ in seed }, wrt: ["b"])
+        #expect(probe.aliveDuringBackward == false)
+        #expect(try result.gradients["b"]?.scalars(as: Float.self) == [1, 0, 1])
+        #expect(try result.values["b"]?.scalars(as: Float.self) == [1, 0, 3])
+    }
+
+    @Test func float16GraphsDifferentiateThroughFloat32Kernels() throws {
+        let model = makeModel(
+            [Node(opType: "Mul", inputs: ["x", "x"], outputs: ["y"])], inputs: [ValueInfo(name: "x", elementType: .float16)],
+            outputs: ["y"])
+        let x = try Tensor(shape: [2], scalars: [Float(1.5), -2]).converted(to: .float16)
+        let seed = try Tensor(shape: [2], scalars: [Float(1), 1]).converted(to: .float16)
+        let result = try Executor(model: model).gradients(["x": x], of: .custom { _ in seed }, wrt: ["x"])
+        let gradient = try #require(result.gradients["x"])
+        #expect(gradient.dtype == .float16)
+        #expect(try gradient.converted(to: .float32).scalars(as: Float.self) == [3, -4])
+    }
+}

@@ -4,6 +4,7 @@ extension Tensor {
     /// This tensor summed down to `shape`, the inverse of broadcasting `shape` up to this tensor's shape.
     func summed(toShape shape: [Int]) throws -> Tensor {
         if self.shape == shape { return self }
+        if dtype == .float16 { return try converted(to: .float32).summed(toShape: shape).converted(to: .float16) }
         guard (try? Shape.broadcast(shape, self.shape)) == self.shape else {
             throw OpError("a gradient of shape \(self.shape) cannot be summed to shape \(shape)")
         }
@@ -28,6 +29,9 @@ extension Tensor {
 
     /// The element-wise sum of two tensors of one shape and type: how gradients accumulate.
     func adding(_ other: Tensor) throws -> Tensor {
+        if dtype == .float16 {
+            return try converted(to: .float32).adding(other.converted(to: .float32)).converted(to: .float16)
+        }
         func run<T: ArithmeticScalar>(_ type: T.Type) throws -> Tensor { try broadcastBinary(self, other, as: T.self, T.add) }
         return try withArithmeticType(dtype, "gradient") { try run($0) }
     }
