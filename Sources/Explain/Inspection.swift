@@ -40,15 +40,11 @@ public struct ModelInspection {
         unsupported = graph.nodes.filter { registry.builder(for: $0) == nil }.map { ($0.label, $0.opType) }
         parameterCount = graph.initializers.values.reduce(0) { $0 + $1.count }
 
-        // The last node inside each module is where the module's output comes from.
-        var lastNode: [String: Int] = [:]
-        var order: [String] = []
-        for (index, node) in graph.nodes.enumerated() {
-            for path in ModuleScopes.paths(of: node) {
-                if lastNode[path] == nil { order.append(path) }
-                lastNode[path] = index
-            }
-        }
+        let modules = LayerResolver(model: model).modules
+        let order = modules.map(\.path)
+        let tensorOf = Dictionary(modules.map { ($0.path, $0.tensor) }, uniquingKeysWith: { first, _ in first })
+        var producer: [String: Int] = [:]
+        for (index, node) in graph.nodes.enumerated() { for output in node.outputs { producer[output] = index } }
         // Blocks, outermost only (a block's own numbered children are its internals), plus the
         // first norm of transformer blocks, which is where pytorch-grad-cam users point for ViTs.
         let blockPaths = order.filter { path in
@@ -56,14 +52,14 @@ public struct ModelInspection {
             if path.hasSuffix(".norm1") || path.hasSuffix(".ln_1") { return true }
             return !order.contains { $0 != path && path.hasPrefix($0 + ".") && ModelInspection.isBlock($0, among: order) && !$0.hasSuffix("norm1") && !$0.hasSuffix("ln_1") }
         }
-        var blocks: [(path: String, tensor: String, node: Int)] = []
-        for path in blockPaths.sorted(by: { (lastNode[$0] ?? 0) < (lastNode[$1] ?? 0) }) {
-            guard let index = lastNode[path], let output = graph.nodes[index].outputs.first, !output.isEmpty else { continue }
+        var blocks: [(path: String, tensor: String)] = []
+        for path in blockPaths.sorted(by: { (tensorOf[$0].flatMap { producer[$0] } ?? 0) < (tensorOf[$1].flatMap { producer[$0] } ?? 0) }) {
+            guard let output = tensorOf[path] else { continue }
             // Nested modules that end at the same node share a tensor: list them once ("layer4 = layer4.1").
             if let existing = blocks.firstIndex(where: { $0.tensor == output }) {
                 blocks[existing].path += " = " + path
             } else {
-                blocks.append((path, output, index))
+                blocks.append((path, output))
             }
         }
 
@@ -89,7 +85,7 @@ public struct ModelInspection {
         }
         if let finalMap, let tensor = graph.nodes[finalMap].outputs.first, !blocks.contains(where: { $0.tensor == tensor }) {
             let path = ModuleScopes.paths(of: graph.nodes[finalMap]).last ?? "final feature map"
-            blocks.append((path, tensor, finalMap))
+            blocks.append((path, tensor))
         }
         // Keep spatial and token outputs (everything when shapes are unknown); a norm1 counts only on tokens.
         let kept = blocks.filter { block in
