@@ -18,6 +18,9 @@ let package = Package(
             providers: [.apt(["libprotobuf-c-dev"]), .brew(["protobuf-c"])]),
         .target(name: "CONNXProto", dependencies: ["CProtobufC"], exclude: ["proto"]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        .systemLibrary(
+            name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]),
 
         // bytes -> model -> forward (and backward): tensors, the ONNX model, the executor and its ops.
         .target(
@@ -27,7 +30,9 @@ let package = Package(
         .target(name: "GraphEngine", dependencies: ["TensorCore", "ONNXModel"]),
         // -> backward -> heatmap: target layers, CAM methods, token grids.
         .target(name: "Explain", dependencies: ["TensorCore", "ONNXModel", "GraphEngine"]),
-        .target(name: "ShortcutDetect", dependencies: ["TensorCore", "ONNXModel", "GraphEngine", "Explain"]),
+        // -> image/report: image files, torchvision-equal preprocessing, colormaps, overlays.
+        .target(name: "Imaging", dependencies: ["TensorCore", "CPNG", "CTurboJPEG"]),
+        .target(name: "ShortcutDetect", dependencies: ["TensorCore", "ONNXModel", "GraphEngine", "Explain", "Imaging"]),
         .executableTarget(
             name: "ShortcutDetectCLI",
             dependencies: ["ShortcutDetect", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -39,6 +44,7 @@ let package = Package(
             name: "GraphEngineTests", dependencies: ["GraphEngine", "ONNXModel", "TestSupport"],
             exclude: ["onnx-node-tests.txt"]),
         .testTarget(name: "ExplainTests", dependencies: ["Explain", "GraphEngine", "ONNXModel", "TestSupport"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
         .testTarget(name: "ShortcutDetectCLITests", dependencies: ["ShortcutDetectCLI", "TestSupport"]),
     ]
 )

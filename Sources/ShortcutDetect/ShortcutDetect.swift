@@ -2,3 +2,4 @@
 @_exported import ONNXModel
 @_exported import GraphEngine
 @_exported import Explain
+@_exported import Imaging

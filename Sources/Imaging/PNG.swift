@@ -1,0 +1,79 @@
+import CPNG
+import Foundation
+
+/// PNG files through libpng's simplified API (`png_image`), which reports errors instead of
+/// jumping out of the caller, so it is safe from Swift.
+public enum PNG {
+    /// Decodes any PNG (gray, gray+alpha, RGB, RGBA, palette; 8 or 16 bits) to 8-bit RGB, the way
+    /// PIL's `convert("RGB")` does: alpha is dropped, not composited; 16-bit samples keep their
+    /// high byte. (PIL clips 16-bit grayscale at 255 instead; we scale it like colour.)
+    static func decode(_ data: Data, path: String) throws -> RGBImage {
+        // libpng reads from the buffer until finish_read, so both calls happen inside one borrow.
+        try data.withUnsafeBytes { raw in
+            var image = png_image()
+            image.version = png_uint_32(PNG_IMAGE_VERSION)
+            guard png_image_begin_read_from_memory(&image, raw.baseAddress, raw.count) != 0 else {
+                throw ImageError.corrupt(path: path, reason: message(&image))
+            }
+            defer { png_image_free(&image) }
+            let sixteen = image.format & png_uint_32(PNG_FORMAT_FLAG_LINEAR) != 0
+            // Read with alpha, so libpng never composites; 16-bit files stay linear 16-bit (no gamma change).
+            image.format = png_uint_32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA) | (sixteen ? png_uint_32(PNG_FORMAT_FLAG_LINEAR) : 0)
+            let (width, height) = (Int(image.width), Int(image.height))
+            guard width > 0, height > 0, Int(width) * Int(height) <= RGBImage.maximumPixels else {
+                throw ImageError.unsupported(path: path, reason: "image size \(width)x\(height) exceeds the \(RGBImage.maximumPixels)-pixel limit")
+            }
+            var rgb = [UInt8](repeating: 0, count: width * height * 3)
+            if sixteen {
+                var samples = [UInt16](repeating: 0, count: width * height * 4)
+                guard png_image_finish_read(&image, nil, &samples, 0, nil) != 0 else {
+                    throw ImageError.corrupt(path: path, reason: message(&image))
+                }
+                for p in 0..<width * height { for c in 0..<3 { rgb[p * 3 + c] = UInt8(samples[p * 4 + c] >> 8) } }
+            } else {
+                var samples = [UInt8](repeating: 0, count: width * height * 4)
+                guard png_image_finish_read(&image, nil, &samples, 0, nil) != 0 else {
+                    throw ImageError.corrupt(path: path, reason: message(&image))
+                }
+                for p in 0..<width * height { for c in 0..<3 { rgb[p * 3 + c] = samples[p * 4 + c] } }
+            }
+            return try RGBImage(width: width, height: height, pixels: rgb)
+        }
+    }
+
+    /// Encodes 8-bit pixels with 1 (gray), 3 (RGB) or 4 (RGBA) channels.
+    public static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8]) throws -> Data {
+        let formats: [Int: UInt32] = [1: 0, 3: UInt32(PNG_FORMAT_RGB), 4: UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)]
+        guard let format = formats[channels], pixels.count == width * height * channels, width > 0, height > 0 else {
+            throw ImageError.invalid("cannot encode \(pixels.count) bytes as a \(width)x\(height) PNG with \(channels) channels")
+        }
+        var image = png_image()
+        image.version = png_uint_32(PNG_IMAGE_VERSION)
+        image.width = png_uint_32(width)
+        image.height = png_uint_32(height)
+        image.format = png_uint_32(format)
+        var size: png_alloc_size_t = 0
+        guard png_image_write_to_memory(&image, nil, &size, 0, pixels, 0, nil) != 0, size > 0 else {
+            throw ImageError.invalid("PNG encoding failed: \(message(&image))")
+        }
+        var output = [UInt8](repeating: 0, count: Int(size))
+        guard png_image_write_to_memory(&image, &output, &size, 0, pixels, 0, nil) != 0 else {
+            throw ImageError.invalid("PNG encoding failed: \(message(&image))")
+        }
+        return Data(output.prefix(Int(size)))
+    }
+
+    /// Writes an RGB image.
+    public static func write(_ image: RGBImage, to url: URL) throws {
+        let data = try encode(width: image.width, height: image.height, channels: 3, pixels: image.pixels)
+        do { try data.write(to: url) } catch {
+            throw ImageError.unreadable(path: url.path, reason: "cannot write: \(error.localizedDescription)")
+        }
+    }
+
+    private static func message(_ image: inout png_image) -> String {
+        withUnsafeBytes(of: &image.message) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+}
