@@ -6,18 +6,24 @@ import ShortcutDetect
 struct GradCAMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gradcam",
-        abstract: "Compute class activation maps for a NumPy batch of images.",
+        abstract: "Compute class activation maps for image files or a NumPy batch.",
         discussion: """
+            With --image/--images, each image is preprocessed as torchvision does (resize the shorter
+            side, centre-crop to the model's input size, normalize) and OUT/<stem>.png gets the heatmap
+            drawn over it (OUT/<stem>.npy with --save-npy, OUT/<stem>_panel.png with --panel).
+            With --input IN.npy (already preprocessed, [N, C, H, W]), --output HEAT.npy gets float32
+            [N, H, W] heatmaps (guided-backprop and guided-gradcam write [N, H, W, 3]) and --raw the
+            first layer's map before ReLU and scaling, [N, h, w].
             Methods: \(CAMMethodName.allCases.map(\.rawValue).joined(separator: ", ")).
-            HEAT is float32 [N, H, W] in the input's resolution (guided-backprop and guided-gradcam
-            write [N, H, W, 3]); RAW is the first layer's map before ReLU and scaling, [N, h, w].
             """)
 
     @Argument(help: "The .onnx model file.")
     var model: String
 
     @Option(help: ArgumentHelp("Images as a float32 .npy of shape [N, C, H, W], already preprocessed.", valueName: "PATH"))
-    var input: String
+    var input: String?
+
+    @OptionGroup var images: ImageOptions
 
     @Option(help: ArgumentHelp("Target layer: module path (layer4, features.29, blocks[-1].norm1), node or tensor name. Repeat to average layers.", valueName: "LAYER"))
     var layer: [String] = []
@@ -28,8 +34,8 @@ struct GradCAMCommand: ParsableCommand {
     @Option(help: ArgumentHelp("CAM method.", valueName: "NAME"))
     var method: CAMMethodName = .gradcam
 
-    @Option(help: ArgumentHelp("Where to write the heatmaps (.npy).", valueName: "PATH"))
-    var output: String
+    @Option(help: ArgumentHelp("With --input: where to write the heatmaps (.npy).", valueName: "PATH"))
+    var output: String?
 
     @Option(help: ArgumentHelp("Where to write the raw layer map (.npy).", valueName: "PATH"))
     var raw: String?
@@ -53,18 +59,32 @@ struct GradCAMCommand: ParsableCommand {
         if layer.isEmpty && method != .guidedBackprop {
             throw ValidationError("--layer is required for \(method.rawValue)")
         }
+        let sources = [input != nil, !images.image.isEmpty, images.images != nil].filter { $0 }.count
+        guard sources == 1 else { throw ValidationError("give exactly one of --input, --image or --images") }
+        if input != nil && output == nil { throw ValidationError("--input needs --output HEAT.npy") }
+        if input == nil && images.out == nil { throw ValidationError("--image/--images need --out DIR") }
+        if images.topK != nil && targetClass != nil { throw ValidationError("use --class or --top-k, not both") }
+    }
+
+    /// The heatmap generator these options describe.
+    func makeGenerator(_ loaded: Model) throws -> GradCAMHeatmapGenerator {
+        var options = CAMOptions(eigenSmooth: eigenSmooth, augSmooth: augSmooth, normalization: normalization, upsampling: upsampling)
+        if let tokenGrid { options.tokenGrid = try parseGrid(tokenGrid) }
+        return try GradCAMHeatmapGenerator(
+            model: loaded, targetLayers: layer.isEmpty ? [] : layer, method: method.camMethod ?? .gradCAM, options: options,
+            allowNoLayers: method == .guidedBackprop)
     }
 
     func run() throws {
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
+        let generator = try makeGenerator(loaded)
+        guard let input, let output else {
+            try ImageRun(command: self, generator: generator).run()
+            return
+        }
         let images = try Tensor(npyAt: URL(fileURLWithPath: input))
         guard images.rank == 4 else { throw ValidationError("--input must be [N, C, H, W], got \(images.shape)") }
         let classes = try parseClasses(count: images.shape[0])
-        var options = CAMOptions(eigenSmooth: eigenSmooth, augSmooth: augSmooth, normalization: normalization, upsampling: upsampling)
-        if let tokenGrid { options.tokenGrid = try parseGrid(tokenGrid) }
-        let generator = try GradCAMHeatmapGenerator(
-            model: loaded, targetLayers: layer.isEmpty ? [] : layer, method: method.camMethod ?? .gradCAM, options: options,
-            allowNoLayers: method == .guidedBackprop)
 
         let heatmaps: Tensor
         let chosen: [Int]
@@ -86,7 +106,7 @@ struct GradCAMCommand: ParsableCommand {
         print("wrote \(heatmaps.dtype)\(heatmaps.shape) to \(output)")
     }
 
-    private func parseClasses(count: Int) throws -> [Int]? {
+    func parseClasses(count: Int) throws -> [Int]? {
         guard let targetClass else { return nil }
         let values = try targetClass.split(separator: ",").map { part -> Int in
             guard let value = Int(part.trimmingCharacters(in: .whitespaces)) else {

@@ -1,0 +1,56 @@
+import TensorCore
+
+/// Figures: the seed's side-by-side comparison (original | heatmap | overlay) with titles and a colorbar.
+public enum Panel {
+    /// Images and their titles side by side, with a colorbar after the panel at `colorbarAfter`.
+    ///
+    /// Small images are enlarged by an integer factor (nearest neighbour) so the smaller side
+    /// reaches at least 160 pixels; titles use the built-in bitmap font.
+    public static func figure(
+        _ panels: [(title: String, image: RGBImage)], colorbar: (after: Int, colormap: Colormap, low: String, high: String)? = nil
+    ) throws -> RGBImage {
+        guard let first = panels.first else { throw ImageError.invalid("a figure needs at least one panel") }
+        let scale = max(1, min((160 + min(first.image.width, first.image.height) - 1) / min(first.image.width, first.image.height), 8))
+        let margin = 12
+        let fontScale = 2
+        let titleHeight = BitmapFont.height * fontScale + 10
+        let barWidth = 16
+        let barLabel = Canvas.textWidth("0.00", scale: fontScale) + 6
+        let panelWidths = panels.map { max($0.image.width * scale, Canvas.textWidth($0.title, scale: fontScale)) }
+        var width = margin + panelWidths.reduce(0) { $0 + $1 + margin }
+        if colorbar != nil { width += barWidth + barLabel + margin }
+        let imageHeight = panels.map { $0.image.height * scale }.max() ?? 0
+        let height = margin + titleHeight + imageHeight + margin
+        var canvas = Canvas(width: width, height: height)
+        var x = margin
+        for (index, panel) in panels.enumerated() {
+            let titleX = x + (panelWidths[index] - Canvas.textWidth(panel.title, scale: fontScale)) / 2
+            canvas.text(panel.title, x: titleX, y: margin, scale: fontScale)
+            canvas.draw(panel.image, x: x + (panelWidths[index] - panel.image.width * scale) / 2, y: margin + titleHeight, scale: scale)
+            x += panelWidths[index] + margin
+            if let colorbar, colorbar.after == index {
+                // Top is the high end, as matplotlib draws it.
+                let top = margin + titleHeight
+                for row in 0..<imageHeight {
+                    let value = Float(imageHeight - 1 - row) / Float(max(imageHeight - 1, 1))
+                    canvas.fill(x: x, y: top + row, width: barWidth, height: 1, colorbar.colormap.color(Colormap.level(value)))
+                }
+                canvas.text(colorbar.high, x: x + barWidth + 4, y: top, scale: fontScale)
+                canvas.text(colorbar.low, x: x + barWidth + 4, y: top + imageHeight - BitmapFont.height * fontScale, scale: fontScale)
+                x += barWidth + barLabel + margin
+            }
+        }
+        return try canvas.image()
+    }
+
+    /// The seed's three panels for one image: the original, the coloured heatmap with a colorbar,
+    /// and the overlay.
+    public static func comparison(image: RGBImage, heatmap: Tensor, alpha: Float = 0.5, colormap: Colormap = .jet) throws -> RGBImage {
+        let values = try heatmap.converted(to: .float32).scalars(as: Float.self)
+        let colored = try RGBImage(width: image.width, height: image.height, pixels: colormap.apply(values))
+        let overlay = try Overlay.overlay(image: image, heatmap: heatmap, alpha: alpha, colormap: colormap)
+        return try figure(
+            [("Original", image), ("GradCAM Heatmap", colored), ("Overlay", overlay)],
+            colorbar: (after: 1, colormap: colormap, low: "0", high: "1"))
+    }
+}

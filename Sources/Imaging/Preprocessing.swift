@@ -1,0 +1,105 @@
+import TensorCore
+
+/// torchvision's classification preprocessing, step for step: `Resize(resize)` of the shorter
+/// side (PIL bilinear, antialiased), `CenterCrop(crop)`, `ToTensor()`, `Normalize(mean, std)`.
+public struct Preprocessing: Sendable, Equatable {
+    /// Mean and standard deviation per channel.
+    public struct Normalization: Sendable, Equatable {
+        public var mean: [Float]
+        public var std: [Float]
+
+        public init(mean: [Float], std: [Float]) {
+            self.mean = mean
+            self.std = std
+        }
+
+        /// ImageNet statistics, what torchvision's pretrained models expect.
+        public static let imagenet = Normalization(mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
+        /// mean = std = 0.5: maps [0, 1] to [-1, 1] (many timm and ViT checkpoints).
+        public static let half = Normalization(mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5])
+        /// No normalization: values stay in [0, 1].
+        public static let none = Normalization(mean: [0, 0, 0], std: [1, 1, 1])
+
+        /// A preset by name: `imagenet`, `half` or `none`.
+        public static func preset(_ name: String) -> Normalization? {
+            ["imagenet": imagenet, "half": half, "none": none][name]
+        }
+    }
+
+    /// The shorter side after resizing; `nil` skips the resize.
+    public var resize: Int?
+    /// The centre crop, height and width; `nil` skips the crop.
+    public var crop: (height: Int, width: Int)?
+    public var normalization: Normalization
+
+    public init(resize: Int?, crop: (height: Int, width: Int)?, normalization: Normalization = .imagenet) {
+        self.resize = resize
+        self.crop = crop
+        self.normalization = normalization
+    }
+
+    /// The usual evaluation transform for a model taking `height` x `width` inputs: resize the
+    /// shorter side to `crop / 0.875` (256 for 224), then centre-crop.
+    public static func evaluation(height: Int, width: Int, normalization: Normalization = .imagenet) -> Preprocessing {
+        Preprocessing(
+            resize: Int((Double(min(height, width)) / 0.875).rounded(.down)), crop: (height, width), normalization: normalization)
+    }
+
+    public static func == (a: Preprocessing, b: Preprocessing) -> Bool {
+        a.resize == b.resize && a.crop?.height == b.crop?.height && a.crop?.width == b.crop?.width
+            && a.normalization == b.normalization
+    }
+
+    /// The image after resizing and cropping, still 8-bit: what an overlay is drawn on.
+    public func resizedAndCropped(_ image: RGBImage) throws -> RGBImage {
+        var result = image
+        if let resize {
+            // torchvision: the shorter side becomes `resize`, the longer keeps the aspect (truncated).
+            let (short, long) = image.width <= image.height ? (image.width, image.height) : (image.height, image.width)
+            let newLong = Int(Double(resize) * Double(long) / Double(short))
+            let (width, height) = image.width <= image.height ? (resize, newLong) : (newLong, resize)
+            result = try Resample.bilinear(image, width: width, height: height)
+        }
+        if let crop { result = try Preprocessing.centerCrop(result, height: crop.height, width: crop.width) }
+        return result
+    }
+
+    /// The `[3, H, W]` float32 tensor the model takes.
+    public func tensor(_ image: RGBImage) throws -> Tensor {
+        let prepared = try resizedAndCropped(image)
+        let plane = prepared.width * prepared.height
+        return try Tensor.build(Float.self, shape: [3, prepared.height, prepared.width]) { out in
+            for c in 0..<3 {
+                let mean = normalization.mean[c]
+                let std = normalization.std[c]
+                for p in 0..<plane {
+                    // ToTensor divides by 255 in float32, then Normalize subtracts and divides.
+                    out[c * plane + p] = (Float(prepared.pixels[p * 3 + c]) / 255 - mean) / std
+                }
+            }
+        }
+    }
+
+    /// torchvision's `CenterCrop`: offsets rounded half to even, zero padding when the crop is larger.
+    static func centerCrop(_ image: RGBImage, height: Int, width: Int) throws -> RGBImage {
+        if height == image.height && width == image.width { return image }
+        // Pad symmetrically first when the crop exceeds the image, as torchvision does.
+        let padTop = height > image.height ? (height - image.height) / 2 : 0
+        let padLeft = width > image.width ? (width - image.width) / 2 : 0
+        let paddedHeight = max(height, image.height)
+        let paddedWidth = max(width, image.width)
+        let top = Int((Double(paddedHeight - height) / 2).rounded(.toNearestOrEven))
+        let left = Int((Double(paddedWidth - width) / 2).rounded(.toNearestOrEven))
+        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        for y in 0..<height {
+            let sourceY = y + top - padTop
+            guard sourceY >= 0, sourceY < image.height else { continue }
+            for x in 0..<width {
+                let sourceX = x + left - padLeft
+                guard sourceX >= 0, sourceX < image.width else { continue }
+                for c in 0..<3 { pixels[(y * width + x) * 3 + c] = image.pixels[(sourceY * image.width + sourceX) * 3 + c] }
+            }
+        }
+        return try RGBImage(width: width, height: height, pixels: pixels)
+    }
+}

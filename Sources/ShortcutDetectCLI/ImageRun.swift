@@ -1,0 +1,236 @@
+import ArgumentParser
+import Foundation
+import ShortcutDetect
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Options for explaining image files.
+struct ImageOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("An image file (PNG or JPEG); repeatable.", valueName: "PATH"))
+    var image: [String] = []
+
+    @Option(help: ArgumentHelp("A folder of PNG and JPEG images.", valueName: "DIR"))
+    var images: String?
+
+    @Option(help: ArgumentHelp("Folder for the overlays (and heatmaps and panels).", valueName: "DIR"))
+    var out: String?
+
+    @Option(name: .customLong("top-k"), help: ArgumentHelp("Explain each of the K most probable classes.", valueName: "K"))
+    var topK: Int?
+
+    @Option(help: ArgumentHelp("Class names, one per line, for printing predictions.", valueName: "PATH"))
+    var labels: String?
+
+    @Option(help: ArgumentHelp("Normalization preset: imagenet, half or none.", valueName: "NAME"))
+    var preprocess: String = "imagenet"
+
+    @Option(help: ArgumentHelp("Custom normalization mean, three comma-separated values.", valueName: "R,G,B"))
+    var mean: String?
+
+    @Option(help: ArgumentHelp("Custom normalization std, three comma-separated values.", valueName: "R,G,B"))
+    var std: String?
+
+    @Option(help: ArgumentHelp("Shorter side after resizing (default: crop / 0.875, e.g. 256 for 224).", valueName: "N"))
+    var resize: Int?
+
+    @Option(help: ArgumentHelp("Input size when the model does not fix it.", valueName: "N"))
+    var size: Int?
+
+    @Option(help: ArgumentHelp("Heatmap weight in the overlay.", valueName: "A"))
+    var alpha: Float = 0.5
+
+    @Option(help: ArgumentHelp("Overlay colormap: jet, turbo, viridis, inferno, gray, rdbu.", valueName: "NAME"))
+    var colormap: Colormap = .jet
+
+    @Flag(help: "Also save each heatmap as OUT/<stem>.npy.")
+    var saveNpy = false
+
+    @Flag(help: "Also save a three-panel figure (original | heatmap | overlay) as OUT/<stem>_panel.png.")
+    var panel = false
+
+    @Option(help: ArgumentHelp("Images per forward/backward pass.", valueName: "N"))
+    var batchSize: Int = 8
+}
+
+extension Colormap: ExpressibleByArgument {}
+
+/// Explains image files: preprocess like torchvision, compute heatmaps in batches, write pictures.
+struct ImageRun {
+    let command: GradCAMCommand
+    let generator: GradCAMHeatmapGenerator
+    var options: ImageOptions { command.images }
+
+    func run() throws {
+        let files = try imageFiles()
+        guard let outPath = options.out else { return }
+        let out = URL(fileURLWithPath: outPath)
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let preprocessing = try makePreprocessing()
+        let labels = try options.labels.map { try String(contentsOfFile: $0, encoding: .utf8).split(separator: "\n").map(String.init) }
+        let progress = Progress(total: files.count)
+        for start in stride(from: 0, to: files.count, by: max(options.batchSize, 1)) {
+            let chunk = Array(files[start..<min(start + max(options.batchSize, 1), files.count)])
+            let (batch, images) = try preprocessing.batch(chunk)
+            let probabilities = try classProbabilities(batch)
+            let explained: [[Int]]
+            if let topK = options.topK {
+                explained = probabilities.map { Array(ranked($0).prefix(max(topK, 1))) }
+            } else if let classes = try command.parseClasses(count: chunk.count) {
+                explained = classes.map { [$0] }
+            } else {
+                explained = probabilities.map { [ranked($0)[0]] }
+            }
+            progress.clear()
+            for (index, url) in chunk.enumerated() {
+                let top = ranked(probabilities[index]).prefix(max(options.topK ?? 3, 1)).map { c in
+                    "\(labels.map { c < $0.count ? $0[c] : "\(c)" } ?? "\(c)") \(String(format: "%.1f%%", 100 * probabilities[index][c]))"
+                }
+                print("\(url.lastPathComponent): \(top.joined(separator: ", "))")
+            }
+            for rank in 0..<(explained.first?.count ?? 1) {
+                let classes = explained.map { $0[min(rank, $0.count - 1)] }
+                try write(batch: batch, images: images, files: chunk, classes: classes, suffix: options.topK == nil ? "" : "_top\(rank + 1)", out: out)
+            }
+            progress.advance(by: chunk.count)
+        }
+        progress.finish()
+        print("wrote \(files.count) overlay(s) to \(out.path)")
+    }
+
+    /// Heatmaps for one batch and class choice, then the pictures, written in parallel.
+    private func write(batch: Tensor, images: [RGBImage], files: [URL], classes: [Int], suffix: String, out: URL) throws {
+        let pictures: [RGBImage]
+        var heatmaps: Tensor?
+        switch command.method {
+        case .guidedBackprop, .guidedGradCAM:
+            var guided = try generator.guidedBackprop(batch, targetClasses: classes)
+            if command.method == .guidedGradCAM {
+                let result = try generator.explain(batch, targetClasses: classes)
+                heatmaps = result.heatmaps
+                guided = try generator.guidedGradCAM(guided: guided, heatmaps: result.heatmaps)
+            }
+            pictures = try (0..<files.count).map { try Overlay.deprocess(guided.sliced(axis: 0, $0..<$0 + 1).reshaped(Array(guided.shape.dropFirst()))) }
+        default:
+            let maps = try generator.explain(batch, targetClasses: classes).heatmaps
+            heatmaps = maps
+            pictures = try (0..<files.count).map { index in
+                try generator.overlay(images[index], heatmap: heatmap(maps, index), alpha: options.alpha, colormap: options.colormap)
+            }
+        }
+        let results = ConcurrentResults<Void>(count: files.count)
+        let maps = heatmaps
+        DispatchQueue.concurrentPerform(iterations: files.count) { index in
+            results.set(index) {
+                let stem = files[index].deletingPathExtension().lastPathComponent + suffix
+                try PNG.write(pictures[index], to: out.appendingPathComponent(stem + ".png"))
+                if let maps {
+                    let map = try heatmap(maps, index)
+                    if options.saveNpy { try map.writeNPY(to: out.appendingPathComponent(stem + ".npy")) }
+                    if options.panel {
+                        let figure = try Panel.comparison(image: images[index], heatmap: map, alpha: options.alpha, colormap: options.colormap)
+                        try PNG.write(figure, to: out.appendingPathComponent(stem + "_panel.png"))
+                    }
+                }
+            }
+        }
+        _ = try results.values()
+    }
+
+    private func heatmap(_ maps: Tensor, _ index: Int) throws -> Tensor {
+        try maps.sliced(axis: 0, index..<index + 1).reshaped(Array(maps.shape.dropFirst()))
+    }
+
+    private func imageFiles() throws -> [URL] {
+        if let folder = options.images {
+            let url = URL(fileURLWithPath: folder)
+            let names: [String]
+            do { names = try FileManager.default.contentsOfDirectory(atPath: folder) } catch {
+                throw ValidationError("cannot list --images \(folder): \(error.localizedDescription)")
+            }
+            let files = names.filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+            guard !files.isEmpty else { throw ValidationError("no .png, .jpg or .jpeg files in \(folder)") }
+            return files.map { url.appendingPathComponent($0) }
+        }
+        return options.image.map { URL(fileURLWithPath: $0) }
+    }
+
+    private func makePreprocessing() throws -> Preprocessing {
+        var normalization = Preprocessing.Normalization.preset(options.preprocess)
+        if options.mean != nil || options.std != nil {
+            guard let mean = options.mean.flatMap(triple), let std = options.std.flatMap(triple) else {
+                throw ValidationError("--mean and --std each need three comma-separated numbers")
+            }
+            normalization = Preprocessing.Normalization(mean: mean, std: std)
+        }
+        guard let normalization else { throw ValidationError("--preprocess must be imagenet, half or none, got '\(options.preprocess)'") }
+        guard let size = generator.fixedInputSize ?? options.size.map({ ($0, $0) }) else {
+            throw ValidationError("the model's input size is not fixed; give --size N")
+        }
+        var preprocessing = Preprocessing.evaluation(height: size.height, width: size.width, normalization: normalization)
+        if let resize = options.resize { preprocessing.resize = resize }
+        return preprocessing
+    }
+
+    private func triple(_ text: String) -> [Float]? {
+        let values = text.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+        return values.count == 3 ? values : nil
+    }
+
+    /// Softmax of the first output, per image.
+    private func classProbabilities(_ batch: Tensor) throws -> [[Double]] {
+        let input = generator.executor.inputs[0].name
+        let output = generator.executor.outputs[0].name
+        guard let logits = try generator.executor.run([input: batch], fetch: [output])[output], logits.rank == 2 else {
+            throw ValidationError("the model's first output is not [batch, classes]")
+        }
+        let values = try logits.doubles()
+        let width = logits.shape[1]
+        return (0..<logits.shape[0]).map { row in
+            let slice = values[row * width..<(row + 1) * width]
+            let largest = slice.max() ?? 0
+            let exps = slice.map { exp($0 - largest) }
+            let total = exps.reduce(0, +)
+            return exps.map { $0 / total }
+        }
+    }
+
+    private func ranked(_ probabilities: [Double]) -> [Int] {
+        probabilities.indices.sorted { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
+    }
+}
+
+/// A progress bar with an estimate of the time left, drawn on standard error when it is a terminal.
+final class Progress {
+    private let total: Int
+    private var done = 0
+    private let started = Date()
+    private let enabled = isatty(STDERR_FILENO) != 0
+
+    init(total: Int) { self.total = total }
+
+    func advance(by count: Int) {
+        done += count
+        guard enabled else { return }
+        let elapsed = Date().timeIntervalSince(started)
+        let remaining = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        let width = 30
+        let filled = total > 0 ? width * done / total : width
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total) ETA \(Int(remaining.rounded()))s ".utf8))
+    }
+
+    /// Erases the bar so normal output starts on a clean line.
+    func clear() {
+        guard enabled, done > 0 else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+}
