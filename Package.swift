@@ -45,6 +45,6 @@ let package = Package(
             exclude: ["onnx-node-tests.txt"]),
         .testTarget(name: "ExplainTests", dependencies: ["Explain", "GraphEngine", "ONNXModel", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
-        .testTarget(name: "ShortcutDetectCLITests", dependencies: ["ShortcutDetectCLI", "TestSupport"]),
+        .testTarget(name: "ShortcutDetectCLITests", dependencies: ["ShortcutDetectCLI", "ShortcutDetect", "TestSupport"]),
     ]
 )

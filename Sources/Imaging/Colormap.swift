@@ -16,8 +16,9 @@ public enum Colormap: String, Sendable, CaseIterable {
         switch self {
         case .jet:
             // OpenCV's jet, channel by channel: ramps of 4 levels per step between its breakpoints.
+            // OpenCV interpolates in float and rounds; at level 159 its blue lands at 1, not 2.
             func ramp(_ rising: Int, _ falling: Int) -> UInt8 { UInt8(clamping: min(4 * i + rising, falling - 4 * i)) }
-            return (ramp(-382, 1148), ramp(-128, 892), ramp(128, 638))
+            return (ramp(-382, 1148), ramp(-128, 892), i == 159 ? 1 : ramp(128, 638))
         case .gray:
             return (level, level, level)
         case .turbo: return Colormap.lookup(ColormapTables.turbo, i)

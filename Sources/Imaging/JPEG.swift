@@ -20,18 +20,39 @@ enum JPEG {
         guard tjDecompressHeader3(handle, &bytes, size, &width, &height, &subsampling, &colorspace) == 0 else {
             throw ImageError.corrupt(path: path, reason: String(cString: tjGetErrorStr2(handle)))
         }
-        guard colorspace != Int32(TJCS_CMYK.rawValue), colorspace != Int32(TJCS_YCCK.rawValue) else {
-            throw ImageError.unsupported(path: path, reason: "CMYK JPEGs are not supported; convert the image to RGB")
-        }
+        let cmyk = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
         guard width > 0, height > 0, Int(width) * Int(height) <= RGBImage.maximumPixels else {
             throw ImageError.unsupported(path: path, reason: "image size \(width)x\(height) exceeds the \(RGBImage.maximumPixels)-pixel limit")
         }
-        var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * 3)
-        let status = tjDecompress2(handle, &bytes, size, &pixels, width, 0, height, Int32(TJPF_RGB.rawValue), 0)
+        let channels = cmyk ? 4 : 3
+        var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * channels)
+        let format = cmyk ? TJPF_CMYK : TJPF_RGB
+        let status = tjDecompress2(handle, &bytes, size, &pixels, width, 0, height, Int32(format.rawValue), 0)
         // A truncated file decodes with a warning; refuse it rather than return grey rows.
         if status != 0 {
             throw ImageError.corrupt(path: path, reason: String(cString: tjGetErrorStr2(handle)))
         }
+        if cmyk { pixels = rgb(fromCMYK: pixels) }
         return try RGBImage(width: Int(width), height: Int(height), pixels: pixels)
+    }
+
+    /// CMYK as stored by Adobe applications (inverted), to RGB the way PIL converts it:
+    /// with k' = 255 − K, each channel is k' − X · k' / 255, the product rounded as PIL does.
+    static func rgb(fromCMYK cmyk: [UInt8]) -> [UInt8] {
+        let count = cmyk.count / 4
+        var rgb = [UInt8](repeating: 0, count: count * 3)
+        func multiplyDivide255(_ a: Int, _ b: Int) -> Int {
+            let t = a * b + 128
+            return ((t >> 8) + t) >> 8
+        }
+        for p in 0..<count {
+            // TurboJPEG returns the stored (inverted) values; PIL inverts them back first.
+            let k = Int(cmyk[p * 4 + 3])
+            for c in 0..<3 {
+                let x = 255 - Int(cmyk[p * 4 + c])
+                rgb[p * 3 + c] = UInt8(clamping: k - multiplyDivide255(x, k))
+            }
+        }
+        return rgb
     }
 }
