@@ -1,4 +1,5 @@
 import Foundation
+import ShortcutDetect
 import TensorCore
 import TestSupport
 import Testing
@@ -144,5 +145,45 @@ import Testing
         let result = try cli(["inspect", model, "--layers"])
         #expect(result.stdout.contains("layers (module path -> output tensor):\n  conv1 -> "))
         #expect(result.stdout.contains("  layer4.0 -> /layer4/layer4.0/relu_1/Relu_output_0"))
+    }
+
+    @Test func gradcamOnImageFilesWritesOverlaysHeatmapsAndPanels() throws {
+        let out = try Fixtures.temporaryDirectory()
+        let labels = out.appendingPathComponent("labels.txt")
+        try (0..<10).map { "class\($0)" }.joined(separator: "\n").write(to: labels, atomically: true, encoding: .utf8)
+        let result = try cli([
+            "gradcam", model, "--image", Fixtures.url("images/rgb8.png").path, "--image", Fixtures.url("images/photo420.jpg").path,
+            "--layer", "layer4", "--resize", "73", "--labels", labels.path, "--out", out.path, "--save-npy", "--panel",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("rgb8.png: class3 "))
+        #expect(result.stdout.contains("wrote 2 overlay(s)"))
+        // The overlay equals pytorch-grad-cam's show_cam_on_image output (see WholePathTests).
+        let overlay = try RGBImage(contentsOf: out.appendingPathComponent("rgb8.png"))
+        #expect(overlay == (try RGBImage(contentsOf: Fixtures.url("images/overlays/resnet_basic_rgb8.png"))))
+        #expect(try Tensor(npyAt: out.appendingPathComponent("photo420.npy")).shape == [64, 64])
+        let panel = try RGBImage(contentsOf: out.appendingPathComponent("rgb8_panel.png"))
+        #expect(panel.width > 3 * 64 && panel.height > 64)
+
+        let folder = try Fixtures.temporaryDirectory()
+        for name in ["gray.jpg", "palette.png", "notes.txt"] {
+            let source = Fixtures.url("images/\(name)")
+            try FileManager.default.copyItem(at: FileManager.default.fileExists(atPath: source.path) ? source : labels, to: folder.appendingPathComponent(name))
+        }
+        let topK = try cli(["gradcam", model, "--images", folder.path, "--layer", "layer4", "--top-k", "2", "--out", out.path])
+        #expect(topK.status == 0, "\(topK.stderr)")
+        #expect(topK.stdout.contains("wrote 2 overlay(s)"))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("gray_top2.png").path))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("palette_top1.png").path))
+    }
+
+    @Test func gradcamNamesBrokenImages() throws {
+        let out = try Fixtures.temporaryDirectory()
+        let broken = try cli(["gradcam", model, "--image", Fixtures.url("images/truncated.jpg").path, "--layer", "layer4", "--out", out.path])
+        #expect(broken.status != 0 && broken.stderr.contains("truncated.jpg is corrupt or truncated"))
+        let preset = try cli(["gradcam", model, "--image", Fixtures.url("images/rgb8.png").path, "--layer", "layer4", "--preprocess", "foo", "--out", out.path])
+        #expect(preset.status != 0 && preset.stderr.contains("--preprocess must be imagenet, half or none"))
+        let both = try cli(["gradcam", model, "--input", input, "--image", "x.png", "--layer", "layer4", "--out", out.path])
+        #expect(both.status != 0 && both.stderr.contains("exactly one of --input, --image or --images"))
     }
 }
