@@ -41,23 +41,36 @@ public enum PNG {
         }
     }
 
-    /// Encodes 8-bit pixels with 1 (gray), 3 (RGB) or 4 (RGBA) channels.
+    /// Encodes 8-bit pixels with 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels.
     public static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8]) throws -> Data {
-        let formats: [Int: UInt32] = [1: 0, 3: UInt32(PNG_FORMAT_RGB), 4: UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)]
-        guard let format = formats[channels], pixels.count == width * height * channels, width > 0, height > 0 else {
-            throw ImageError.invalid("cannot encode \(pixels.count) bytes as a \(width)x\(height) PNG with \(channels) channels")
+        try pixels.withUnsafeBytes { try encode(width: width, height: height, channels: channels, bytes: $0, sixteenBit: false) }
+    }
+
+    /// Encodes 16-bit samples (stored as written, e.g. a heatmap scaled to 0...65535) with 1 to 4 channels.
+    public static func encode(width: Int, height: Int, channels: Int, samples: [UInt16]) throws -> Data {
+        try samples.withUnsafeBytes { try encode(width: width, height: height, channels: channels, bytes: $0, sixteenBit: true) }
+    }
+
+    private static func encode(width: Int, height: Int, channels: Int, bytes: UnsafeRawBufferPointer, sixteenBit: Bool) throws -> Data {
+        let formats: [Int: UInt32] = [
+            1: 0, 2: UInt32(PNG_FORMAT_FLAG_ALPHA), 3: UInt32(PNG_FORMAT_FLAG_COLOR),
+            4: UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA),
+        ]
+        let sampleSize = sixteenBit ? 2 : 1
+        guard let format = formats[channels], width > 0, height > 0, bytes.count == width * height * channels * sampleSize else {
+            throw ImageError.invalid("cannot encode \(bytes.count) bytes as a \(width)x\(height) PNG with \(channels) channels")
         }
         var image = png_image()
         image.version = png_uint_32(PNG_IMAGE_VERSION)
         image.width = png_uint_32(width)
         image.height = png_uint_32(height)
-        image.format = png_uint_32(format)
+        image.format = png_uint_32(format) | (sixteenBit ? png_uint_32(PNG_FORMAT_FLAG_LINEAR) : 0)
         var size: png_alloc_size_t = 0
-        guard png_image_write_to_memory(&image, nil, &size, 0, pixels, 0, nil) != 0, size > 0 else {
+        guard png_image_write_to_memory(&image, nil, &size, 0, bytes.baseAddress, 0, nil) != 0, size > 0 else {
             throw ImageError.invalid("PNG encoding failed: \(message(&image))")
         }
         var output = [UInt8](repeating: 0, count: Int(size))
-        guard png_image_write_to_memory(&image, &output, &size, 0, pixels, 0, nil) != 0 else {
+        guard png_image_write_to_memory(&image, &output, &size, 0, bytes.baseAddress, 0, nil) != 0 else {
             throw ImageError.invalid("PNG encoding failed: \(message(&image))")
         }
         return Data(output.prefix(Int(size)))

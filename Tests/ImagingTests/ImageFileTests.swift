@@ -45,6 +45,20 @@ import Testing
         #expect(try RGBImage(data: data) == image)
         #expect(throws: (any Error).self) { try PNG.encode(width: 2, height: 2, channels: 3, pixels: [1, 2, 3]) }
     }
+
+    @Test func everyChannelCountAndDepthWritesAndReadsBack() throws {
+        // 2x1 pixels; reading back gives PIL's RGB: gray replicated, alpha dropped, 16 bits -> high byte.
+        let gray8 = try RGBImage(data: PNG.encode(width: 2, height: 1, channels: 1, pixels: [10, 200]))
+        #expect(gray8.pixels == [10, 10, 10, 200, 200, 200])
+        let grayAlpha = try RGBImage(data: PNG.encode(width: 2, height: 1, channels: 2, pixels: [10, 0, 200, 255]))
+        #expect(grayAlpha.pixels == [10, 10, 10, 200, 200, 200])
+        let rgba = try RGBImage(data: PNG.encode(width: 2, height: 1, channels: 4, pixels: [1, 2, 3, 0, 4, 5, 6, 128]))
+        #expect(rgba.pixels == [1, 2, 3, 4, 5, 6])
+        let gray16 = try RGBImage(data: PNG.encode(width: 2, height: 1, channels: 1, samples: [0x1234, 0xFF01]))
+        #expect(gray16.pixels == [0x12, 0x12, 0x12, 0xFF, 0xFF, 0xFF])
+        let rgb16 = try RGBImage(data: PNG.encode(width: 1, height: 1, channels: 3, samples: [0x0100, 0x8000, 0xFFFF]))
+        #expect(rgb16.pixels == [0x01, 0x80, 0xFF])
+    }
 }
 
 /// torchvision's Resize, CenterCrop, ToTensor and Normalize against our `Preprocessing`.
