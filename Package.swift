@@ -32,7 +32,9 @@ let package = Package(
         .target(name: "Explain", dependencies: ["TensorCore", "ONNXModel", "GraphEngine"]),
         // -> image/report: image files, torchvision-equal preprocessing, colormaps, overlays.
         .target(name: "Imaging", dependencies: ["TensorCore", "CPNG", "CTurboJPEG"]),
-        .target(name: "ShortcutDetect", dependencies: ["TensorCore", "ONNXModel", "GraphEngine", "Explain", "Imaging"]),
+        // Audits: group comparison, shortcut-region scores, dataset reports.
+        .target(name: "Audit", dependencies: ["TensorCore", "GraphEngine", "Explain", "Imaging"]),
+        .target(name: "ShortcutDetect", dependencies: ["TensorCore", "ONNXModel", "GraphEngine", "Explain", "Imaging", "Audit"]),
         .executableTarget(
             name: "ShortcutDetectCLI",
             dependencies: ["ShortcutDetect", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -45,6 +47,7 @@ let package = Package(
             exclude: ["onnx-node-tests.txt"]),
         .testTarget(name: "ExplainTests", dependencies: ["Explain", "GraphEngine", "ONNXModel", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "TestSupport"]),
         .testTarget(name: "ShortcutDetectCLITests", dependencies: ["ShortcutDetectCLI", "ShortcutDetect", "TestSupport"]),
     ]
 )

@@ -118,6 +118,13 @@ public final class Executor: Sendable {
     public var inputs: [ValueInfo] { model.graph.inputs }
     /// The graph's outputs.
     public var outputs: [ValueInfo] { model.graph.outputs }
+    /// The height and width of the first input when it is a `[N, C, H, W]` image with fixed `H` and `W`.
+    public var fixedImageSize: (height: Int, width: Int)? {
+        guard let dims = inputs.first?.shape, dims.count == 4, case .fixed(let height) = dims[2], case .fixed(let width) = dims[3]
+        else { return nil }
+        return (height, width)
+    }
+
     /// Every tensor name that ``run(_:fetch:)`` can return.
     public var tensorNames: [String] { slots.sorted { $0.value < $1.value }.map(\.key) }
 

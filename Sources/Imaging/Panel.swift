@@ -2,23 +2,36 @@ import TensorCore
 
 /// Figures: the seed's side-by-side comparison (original | heatmap | overlay) with titles and a colorbar.
 public enum Panel {
-    /// Images and their titles side by side, with a colorbar after the panel at `colorbarAfter`.
+    /// A colorbar drawn right of panel `after`, labelled at its ends.
+    public struct Colorbar: Sendable {
+        public var after: Int
+        public var colormap: Colormap
+        public var low: String
+        public var high: String
+
+        public init(after: Int, colormap: Colormap, low: String, high: String) {
+            self.after = after
+            self.colormap = colormap
+            self.low = low
+            self.high = high
+        }
+    }
+
+    /// Images and their titles side by side, with colorbars after chosen panels.
     ///
     /// Small images are enlarged by an integer factor (nearest neighbour) so the smaller side
     /// reaches at least 160 pixels; titles use the built-in bitmap font.
-    public static func figure(
-        _ panels: [(title: String, image: RGBImage)], colorbar: (after: Int, colormap: Colormap, low: String, high: String)? = nil
-    ) throws -> RGBImage {
+    public static func figure(_ panels: [(title: String, image: RGBImage)], colorbars: [Colorbar] = []) throws -> RGBImage {
         guard let first = panels.first else { throw ImageError.invalid("a figure needs at least one panel") }
         let scale = max(1, min((160 + min(first.image.width, first.image.height) - 1) / min(first.image.width, first.image.height), 8))
         let margin = 12
         let fontScale = 2
         let titleHeight = BitmapFont.height * fontScale + 10
         let barWidth = 16
-        let barLabel = Canvas.textWidth("0.00", scale: fontScale) + 6
+        let barLabel = (colorbars.flatMap { [$0.low, $0.high] }.map { Canvas.textWidth($0, scale: fontScale) }.max() ?? 0) + 6
         let panelWidths = panels.map { max($0.image.width * scale, Canvas.textWidth($0.title, scale: fontScale)) }
         var width = margin + panelWidths.reduce(0) { $0 + $1 + margin }
-        if colorbar != nil { width += barWidth + barLabel + margin }
+        width += colorbars.count * (barWidth + barLabel + margin)
         let imageHeight = panels.map { $0.image.height * scale }.max() ?? 0
         let height = margin + titleHeight + imageHeight + margin
         var canvas = Canvas(width: width, height: height)
@@ -28,7 +41,7 @@ public enum Panel {
             canvas.text(panel.title, x: titleX, y: margin, scale: fontScale)
             canvas.draw(panel.image, x: x + (panelWidths[index] - panel.image.width * scale) / 2, y: margin + titleHeight, scale: scale)
             x += panelWidths[index] + margin
-            if let colorbar, colorbar.after == index {
+            for colorbar in colorbars where colorbar.after == index {
                 // Top is the high end, as matplotlib draws it.
                 let top = margin + titleHeight
                 for row in 0..<imageHeight {
@@ -51,6 +64,6 @@ public enum Panel {
         let overlay = try Overlay.overlay(image: image, heatmap: heatmap, alpha: alpha, colormap: colormap)
         return try figure(
             [("Original", image), ("GradCAM Heatmap", colored), ("Overlay", overlay)],
-            colorbar: (after: 1, colormap: colormap, low: "0", high: "1"))
+            colorbars: [Colorbar(after: 1, colormap: colormap, low: "0", high: "1")])
     }
 }

@@ -51,14 +51,15 @@ public struct Preprocessing: Sendable, Equatable {
     }
 
     /// The image after resizing and cropping, still 8-bit: what an overlay is drawn on.
-    public func resizedAndCropped(_ image: RGBImage) throws -> RGBImage {
+    /// `nearest` resizes by nearest neighbour instead, for masks.
+    public func resizedAndCropped(_ image: RGBImage, nearest: Bool = false) throws -> RGBImage {
         var result = image
         if let resize {
             // torchvision: the shorter side becomes `resize`, the longer keeps the aspect (truncated).
             let (short, long) = image.width <= image.height ? (image.width, image.height) : (image.height, image.width)
             let newLong = Int(Double(resize) * Double(long) / Double(short))
             let (width, height) = image.width <= image.height ? (resize, newLong) : (newLong, resize)
-            result = try Resample.bilinear(image, width: width, height: height)
+            result = try nearest ? Resample.nearest(image, width: width, height: height) : Resample.bilinear(image, width: width, height: height)
         }
         if let crop { result = try Preprocessing.centerCrop(result, height: crop.height, width: crop.width) }
         return result

@@ -98,4 +98,17 @@ enum Resample {
         }
         return try RGBImage(width: width, height: height, pixels: output)
     }
+
+    /// Nearest-neighbour resizing (PIL's `NEAREST`): output pixel `i` reads input `floor((i + 0.5) · in / out)`.
+    static func nearest(_ image: RGBImage, width: Int, height: Int) throws -> RGBImage {
+        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        for y in 0..<height {
+            let sy = min(Int((Double(y) + 0.5) * Double(image.height) / Double(height)), image.height - 1)
+            for x in 0..<width {
+                let sx = min(Int((Double(x) + 0.5) * Double(image.width) / Double(width)), image.width - 1)
+                for c in 0..<3 { pixels[(y * width + x) * 3 + c] = image.pixels[(sy * image.width + sx) * 3 + c] }
+            }
+        }
+        return try RGBImage(width: width, height: height, pixels: pixels)
+    }
 }

@@ -3,3 +3,4 @@
 @_exported import GraphEngine
 @_exported import Explain
 @_exported import Imaging
+@_exported import Audit

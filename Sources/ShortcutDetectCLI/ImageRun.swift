@@ -25,20 +25,7 @@ struct ImageOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Class names, one per line, for printing predictions.", valueName: "PATH"))
     var labels: String?
 
-    @Option(help: ArgumentHelp("Normalization preset: imagenet, half or none.", valueName: "NAME"))
-    var preprocess: String = "imagenet"
-
-    @Option(help: ArgumentHelp("Custom normalization mean, three comma-separated values.", valueName: "R,G,B"))
-    var mean: String?
-
-    @Option(help: ArgumentHelp("Custom normalization std, three comma-separated values.", valueName: "R,G,B"))
-    var std: String?
-
-    @Option(help: ArgumentHelp("Shorter side after resizing (default: crop / 0.875, e.g. 256 for 224).", valueName: "N"))
-    var resize: Int?
-
-    @Option(help: ArgumentHelp("Input size when the model does not fix it.", valueName: "N"))
-    var size: Int?
+    @OptionGroup var preprocessing: PreprocessingOptions
 
     @Option(help: ArgumentHelp("Heatmap weight in the overlay.", valueName: "A"))
     var alpha: Float = 0.5
@@ -58,6 +45,53 @@ struct ImageOptions: ParsableArguments {
 
 extension Colormap: ExpressibleByArgument {}
 
+/// How images are turned into model inputs; shared by gradcam, audit and embed.
+struct PreprocessingOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Normalization preset: imagenet, half or none.", valueName: "NAME"))
+    var preprocess: String = "imagenet"
+
+    @Option(help: ArgumentHelp("Custom normalization mean, three comma-separated values.", valueName: "R,G,B"))
+    var mean: String?
+
+    @Option(help: ArgumentHelp("Custom normalization std, three comma-separated values.", valueName: "R,G,B"))
+    var std: String?
+
+    @Option(help: ArgumentHelp("Shorter side after resizing (default: crop / 0.875, e.g. 256 for 224).", valueName: "N"))
+    var resize: Int?
+
+    @Option(help: ArgumentHelp("Input size when the model does not fix it.", valueName: "N"))
+    var size: Int?
+
+    /// torchvision's evaluation transform for this model's input size.
+    func make(for executor: Executor) throws -> Preprocessing {
+        var normalization = Preprocessing.Normalization.preset(preprocess)
+        if mean != nil || std != nil {
+            guard let mean = mean.flatMap(triple), let std = std.flatMap(triple) else {
+                throw ValidationError("--mean and --std each need three comma-separated numbers")
+            }
+            normalization = Preprocessing.Normalization(mean: mean, std: std)
+        }
+        guard let normalization else { throw ValidationError("--preprocess must be imagenet, half or none, got '\(preprocess)'") }
+        guard let size = executor.fixedImageSize ?? size.map({ (height: $0, width: $0) }) else {
+            throw ValidationError("the model's input size is not fixed; give --size N")
+        }
+        var result = Preprocessing.evaluation(height: size.height, width: size.width, normalization: normalization)
+        if let resize { result.resize = resize }
+        return result
+    }
+
+    /// A one-line description, for reports.
+    func describe(_ preprocessing: Preprocessing) -> String {
+        let n = preprocessing.normalization
+        return "resize \(preprocessing.resize.map(String.init) ?? "none"), crop \(preprocessing.crop.map { "\($0.height)x\($0.width)" } ?? "none"), mean \(n.mean), std \(n.std)"
+    }
+
+    private func triple(_ text: String) -> [Float]? {
+        let values = text.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+        return values.count == 3 ? values : nil
+    }
+}
+
 /// Explains image files: preprocess like torchvision, compute heatmaps in batches, write pictures.
 struct ImageRun {
     let command: GradCAMCommand
@@ -69,7 +103,7 @@ struct ImageRun {
         guard let outPath = options.out else { return }
         let out = URL(fileURLWithPath: outPath)
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-        let preprocessing = try makePreprocessing()
+        let preprocessing = try options.preprocessing.make(for: generator.executor)
         let labels = try options.labels.map { try String(contentsOfFile: $0, encoding: .utf8).split(separator: "\n").map(String.init) }
         let progress = Progress(total: files.count)
         for start in stride(from: 0, to: files.count, by: max(options.batchSize, 1)) {
@@ -156,28 +190,6 @@ struct ImageRun {
             return files.map { url.appendingPathComponent($0) }
         }
         return options.image.map { URL(fileURLWithPath: $0) }
-    }
-
-    private func makePreprocessing() throws -> Preprocessing {
-        var normalization = Preprocessing.Normalization.preset(options.preprocess)
-        if options.mean != nil || options.std != nil {
-            guard let mean = options.mean.flatMap(triple), let std = options.std.flatMap(triple) else {
-                throw ValidationError("--mean and --std each need three comma-separated numbers")
-            }
-            normalization = Preprocessing.Normalization(mean: mean, std: std)
-        }
-        guard let normalization else { throw ValidationError("--preprocess must be imagenet, half or none, got '\(options.preprocess)'") }
-        guard let size = generator.fixedInputSize ?? options.size.map({ ($0, $0) }) else {
-            throw ValidationError("the model's input size is not fixed; give --size N")
-        }
-        var preprocessing = Preprocessing.evaluation(height: size.height, width: size.width, normalization: normalization)
-        if let resize = options.resize { preprocessing.resize = resize }
-        return preprocessing
-    }
-
-    private func triple(_ text: String) -> [Float]? {
-        let values = text.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
-        return values.count == 3 ? values : nil
     }
 
     /// Softmax of the first output, per image.

@@ -1,0 +1,217 @@
+import Foundation
+import Imaging
+
+/// What an audit is configured with; identical for every shard of one audit.
+public struct AuditConfig: Codable, Sendable, Equatable {
+    public var model: String
+    public var layer: String
+    public var tensor: String
+    public var method: String
+    /// `normalized` (pytorch-grad-cam's per-image scaling) or `raw` (comparable across images).
+    public var maps: String
+    /// `predicted`, `label`, or a class index.
+    public var target: String
+    public var preprocessing: String
+    /// How the region was given, or `nil` without one.
+    public var mask: String?
+    public var maskArea: Double?
+    /// In-region share above which a sample counts as relying on the region.
+    public var threshold: Double
+    public var iouFraction: Double
+    public var height: Int
+    public var width: Int
+    /// Images in the whole audit (all shards).
+    public var total: Int
+    /// Images per batch; shards and single runs must agree on it to agree on every number.
+    public var batchSize: Int
+
+    public init(
+        model: String, layer: String, tensor: String, method: String, maps: String, target: String, preprocessing: String,
+        mask: String?, maskArea: Double?, threshold: Double, iouFraction: Double, height: Int, width: Int, total: Int,
+        batchSize: Int
+    ) {
+        self.model = model
+        self.layer = layer
+        self.tensor = tensor
+        self.method = method
+        self.maps = maps
+        self.target = target
+        self.preprocessing = preprocessing
+        self.mask = mask
+        self.maskArea = maskArea
+        self.threshold = threshold
+        self.iouFraction = iouFraction
+        self.height = height
+        self.width = width
+        self.total = total
+        self.batchSize = batchSize
+    }
+}
+
+/// One audited image.
+public struct SampleRecord: Codable, Sendable, Equatable {
+    /// Position in the audit's file list (the order of groups.csv).
+    public let index: Int
+    public let file: String
+    public let group: String
+    public let label: Int?
+    public let predicted: Int
+    public let confidence: Double
+    /// The class the heatmap explains.
+    public let target: Int
+    public let scores: RegionScores?
+}
+
+/// Everything a report is rendered from, kept small enough to hold for any dataset: per-sample
+/// records, per-sample maps pooled to a coarse grid, exact per-group sums of the full maps, and
+/// the overlays of the samples that rely most and least on the region.
+///
+/// Sums are kept in 40.24 fixed point, so adding them is associative: a report merged from
+/// shards equals, byte for byte, the one a single run writes.
+public struct AuditState: Sendable {
+    public static let fixedPointScale = Double(1 << 24)
+    /// Overlays kept per group and end (most, least reliant).
+    public static let extremes = 3
+
+    public var config: AuditConfig
+    public var records: [SampleRecord] = []
+    public var pooled: [Float] = []
+    public var sums: [String: [Int64]] = [:]
+    /// Overlay PNGs by sample index, for the extreme samples only.
+    public var overlays: [Int: Data] = [:]
+
+    public init(config: AuditConfig) { self.config = config }
+
+    var grid: PoolingGrid { PoolingGrid(height: config.height, width: config.width, maxCells: 32) }
+
+    /// Per group, the current most and least region-reliant samples as (in-region share, index).
+    private var extremesByGroup: [String: (most: [(Double, Int)], least: [(Double, Int)])] = [:]
+
+    /// Adds one sample with its heatmap (and its overlay, kept only while it is an extreme).
+    public mutating func add(_ record: SampleRecord, heatmap: [Float], overlay: () throws -> Data) rethrows {
+        records.append(record)
+        pooled += grid.pool(heatmap)
+        var sum = sums[record.group] ?? [Int64](repeating: 0, count: heatmap.count)
+        for (i, value) in heatmap.enumerated() { sum[i] += Int64((Double(value) * AuditState.fixedPointScale).rounded()) }
+        sums[record.group] = sum
+        // Same ranking as extremeIndices, kept incrementally: samples only ever arrive.
+        let key = (record.scores?.inMask ?? 0, record.index)
+        var entry = extremesByGroup[record.group] ?? ([], [])
+        let scored = record.scores != nil
+        entry.most.append(key)
+        entry.most.sort { scored ? ($0.0, -$0.1) > ($1.0, -$1.1) : $0.1 < $1.1 }
+        entry.most = Array(entry.most.prefix(AuditState.extremes))
+        if scored {
+            entry.least.append(key)
+            entry.least.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+            entry.least = Array(entry.least.prefix(AuditState.extremes))
+        }
+        extremesByGroup[record.group] = entry
+        let keep = Set(extremesByGroup.values.flatMap { ($0.most + $0.least).map(\.1) })
+        if keep.contains(record.index) { overlays[record.index] = try overlay() }
+        overlays = overlays.filter { keep.contains($0.key) }
+    }
+
+    /// The samples whose overlays the report shows: per group, the most and least region-reliant
+    /// (by in-region share, ties to the earlier file), or the first few without a region.
+    func extremeIndices(group: String? = nil) -> Set<Int> {
+        var chosen = Set<Int>()
+        let groups = group.map { [$0] } ?? Array(Set(records.map(\.group)))
+        for name in groups {
+            let members = records.filter { $0.group == name }
+            guard members.first?.scores != nil else {
+                chosen.formUnion(members.map(\.index).sorted().prefix(AuditState.extremes))
+                continue
+            }
+            let ranked = members.sorted { ($0.scores?.inMask ?? 0, -$0.index) > ($1.scores?.inMask ?? 0, -$1.index) }
+            chosen.formUnion(ranked.prefix(AuditState.extremes).map(\.index))
+            let least = members.sorted { ($0.scores?.inMask ?? 0, $0.index) < ($1.scores?.inMask ?? 0, $1.index) }
+            chosen.formUnion(least.prefix(AuditState.extremes).map(\.index))
+        }
+        return chosen
+    }
+
+    /// Drops overlays of samples that are no longer extremes.
+    mutating func prune() {
+        let keep = extremeIndices()
+        overlays = overlays.filter { keep.contains($0.key) }
+    }
+
+    /// Group mean maps from the exact sums.
+    func means() -> [String: [Float]] {
+        var counts: [String: Int] = [:]
+        for record in records { counts[record.group, default: 0] += 1 }
+        return sums.reduce(into: [:]) { result, entry in
+            let n = Double(max(counts[entry.key] ?? 1, 1))
+            result[entry.key] = entry.value.map { Float(Double($0) / AuditState.fixedPointScale / n) }
+        }
+    }
+
+    // MARK: - Shards
+
+    /// Combines the states of shards of one audit.
+    public static func merge(_ states: [AuditState]) throws -> AuditState {
+        guard let first = states.first else { throw AuditError.invalid("nothing to merge") }
+        for state in states where state.config != first.config {
+            throw AuditError.invalid("these reports come from audits with different settings and cannot be merged")
+        }
+        var merged = AuditState(config: first.config)
+        var rows: [(SampleRecord, ArraySlice<Float>)] = []
+        for state in states {
+            let cells = state.grid.cells
+            for (n, record) in state.records.enumerated() { rows.append((record, state.pooled[n * cells..<(n + 1) * cells])) }
+            for (group, sum) in state.sums {
+                merged.sums[group] = zip(merged.sums[group] ?? [Int64](repeating: 0, count: sum.count), sum).map { $0 + $1 }
+            }
+            merged.overlays.merge(state.overlays) { a, _ in a }
+        }
+        rows.sort { $0.0.index < $1.0.index }
+        if let duplicate = zip(rows, rows.dropFirst()).first(where: { $0.0.0.index == $0.1.0.index }) {
+            throw AuditError.invalid("sample \(duplicate.0.0.file) appears in two shards")
+        }
+        merged.records = rows.map(\.0)
+        merged.pooled = rows.flatMap(\.1)
+        merged.prune()
+        return merged
+    }
+
+    /// Writes the state to `folder/state/`.
+    public func save(to folder: URL) throws {
+        let state = folder.appendingPathComponent("state")
+        let candidates = state.appendingPathComponent("overlays")
+        try FileManager.default.createDirectory(at: candidates, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(config).write(to: state.appendingPathComponent("config.json"))
+        try encoder.encode(records).write(to: state.appendingPathComponent("records.json"))
+        try encoder.encode(sums).write(to: state.appendingPathComponent("sums.json"))
+        try pooled.withUnsafeBytes { Data($0) }.write(to: state.appendingPathComponent("pooled.f32"))
+        for (index, data) in overlays { try data.write(to: candidates.appendingPathComponent("\(index).png")) }
+    }
+
+    /// Reads a state written by ``save(to:)``.
+    public static func load(from folder: URL) throws -> AuditState {
+        let state = folder.appendingPathComponent("state")
+        func read(_ name: String) throws -> Data {
+            do { return try Data(contentsOf: state.appendingPathComponent(name)) } catch {
+                throw AuditError.invalid("\(folder.path) is not an audit report (missing state/\(name))")
+            }
+        }
+        let decoder = JSONDecoder()
+        var result = AuditState(config: try decoder.decode(AuditConfig.self, from: read("config.json")))
+        result.records = try decoder.decode([SampleRecord].self, from: read("records.json"))
+        result.sums = try decoder.decode([String: [Int64]].self, from: read("sums.json"))
+        let pooled = try read("pooled.f32")
+        result.pooled = pooled.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        guard result.pooled.count == result.records.count * result.grid.cells else {
+            throw AuditError.invalid("\(folder.path): state/pooled.f32 does not match its records")
+        }
+        let candidates = state.appendingPathComponent("overlays")
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: candidates.path)) ?? [] {
+            if let index = Int((name as NSString).deletingPathExtension) {
+                result.overlays[index] = try Data(contentsOf: candidates.appendingPathComponent(name))
+            }
+        }
+        return result
+    }
+}

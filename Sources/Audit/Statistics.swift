@@ -1,0 +1,88 @@
+/// The small statistics toolkit audits need: a seeded generator, bootstrap intervals, permutation
+/// p-values and Benjamini–Hochberg false-discovery control. Everything is deterministic for a
+/// given seed, so sharded and single runs agree exactly.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    /// SplitMix64.
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform index in `0..<count`.
+    mutating func index(_ count: Int) -> Int { Int(next() % UInt64(count)) }
+}
+
+public enum Statistics {
+    /// The 95% percentile-bootstrap interval of the mean of `values`.
+    public static func bootstrapMeanInterval(_ values: [Double], resamples: Int = 2000, seed: UInt64) -> (Double, Double) {
+        guard values.count > 1 else { return (values.first ?? 0, values.first ?? 0) }
+        var generator = SeededGenerator(seed: seed)
+        var means = [Double](repeating: 0, count: resamples)
+        for r in 0..<resamples {
+            var total = 0.0
+            for _ in values.indices { total += values[generator.index(values.count)] }
+            means[r] = total / Double(values.count)
+        }
+        means.sort()
+        return (quantile(means, 0.025), quantile(means, 0.975))
+    }
+
+    /// Linear-interpolated quantile of sorted values (NumPy's default).
+    static func quantile(_ sorted: [Double], _ q: Double) -> Double {
+        guard !sorted.isEmpty else { return 0 }
+        let position = q * Double(sorted.count - 1)
+        let lower = Int(position.rounded(.down))
+        let upper = min(lower + 1, sorted.count - 1)
+        return sorted[lower] + (sorted[upper] - sorted[lower]) * (position - Double(lower))
+    }
+
+    /// Two-sided permutation p-values of the per-feature difference in means between the samples
+    /// in `inGroup` and the rest: `(1 + #{|d*| ≥ |d|}) / (1 + permutations)`.
+    /// - Parameter values: Samples x features, row-major.
+    public static func permutationPValues(
+        _ values: [Float], samples: Int, features: Int, inGroup: [Bool], permutations: Int = 1000, seed: UInt64
+    ) -> [Double] {
+        let first = inGroup.filter { $0 }.count
+        guard first > 0, first < samples else { return Array(repeating: 1, count: features) }
+        func differences(_ labels: [Bool]) -> [Double] {
+            var a = [Double](repeating: 0, count: features)
+            var b = [Double](repeating: 0, count: features)
+            for s in 0..<samples {
+                let row = s * features
+                if labels[s] { for f in 0..<features { a[f] += Double(values[row + f]) } } else {
+                    for f in 0..<features { b[f] += Double(values[row + f]) }
+                }
+            }
+            return (0..<features).map { a[$0] / Double(first) - b[$0] / Double(samples - first) }
+        }
+        let observed = differences(inGroup).map(abs)
+        var exceed = [Int](repeating: 0, count: features)
+        var generator = SeededGenerator(seed: seed)
+        var labels = inGroup
+        for _ in 0..<permutations {
+            // Fisher–Yates shuffle of the group labels.
+            for i in stride(from: samples - 1, to: 0, by: -1) { labels.swapAt(i, generator.index(i + 1)) }
+            let permuted = differences(labels)
+            for f in 0..<features where abs(permuted[f]) >= observed[f] - 1e-12 { exceed[f] += 1 }
+        }
+        return exceed.map { Double(1 + $0) / Double(1 + permutations) }
+    }
+
+    /// Benjamini–Hochberg: which hypotheses are discoveries at false-discovery rate `q`.
+    public static func benjaminiHochberg(_ pValues: [Double], q: Double = 0.05) -> [Bool] {
+        let order = pValues.indices.sorted { pValues[$0] < pValues[$1] }
+        let m = Double(pValues.count)
+        var cutoff = -1
+        for (rank, index) in order.enumerated() where pValues[index] <= Double(rank + 1) / m * q { cutoff = rank }
+        var significant = [Bool](repeating: false, count: pValues.count)
+        if cutoff >= 0 { for rank in 0...cutoff { significant[order[rank]] = true } }
+        return significant
+    }
+}

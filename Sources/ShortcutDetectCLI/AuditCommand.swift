@@ -1,0 +1,222 @@
+import ArgumentParser
+import Foundation
+import ShortcutDetect
+
+/// `shortcut-detect audit`: heatmaps over a dataset, compared across groups and scored on a region.
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Audit a dataset: does the model look at a shortcut region, and differently per group?",
+        discussion: """
+            groups.csv has a header with 'file' and 'group' columns and optionally 'label'; files are
+            relative to --images. REPORT gets summary.json, samples.csv, group mean and divergence maps,
+            the comparison figure, the most and least region-reliant overlays per group, and report.html.
+            --shard K/N audits every N-th batch starting at the K-th; `shortcut-detect merge` combines the
+            shard reports into exactly the report one run with the same --batch-size writes.
+            """)
+
+    @Argument(help: "The .onnx model file.")
+    var model: String
+
+    @Option(help: ArgumentHelp("The folder the images in groups.csv are relative to.", valueName: "DIR"))
+    var images: String
+
+    @Option(help: ArgumentHelp("CSV with file,group[,label] columns.", valueName: "CSV"))
+    var groups: String
+
+    @Option(help: ArgumentHelp("Target layer (module path, node or tensor name).", valueName: "LAYER"))
+    var layer: String
+
+    @Option(help: ArgumentHelp("The shortcut region as a PNG (bright = inside).", valueName: "PNG"))
+    var mask: String?
+
+    @Option(name: .customLong("mask-rect"), help: ArgumentHelp("The shortcut region as X,Y,W,H in model-input pixels; repeatable.", valueName: "X,Y,W,H"))
+    var maskRect: [String] = []
+
+    @OptionGroup var preprocessing: PreprocessingOptions
+
+    @Option(help: ArgumentHelp("CAM method.", valueName: "NAME"))
+    var method: CAMMethodName = .gradcam
+
+    @Option(help: ArgumentHelp("Class to explain: predicted, label, or a class index.", valueName: "T"))
+    var target: String = "predicted"
+
+    @Option(help: ArgumentHelp("normalized (per-image min-max, as pytorch-grad-cam) or raw (comparable across images).", valueName: "KIND"))
+    var maps: String = "normalized"
+
+    @Option(help: ArgumentHelp("In-region share of attention above which a sample counts as region-reliant.", valueName: "F"))
+    var threshold: Double = 0.1
+
+    @Option(help: ArgumentHelp("Audit one slice, K/N (1-based).", valueName: "K/N"))
+    var shard: String?
+
+    @Option(help: ArgumentHelp("Images per forward/backward pass.", valueName: "N"))
+    var batchSize: Int = 8
+
+    @Option(help: ArgumentHelp("The report folder.", valueName: "REPORT"))
+    var out: String
+
+    func validate() throws {
+        if mask != nil && !maskRect.isEmpty { throw ValidationError("give --mask or --mask-rect, not both") }
+        guard maps == "normalized" || maps == "raw" else { throw ValidationError("--maps must be normalized or raw") }
+        guard let camMethod = method.camMethod, method != .guidedGradCAM else {
+            throw ValidationError("audits need a CAM method, not \(method.rawValue)")
+        }
+        _ = camMethod
+    }
+
+    func run() throws {
+        let folder = URL(fileURLWithPath: images)
+        let samples = try AuditSample.read(csv: URL(fileURLWithPath: groups))
+        guard !samples.isEmpty else { throw ValidationError("\(groups) lists no images") }
+        let missing = samples.filter { !FileManager.default.fileExists(atPath: folder.appendingPathComponent($0.file).path) }
+        if !missing.isEmpty {
+            throw ValidationError("\(missing.count) image(s) in \(groups) are missing from \(images), e.g. \(missing.prefix(3).map(\.file).joined(separator: ", "))")
+        }
+        let (part, parts) = try parseShard()
+        let batches = Auditor.batches(samples, batchSize: batchSize, part: part, of: parts)
+
+        let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
+        let options = CAMOptions(normalization: maps == "raw" ? .none : .minMax)
+        let generator = try GradCAMHeatmapGenerator(
+            model: loaded, targetLayer: layer, method: method.camMethod ?? .gradCAM, options: options)
+        let prep = try preprocessing.make(for: generator.executor)
+        guard let crop = prep.crop else { throw ValidationError("the input size is unknown; give --size") }
+        let region = try makeMask(preprocessing: prep, height: crop.height, width: crop.width)
+        let config = AuditConfig(
+            model: (model as NSString).lastPathComponent, layer: layer, tensor: generator.layers[0].tensor,
+            method: method.rawValue, maps: maps, target: try AuditTarget(target).description,
+            preprocessing: preprocessing.describe(prep), mask: region?.description, maskArea: region?.mask.area,
+            threshold: threshold, iouFraction: 0.5, height: crop.height, width: crop.width, total: samples.count,
+            batchSize: batchSize)
+        let auditor = Auditor(generator: generator, preprocessing: prep, mask: region?.mask, target: try AuditTarget(target), config: config)
+        let progress = Progress(total: batches.reduce(0) { $0 + $1.count })
+        let state = try auditor.run(batches, folder: folder) { progress.advance(by: $0) }
+        progress.finish()
+        let report = try AuditReport(state: state)
+        let destination = URL(fileURLWithPath: out)
+        try report.write(to: destination)
+        print(report.summary)
+        print("wrote the report for \(state.records.count) image(s)\(parts > 1 ? " (shard \(part)/\(parts))" : "") to \(destination.path)")
+    }
+
+    private func parseShard() throws -> (Int, Int) {
+        guard let shard else { return (1, 1) }
+        let parts = shard.split(separator: "/").compactMap { Int($0) }
+        guard parts.count == 2, parts[1] >= 1, (1...parts[1]).contains(parts[0]) else {
+            throw ValidationError("--shard expects K/N with 1 <= K <= N, got '\(shard)'")
+        }
+        return (parts[0], parts[1])
+    }
+
+    private func makeMask(preprocessing: Preprocessing, height: Int, width: Int) throws -> (mask: RegionMask, description: String)? {
+        if let mask {
+            return (try RegionMask(png: URL(fileURLWithPath: mask), preprocessing: preprocessing, height: height, width: width),
+                (mask as NSString).lastPathComponent)
+        }
+        guard !maskRect.isEmpty else { return nil }
+        let rectangles = try maskRect.map { spec -> (x: Int, y: Int, width: Int, height: Int) in
+            let v = spec.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard v.count == 4 else { throw ValidationError("--mask-rect expects X,Y,W,H, got '\(spec)'") }
+            return (v[0], v[1], v[2], v[3])
+        }
+        return (try RegionMask(rectangles: rectangles, height: height, width: width), "rectangles " + maskRect.joined(separator: " "))
+    }
+}
+
+/// `shortcut-detect merge`: shard reports into the report one run would have written.
+struct MergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge", abstract: "Combine the reports of audit shards into one report.")
+
+    @Argument(help: "Shard report folders.")
+    var reports: [String]
+
+    @Option(help: ArgumentHelp("The merged report folder.", valueName: "REPORT"))
+    var out: String
+
+    func run() throws {
+        let states = try reports.map { try AuditState.load(from: URL(fileURLWithPath: $0)) }
+        let merged = try AuditState.merge(states)
+        if merged.records.count != merged.config.total {
+            print("note: the shards hold \(merged.records.count) of the audit's \(merged.config.total) images")
+        }
+        let report = try AuditReport(state: merged)
+        try report.write(to: URL(fileURLWithPath: out))
+        print(report.summary)
+        print("merged \(reports.count) report(s), \(merged.records.count) image(s), into \(out)")
+    }
+}
+
+/// `shortcut-detect embed`: one feature vector per image, for embedding-based shortcut detectors.
+struct EmbedCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed",
+        abstract: "Write a layer's features per image (global-average-pooled when spatial) as .npy.",
+        discussion: "Writes OUT (float32 [N, C]) and, beside it, OUT with .files.txt: the image order, one per line.")
+
+    @Argument(help: "The .onnx model file.")
+    var model: String
+
+    @Option(help: ArgumentHelp("A folder of PNG and JPEG images.", valueName: "DIR"))
+    var images: String
+
+    @Option(help: ArgumentHelp("Layer (module path, node or tensor name).", valueName: "LAYER"))
+    var layer: String
+
+    @OptionGroup var preprocessing: PreprocessingOptions
+
+    @Option(help: ArgumentHelp("Images per forward pass.", valueName: "N"))
+    var batchSize: Int = 16
+
+    @Option(help: ArgumentHelp("Where to write the embeddings (.npy).", valueName: "PATH"))
+    var out: String
+
+    func run() throws {
+        let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
+        let executor = try Executor(model: loaded)
+        let tensor = try LayerResolver(model: loaded).resolve(layer).tensor
+        let prep = try preprocessing.make(for: executor)
+        let folder = URL(fileURLWithPath: images)
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: images) } catch {
+            throw ValidationError("cannot list --images \(images): \(error.localizedDescription)")
+        }
+        let files = names.filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
+        guard !files.isEmpty else { throw ValidationError("no .png, .jpg or .jpeg files in \(images)") }
+        var rows: [Float] = []
+        var width = 0
+        let progress = Progress(total: files.count)
+        for start in stride(from: 0, to: files.count, by: max(batchSize, 1)) {
+            let chunk = Array(files[start..<min(start + max(batchSize, 1), files.count)])
+            let (batch, _) = try prep.batch(chunk.map { folder.appendingPathComponent($0) })
+            guard let features = try executor.run([executor.inputs[0].name: batch], fetch: [tensor])[tensor] else { continue }
+            let pooled = try Self.pool(features)
+            width = pooled.count / chunk.count
+            rows += pooled
+            progress.advance(by: chunk.count)
+        }
+        progress.finish()
+        let destination = URL(fileURLWithPath: out)
+        try Tensor(shape: [files.count, width], scalars: rows).writeNPY(to: destination)
+        let list = destination.deletingPathExtension().appendingPathExtension("files.txt")
+        try (files.joined(separator: "\n") + "\n").write(to: list, atomically: true, encoding: .utf8)
+        print("wrote \(files.count) x \(width) embeddings to \(out) and the file order to \(list.path)")
+    }
+
+    /// `[N, C, h, w]` averaged over positions, `[N, tokens, C]` over tokens, `[N, C]` as is.
+    static func pool(_ x: Tensor) throws -> [Float] {
+        let values = try x.converted(to: .float32).scalars(as: Float.self)
+        switch x.rank {
+        case 2: return values
+        case 4:
+            let (n, c, size) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+            return (0..<n * c).map { plane in values[plane * size..<(plane + 1) * size].reduce(0, +) / Float(max(size, 1)) }
+        case 3:
+            let (n, t, c) = (x.shape[0], x.shape[1], x.shape[2])
+            return (0..<n).flatMap { s in (0..<c).map { k in (0..<t).reduce(Float(0)) { $0 + values[(s * t + $1) * c + k] } / Float(max(t, 1)) } }
+        default:
+            throw ValidationError("layer output \(x.shape) is not [N, C], [N, C, h, w] or [N, tokens, C]")
+        }
+    }
+}
