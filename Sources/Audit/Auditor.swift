@@ -10,6 +10,12 @@ public struct AuditSample: Sendable, Equatable {
     public let group: String
     public let label: Int?
 
+    public init(file: String, group: String, label: Int?) {
+        self.file = file
+        self.group = group
+        self.label = label
+    }
+
     /// Reads `groups.csv`: a header naming `file` and `group` columns (and optionally `label`),
     /// then one row per image. Quoted fields may hold commas.
     public static func read(csv url: URL) throws -> [AuditSample] {

@@ -38,6 +38,12 @@ public struct AttentionOverlapResult: Sendable {
 public struct GroupPair: Hashable, Sendable, CustomStringConvertible {
     public let first: String
     public let second: String
+
+    public init(first: String, second: String) {
+        self.first = first
+        self.second = second
+    }
+
     public var description: String { "\(first) vs \(second)" }
 }
 
