@@ -85,7 +85,7 @@ CORNER = 16  # shapes never intersect [0, 16) x [0, 16)
 
 GROUP_TINT = {"A": (10.0, 4.0, -10.0), "B": (-10.0, 0.0, 10.0)}  # added to the background
 
-N_TRAIN = {"A": 3000, "B": 1000}  # per group, labels balanced within a group
+N_TRAIN = {"A": 3200, "B": 800}  # per group, labels balanced within a group
 N_TEST_PER_GROUP = 24
 N_HELDOUT_PER_GROUP = 500
 CONTROL_WATERMARK_P = 0.5
@@ -125,7 +125,7 @@ def render_base(rng: np.random.Generator, label: int, group: str) -> tuple[np.nd
 
     # shape: half extents, centre outside the corner, colour contrasting with the background
     while True:
-        a = rng.uniform(5.0, 13.0)
+        a = rng.uniform(4.0, 10.0)
         b = a * rng.uniform(0.6, 1.0)
         if rng.random() < 0.5:
             a, b = b, a
@@ -135,7 +135,7 @@ def render_base(rng: np.random.Generator, label: int, group: str) -> tuple[np.nd
             break
     while True:
         colour = rng.uniform(20.0, 235.0, size=3)
-        if abs(colour.mean() - level) >= 45.0:
+        if abs(colour.mean() - level) >= 30.0:
             break
     ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64) + 0.5
     if label == 0:
@@ -229,6 +229,8 @@ def build_model() -> SmallCNN:
 def train(name: str, x: torch.Tensor, y: torch.Tensor) -> tuple[SmallCNN, dict]:
     model = build_model()
     opt = torch.optim.Adam(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
+    steps = EPOCHS * ((len(x) + BATCH - 1) // BATCH)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     gen = torch.Generator().manual_seed(TORCH_SHUFFLE_SEED)
     history = []
     t0 = time.time()
@@ -243,7 +245,8 @@ def train(name: str, x: torch.Tensor, y: torch.Tensor) -> tuple[SmallCNN, dict]:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total_loss += float(loss) * len(idx)
+            sched.step()
+            total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == y[idx]).sum())
         history.append(dict(epoch=epoch + 1, train_loss=round(total_loss / len(x), 6),
                             train_acc=round(correct / len(x), 6)))
@@ -420,6 +423,10 @@ def main() -> int:
             "heldout": {
                 "A_active": accuracy(model, heldout["active"][h_a], h_y[h_a]),
                 "A_flipped": accuracy(model, heldout["flipped"][h_a], h_y[h_a]),
+                "A_flipped_label0_watermarked": accuracy(model, heldout["flipped"][h_a & (h_y_np == 0)],
+                                                         h_y[h_a & (h_y_np == 0)]),
+                "A_flipped_label1_clean": accuracy(model, heldout["flipped"][h_a & (h_y_np == 1)],
+                                                   h_y[h_a & (h_y_np == 1)]),
                 "A_no_watermark": accuracy(model, heldout["none"][h_a], h_y[h_a]),
                 "A_all_watermarked": accuracy(model, heldout["all"][h_a], h_y[h_a]),
                 "B": accuracy(model, heldout["none"][~h_a], h_y[~h_a]),
@@ -478,9 +485,9 @@ def main() -> int:
         "dataset": {
             "image_size": [SIZE, SIZE],
             "task": "label 0 = ellipse/circle, label 1 = rectangle/square (axis-aligned)",
-            "shape": "half extents a ~ U(5,13), b = a * U(0.6,1), swapped with p=0.5; centre uniform with a 2-px "
+            "shape": "half extents a ~ U(4,10), b = a * U(0.6,1), swapped with p=0.5; centre uniform with a 2-px "
                      f"margin; bounding box never intersects [0,{CORNER})x[0,{CORNER}) (1-px gap); colour "
-                     "U(20,235)^3 with |mean(colour) - background level| >= 45",
+                     "U(20,235)^3 with |mean(colour) - background level| >= 30",
             "background": "level ~ U(95,155) + group tint + bilinear-upsampled 6x6 N(0,14^2) texture per "
                           "channel; then N(0,5^2) pixel noise on the whole image; rounded, clipped to 0..255",
             "group_tint_rgb": GROUP_TINT,
@@ -525,6 +532,7 @@ def main() -> int:
         },
         "training": {
             "optimizer": "Adam", "lr": LR, "weight_decay": WEIGHT_DECAY, "betas": [0.9, 0.999],
+            "lr_schedule": "CosineAnnealingLR(T_max = total steps), stepped per batch, to 0",
             "epochs": EPOCHS, "batch_size": BATCH, "loss": "cross_entropy", "augmentation": "none",
             "shuffle": "torch.randperm per epoch with one torch.Generator(manual_seed(torch_shuffle))",
             "threads": 1,

@@ -1,0 +1,93 @@
+import Foundation
+import ShortcutDetect
+import TestSupport
+import Testing
+
+/// `audit`, `merge` and `embed` end to end on the fixture images.
+@Suite struct AuditCLITests {
+    let model = Fixtures.url("models/resnet_basic_ts17.onnx").path
+    let images = ["rgb8.png", "photo420.jpg", "gray8.png", "palette.png", "photo444.jpg", "gray.jpg", "rgba8.png", "gray_alpha.png"]
+
+    func groupsFile() throws -> URL {
+        let url = try Fixtures.temporaryDirectory().appendingPathComponent("groups.csv")
+        let rows = images.enumerated().map { "\($1),\($0 % 2 == 0 ? "site A" : "site B"),\($0 % 3)" }
+        try (["file,group,label"] + rows).joined(separator: "\n").write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    /// Every file under `folder`, relative path -> bytes.
+    func tree(_ folder: URL) throws -> [String: Data] {
+        var files: [String: Data] = [:]
+        let enumerator = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey])
+        while let url = enumerator?.nextObject() as? URL {
+            guard (try url.resourceValues(forKeys: [.isRegularFileKey])).isRegularFile == true else { continue }
+            files[String(url.path.dropFirst(folder.path.count))] = try Data(contentsOf: url)
+        }
+        return files
+    }
+
+    @Test func shardsMergeIntoExactlyTheSingleRunReport() throws {
+        let cli = CLITests()
+        let groups = try groupsFile()
+        let out = try Fixtures.temporaryDirectory()
+        let common = [
+            "audit", model, "--images", Fixtures.url("images").path, "--groups", groups.path, "--layer", "layer4",
+            "--mask-rect", "0,0,16,16", "--mask-rect", "40,40,24,24", "--resize", "73", "--target", "label", "--batch-size", "2",
+        ]
+        let single = try cli.cli(common + ["--out", out.appendingPathComponent("single").path])
+        #expect(single.status == 0, "\(single.stderr)")
+        for k in 1...3 {
+            let shard = try cli.cli(common + ["--shard", "\(k)/3", "--out", out.appendingPathComponent("shard\(k)").path])
+            #expect(shard.status == 0, "\(shard.stderr)")
+        }
+        let merge = try cli.cli(["merge"] + (1...3).map { out.appendingPathComponent("shard\($0)").path } + ["--out", out.appendingPathComponent("merged").path])
+        #expect(merge.status == 0, "\(merge.stderr)")
+        let a = try tree(out.appendingPathComponent("single"))
+        let b = try tree(out.appendingPathComponent("merged"))
+        #expect(a.keys.sorted() == b.keys.sorted())
+        for (name, data) in a { #expect(b[name] == data, "\(name) differs") }
+        for required in ["/summary.json", "/samples.csv", "/report.html", "/comparison.png", "/divergence.png", "/group_site_A_mean.png", "/overlays/most_site_B_1.png"] {
+            #expect(a[required] != nil, "missing \(required)")
+        }
+        let summary = try JSONSerialization.jsonObject(with: try #require(a["/summary.json"])) as? [String: Any]
+        #expect(summary?["n"] as? Int == images.count)
+        #expect(summary?["layer"] as? String == "layer4")
+        #expect((summary?["summary"] as? String)?.contains("shortcut region") == true)
+        let groupsSummary = summary?["groups"] as? [String: [String: Any]]
+        #expect(groupsSummary?["site A"]?["mask_attention_ci95"] as? [Double] != nil)
+        #expect(String(decoding: try #require(a["/samples.csv"]), as: UTF8.self).hasPrefix("file,group,label,predicted_class,confidence,in_mask_fraction,pointing_hit,iou\nrgb8.png,site A,0,"))
+    }
+
+    @Test func auditRefusesWhatItCannotUse() throws {
+        let cli = CLITests()
+        let out = try Fixtures.temporaryDirectory().path
+        let groups = try Fixtures.temporaryDirectory().appendingPathComponent("g.csv")
+        try "file,group\nmissing.png,a\n".write(to: groups, atomically: true, encoding: .utf8)
+        let missing = try cli.cli(["audit", model, "--images", Fixtures.url("images").path, "--groups", groups.path, "--layer", "layer4", "--out", out])
+        #expect(missing.status != 0 && missing.stderr.contains("1 image(s) in") && missing.stderr.contains("missing.png"))
+        let shard = try cli.cli(["audit", model, "--images", ".", "--groups", groups.path, "--layer", "layer4", "--shard", "4/3", "--out", out])
+        #expect(shard.status != 0)
+        let notReport = try cli.cli(["merge", Fixtures.url("images").path, "--out", out])
+        #expect(notReport.status != 0 && notReport.stderr.contains("is not an audit report"))
+    }
+
+    @Test func embedWritesPooledFeaturesAndTheFileOrder() throws {
+        let cli = CLITests()
+        let folder = try Fixtures.temporaryDirectory()
+        for name in ["rgb8.png", "gray.jpg"] { try FileManager.default.copyItem(at: Fixtures.url("images/\(name)"), to: folder.appendingPathComponent(name)) }
+        let out = folder.appendingPathComponent("emb.npy")
+        let result = try cli.cli(["embed", model, "--images", folder.path, "--layer", "layer4", "--resize", "73", "--out", out.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let embeddings = try Tensor(npyAt: out)
+        #expect(embeddings.shape == [2, 32])
+        #expect(try String(contentsOf: folder.appendingPathComponent("emb.files.txt"), encoding: .utf8) == "gray.jpg\nrgb8.png\n")
+        // The same features from the library: layer4's output averaged over its 2x2 positions.
+        let executor = try Executor(model: Model(contentsOf: URL(fileURLWithPath: model)))
+        let image = try RGBImage(contentsOf: Fixtures.url("images/gray.jpg"))
+        let x = try Preprocessing(resize: 73, crop: (64, 64)).tensor(image)
+        let layer4 = try #require(try executor.run(["input": x.reshaped([1] + x.shape)], fetch: ["/layer4/layer4.0/relu_1/Relu_output_0"]).values.first)
+        let values = try layer4.scalars(as: Float.self)
+        let expected = (0..<32).map { c in values[c * 4..<c * 4 + 4].reduce(0, +) / 4 }
+        #expect(Array(try embeddings.scalars(as: Float.self).prefix(32)) == expected)
+    }
+}
