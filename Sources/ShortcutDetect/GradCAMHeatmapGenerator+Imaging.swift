@@ -1,3 +1,4 @@
+import Audit
 import Explain
 import Foundation
 import Imaging
@@ -14,5 +15,16 @@ extension GradCAMHeatmapGenerator {
         _ image: RGBImage, heatmap: Tensor, alpha: Float = 0.5, colormap: Colormap = .jet, savePath: String
     ) throws {
         try PNG.write(overlay(image, heatmap: heatmap, alpha: alpha, colormap: colormap), to: URL(fileURLWithPath: savePath))
+    }
+}
+
+extension GradCAMHeatmapGenerator {
+    /// Compares attention across groups (the seed's `compare_groups`): `heatmaps` are `[N, H, W]`
+    /// maps, or `[N, C, H, W]` images whose heatmaps (each image's prediction) are computed first.
+    public func compareGroups(
+        _ heatmaps: Tensor, groups: [String], options: ComparisonOptions = ComparisonOptions()
+    ) throws -> AttentionOverlapResult {
+        let maps = heatmaps.rank == 4 ? try explain(heatmaps).heatmaps : heatmaps
+        return try AttentionOverlapResult.compare(maps, groups: groups, options: options)
     }
 }

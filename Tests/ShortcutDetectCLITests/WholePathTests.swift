@@ -58,3 +58,17 @@ extension ImagePathCase: CustomTestStringConvertible {
         }
     }
 }
+
+@Suite struct CompareGroupsAPITests {
+    @Test func compareGroupsTakesHeatmapsOrImages() throws {
+        let model = try Model(contentsOf: Fixtures.url("models/resnet_basic_ts17.onnx"))
+        let gradcam = try GradCAMHeatmapGenerator(model: model, targetLayer: "layer4")
+        let images = try Tensor(npyAt: Fixtures.url("models/inputs/resnet_basic.npy"))
+        let fromImages = try gradcam.compareGroups(images, groups: ["a", "b"])
+        let heatmaps = try gradcam.explain(images).heatmaps
+        let fromMaps = try gradcam.compareGroups(heatmaps, groups: ["a", "b"])
+        #expect(fromImages.overlapScore == fromMaps.overlapScore)
+        #expect(fromMaps.groupHeatmaps["a"] == Array(try heatmaps.scalars(as: Float.self).prefix(64 * 64)))
+        #expect(fromMaps.overlapScore > 0 && fromMaps.overlapScore <= 1)
+    }
+}
