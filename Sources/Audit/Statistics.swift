@@ -1,24 +1,8 @@
-/// The small statistics toolkit audits need: a seeded generator, bootstrap intervals, permutation
-/// p-values and Benjamini–Hochberg false-discovery control. Everything is deterministic for a
-/// given seed, so sharded and single runs agree exactly.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+import TensorCore
 
-    public init(seed: UInt64) { state = seed }
-
-    /// SplitMix64.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform index in `0..<count`.
-    mutating func index(_ count: Int) -> Int { Int(next() % UInt64(count)) }
-}
-
+/// The small statistics toolkit audits need: bootstrap intervals, permutation p-values and
+/// Benjamini–Hochberg false-discovery control. Everything is deterministic for a given seed
+/// (``SeededGenerator``), so sharded and single runs agree exactly.
 public enum Statistics {
     /// The 95% percentile-bootstrap interval of the mean of `values`.
     public static func bootstrapMeanInterval(_ values: [Double], resamples: Int = 2000, seed: UInt64) -> (Double, Double) {

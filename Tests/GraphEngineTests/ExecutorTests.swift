@@ -133,36 +133,51 @@ func makeModel(
     }
 }
 
+/// Remembers, weakly, the storage an ``Emit`` node produced, and whether it was alive when checked.
+final class StorageProbe: @unchecked Sendable {
+    weak var early: TensorStorage?
+    var aliveWhenChecked: Bool?
+}
+
+/// Copies its input and tells the probe about the copy.
+struct Emit: Operator {
+    let probe: StorageProbe
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let x = try inputs.required(0)
+        let copy = try Tensor(shape: x.shape, scalars: x.scalars(as: Float.self))
+        probe.early = copy.storage
+        return [copy]
+    }
+}
+
+/// Identity that records whether Emit's output still exists: in its forward (or, when
+/// differentiated, in its backward).
+struct Check: DifferentiableOperator {
+    let probe: StorageProbe
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        probe.aliveWhenChecked = probe.early != nil
+        return [try inputs.required(0)]
+    }
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .nothing }
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        probe.aliveWhenChecked = probe.early != nil
+        return [try step.gradient()]
+    }
+}
+
+/// A registry with Emit and Check registered against `probe`.
+func probeRegistry(_ probe: StorageProbe) -> OpRegistry {
+    var registry = OpRegistry.standard
+    registry.register("Emit") { _ in Emit(probe: probe) }
+    registry.register("Check") { _ in Check(probe: probe) }
+    return registry
+}
+
 /// Intermediates are freed as soon as no later node reads them.
 @Suite struct ExecutorMemoryTests {
-    final class Probe: @unchecked Sendable {
-        weak var early: TensorStorage?
-        var earlyAliveAtEnd: Bool?
-    }
-
-    struct Emit: Operator {
-        let probe: Probe
-        func forward(_ inputs: OpInputs) throws -> [Tensor?] {
-            let x = try inputs.required(0)
-            let copy = try Tensor(shape: x.shape, scalars: x.scalars(as: Float.self))
-            probe.early = copy.storage
-            return [copy]
-        }
-    }
-
-    struct Check: Operator {
-        let probe: Probe
-        func forward(_ inputs: OpInputs) throws -> [Tensor?] {
-            probe.earlyAliveAtEnd = probe.early != nil
-            return [try inputs.required(0)]
-        }
-    }
-
     @Test func intermediatesAreReleasedAfterTheirLastUse() throws {
-        let probe = Probe()
-        var registry = OpRegistry.standard
-        registry.register("Emit") { _ in Emit(probe: probe) }
-        registry.register("Check") { _ in Check(probe: probe) }
+        let probe = StorageProbe()
+        let registry = probeRegistry(probe)
         let model = makeModel(
             [
                 Node(opType: "Emit", inputs: ["x"], outputs: ["a"]),
@@ -173,10 +188,10 @@ func makeModel(
         let executor = try Executor(model: model, registry: registry)
         let x = try Tensor(shape: [2], scalars: [Float(1), -1])
         _ = try executor.run(["x": x])
-        #expect(probe.earlyAliveAtEnd == false)
+        #expect(probe.aliveWhenChecked == false)
         // Tapping "a" keeps it alive to the end.
         _ = try executor.run(["x": x], fetch: ["d", "a"])
-        #expect(probe.earlyAliveAtEnd == true)
+        #expect(probe.aliveWhenChecked == true)
     }
 }
 
@@ -220,50 +235,21 @@ func makeModel(
 
 /// The reverse pass keeps forward values only for the nodes between the target and the output.
 @Suite struct ReverseModeMemoryTests {
-    final class Probe: @unchecked Sendable {
-        weak var early: TensorStorage?
-        var aliveDuringBackward: Bool?
-    }
-
-    /// Copies its input and remembers the copy weakly.
-    struct Emit: Operator {
-        let probe: Probe
-        func forward(_ inputs: OpInputs) throws -> [Tensor?] {
-            let x = try inputs.required(0)
-            let copy = try Tensor(shape: x.shape, scalars: x.scalars(as: Float.self))
-            probe.early = copy.storage
-            return [copy]
-        }
-    }
-
-    /// Identity whose backward records whether Emit's output still exists.
-    struct Watch: DifferentiableOperator {
-        let probe: Probe
-        func forward(_ inputs: OpInputs) throws -> [Tensor?] { [try inputs.required(0)] }
-        func savedForBackward(wanted: [Bool]) -> SavedValues { .nothing }
-        func backward(_ step: BackwardStep) throws -> [Tensor?] {
-            probe.aliveDuringBackward = probe.early != nil
-            return [try step.gradient()]
-        }
-    }
-
     @Test func valuesBeforeTheTargetAreFreedBeforeBackward() throws {
-        let probe = Probe()
-        var registry = OpRegistry.standard
-        registry.register("Emit") { _ in Emit(probe: probe) }
-        registry.register("Watch") { _ in Watch(probe: probe) }
+        let probe = StorageProbe()
+        let registry = probeRegistry(probe)
         let model = makeModel(
             [
                 Node(opType: "Emit", inputs: ["x"], outputs: ["a"]),
                 Node(opType: "Relu", inputs: ["a"], outputs: ["b"]),
-                Node(opType: "Watch", inputs: ["b"], outputs: ["c"]),
+                Node(opType: "Check", inputs: ["b"], outputs: ["c"]),
                 Node(opType: "Relu", inputs: ["c"], outputs: ["y"]),
             ], inputs: [ValueInfo(name: "x", shape: [.fixed(3)])], outputs: ["y"])
         let executor = try Executor(model: model, registry: registry)
         let x = try Tensor(shape: [3], scalars: [Float(1), -2, 3])
         let seed = try Tensor(shape: [3], scalars: [Float(1), 1, 1])
         let result = try executor.gradients(["x": x], of: .custom { _ in seed }, wrt: ["b"])
-        #expect(probe.aliveDuringBackward == false)
+        #expect(probe.aliveWhenChecked == false)
         #expect(try result.gradients["b"]?.scalars(as: Float.self) == [1, 0, 1])
         #expect(try result.values["b"]?.scalars(as: Float.self) == [1, 0, 3])
     }

@@ -76,29 +76,18 @@ public func errorText(_ body: () throws -> Any) -> String {
     }
 }
 
-/// A small deterministic random source (SplitMix64), so tests draw the same numbers everywhere.
+/// Deterministic random test data, drawn from TensorCore's ``SeededGenerator``.
 public struct SeededRandom {
-    private var state: UInt64
+    private var generator: SeededGenerator
 
-    public init(seed: UInt64) { state = seed }
-
-    /// The next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public init(seed: UInt64) { generator = SeededGenerator(seed: seed) }
 
     /// A uniform value in `range`.
-    public mutating func uniform(_ range: ClosedRange<Double>) -> Double {
-        range.lowerBound + Double(next() >> 11) / Double(1 << 53) * (range.upperBound - range.lowerBound)
-    }
+    public mutating func uniform(_ range: ClosedRange<Double>) -> Double { generator.uniform(range) }
 
     /// Values with magnitudes in `magnitude` and random signs: kept away from zero so that
     /// finite differences never straddle a kink (Relu, Clip, Max).
     public mutating func awayFromZero(_ count: Int, magnitude: ClosedRange<Double> = 0.1...1) -> [Double] {
-        (0..<count).map { _ in (next() & 1 == 0 ? 1 : -1) * uniform(magnitude) }
+        (0..<count).map { _ in (generator.next() & 1 == 0 ? 1 : -1) * generator.uniform(magnitude) }
     }
 }

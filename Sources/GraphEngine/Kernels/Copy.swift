@@ -6,8 +6,22 @@ import TensorCore
 /// input. Works on any element type by moving elements as same-sized unsigned integers.
 func stridedCopy(_ source: Tensor, shape: [Int], strides: [Int], offset: Int = 0) throws -> Tensor {
     let output = try Tensor(zeros: source.dtype, shape: shape)
-    guard output.count > 0 else { return output }
-    // Coalesce axes the view walks contiguously; drop size-1 axes.
+    transfer(strided: source, contiguous: output, shape: shape, strides: strides, offset: offset, gather: true)
+    return output
+}
+
+/// The adjoint of ``stridedCopy``: writes the contiguous `source` into `destination` at the
+/// positions a strided view (`strides`, from element `offset`) of `destination` would read.
+/// Positions must be distinct, as they are for Slice.
+func stridedScatter(_ source: Tensor, into destination: Tensor, strides: [Int], offset: Int) throws {
+    guard source.dtype == destination.dtype else { throw OpError("cannot scatter \(source.dtype) into \(destination.dtype)") }
+    transfer(strided: destination, contiguous: source, shape: source.shape, strides: strides, offset: offset, gather: false)
+}
+
+/// Moves elements between a strided view of `strided` and the contiguous `contiguous`: gathering
+/// reads the view, scattering writes it. Axes the view walks contiguously are coalesced first.
+private func transfer(strided: Tensor, contiguous: Tensor, shape: [Int], strides: [Int], offset: Int, gather: Bool) {
+    guard contiguous.count > 0 else { return }
     var dims: [Int] = []
     var steps: [Int] = []
     for axis in 0..<shape.count where shape[axis] != 1 {
@@ -20,8 +34,8 @@ func stridedCopy(_ source: Tensor, shape: [Int], strides: [Int], offset: Int = 0
         }
     }
     func run<T>(_ type: T.Type) {
-        let input = source.storage.base.assumingMemoryBound(to: T.self)
-        let out = output.storage.base.assumingMemoryBound(to: T.self)
+        let view = strided.storage.base.assumingMemoryBound(to: T.self)
+        let flat = contiguous.storage.base.assumingMemoryBound(to: T.self)
         let length = dims.last ?? 1
         let step = steps.last ?? 1
         let outer = dims.count - 1
@@ -29,10 +43,14 @@ func stridedCopy(_ source: Tensor, shape: [Int], strides: [Int], offset: Int = 0
         var position = offset
         var o = 0
         while true {
-            if step == 1 {
-                (out + o).update(from: input + position, count: length)
+            if gather {
+                if step == 1 {
+                    (flat + o).update(from: view + position, count: length)
+                } else {
+                    for i in 0..<length { flat[o + i] = view[position + i * step] }
+                }
             } else {
-                for i in 0..<length { out[o + i] = input[position + i * step] }
+                for i in 0..<length { view[position + i * step] = flat[o + i] }
             }
             o += length
             var axis = outer - 1
@@ -47,39 +65,12 @@ func stridedCopy(_ source: Tensor, shape: [Int], strides: [Int], offset: Int = 0
             if axis < 0 { return }
         }
     }
-    withExtendedLifetime(source) {
-        switch source.dtype.byteSize {
+    withExtendedLifetime((strided, contiguous)) {
+        switch strided.dtype.byteSize {
         case 1: run(UInt8.self)
         case 2: run(UInt16.self)
         case 4: run(UInt32.self)
         default: run(UInt64.self)
-        }
-    }
-    return output
-}
-
-/// The adjoint of ``stridedCopy``: writes the contiguous `source` into `destination` at the
-/// positions a strided view (`strides`, from element `offset`) of `destination` would read.
-/// Positions must be distinct, as they are for Slice.
-func stridedScatter(_ source: Tensor, into destination: Tensor, strides: [Int], offset: Int) throws {
-    guard source.dtype == destination.dtype else { throw OpError("cannot scatter \(source.dtype) into \(destination.dtype)") }
-    let dims = source.shape
-    guard source.count > 0 else { return }
-    let size = source.dtype.byteSize
-    withExtendedLifetime((source, destination)) {
-        var counter = [Int](repeating: 0, count: dims.count)
-        var position = offset
-        for i in 0..<source.count {
-            (destination.storage.base + position * size).copyMemory(from: source.storage.base + i * size, byteCount: size)
-            var axis = dims.count - 1
-            while axis >= 0 {
-                counter[axis] += 1
-                position += strides[axis]
-                if counter[axis] < dims[axis] { break }
-                position -= strides[axis] * dims[axis]
-                counter[axis] = 0
-                axis -= 1
-            }
         }
     }
 }
