@@ -91,3 +91,64 @@ import Testing
         #expect(Array(try embeddings.scalars(as: Float.self).prefix(32)) == expected)
     }
 }
+
+/// The proof: a model trained with a planted watermark shortcut and a control model, audited on
+/// images neither saw (tools/make_planted_shortcut.py).
+@Suite struct PlantedShortcutTests {
+    struct Reference: Decodable {
+        struct ModelEntry: Decodable {
+            struct Image: Decodable {
+                let file: String
+                let pred: Int
+                let in_mask: Double
+            }
+            let gradcam_in_mask_mean: [String: Double]
+            let per_image: [Image]
+        }
+        let models: [String: ModelEntry]
+    }
+
+    func audit(_ name: String) throws -> (summary: [String: Any], rows: [[String]], reference: Reference.ModelEntry) {
+        let out = try Fixtures.temporaryDirectory().appendingPathComponent(name)
+        let result = try CLITests().cli([
+            "audit", Fixtures.url("audit/\(name).onnx").path, "--images", Fixtures.url("audit/images").path,
+            "--groups", Fixtures.url("audit/groups.csv").path, "--layer", "features.2", "--mask", Fixtures.url("audit/mask.png").path,
+            "--preprocess", "half", "--resize", "64", "--out", out.path,
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as? [String: Any] ?? [:]
+        let rows = try String(contentsOf: out.appendingPathComponent("samples.csv"), encoding: .utf8)
+            .split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: Fixtures.url("audit/manifest.json")))
+        return (summary, rows, try #require(reference.models[name]))
+    }
+
+    func groupMean(_ summary: [String: Any], _ group: String) -> Double {
+        ((summary["groups"] as? [String: Any])?[group] as? [String: Any])?["mask_attention_mean"] as? Double ?? -1
+    }
+
+    @Test func theAuditTellsTheShortcutModelFromTheControl() throws {
+        let shortcut = try audit("shortcut")
+        let control = try audit("control")
+        // Per image, our in-region share equals pytorch-grad-cam's: the manifest rounds to 6
+        // decimals and heatmaps agree to ~1e-5, so 1e-4 is ample.
+        for run in [shortcut, control] {
+            for row in run.rows {
+                let reference = try #require(run.reference.per_image.first { $0.file == row[0] })
+                #expect(Int(row[3]) == reference.pred, "\(row[0])")
+                #expect(abs((Double(row[5]) ?? -1) - reference.in_mask) <= 1e-4, "\(row[0]): \(row[5]) vs \(reference.in_mask)")
+            }
+        }
+        // Thresholds from the measured values (pytorch-grad-cam on these images): in group A the
+        // shortcut model puts 8.4% of its attention on the 2.4% of the image the watermark covers,
+        // the control 0.6%; in group B (never watermarked) both stay low (1.7% and 0.6%).
+        let shortcutA = groupMean(shortcut.summary, "A")
+        let controlA = groupMean(control.summary, "A")
+        #expect(shortcutA > 0.05 && controlA < 0.02 && shortcutA > 5 * controlA, "A: shortcut \(shortcutA), control \(controlA)")
+        #expect(groupMean(shortcut.summary, "B") < 0.03 && groupMean(control.summary, "B") < 0.02)
+        let shortcutSentence = shortcut.summary["summary"] as? String ?? ""
+        let controlSentence = control.summary["summary"] as? String ?? ""
+        #expect(shortcutSentence.hasPrefix("The model appears to rely on the shortcut region for A:"), "\(shortcutSentence)")
+        #expect(controlSentence.hasPrefix("The model does not appear to rely on the shortcut region"), "\(controlSentence)")
+    }
+}
