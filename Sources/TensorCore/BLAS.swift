@@ -49,6 +49,13 @@ public enum BLAS {
             blasInt(m), blasInt(n), blasInt(k), alpha, a, blasInt(lda), b, blasInt(ldb), beta, c, blasInt(ldc))
     }
 
+    /// Limits the threads BLAS uses (OpenBLAS); Accelerate manages its own threads.
+    public static func setThreads(_ count: Int) {
+        #if !canImport(Accelerate)
+        openblas_set_num_threads(Int32(max(count, 1)))
+        #endif
+    }
+
     /// BLAS takes 32-bit sizes; callers split work that would not fit (a single activation never does).
     @inline(__always) private static func blasInt(_ value: Int) -> Int32 { Int32(truncatingIfNeeded: value) }
 }

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import ShortcutDetect
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `shortcut-detect bench`: times forward passes (or GradCAM) on one input and prints one JSON line.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time forward passes, or GradCAM when --layer is given; prints one JSON line.",
+        discussion: "Fields: median_ms, min_ms, runs, threads, peak_rss_mb, load_ms. The first run is a warm-up and not counted.")
+
+    @Argument(help: "The .onnx model file.")
+    var model: String
+
+    @Option(help: ArgumentHelp("The input batch as a float32 .npy.", valueName: "PATH"))
+    var input: String
+
+    @Option(help: ArgumentHelp("Time GradCAM at this layer instead of a forward pass.", valueName: "LAYER"))
+    var layer: String?
+
+    @Option(help: ArgumentHelp("CAM method for --layer.", valueName: "NAME"))
+    var method: CAMMethodName = .gradcam
+
+    @Option(help: ArgumentHelp("Timed runs after the warm-up.", valueName: "N"))
+    var runs: Int = 10
+
+    @Option(help: ArgumentHelp("Threads for BLAS.", valueName: "T"))
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func run() throws {
+        BLAS.setThreads(threads)
+        let loadStart = DispatchTime.now()
+        let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
+        let images = try Tensor(npyAt: URL(fileURLWithPath: input))
+        let job: () throws -> Void
+        if let layer {
+            let generator = try GradCAMHeatmapGenerator(model: loaded, targetLayer: layer, method: method.camMethod ?? .gradCAM)
+            job = { _ = try generator.explain(images) }
+        } else {
+            let executor = try Executor(model: loaded)
+            let name = executor.inputs.first?.name ?? "input"
+            job = { _ = try executor.run([name: images]) }
+        }
+        let loadMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e6
+        try job()
+        var times: [Double] = []
+        for _ in 0..<max(runs, 1) {
+            let start = DispatchTime.now()
+            try job()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6)
+        }
+        times.sort()
+        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        var usage = rusage()
+        #if canImport(Glibc)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        #if canImport(Darwin)
+        let peak = Double(usage.ru_maxrss) / 1_048_576
+        #else
+        let peak = Double(usage.ru_maxrss) / 1024
+        #endif
+        func fixed(_ x: Double) -> String { String(format: "%.3f", x) }
+        print("{\"median_ms\": \(fixed(median)), \"min_ms\": \(fixed(times[0])), \"runs\": \(times.count), \"threads\": \(threads), \"peak_rss_mb\": \(fixed(peak)), \"load_ms\": \(fixed(loadMilliseconds))}")
+    }
+}
