@@ -274,8 +274,16 @@ func im2col<T: GEMMScalar>(
     _ input: UnsafePointer<T>, channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
     into columns: UnsafeMutablePointer<T>
 ) {
-    forEachTap(channels: channels, window: g, positions: positions) { column, source in
-        columns[column] = source.map { input[$0] } ?? 0
+    forEachRun(channels: channels, window: g, positions: positions) { column, count, source, step in
+        guard let source else {
+            (columns + column).update(repeating: 0, count: count)
+            return
+        }
+        if step == 1 {
+            (columns + column).update(from: input + source, count: count)
+        } else {
+            for i in 0..<count { columns[column + i] = input[source + i * step] }
+        }
     }
 }
 
@@ -284,44 +292,55 @@ func col2im<T: GEMMScalar>(
     _ columns: UnsafePointer<T>, channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
     into input: UnsafeMutablePointer<T>
 ) {
-    forEachTap(channels: channels, window: g, positions: positions) { column, source in
-        if let source { input[source] += columns[column] }
+    forEachRun(channels: channels, window: g, positions: positions) { column, count, source, step in
+        guard let source else { return }
+        for i in 0..<count { input[source + i * step] += columns[column + i] }
     }
 }
 
-/// Visits every (patch row, output position) of the column matrix with the input offset it
-/// reads, or `nil` where the window covers padding.
+/// Visits the column matrix in runs: for each patch row (channel, kernel depth, height, width)
+/// and each output row, the stretches of consecutive output positions that read padding
+/// (`source` nil) or input elements `step` apart starting at `source`.
 @inline(__always)
-private func forEachTap(
-    channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>, _ body: (Int, Int?) -> Void
+private func forEachRun(
+    channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
+    _ body: (_ column: Int, _ count: Int, _ source: Int?, _ step: Int) -> Void
 ) {
     let (inD, inH, inW) = (g.input[0], g.input[1], g.input[2])
     let (outH, outW) = (g.output[1], g.output[2])
     let width = positions.count
+    let stride = g.strides[2]
     var row = 0
     for c in 0..<channels {
         let plane = c * inD * inH * inW
         for kd in 0..<g.kernel[0] {
             for kh in 0..<g.kernel[1] {
                 for kw in 0..<g.kernel[2] {
-                    var od = positions.lowerBound / (outH * outW)
-                    var oh = (positions.lowerBound / outW) % outH
-                    var ow = positions.lowerBound % outW
-                    for i in 0..<width {
-                        let d = od * g.strides[0] - g.padBegin[0] + kd * g.dilations[0]
-                        let h = oh * g.strides[1] - g.padBegin[1] + kh * g.dilations[1]
-                        let w = ow * g.strides[2] - g.padBegin[2] + kw * g.dilations[2]
-                        let inside = d >= 0 && d < inD && h >= 0 && h < inH && w >= 0 && w < inW
-                        body(row * width + i, inside ? plane + (d * inH + h) * inW + w : nil)
-                        ow += 1
-                        if ow == outW {
-                            ow = 0
-                            oh += 1
-                            if oh == outH {
-                                oh = 0
-                                od += 1
+                    // Output columns whose tap w = ow * stride - pad + kw * dilation lies inside [0, inW).
+                    let shift = kw * g.dilations[2] - g.padBegin[2]
+                    let firstValid = shift >= 0 ? 0 : (-shift + stride - 1) / stride
+                    let lastValid = inW - 1 - shift < 0 ? -1 : (inW - 1 - shift) / stride
+                    var position = positions.lowerBound
+                    while position < positions.upperBound {
+                        let outputRow = position / outW
+                        let ow = position % outW
+                        let end = min(positions.upperBound, (outputRow + 1) * outW)
+                        let count = end - position
+                        let column = row * width + (position - positions.lowerBound)
+                        let d = (outputRow / outH) * g.strides[0] - g.padBegin[0] + kd * g.dilations[0]
+                        let h = (outputRow % outH) * g.strides[1] - g.padBegin[1] + kh * g.dilations[1]
+                        if d < 0 || d >= inD || h < 0 || h >= inH {
+                            body(column, count, nil, stride)
+                        } else {
+                            let low = min(max(firstValid, ow), ow + count)
+                            let high = max(min(lastValid + 1, ow + count), low)
+                            if low > ow { body(column, low - ow, nil, stride) }
+                            if high > low {
+                                body(column + low - ow, high - low, plane + (d * inH + h) * inW + low * stride + shift, stride)
                             }
+                            if ow + count > high { body(column + high - ow, ow + count - high, nil, stride) }
                         }
+                        position = end
                     }
                     row += 1
                 }
