@@ -18,6 +18,8 @@ public final class Executor: Sendable {
     let constants: [Int: Tensor]
     /// For each slot, the index into `steps` of the node producing it (`nil` for inputs and constants).
     let producer: [Int?]
+    /// Producer-plus-activation pairs that may run as one step, keyed by the producer's index.
+    let fusions: [Int: Fusion]
 
     struct Step: Sendable {
         let node: Node
@@ -82,6 +84,7 @@ public final class Executor: Sendable {
         self.slots = slots
         self.constants = constants
         self.producer = producer
+        self.fusions = Fusion.plan(steps, graphOutputs: Set(graph.outputs.compactMap { slots[$0.name] }))
     }
 
     /// Kahn's algorithm over the nodes; a leftover node sits on a cycle.
@@ -153,9 +156,11 @@ public final class Executor: Sendable {
 
     /// Runs the steps the `kept` slots depend on and returns every slot's value; only kept
     /// slots and constants survive to the end, everything else is freed after its last reader.
-    /// `observe` sees each step's inputs and outputs as it runs (reverse mode keeps what it needs).
+    /// `observe` sees each step's inputs and outputs as it runs (reverse mode keeps what it needs);
+    /// steps it returns `true` for in `observes` are never fused.
     func evaluate(
-        _ feeds: [String: Tensor], keeping kept: [Int], observe: ((Int, OpInputs, [Tensor?]) -> Void)? = nil
+        _ feeds: [String: Tensor], keeping kept: [Int], observes: (Int) -> Bool = { _ in false },
+        observe: ((Int, OpInputs, [Tensor?]) -> Void)? = nil
     ) throws -> [Tensor?] {
         var values = [Tensor?](repeating: nil, count: slots.count)
         for (slot, tensor) in constants { values[slot] = tensor }
@@ -167,21 +172,32 @@ public final class Executor: Sendable {
         for index in needed { for case let slot? in steps[index].inputs { lastUse[slot] = index } }
         for slot in kept { lastUse[slot] = Int.max }
         for slot in constants.keys { lastUse[slot] = Int.max }
+        let neededSet = Set(needed)
+        var absorbed = Set<Int>()
 
-        for index in needed {
+        for index in needed where !absorbed.contains(index) {
             let step = steps[index]
             let inputs = OpInputs(step.inputs.map { $0.flatMap { values[$0] } })
+            var op = step.op
+            var writer = step
+            if let fusion = fusions[index], neededSet.contains(fusion.tail), lastUse[fusion.intermediate] != Int.max,
+                !observes(index), !observes(fusion.tail)
+            {
+                op = fusion.op
+                writer = steps[fusion.tail]
+                absorbed.insert(fusion.tail)
+            }
             let results: [Tensor?]
-            do { results = try step.op.forward(inputs) } catch let error as GraphError {
+            do { results = try op.forward(inputs) } catch let error as GraphError {
                 throw error
             } catch {
                 throw GraphError.nodeFailed(node: step.node.label, reason: "\(error)")
             }
-            for (position, slot) in step.outputs.enumerated() {
+            for (position, slot) in writer.outputs.enumerated() {
                 guard let slot else { continue }
                 guard position < results.count, let result = results[position] else {
                     if lastUse[slot] >= 0 {
-                        throw GraphError.nodeFailed(node: step.node.label, reason: "output \(position) ('\(step.node.outputs[position])') was not produced")
+                        throw GraphError.nodeFailed(node: writer.node.label, reason: "output \(position) ('\(writer.node.outputs[position])') was not produced")
                     }
                     continue
                 }

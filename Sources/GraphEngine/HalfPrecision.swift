@@ -35,6 +35,16 @@ extension OpRegistry {
     }
 }
 
+extension HalfPrecision: ActivationFusing {
+    /// The inner op fused, still widened (only asked when ``canFuse`` holds).
+    func fused(with activation: Activation) -> any Operator {
+        guard let fusing = inner as? ActivationFusing else { return self }
+        return HalfPrecision(inner: fusing.fused(with: activation))
+    }
+
+    var canFuse: Bool { (inner as? ActivationFusing)?.canFuse ?? false }
+}
+
 extension HalfPrecision: DifferentiableOperator {
     func savedForBackward(wanted: [Bool]) -> SavedValues {
         (inner as? DifferentiableOperator)?.savedForBackward(wanted: wanted) ?? .nothing

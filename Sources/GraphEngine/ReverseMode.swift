@@ -112,7 +112,9 @@ extension Executor {
 
         // Forward, keeping what each on-path backward rule reads.
         var records: [Int: BackwardRecord] = [:]
-        let values = try evaluate(feeds, keeping: [outputSlot] + sourceSlots + fetchSlots) { index, inputs, results in
+        let values = try evaluate(
+            feeds, keeping: [outputSlot] + sourceSlots + fetchSlots, observes: { onPath[$0] }
+        ) { index, inputs, results in
             guard onPath[index] else { return }
             let wanted = self.steps[index].inputs.map { $0.map { depends[$0] } ?? false }
             let saved = (self.steps[index].op as? DifferentiableOperator)?.savedForBackward(wanted: wanted) ?? .nothing

@@ -38,10 +38,19 @@ public struct Tensor: Sendable {
 
     /// A tensor of zeros (false for `.bool`).
     public init(zeros dtype: DType, shape: [Int]) throws {
-        let count = try Shape.elementCount(shape)
-        let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
+        try self.init(dtype: dtype, shape: shape, storage: try TensorStorage(byteCount: Tensor.byteCount(dtype, shape)))
+    }
+
+    /// A tensor whose elements are whatever the memory held: for kernels that write every element.
+    public init(uninitialized dtype: DType, shape: [Int]) throws {
+        try self.init(
+            dtype: dtype, shape: shape, storage: try TensorStorage(uninitializedByteCount: Tensor.byteCount(dtype, shape)))
+    }
+
+    private static func byteCount(_ dtype: DType, _ shape: [Int]) throws -> Int {
+        let (bytes, overflow) = try Shape.elementCount(shape).multipliedReportingOverflow(by: dtype.byteSize)
         guard !overflow else { throw TensorError.shapeTooLarge(shape: shape) }
-        try self.init(dtype: dtype, shape: shape, storage: try TensorStorage(byteCount: bytes))
+        return bytes
     }
 
     /// A tensor holding a copy of `scalars`, which must have exactly as many elements as `shape`.
@@ -67,11 +76,12 @@ public struct Tensor: Sendable {
         self.storage = TensorStorage(adopting: pointer, byteCount: T.dtype.byteSize)
     }
 
-    /// Creates a tensor of `shape` and lets `fill` write its elements (which start at zero).
+    /// Creates a tensor of `shape` and lets `fill` write its elements (which start at zero, unless
+    /// `fill` promises to write every one with `writesAll`).
     public static func build<T: TensorScalar>(
-        _ type: T.Type, shape: [Int], _ fill: (UnsafeMutableBufferPointer<T>) throws -> Void
+        _ type: T.Type, shape: [Int], writesAll: Bool = false, _ fill: (UnsafeMutableBufferPointer<T>) throws -> Void
     ) throws -> Tensor {
-        let tensor = try Tensor(zeros: T.dtype, shape: shape)
+        let tensor = writesAll ? try Tensor(uninitialized: T.dtype, shape: shape) : try Tensor(zeros: T.dtype, shape: shape)
         try fill(UnsafeMutableBufferPointer(start: tensor.storage.base.assumingMemoryBound(to: T.self), count: tensor.count))
         return tensor
     }

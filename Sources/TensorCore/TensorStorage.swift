@@ -24,14 +24,17 @@ public final class TensorStorage: @unchecked Sendable {
     public static let maximumByteCount = Int(clamping: ProcessInfo.processInfo.physicalMemory)
 
     /// Allocates `byteCount` zeroed bytes.
-    public init(byteCount: Int) throws {
+    public convenience init(byteCount: Int) throws {
+        try self.init(uninitializedByteCount: byteCount)
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
+    }
+
+    /// Allocates `byteCount` bytes without clearing them, for a kernel that writes every byte.
+    public init(uninitializedByteCount byteCount: Int) throws {
         guard byteCount <= TensorStorage.maximumByteCount else {
             throw TensorError.allocationTooLarge(bytes: byteCount, limit: TensorStorage.maximumByteCount)
         }
-        let size = max(byteCount, 1)
-        let pointer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
-        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: size)
-        self.base = pointer
+        self.base = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
         self.byteCount = byteCount
         self.deallocate = { $0.deallocate() }
     }

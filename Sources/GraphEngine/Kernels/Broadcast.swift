@@ -70,7 +70,9 @@ struct BroadcastLoop {
     }
 }
 
-/// Applies `f` element-wise to two broadcast tensors of element type `T`, producing `R`s.
+/// Applies `f` element-wise to two broadcast tensors of element type `T`, producing `R`s; long
+/// rows split over the kernel threads.
+@inline(__always)
 func broadcastBinary<T: TensorScalar, R: TensorScalar>(
     _ a: Tensor, _ b: Tensor, as type: T.Type, _ f: (T, T) -> R
 ) throws -> Tensor {
@@ -79,16 +81,18 @@ func broadcastBinary<T: TensorScalar, R: TensorScalar>(
     let (sa, sb, length) = (strides[0], strides[1], loop.length)
     return try a.withUnsafeBuffer(as: T.self) { x in
         try b.withUnsafeBuffer(as: T.self) { y in
-            try Tensor.build(R.self, shape: loop.shape) { out in
+            try Tensor.build(R.self, shape: loop.shape, writesAll: true) { out in
                 loop.forEachRow { offsets, o in
                     let (oa, ob) = (offsets[0], offsets[1])
-                    if sa == 1 && sb == 1 {
-                        for i in 0..<length { out[o + i] = f(x[oa + i], y[ob + i]) }
-                    } else if sa == 1 && sb == 0 {
-                        let scalar = y[ob]
-                        for i in 0..<length { out[o + i] = f(x[oa + i], scalar) }
-                    } else {
-                        for i in 0..<length { out[o + i] = f(x[oa + i * sa], y[ob + i * sb]) }
+                    Parallel.forEach(length) { range in
+                        if sa == 1 && sb == 1 {
+                            for i in range { out[o + i] = f(x[oa + i], y[ob + i]) }
+                        } else if sa == 1 && sb == 0 {
+                            let scalar = y[ob]
+                            for i in range { out[o + i] = f(x[oa + i], scalar) }
+                        } else {
+                            for i in range { out[o + i] = f(x[oa + i * sa], y[ob + i * sb]) }
+                        }
                     }
                 }
             }

@@ -116,9 +116,11 @@ extension WindowGeometry.Resolved {
 }
 
 /// `Conv`: N-channel convolution with groups (depthwise included), bias, strides, dilations, pads.
-struct Conv: DifferentiableOperator {
+struct Conv: DifferentiableOperator, ActivationFusing {
     let geometry: WindowGeometry
     let groups: Int
+    /// Applied with the bias right after each tile's product (see ``Fusion``).
+    var activation: Activation?
 
     init(_ context: OpContext) throws {
         geometry = try WindowGeometry(context, kernelRequired: false)
@@ -154,7 +156,7 @@ struct Conv: DifferentiableOperator {
             inputSize: g.input.reduce(1, *), outputSize: outputSize, channelsPerGroup: channels / groups,
             filtersPerGroup: filters / groups, patch: patch,
             // Tile the output positions so the column buffer stays near 8 MB whatever the layer.
-            tile: pointwise ? outputSize : max(16, min(outputSize, (1 << 21) / max(patch, 1))),
+            tile: max(16, min(outputSize, (1 << 21) / max(patch, 1))),
             pointwise: pointwise, outputShape: [batch, filters] + resolved.output)
     }
 
@@ -167,48 +169,121 @@ struct Conv: DifferentiableOperator {
         }
         let p = try plan(input: x.shape, weights: w.shape)
         if let bias, bias.count != p.filters { throw OpError("bias has \(bias.count) values for \(p.filters) filters") }
-        let output = try Tensor(zeros: x.dtype, shape: p.outputShape)
+        // Every element is written by a product with beta = 0.
+        let output = try Tensor(uninitialized: x.dtype, shape: p.outputShape)
         func run<T: GEMMScalar>(_ type: T.Type) {
             let px = x.storage.base.assumingMemoryBound(to: T.self)
             let pw = w.storage.base.assumingMemoryBound(to: T.self)
             let py = output.storage.base.assumingMemoryBound(to: T.self)
+            let pb = bias.map { UnsafePointer($0.storage.base.assumingMemoryBound(to: T.self)) }
+            if p.batch > 1, p.groups == 1, p.outputSize < Conv.mergedBatchBelow {
+                forwardMerged(p, px, pw, pb, py)
+                return
+            }
             let columns = UnsafeMutablePointer<T>.allocate(capacity: p.pointwise ? 1 : p.patch * p.tile)
             defer { columns.deallocate() }
+            let kernelVolume = p.patch / p.channelsPerGroup
             for n in 0..<p.batch {
                 for group in 0..<p.groups {
                     let source = px + (n * p.channels + group * p.channelsPerGroup) * p.inputSize
                     let weights = pw + group * p.filtersPerGroup * p.patch
                     let destination = py + (n * p.filters + group * p.filtersPerGroup) * p.outputSize
-                    if p.pointwise {
-                        T.gemm(
-                            transposeA: false, transposeB: false, m: p.filtersPerGroup, n: p.outputSize,
-                            k: p.channelsPerGroup, alpha: 1, a: weights, lda: p.patch, b: source, ldb: p.inputSize,
-                            beta: 0, c: destination, ldc: p.outputSize)
-                        continue
-                    }
+                    let groupBias = pb.map { $0 + group * p.filtersPerGroup }
                     for start in stride(from: 0, to: p.outputSize, by: p.tile) {
                         let count = min(p.tile, p.outputSize - start)
-                        im2col(source, channels: p.channelsPerGroup, window: p.window, positions: start..<start + count, into: columns)
-                        T.gemm(
-                            transposeA: false, transposeB: false, m: p.filtersPerGroup, n: count, k: p.patch, alpha: 1,
-                            a: weights, lda: p.patch, b: columns, ldb: count, beta: 0, c: destination + start,
-                            ldc: p.outputSize)
-                    }
-                }
-            }
-            if let bias {
-                let pb = bias.storage.base.assumingMemoryBound(to: T.self)
-                for n in 0..<p.batch {
-                    for f in 0..<p.filters {
-                        let row = py + (n * p.filters + f) * p.outputSize
-                        let value = pb[f]
-                        for i in 0..<p.outputSize { row[i] += value }
+                        if p.pointwise {
+                            T.gemm(
+                                transposeA: false, transposeB: false, m: p.filtersPerGroup, n: count,
+                                k: p.channelsPerGroup, alpha: 1, a: weights, lda: p.patch, b: source + start,
+                                ldb: p.inputSize, beta: 0, c: destination + start, ldc: p.outputSize)
+                        } else {
+                            // Channels fill disjoint row blocks of the column matrix, so they split over threads.
+                            Parallel.forEach(p.channelsPerGroup, grain: max(1, 16_384 / (kernelVolume * count))) { channels in
+                                im2col(
+                                    source + channels.lowerBound * p.inputSize, channels: channels.count, window: p.window,
+                                    positions: start..<start + count,
+                                    into: columns + channels.lowerBound * kernelVolume * count)
+                            }
+                            T.gemm(
+                                transposeA: false, transposeB: false, m: p.filtersPerGroup, n: count, k: p.patch,
+                                alpha: 1, a: weights, lda: p.patch, b: columns, ldb: count, beta: 0,
+                                c: destination + start, ldc: p.outputSize)
+                        }
+                        applyEpilogue(
+                            destination + start, rows: p.filtersPerGroup, columns: count, stride: p.outputSize,
+                            bias: groupBias, activation: activation)
                     }
                 }
             }
         }
         try withExtendedLifetime((x, w, bias)) { try withGEMMType(x.dtype, "Conv") { run($0) } }
         return [output]
+    }
+
+    /// Output maps smaller than this many positions are computed for the whole batch at once.
+    static let mergedBatchBelow = 1024
+
+    /// One product per tile of positions taken across the whole batch (sample after sample), so
+    /// small maps still make wide products and the weights are packed once per tile, not once per
+    /// sample. Each tile's `[filters, positions]` result is then scattered to `[N, F, positions]`
+    /// with the bias and activation.
+    private func forwardMerged<T: GEMMScalar>(
+        _ p: Plan, _ px: UnsafePointer<T>, _ pw: UnsafePointer<T>, _ pb: UnsafePointer<T>?,
+        _ py: UnsafeMutablePointer<T>
+    ) {
+        let total = p.batch * p.outputSize
+        let tile = max(16, min(total, (1 << 21) / max(p.patch, 1)))
+        let columns = UnsafeMutablePointer<T>.allocate(capacity: p.patch * tile)
+        let product = UnsafeMutablePointer<T>.allocate(capacity: p.filters * tile)
+        defer {
+            columns.deallocate()
+            product.deallocate()
+        }
+        let kernelVolume = p.patch / p.channels
+        for start in stride(from: 0, to: total, by: tile) {
+            let count = min(tile, total - start)
+            // The samples this tile covers, each as (sample, its positions, offset within the tile).
+            var segments: [(n: Int, positions: Range<Int>, offset: Int)] = []
+            var position = start
+            while position < start + count {
+                let n = position / p.outputSize
+                let end = min(start + count, (n + 1) * p.outputSize)
+                segments.append((n, position - n * p.outputSize..<end - n * p.outputSize, position - start))
+                position = end
+            }
+            for segment in segments {
+                let source = px + segment.n * p.channels * p.inputSize
+                Parallel.forEach(p.channels, grain: max(1, 16_384 / (kernelVolume * segment.positions.count))) { channels in
+                    im2col(
+                        source + channels.lowerBound * p.inputSize, channels: channels.count, window: p.window,
+                        positions: segment.positions,
+                        into: columns + channels.lowerBound * kernelVolume * count + segment.offset, rowStride: count)
+                }
+            }
+            T.gemm(
+                transposeA: false, transposeB: false, m: p.filters, n: count, k: p.patch, alpha: 1, a: pw, lda: p.patch,
+                b: columns, ldb: count, beta: 0, c: product, ldc: count)
+            let relu = activation == .relu
+            Parallel.forEach(p.filters, grain: max(1, 16_384 / count)) { filters in
+                for f in filters {
+                    let offset = pb?[f] ?? 0
+                    for segment in segments {
+                        let from = product + f * count + segment.offset
+                        let to = py + (segment.n * p.filters + f) * p.outputSize + segment.positions.lowerBound
+                        for i in 0..<segment.positions.count {
+                            let v = from[i] + offset
+                            to[i] = relu ? max(v, 0) : v
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func fused(with activation: Activation) -> any Operator {
+        var fused = self
+        fused.activation = activation
+        return fused
     }
 
     func savedForBackward(wanted: [Bool]) -> SavedValues { .bilinear(wanted: wanted) }
@@ -267,14 +342,36 @@ struct Conv: DifferentiableOperator {
     }
 }
 
+/// Adds a per-row bias and applies `activation` to a `[rows, columns]` block of a matrix whose
+/// rows are `stride` apart, while the block is still in cache; rows split over threads.
+@_specialize(where T == Float)
+func applyEpilogue<T: FloatKernelScalar>(
+    _ block: UnsafeMutablePointer<T>, rows: Int, columns: Int, stride: Int, bias: UnsafePointer<T>?,
+    activation: Activation?
+) {
+    guard bias != nil || activation != nil else { return }
+    let relu = activation == .relu
+    Parallel.forEach(rows, grain: max(1, 16_384 / max(columns, 1))) { range in
+        for row in range {
+            let values = UnsafeMutableBufferPointer(start: block + row * stride, count: columns)
+            let offset = bias?[row] ?? 0
+            if relu {
+                for i in values.indices { values[i] = max(values[i] + offset, 0) }
+            } else {
+                for i in values.indices { values[i] += offset }
+            }
+        }
+    }
+}
+
 /// Writes the input patches for output `positions` as columns of a `[patch, positions.count]`
 /// matrix (rows ordered channel, then kernel depth, height, width, as the weights are), with
 /// zeros where the window covers padding.
 func im2col<T: GEMMScalar>(
     _ input: UnsafePointer<T>, channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
-    into columns: UnsafeMutablePointer<T>
+    into columns: UnsafeMutablePointer<T>, rowStride: Int? = nil
 ) {
-    forEachRun(channels: channels, window: g, positions: positions) { column, count, source, step in
+    forEachRun(channels: channels, window: g, positions: positions, rowStride: rowStride ?? positions.count) { column, count, source, step in
         guard let source else {
             (columns + column).update(repeating: 0, count: count)
             return
@@ -300,15 +397,16 @@ func col2im<T: GEMMScalar>(
 
 /// Visits the column matrix in runs: for each patch row (channel, kernel depth, height, width)
 /// and each output row, the stretches of consecutive output positions that read padding
-/// (`source` nil) or input elements `step` apart starting at `source`.
+/// (`source` nil) or input elements `step` apart starting at `source`. Patch rows are
+/// `rowStride` elements apart (the positions' count unless several samples share the matrix).
 @inline(__always)
 private func forEachRun(
-    channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
+    channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>, rowStride: Int? = nil,
     _ body: (_ column: Int, _ count: Int, _ source: Int?, _ step: Int) -> Void
 ) {
     let (inD, inH, inW) = (g.input[0], g.input[1], g.input[2])
     let (outH, outW) = (g.output[1], g.output[2])
-    let width = positions.count
+    let width = rowStride ?? positions.count
     let stride = g.strides[2]
     var row = 0
     for c in 0..<channels {

@@ -39,25 +39,66 @@ extension OpRegistry {
 }
 
 /// `Add`, `Sub`, `Mul`, `Div`, `Mod`: two inputs of one numeric type, broadcast.
-struct BinaryArithmetic: Operator {
+struct BinaryArithmetic: Operator, ActivationFusing {
     enum Kind { case add, subtract, multiply, divide, remainder(fmod: Bool) }
     let name: String
     let kind: Kind
+    /// Applied to each result element in the same pass (see ``Fusion``).
+    var activation: Activation?
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let a = try inputs.required(0)
         let b = try inputs.required(1)
         guard a.dtype == b.dtype else { throw OpError("\(name) inputs have different types: \(a.dtype) and \(b.dtype)") }
+        if case .add = kind, a.dtype == .float32, a.shape == b.shape { return [try addFloats(a, b)] }
         func run<T: ArithmeticScalar>(_ type: T.Type) throws -> Tensor {
-            switch kind {
-            case .add: try broadcastBinary(a, b, as: T.self, T.add)
-            case .subtract: try broadcastBinary(a, b, as: T.self, T.subtract)
-            case .multiply: try broadcastBinary(a, b, as: T.self, T.multiply)
-            case .divide: try broadcastBinary(a, b, as: T.self, T.divide)
-            case .remainder(let fmod): try broadcastBinary(a, b, as: T.self) { T.remainder($0, $1, fmod: fmod) }
+            let zero = T(int64Value: 0)
+            switch (kind, activation) {
+            case (.add, .relu?):
+                return try broadcastBinary(a, b, as: T.self) { x, y in
+                    let v = T.add(x, y)
+                    return v > zero ? v : zero
+                }
+            case (.add, nil): return try broadcastBinary(a, b, as: T.self, T.add)
+            case (.subtract, _): return try activated(broadcastBinary(a, b, as: T.self, T.subtract), as: T.self)
+            case (.multiply, _): return try activated(broadcastBinary(a, b, as: T.self, T.multiply), as: T.self)
+            case (.divide, _): return try activated(broadcastBinary(a, b, as: T.self, T.divide), as: T.self)
+            case (.remainder(let fmod), _):
+                return try activated(broadcastBinary(a, b, as: T.self) { T.remainder($0, $1, fmod: fmod) }, as: T.self)
             }
         }
         return [try withArithmeticType(a.dtype, name) { try run($0) }]
+    }
+
+    /// The residual connection's case: two float32 tensors of one shape, with the fused ReLU.
+    private func addFloats(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        let output = try Tensor(uninitialized: .float32, shape: a.shape)
+        let relu = activation == .relu
+        withExtendedLifetime((a, b)) {
+            let x = UnsafePointer(a.storage.base.assumingMemoryBound(to: Float.self))
+            let y = UnsafePointer(b.storage.base.assumingMemoryBound(to: Float.self))
+            let out = output.storage.base.assumingMemoryBound(to: Float.self)
+            Parallel.forEach(a.count) { range in
+                if relu {
+                    for i in range { out[i] = max(x[i] + y[i], 0) }
+                } else {
+                    for i in range { out[i] = x[i] + y[i] }
+                }
+            }
+        }
+        return output
+    }
+
+    private func activated<T: ArithmeticScalar>(_ result: Tensor, as type: T.Type) throws -> Tensor {
+        guard activation == .relu else { return result }
+        let zero = T(int64Value: 0)
+        return try mapElements(result, as: T.self) { $0 > zero ? $0 : zero }
+    }
+
+    func fused(with activation: Activation) -> any Operator {
+        var fused = self
+        fused.activation = activation
+        return fused
     }
 }
 
@@ -134,11 +175,14 @@ struct Where: Operator {
     }
 }
 
-/// Applies `f` to every element of a tensor of type `T`.
+/// Applies `f` to every element of a tensor of type `T`, split over the kernel threads.
+@inline(__always)
 func mapElements<T: TensorScalar, R: TensorScalar>(_ x: Tensor, as type: T.Type, _ f: (T) -> R) throws -> Tensor {
     try x.withUnsafeBuffer(as: T.self) { input in
-        try Tensor.build(R.self, shape: x.shape) { out in
-            for i in 0..<input.count { out[i] = f(input[i]) }
+        try Tensor.build(R.self, shape: x.shape, writesAll: true) { out in
+            Parallel.forEach(input.count) { range in
+                for i in range { out[i] = f(input[i]) }
+            }
         }
     }
 }

@@ -8,7 +8,10 @@ extension OpRegistry {
         register("MaxPool") { context in
             let order = try context.attribute("storage_order", default: 0)
             guard order == 0 || order == 1 else { throw context.invalid("storage_order", "must be 0 or 1, got \(order)") }
-            return Pool(geometry: try WindowGeometry(context, kernelRequired: true), kind: .max(columnMajor: order == 1))
+            let outputs = context.node.outputs
+            return Pool(
+                geometry: try WindowGeometry(context, kernelRequired: true), kind: .max(columnMajor: order == 1),
+                producesIndices: outputs.count > 1 && !outputs[1].isEmpty)
         }
         register("AveragePool") { context in
             Pool(
@@ -31,6 +34,8 @@ struct Pool: Operator {
 
     let geometry: WindowGeometry
     let kind: Kind
+    /// Whether the node asks for MaxPool's second output; the indices are computed only then.
+    var producesIndices = false
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
@@ -39,6 +44,9 @@ struct Pool: Operator {
         let shape = Array(x.shape[..<2]) + window.output
         switch kind {
         case .max(let columnMajor):
+            if !producesIndices, x.dtype == .float32, window.as3D.input[0] == 1 {
+                return [try maxPool2D(x, window: window.as3D, shape: shape)]
+            }
             func run<T: ArithmeticScalar>(_ type: T.Type) throws -> [Tensor?] {
                 let (values, indices) = try maxPool(x, as: T.self, window: window.as3D, shape: shape, columnMajor: columnMajor)
                 return [values, indices]
@@ -119,6 +127,54 @@ struct Pool: Operator {
             }
         }
         return (values, indices)
+    }
+
+    /// Max pooling over one or two spatial axes without indices: planes split over threads, and
+    /// each window's valid taps found once per row and column instead of per tap.
+    private func maxPool2D(_ x: Tensor, window g: WindowGeometry.Resolved, shape: [Int]) throws -> Tensor {
+        let planes = x.shape[0] * x.shape[1]
+        let (inH, inW, outH, outW) = (g.input[1], g.input[2], g.output[1], g.output[2])
+        let output = try Tensor(uninitialized: .float32, shape: shape)
+        /// The taps `k` of a window starting at `origin` that land inside `0..<extent`.
+        func taps(_ origin: Int, _ kernel: Int, _ dilation: Int, _ extent: Int) -> Range<Int> {
+            let first = origin >= 0 ? 0 : (-origin + dilation - 1) / dilation
+            let last = extent - 1 - origin < 0 ? -1 : min(kernel - 1, (extent - 1 - origin) / dilation)
+            return first..<max(first, last + 1)
+        }
+        withExtendedLifetime(x) {
+            let input = UnsafePointer(x.storage.base.assumingMemoryBound(to: Float.self))
+            let out = output.storage.base.assumingMemoryBound(to: Float.self)
+            Parallel.forEach(planes, grain: max(1, 32_768 / max(inH * inW, 1))) { range in
+                for plane in range {
+                    let source = input + plane * inH * inW
+                    let destination = out + plane * outH * outW
+                    for oh in 0..<outH {
+                        let top = oh * g.strides[1] - g.padBegin[1]
+                        let rows = taps(top, g.kernel[1], g.dilations[1], inH)
+                        for ow in 0..<outW {
+                            let left = ow * g.strides[2] - g.padBegin[2]
+                            let columns = taps(left, g.kernel[2], g.dilations[2], inW)
+                            // The first valid tap starts the maximum, as in the general kernel; an
+                            // all-padding window (impossible with ONNX's pad limits) gives -inf.
+                            var best = -Float.infinity
+                            var first = true
+                            for kh in rows {
+                                let row = source + (top + kh * g.dilations[1]) * inW + left
+                                for kw in columns {
+                                    let value = row[kw * g.dilations[2]]
+                                    if first || value > best {
+                                        best = value
+                                        first = false
+                                    }
+                                }
+                            }
+                            destination[oh * outW + ow] = best
+                        }
+                    }
+                }
+            }
+        }
+        return output
     }
 
     private func averagePool<T: FloatKernelScalar>(
