@@ -119,8 +119,11 @@ extension Tensor {
 
     /// The elements of a floating-point or integer tensor as `Double`s.
     public func doubles() throws -> [Double] {
+        if dtype == .float32 {  // the common case, without a generic call per element
+            return try withUnsafeBuffer(as: Float.self) { values in values.map { Double($0) } }
+        }
         func read<S: ConvertibleScalar>(_ type: S.Type) throws -> [Double] {
-            try withUnsafeBuffer(as: S.self) { $0.map(\.doubleValue) }
+            try withUnsafeBuffer(as: S.self) { values in values.map { $0.doubleValue } }
         }
         return try read(dtype.scalarType)
     }

@@ -50,7 +50,16 @@ struct BinaryArithmetic: Operator, ActivationFusing {
         let a = try inputs.required(0)
         let b = try inputs.required(1)
         guard a.dtype == b.dtype else { throw OpError("\(name) inputs have different types: \(a.dtype) and \(b.dtype)") }
-        if case .add = kind, a.dtype == .float32, a.shape == b.shape { return [try addFloats(a, b)] }
+        if a.dtype == .float32 {
+            switch kind {
+            case .add where activation == .relu: return [try floatBinary(a, b, AddRelu.self)]
+            case .add: return [try floatBinary(a, b, Plus.self)]
+            case .subtract where activation == nil: return [try floatBinary(a, b, Minus.self)]
+            case .multiply where activation == nil: return [try floatBinary(a, b, Times.self)]
+            case .divide where activation == nil: return [try floatBinary(a, b, Over.self)]
+            default: break
+            }
+        }
         func run<T: ArithmeticScalar>(_ type: T.Type) throws -> Tensor {
             let zero = T(int64Value: 0)
             switch (kind, activation) {
@@ -70,19 +79,30 @@ struct BinaryArithmetic: Operator, ActivationFusing {
         return [try withArithmeticType(a.dtype, name) { try run($0) }]
     }
 
-    /// The residual connection's case: two float32 tensors of one shape, with the fused ReLU.
-    private func addFloats(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-        let output = try Tensor(uninitialized: .float32, shape: a.shape)
-        let relu = activation == .relu
+    /// float32 arithmetic, the common case: the operation is a type parameter rather than a
+    /// closure, so each specialization's inner loops are plain vector code.
+    private func floatBinary<Op: FloatBinaryOperation>(_ a: Tensor, _ b: Tensor, _ op: Op.Type) throws -> Tensor {
+        let loop = try BroadcastLoop([a.shape, b.shape])
+        let strides = loop.innerStrides
+        let (sa, sb, length) = (strides[0], strides[1], loop.length)
+        let output = try Tensor(uninitialized: .float32, shape: loop.shape)
         withExtendedLifetime((a, b)) {
             let x = UnsafePointer(a.storage.base.assumingMemoryBound(to: Float.self))
             let y = UnsafePointer(b.storage.base.assumingMemoryBound(to: Float.self))
             let out = output.storage.base.assumingMemoryBound(to: Float.self)
-            Parallel.forEach(a.count) { range in
-                if relu {
-                    for i in range { out[i] = max(x[i] + y[i], 0) }
-                } else {
-                    for i in range { out[i] = x[i] + y[i] }
+            loop.forEachRow { offsets, o in
+                let (oa, ob) = (offsets[0], offsets[1])
+                Parallel.forEach(length) { range in
+                    switch (sa, sb) {
+                    case (1, 1): for i in range { out[o + i] = Op.apply(x[oa + i], y[ob + i]) }
+                    case (1, 0):
+                        let scalar = y[ob]
+                        for i in range { out[o + i] = Op.apply(x[oa + i], scalar) }
+                    case (0, 1):
+                        let scalar = x[oa]
+                        for i in range { out[o + i] = Op.apply(scalar, y[ob + i]) }
+                    default: for i in range { out[o + i] = Op.apply(x[oa + i * sa], y[ob + i * sb]) }
+                    }
                 }
             }
         }
@@ -101,6 +121,17 @@ struct BinaryArithmetic: Operator, ActivationFusing {
         return fused
     }
 }
+
+/// One float32 operation of ``BinaryArithmetic``, as a type so loops specialize on it.
+protocol FloatBinaryOperation {
+    static func apply(_ x: Float, _ y: Float) -> Float
+}
+
+private enum Plus: FloatBinaryOperation { static func apply(_ x: Float, _ y: Float) -> Float { x + y } }
+private enum AddRelu: FloatBinaryOperation { static func apply(_ x: Float, _ y: Float) -> Float { max(x + y, 0) } }
+private enum Minus: FloatBinaryOperation { static func apply(_ x: Float, _ y: Float) -> Float { x - y } }
+private enum Times: FloatBinaryOperation { static func apply(_ x: Float, _ y: Float) -> Float { x * y } }
+private enum Over: FloatBinaryOperation { static func apply(_ x: Float, _ y: Float) -> Float { x / y } }
 
 /// `Pow(X, Y)`: the exponent may have another numeric type; the result has X's type.
 struct Pow: Operator {

@@ -1,0 +1,76 @@
+import GraphEngine
+import ONNXModel
+import TensorCore
+import Testing
+
+/// Fused and batch-merged kernels against the plain ones: the executor may only take a shortcut
+/// when it cannot change a result.
+@Suite struct FusionTests {
+    /// `x → Conv → Relu → Conv(1×1) → Add(with the Relu) → Relu`: both fusable pairs of a ResNet block.
+    func residualBlock() throws -> Executor {
+        let model = makeModel(
+            [
+                Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: ["pads": .ints([1, 1, 1, 1])]),
+                Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["r"]),
+                Node(name: "project", opType: "Conv", inputs: ["r", "w2"], outputs: ["d"]),
+                Node(name: "add", opType: "Add", inputs: ["d", "r"], outputs: ["e"]),
+                Node(name: "relu2", opType: "Relu", inputs: ["e"], outputs: ["y"]),
+            ],
+            inputs: [ValueInfo(name: "x", shape: [.symbolic("N"), .fixed(4), .fixed(6), .fixed(6)])], outputs: ["y"],
+            initializers: [
+                "w": try signed([5, 4, 3, 3], seed: 1), "b": try signed([5], seed: 2), "w2": try signed([5, 5, 1, 1], seed: 3),
+            ])
+        return try Executor(model: model)
+    }
+
+    /// float32 values of both signs, so the ReLUs cut.
+    func signed(_ shape: [Int], seed: UInt64) throws -> Tensor {
+        let magnitudes = try randomTensor(shape, seed: seed).scalars(as: Double.self)
+        return try Tensor(shape: shape, scalars: magnitudes.enumerated().map { Float($0.offset % 3 == 0 ? -$0.element : $0.element) })
+    }
+
+    @Test func fusedActivationsEqualTheNodesRunApart() throws {
+        let executor = try residualBlock()
+        let x = try signed([3, 4, 6, 6], seed: 4)
+        // Fetching the intermediates keeps both pairs apart; fetching only `y` fuses them.
+        let apart = try #require(try executor.run(["x": x], fetch: ["y", "c", "e"])["y"])
+        let fused = try #require(try executor.run(["x": x])["y"])
+        // Same products, then the same bias add and max per element: bit for bit.
+        #expect(try fused.scalars(as: Float.self) == apart.scalars(as: Float.self))
+        #expect(try fused.scalars(as: Float.self).contains(0))
+    }
+
+    @Test func batchMergedConvolutionEqualsOneSampleAtATime() throws {
+        let executor = try residualBlock()
+        let x = try signed([3, 4, 6, 6], seed: 5)
+        let merged = try #require(try executor.run(["x": x])["y"]).scalars(as: Float.self)
+        var single: [Float] = []
+        for n in 0..<3 {
+            single += try #require(try executor.run(["x": try x.sliced(axis: 0, n..<n + 1)])["y"]).scalars(as: Float.self)
+        }
+        // Each output is a 36-term (then 5-term) float32 dot product; a different product shape may
+        // sum in another order, moving a value by a few units in the last place: 1e-5 of the
+        // largest magnitude covers 36 roundings of 6e-8 with room, and a misplaced sample or
+        // filter would be off by the values themselves.
+        let largest = merged.map(abs).max() ?? 0
+        #expect(merged.count == single.count)
+        #expect(zip(merged, single).allSatisfy { abs($0 - $1) <= 1e-5 * largest })
+    }
+
+    @Test func maxPoolWithoutIndicesEqualsTheGeneralKernel() throws {
+        let x = try signed([2, 3, 9, 8], seed: 6)
+        let window: [String: Attribute] = [
+            "kernel_shape": .ints([3, 2]), "strides": .ints([2, 3]), "pads": .ints([1, 0, 1, 1]),
+            "dilations": .ints([1, 2]), "ceil_mode": .int(1),
+        ]
+        let input = ValueInfo(name: "x", shape: [.fixed(2), .fixed(3), .fixed(9), .fixed(8)])
+        let plain = try Executor(model: makeModel(
+            [Node(opType: "MaxPool", inputs: ["x"], outputs: ["y"], attributes: window)], inputs: [input], outputs: ["y"]))
+        let withIndices = try Executor(model: makeModel(
+            [Node(opType: "MaxPool", inputs: ["x"], outputs: ["y", "i"], attributes: window)], inputs: [input], outputs: ["y", "i"]))
+        let fast = try #require(try plain.run(["x": x])["y"])
+        let general = try #require(try withIndices.run(["x": x])["y"])
+        #expect(fast.shape == general.shape)
+        #expect(try fast.scalars(as: Float.self) == general.scalars(as: Float.self))
+    }
+}
