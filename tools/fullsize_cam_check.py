@@ -311,6 +311,9 @@ def main() -> int:
     ap.add_argument("--models", nargs="+", choices=list(LAYERS), default=list(LAYERS))
     ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=DEFAULT_METHODS)
     ap.add_argument("--skip-export", action="store_true", help="reuse the .onnx/.npy files in tools/.cache/fullsize")
+    ap.add_argument("--input-seed", type=int, metavar="S",
+                    help="compare on the batch drawn from seed S instead of the exports' own input "
+                         "(<model>_input_seedS.npy; the exports are reused, so this implies --skip-export)")
     ap.add_argument("--binary", metavar="PATH", default=DEFAULT_BINARY,
                     help=f"shortcut-detect executable (default <repo>/{DEFAULT_BINARY})")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds allowed per shortcut-detect run")
@@ -338,7 +341,12 @@ def main() -> int:
         layer = LAYERS[name]
         in_npy = fc.CACHE / f"{name}_input.npy"
         x_np = np.random.default_rng(fc.SEED).standard_normal((2, 3, 224, 224)).astype(np.float32)
-        if args.skip_export:
+        if args.input_seed is not None:
+            args.skip_export = True
+            in_npy = fc.CACHE / f"{name}_input_seed{args.input_seed}.npy"
+            x_np = np.random.default_rng(args.input_seed).standard_normal((2, 3, 224, 224)).astype(np.float32)
+            fl.save_npy(in_npy, x_np)
+        elif args.skip_export:
             if not in_npy.exists():
                 print(f"  no cached input {in_npy.name}; run without --skip-export first")
                 continue
@@ -456,6 +464,7 @@ def main() -> int:
         print("| " + " | ".join(r) + " |")
     Path(args.json).write_text(json.dumps(
         {"tools": fl.tool_versions(), "generated": fl.now_iso(), "binary": str(binary), "threads": THREADS,
+         "input_seed": args.input_seed if args.input_seed is not None else fc.SEED,
          "tolerance": TOL, "results": records}, indent=1) + "\n")
     if problems:
         print("\nproblems:")
