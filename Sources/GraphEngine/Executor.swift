@@ -1,3 +1,4 @@
+import Dispatch
 import ONNXModel
 import TensorCore
 
@@ -146,6 +147,29 @@ public final class Executor: Sendable {
         return result
     }
 
+    /// The time one step of a run took.
+    public struct StepTiming: Sendable {
+        /// The node's name (the producer's, for a fused pair).
+        public let node: String
+        /// The op type, `Conv+Relu` style for a fused pair.
+        public let opType: String
+        public let milliseconds: Double
+    }
+
+    /// Runs the graph outputs once, as ``run(_:fetch:)`` does (fusions included), and times each step.
+    public func profile(_ feeds: [String: Tensor]) throws -> [StepTiming] {
+        var timings: [StepTiming] = []
+        var last = DispatchTime.now().uptimeNanoseconds
+        _ = try evaluate(feeds, keeping: try outputs.map { try slot($0.name) }, finished: { index, tail in
+            let now = DispatchTime.now().uptimeNanoseconds
+            let step = self.steps[index]
+            let opType = tail.map { step.node.opType + "+" + self.steps[$0].node.opType } ?? step.node.opType
+            timings.append(StepTiming(node: step.node.name, opType: opType, milliseconds: Double(now - last) / 1e6))
+            last = now
+        })
+        return timings
+    }
+
     /// The slot of a tensor name, or an error with the closest names.
     func slot(_ name: String) throws -> Int {
         guard let slot = slots[name] else {
@@ -157,10 +181,11 @@ public final class Executor: Sendable {
     /// Runs the steps the `kept` slots depend on and returns every slot's value; only kept
     /// slots and constants survive to the end, everything else is freed after its last reader.
     /// `observe` sees each step's inputs and outputs as it runs (reverse mode keeps what it needs);
-    /// steps it returns `true` for in `observes` are never fused.
+    /// steps it returns `true` for in `observes` are never fused. `finished` hears of every step
+    /// run, with the absorbed node's index when it ran fused.
     func evaluate(
         _ feeds: [String: Tensor], keeping kept: [Int], observes: (Int) -> Bool = { _ in false },
-        observe: ((Int, OpInputs, [Tensor?]) -> Void)? = nil
+        finished: ((Int, Int?) -> Void)? = nil, observe: ((Int, OpInputs, [Tensor?]) -> Void)? = nil
     ) throws -> [Tensor?] {
         var values = [Tensor?](repeating: nil, count: slots.count)
         for (slot, tensor) in constants { values[slot] = tensor }
@@ -180,12 +205,14 @@ public final class Executor: Sendable {
             let inputs = OpInputs(step.inputs.map { $0.flatMap { values[$0] } })
             var op = step.op
             var writer = step
+            var fusedTail: Int?
             if let fusion = fusions[index], neededSet.contains(fusion.tail), lastUse[fusion.intermediate] != Int.max,
                 !observes(index), !observes(fusion.tail)
             {
                 op = fusion.op
                 writer = steps[fusion.tail]
                 absorbed.insert(fusion.tail)
+                fusedTail = fusion.tail
             }
             let results: [Tensor?]
             do { results = try op.forward(inputs) } catch let error as GraphError {
@@ -205,6 +232,7 @@ public final class Executor: Sendable {
             }
             observe?(index, inputs, results)
             for case let slot? in step.inputs where lastUse[slot] == index { values[slot] = nil }
+            finished?(index, fusedTail)
         }
         for slot in kept where values[slot] == nil {
             throw GraphError.nodeFailed(node: "tensor '\(tensorName(slot))'", reason: "was not computed")

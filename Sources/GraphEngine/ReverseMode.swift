@@ -113,13 +113,13 @@ extension Executor {
         // Forward, keeping what each on-path backward rule reads.
         var records: [Int: BackwardRecord] = [:]
         let values = try evaluate(
-            feeds, keeping: [outputSlot] + sourceSlots + fetchSlots, observes: { onPath[$0] }
-        ) { index, inputs, results in
-            guard onPath[index] else { return }
-            let wanted = self.steps[index].inputs.map { $0.map { depends[$0] } ?? false }
-            let saved = (self.steps[index].op as? DifferentiableOperator)?.savedForBackward(wanted: wanted) ?? .nothing
-            records[index] = BackwardRecord(inputs: inputs, results: results, saved: saved)
-        }
+            feeds, keeping: [outputSlot] + sourceSlots + fetchSlots, observes: { onPath[$0] },
+            observe: { index, inputs, results in
+                guard onPath[index] else { return }
+                let wanted = self.steps[index].inputs.map { $0.map { depends[$0] } ?? false }
+                let saved = (self.steps[index].op as? DifferentiableOperator)?.savedForBackward(wanted: wanted) ?? .nothing
+                records[index] = BackwardRecord(inputs: inputs, results: results, saved: saved)
+            })
         guard let outputValue = values[outputSlot] else { throw GraphError.nodeFailed(node: outputName, reason: "was not computed") }
 
         var gradients: [Int: Tensor] = [outputSlot: try target.seed(for: outputValue)]

@@ -33,6 +33,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Threads for BLAS.", valueName: "T"))
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Flag(help: "After the timing, print each op type's share of one more forward pass to standard error.")
+    var profile = false
+
     func run() throws {
         BLAS.setThreads(threads)
         let loadStart = DispatchTime.now()
@@ -69,6 +72,24 @@ struct BenchCommand: ParsableCommand {
         let peak = Double(usage.ru_maxrss) / 1024
         #endif
         func fixed(_ x: Double) -> String { String(format: "%.3f", x) }
+        defer { if profile { try? printProfile(URL(fileURLWithPath: model), images) } }
         print("{\"median_ms\": \(fixed(median)), \"min_ms\": \(fixed(times[0])), \"runs\": \(times.count), \"threads\": \(threads), \"peak_rss_mb\": \(fixed(peak)), \"load_ms\": \(fixed(loadMilliseconds))}")
+    }
+
+    /// Per op type: milliseconds, share and node count of one forward pass, slowest first.
+    private func printProfile(_ url: URL, _ images: Tensor) throws {
+        let executor = try Executor(model: try Model(contentsOf: url))
+        let name = executor.inputs.first?.name ?? "input"
+        _ = try executor.profile([name: images])  // warm-up
+        let timings = try executor.profile([name: images])
+        let total = timings.reduce(0) { $0 + $1.milliseconds }
+        var byType: [String: (ms: Double, count: Int)] = [:]
+        for timing in timings { byType[timing.opType, default: (0, 0)].ms += timing.milliseconds; byType[timing.opType]?.count += 1 }
+        var lines = [String(format: "%-28@ %10@ %7@ %6@", "op" as NSString, "ms" as NSString, "share" as NSString, "nodes" as NSString)]
+        for (type, entry) in byType.sorted(by: { $0.value.ms > $1.value.ms }) {
+            lines.append(String(format: "%-28@ %10.2f %6.1f%% %6d", type as NSString, entry.ms, 100 * entry.ms / max(total, 1e-9), entry.count))
+        }
+        lines.append(String(format: "%-28@ %10.2f", "total" as NSString, total))
+        FileHandle.standardError.write((lines.joined(separator: "\n") + "\n").data(using: .utf8) ?? Data())
     }
 }

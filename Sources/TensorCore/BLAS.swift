@@ -7,8 +7,30 @@ import CBLAS
 /// Matrix products through the platform's tuned BLAS: OpenBLAS on Linux, Accelerate on Apple.
 ///
 /// All matrices are row-major. This is the one place that calls BLAS, so a different backend
-/// only touches this file.
+/// only touches this file. Products are split over ``Parallel``'s threads here, by rows or
+/// columns of `C`, with the BLAS single-threaded inside each part.
 public enum BLAS {
+    /// OpenBLAS runs in the calling thread; the splitting is ours.
+    private static let singleThreaded: Void = {
+        #if !canImport(Accelerate)
+        openblas_set_num_threads(1)
+        #endif
+    }()
+
+    /// Runs `product(rows, columns)` on disjoint parts of an `m × n` result: by columns when they
+    /// outnumber the rows (each part then re-reads all of `op(A)`, the smaller operand), else by rows.
+    private static func split(m: Int, n: Int, k: Int, threaded: Bool, _ product: (Range<Int>, Range<Int>) -> Void) {
+        _ = singleThreaded
+        guard threaded else { return product(0..<m, 0..<n) }
+        // Below ~1 MFLOP per thread the hand-off costs more than it saves.
+        let grain = max(1, (1 << 19) / max(k, 1))
+        if n >= m {
+            Parallel.forEach(n, grain: max(16, grain / max(m, 1))) { product(0..<m, $0) }
+        } else {
+            Parallel.forEach(m, grain: max(16, grain / max(n, 1))) { product($0, 0..<n) }
+        }
+    }
+
     /// `C = alpha * op(A) * op(B) + beta * C`, with `op(X)` = `X` or `Xᵀ`.
     ///
     /// - Parameters:
@@ -16,20 +38,26 @@ public enum BLAS {
     ///   - n: Columns of `op(B)` and `C`.
     ///   - k: Columns of `op(A)`, rows of `op(B)`.
     ///   - lda, ldb, ldc: Row strides of the stored matrices, in elements.
+    ///   - threaded: Split over ``Parallel``'s threads; `false` inside a part of a split loop.
     public static func sgemm(
         transposeA: Bool = false, transposeB: Bool = false,
         m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threaded: Bool = true
     ) {
         guard m > 0, n > 0 else { return }
         if k == 0 {  // BLAS leaves C untouched when k == 0 only for beta == 1; make it exact
             for row in 0..<m { for col in 0..<n { c[row * ldc + col] *= beta } }
             return
         }
-        cblas_sgemm(
-            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-            blasInt(m), blasInt(n), blasInt(k), alpha, a, blasInt(lda), b, blasInt(ldb), beta, c, blasInt(ldc))
+        split(m: m, n: n, k: k, threaded: threaded) { rows, columns in
+            cblas_sgemm(
+                CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                blasInt(rows.count), blasInt(columns.count), blasInt(k), alpha,
+                a + rows.lowerBound * (transposeA ? 1 : lda), blasInt(lda),
+                b + columns.lowerBound * (transposeB ? ldb : 1), blasInt(ldb), beta,
+                c + rows.lowerBound * ldc + columns.lowerBound, blasInt(ldc))
+        }
     }
 
     /// Double-precision twin of ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``.
@@ -37,24 +65,25 @@ public enum BLAS {
         transposeA: Bool = false, transposeB: Bool = false,
         m: Int, n: Int, k: Int, alpha: Double = 1,
         a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
-        beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int
+        beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int, threaded: Bool = true
     ) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             for row in 0..<m { for col in 0..<n { c[row * ldc + col] *= beta } }
             return
         }
-        cblas_dgemm(
-            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-            blasInt(m), blasInt(n), blasInt(k), alpha, a, blasInt(lda), b, blasInt(ldb), beta, c, blasInt(ldc))
+        split(m: m, n: n, k: k, threaded: threaded) { rows, columns in
+            cblas_dgemm(
+                CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                blasInt(rows.count), blasInt(columns.count), blasInt(k), alpha,
+                a + rows.lowerBound * (transposeA ? 1 : lda), blasInt(lda),
+                b + columns.lowerBound * (transposeB ? ldb : 1), blasInt(ldb), beta,
+                c + rows.lowerBound * ldc + columns.lowerBound, blasInt(ldc))
+        }
     }
 
-    /// Limits the threads BLAS uses (OpenBLAS); Accelerate manages its own threads.
-    public static func setThreads(_ count: Int) {
-        #if !canImport(Accelerate)
-        openblas_set_num_threads(Int32(max(count, 1)))
-        #endif
-    }
+    /// Sets the threads matrix products (and every other kernel) use: ``Parallel/setWidth(_:)``.
+    public static func setThreads(_ count: Int) { Parallel.setWidth(count) }
 
     /// BLAS takes 32-bit sizes; callers split work that would not fit (a single activation never does).
     @inline(__always) private static func blasInt(_ value: Int) -> Int32 { Int32(truncatingIfNeeded: value) }

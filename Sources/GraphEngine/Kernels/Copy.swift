@@ -5,7 +5,7 @@ import TensorCore
 /// The one data-movement kernel behind Transpose, Expand and Slice: each is a strided view of its
 /// input. Works on any element type by moving elements as same-sized unsigned integers.
 func stridedCopy(_ source: Tensor, shape: [Int], strides: [Int], offset: Int = 0) throws -> Tensor {
-    let output = try Tensor(zeros: source.dtype, shape: shape)
+    let output = try Tensor(uninitialized: source.dtype, shape: shape)  // the gather writes every element
     transfer(strided: source, contiguous: output, shape: shape, strides: strides, offset: offset, gather: true)
     return output
 }

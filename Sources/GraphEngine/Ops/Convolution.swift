@@ -180,38 +180,38 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 forwardMerged(p, px, pw, pb, py)
                 return
             }
-            let columns = UnsafeMutablePointer<T>.allocate(capacity: p.pointwise ? 1 : p.patch * p.tile)
-            defer { columns.deallocate() }
-            let kernelVolume = p.patch / p.channelsPerGroup
-            for n in 0..<p.batch {
-                for group in 0..<p.groups {
-                    let source = px + (n * p.channels + group * p.channelsPerGroup) * p.inputSize
-                    let weights = pw + group * p.filtersPerGroup * p.patch
-                    let destination = py + (n * p.filters + group * p.filtersPerGroup) * p.outputSize
-                    let groupBias = pb.map { $0 + group * p.filtersPerGroup }
-                    for start in stride(from: 0, to: p.outputSize, by: p.tile) {
-                        let count = min(p.tile, p.outputSize - start)
-                        if p.pointwise {
-                            T.gemm(
-                                transposeA: false, transposeB: false, m: p.filtersPerGroup, n: count,
-                                k: p.channelsPerGroup, alpha: 1, a: weights, lda: p.patch, b: source + start,
-                                ldb: p.inputSize, beta: 0, c: destination + start, ldc: p.outputSize)
-                        } else {
-                            // Channels fill disjoint row blocks of the column matrix, so they split over threads.
-                            Parallel.forEach(p.channelsPerGroup, grain: max(1, 16_384 / (kernelVolume * count))) { channels in
-                                im2col(
-                                    source + channels.lowerBound * p.inputSize, channels: channels.count, window: p.window,
-                                    positions: start..<start + count,
-                                    into: columns + channels.lowerBound * kernelVolume * count)
+            BufferPool.withScratch(T.self, count: p.pointwise ? 1 : p.patch * p.tile) { columns in
+                let kernelVolume = p.patch / p.channelsPerGroup
+                for n in 0..<p.batch {
+                    for group in 0..<p.groups {
+                        let source = px + (n * p.channels + group * p.channelsPerGroup) * p.inputSize
+                        let weights = pw + group * p.filtersPerGroup * p.patch
+                        let destination = py + (n * p.filters + group * p.filtersPerGroup) * p.outputSize
+                        let groupBias = pb.map { $0 + group * p.filtersPerGroup }
+                        for start in stride(from: 0, to: p.outputSize, by: p.tile) {
+                            let count = min(p.tile, p.outputSize - start)
+                            if p.pointwise {
+                                T.gemm(
+                                    transposeA: false, transposeB: false, m: p.filtersPerGroup, n: count,
+                                    k: p.channelsPerGroup, alpha: 1, a: weights, lda: p.patch, b: source + start,
+                                    ldb: p.inputSize, beta: 0, c: destination + start, ldc: p.outputSize)
+                            } else {
+                                // Channels fill disjoint row blocks of the column matrix, so they split over threads.
+                                Parallel.forEach(p.channelsPerGroup, grain: max(1, 16_384 / (kernelVolume * count))) { channels in
+                                    im2col(
+                                        source + channels.lowerBound * p.inputSize, channels: channels.count, window: p.window,
+                                        positions: start..<start + count,
+                                        into: columns + channels.lowerBound * kernelVolume * count)
+                                }
+                                T.gemm(
+                                    transposeA: false, transposeB: false, m: p.filtersPerGroup, n: count, k: p.patch,
+                                    alpha: 1, a: weights, lda: p.patch, b: columns, ldb: count, beta: 0,
+                                    c: destination + start, ldc: p.outputSize)
                             }
-                            T.gemm(
-                                transposeA: false, transposeB: false, m: p.filtersPerGroup, n: count, k: p.patch,
-                                alpha: 1, a: weights, lda: p.patch, b: columns, ldb: count, beta: 0,
-                                c: destination + start, ldc: p.outputSize)
+                            applyEpilogue(
+                                destination + start, rows: p.filtersPerGroup, columns: count, stride: p.outputSize,
+                                bias: groupBias, activation: activation)
                         }
-                        applyEpilogue(
-                            destination + start, rows: p.filtersPerGroup, columns: count, stride: p.outputSize,
-                            bias: groupBias, activation: activation)
                     }
                 }
             }
@@ -233,12 +233,20 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     ) {
         let total = p.batch * p.outputSize
         let tile = max(16, min(total, (1 << 21) / max(p.patch, 1)))
-        let columns = UnsafeMutablePointer<T>.allocate(capacity: p.patch * tile)
-        let product = UnsafeMutablePointer<T>.allocate(capacity: p.filters * tile)
-        defer {
-            columns.deallocate()
-            product.deallocate()
+        BufferPool.withScratch(T.self, count: p.patch * tile) { columns in
+            BufferPool.withScratch(T.self, count: p.filters * tile) { product in
+                mergedTiles(p, px, pw, pb, py, tile: tile, columns: columns, product: product)
+            }
         }
+    }
+
+    /// ``forwardMerged(_:_:_:_:_:)`` with its scratch buffers: `columns` for `[patch, tile]`,
+    /// `product` for `[filters, tile]`.
+    private func mergedTiles<T: GEMMScalar>(
+        _ p: Plan, _ px: UnsafePointer<T>, _ pw: UnsafePointer<T>, _ pb: UnsafePointer<T>?,
+        _ py: UnsafeMutablePointer<T>, tile: Int, columns: UnsafeMutablePointer<T>, product: UnsafeMutablePointer<T>
+    ) {
+        let total = p.batch * p.outputSize
         let kernelVolume = p.patch / p.channels
         for start in stride(from: 0, to: total, by: tile) {
             let count = min(tile, total - start)
@@ -300,32 +308,32 @@ struct Conv: DifferentiableOperator, ActivationFusing {
         let x = step.wants(1) ? try step.input(0) : nil
         func run<T: GEMMScalar>(_ type: T.Type) {
             let pg = g.storage.base.assumingMemoryBound(to: T.self)
-            let columns = UnsafeMutablePointer<T>.allocate(capacity: p.patch * p.tile)
-            defer { columns.deallocate() }
-            for n in 0..<p.batch {
-                for group in 0..<p.groups {
-                    let gradient = pg + (n * p.filters + group * p.filtersPerGroup) * p.outputSize
-                    let inputOffset = (n * p.channels + group * p.channelsPerGroup) * p.inputSize
-                    let weightOffset = group * p.filtersPerGroup * p.patch
-                    for start in stride(from: 0, to: p.outputSize, by: p.tile) {
-                        let count = min(p.tile, p.outputSize - start)
-                        if let gx, let w {
-                            T.gemm(
-                                transposeA: true, transposeB: false, m: p.patch, n: count, k: p.filtersPerGroup,
-                                alpha: 1, a: w.storage.base.assumingMemoryBound(to: T.self) + weightOffset, lda: p.patch,
-                                b: gradient + start, ldb: p.outputSize, beta: 0, c: columns, ldc: count)
-                            col2im(
-                                columns, channels: p.channelsPerGroup, window: p.window, positions: start..<start + count,
-                                into: gx.storage.base.assumingMemoryBound(to: T.self) + inputOffset)
-                        }
-                        if let gw, let x {
-                            im2col(
-                                x.storage.base.assumingMemoryBound(to: T.self) + inputOffset, channels: p.channelsPerGroup,
-                                window: p.window, positions: start..<start + count, into: columns)
-                            T.gemm(
-                                transposeA: false, transposeB: true, m: p.filtersPerGroup, n: p.patch, k: count, alpha: 1,
-                                a: gradient + start, lda: p.outputSize, b: columns, ldb: count, beta: 1,
-                                c: gw.storage.base.assumingMemoryBound(to: T.self) + weightOffset, ldc: p.patch)
+            BufferPool.withScratch(T.self, count: p.patch * p.tile) { columns in
+                for n in 0..<p.batch {
+                    for group in 0..<p.groups {
+                        let gradient = pg + (n * p.filters + group * p.filtersPerGroup) * p.outputSize
+                        let inputOffset = (n * p.channels + group * p.channelsPerGroup) * p.inputSize
+                        let weightOffset = group * p.filtersPerGroup * p.patch
+                        for start in stride(from: 0, to: p.outputSize, by: p.tile) {
+                            let count = min(p.tile, p.outputSize - start)
+                            if let gx, let w {
+                                T.gemm(
+                                    transposeA: true, transposeB: false, m: p.patch, n: count, k: p.filtersPerGroup,
+                                    alpha: 1, a: w.storage.base.assumingMemoryBound(to: T.self) + weightOffset, lda: p.patch,
+                                    b: gradient + start, ldb: p.outputSize, beta: 0, c: columns, ldc: count)
+                                col2im(
+                                    columns, channels: p.channelsPerGroup, window: p.window, positions: start..<start + count,
+                                    into: gx.storage.base.assumingMemoryBound(to: T.self) + inputOffset)
+                            }
+                            if let gw, let x {
+                                im2col(
+                                    x.storage.base.assumingMemoryBound(to: T.self) + inputOffset, channels: p.channelsPerGroup,
+                                    window: p.window, positions: start..<start + count, into: columns)
+                                T.gemm(
+                                    transposeA: false, transposeB: true, m: p.filtersPerGroup, n: p.patch, k: count, alpha: 1,
+                                    a: gradient + start, lda: p.outputSize, b: columns, ldb: count, beta: 1,
+                                    c: gw.storage.base.assumingMemoryBound(to: T.self) + weightOffset, ldc: p.patch)
+                            }
                         }
                     }
                 }

@@ -17,31 +17,45 @@ extension OpRegistry {
 
 /// A floating-point type with a BLAS matrix product.
 protocol GEMMScalar: FloatKernelScalar {
+    /// `C = alpha op(A) op(B) + beta C` through ``BLAS``; `threaded: false` inside a parallel loop.
     static func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Self,
         a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int, beta: Self,
-        c: UnsafeMutablePointer<Self>, ldc: Int)
+        c: UnsafeMutablePointer<Self>, ldc: Int, threaded: Bool)
+}
+
+extension GEMMScalar {
+    /// The product split over the kernel threads.
+    static func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Self,
+        a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int, beta: Self,
+        c: UnsafeMutablePointer<Self>, ldc: Int
+    ) {
+        gemm(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
+            ldb: ldb, beta: beta, c: c, ldc: ldc, threaded: true)
+    }
 }
 
 extension Float: GEMMScalar {
     static func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
-        b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threaded: Bool
     ) {
         BLAS.sgemm(
             transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
-            ldb: ldb, beta: beta, c: c, ldc: ldc)
+            ldb: ldb, beta: beta, c: c, ldc: ldc, threaded: threaded)
     }
 }
 
 extension Double: GEMMScalar {
     static func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int,
-        b: UnsafePointer<Double>, ldb: Int, beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+        b: UnsafePointer<Double>, ldb: Int, beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int, threaded: Bool
     ) {
         BLAS.dgemm(
             transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
-            ldb: ldb, beta: beta, c: c, ldc: ldc)
+            ldb: ldb, beta: beta, c: c, ldc: ldc, threaded: threaded)
     }
 }
 
@@ -129,17 +143,22 @@ struct MatMul: Operator {
             let stridesA = Shape.broadcastStrides(batchA, to: batch)
             let stridesB = Shape.broadcastStrides(batchB, to: batch)
             let batchStrides = Shape.strides(batch)
-            for index in 0..<batchCount {
-                var offsetA = 0
-                var offsetB = 0
-                for axis in 0..<batch.count {
-                    let coordinate = (index / batchStrides[axis]) % batch[axis]
-                    offsetA += coordinate * stridesA[axis]
-                    offsetB += coordinate * stridesB[axis]
+            // Many small products (attention heads) go one per thread; a few large ones split inside.
+            let perThread = batchCount >= Parallel.width
+            Parallel.forEach(batchCount, grain: perThread ? 1 : batchCount) { indices in
+                for index in indices {
+                    var offsetA = 0
+                    var offsetB = 0
+                    for axis in 0..<batch.count {
+                        let coordinate = (index / batchStrides[axis]) % batch[axis]
+                        offsetA += coordinate * stridesA[axis]
+                        offsetB += coordinate * stridesB[axis]
+                    }
+                    T.gemm(
+                        transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: pa + offsetA * m * k,
+                        lda: k, b: pb + offsetB * k * n, ldb: n, beta: 0, c: pc + index * m * n, ldc: n,
+                        threaded: !perThread)
                 }
-                T.gemm(
-                    transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: pa + offsetA * m * k, lda: k,
-                    b: pb + offsetB * k * n, ldb: n, beta: 0, c: pc + index * m * n, ldc: n)
             }
         }
         try withExtendedLifetime((a, b)) { try withGEMMType(a.dtype, "MatMul") { run($0) } }

@@ -73,31 +73,36 @@ struct LayerNormalization: Operator {
             let beta = try bias.map {
                 try stridedCopy($0.converted(to: x.dtype), shape: normalizedShape, strides: Shape.broadcastStrides($0.shape, to: normalizedShape)).scalars(as: T.self)
             }
-            var means = [T](repeating: 0, count: rows)
-            var inverseDeviations = [T](repeating: 0, count: rows)
+            let means = try Tensor(zeros: x.dtype, shape: statShape)
+            let inverseDeviations = try Tensor(zeros: x.dtype, shape: statShape)
+            let meanOut = means.storage.base.assumingMemoryBound(to: T.self)
+            let inverseOut = inverseDeviations.storage.base.assumingMemoryBound(to: T.self)
             let y = try x.withUnsafeBuffer(as: T.self) { input in
-                try Tensor.build(T.self, shape: x.shape) { out in
-                    for row in 0..<rows {
-                        let start = row * size
-                        var sum = 0.0
-                        for i in start..<start + size { sum += input[i].doubleValue }
-                        let mean = sum / Double(size)
-                        var squares = 0.0
-                        for i in start..<start + size {
-                            let d = input[i].doubleValue - mean
-                            squares += d * d
-                        }
-                        let inverse = 1 / (squares / Double(size) + Double(epsilon)).squareRoot()
-                        means[row] = T(mean)
-                        inverseDeviations[row] = T(inverse)
-                        for i in 0..<size {
-                            let normalized = T((input[start + i].doubleValue - mean) * inverse)
-                            out[start + i] = normalized * gamma[i] + (beta?[i] ?? 0)
+                try Tensor.build(T.self, shape: x.shape, writesAll: true) { out in
+                    // Rows are independent, so they split over threads.
+                    Parallel.forEach(rows, grain: max(1, 8_192 / max(size, 1))) { range in
+                        for row in range {
+                            let start = row * size
+                            var sum = 0.0
+                            for i in start..<start + size { sum += input[i].doubleValue }
+                            let mean = sum / Double(size)
+                            var squares = 0.0
+                            for i in start..<start + size {
+                                let d = input[i].doubleValue - mean
+                                squares += d * d
+                            }
+                            let inverse = 1 / (squares / Double(size) + Double(epsilon)).squareRoot()
+                            meanOut[row] = T(mean)
+                            inverseOut[row] = T(inverse)
+                            for i in 0..<size {
+                                let normalized = T((input[start + i].doubleValue - mean) * inverse)
+                                out[start + i] = normalized * gamma[i] + (beta?[i] ?? 0)
+                            }
                         }
                     }
                 }
             }
-            return [y, try Tensor(shape: statShape, scalars: means), try Tensor(shape: statShape, scalars: inverseDeviations)]
+            return [y, means, inverseDeviations]
         }
         return try withFloatType(x.dtype, "LayerNormalization") { try run($0) }
     }

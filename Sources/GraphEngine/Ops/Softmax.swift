@@ -40,19 +40,21 @@ struct Softmax: Operator {
 func softmax<T: FloatKernelScalar>(
     _ input: UnsafePointer<T>, _ output: UnsafeMutablePointer<T>, outer: Int, extent: Int, inner: Int
 ) {
-    for o in 0..<outer {
-        for i in 0..<inner {
-            let base = o * extent * inner + i
-            var largest = -T.infinity
-            for k in 0..<extent { largest = max(largest, input[base + k * inner]) }
-            if largest == -T.infinity { largest = 0 }
-            var sum = T.zero
-            for k in 0..<extent {
-                let e = T.exp(input[base + k * inner] - largest)
-                output[base + k * inner] = e
-                sum += e
+    Parallel.forEach(outer, grain: max(1, 8_192 / max(extent * inner, 1))) { rows in
+        for o in rows {
+            for i in 0..<inner {
+                let base = o * extent * inner + i
+                var largest = -T.infinity
+                for k in 0..<extent { largest = max(largest, input[base + k * inner]) }
+                if largest == -T.infinity { largest = 0 }
+                var sum = T.zero
+                for k in 0..<extent {
+                    let e = T.exp(input[base + k * inner] - largest)
+                    output[base + k * inner] = e
+                    sum += e
+                }
+                for k in 0..<extent { output[base + k * inner] /= sum }
             }
-            for k in 0..<extent { output[base + k * inner] /= sum }
         }
     }
 }
