@@ -57,6 +57,36 @@ import Testing
         #expect(zip(merged, single).allSatisfy { abs($0 - $1) <= 1e-5 * largest })
     }
 
+    @Test func winogradConvolutionMatchesTheDirectSumInDoublePrecision() throws {
+        // 3×3, stride 1, 8 channels and filters, odd output width and asymmetric pads (partial
+        // tiles on two sides), with bias and a fused ReLU: float32 takes the Winograd path,
+        // float64 the im2col one.
+        func executor(_ dtype: DType) throws -> Executor {
+            try Executor(model: makeModel(
+                [
+                    Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: ["pads": .ints([1, 0, 2, 1])]),
+                    Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["y"]),
+                ],
+                inputs: [ValueInfo(name: "x", elementType: dtype, shape: [.symbolic("N"), .fixed(8), .fixed(17), .fixed(16)])],
+                outputs: ["y"],
+                initializers: [
+                    "w": try signed([8, 8, 3, 3], seed: 7).converted(to: dtype), "b": try signed([8], seed: 8).converted(to: dtype),
+                ]))
+        }
+        let x = try signed([3, 8, 17, 16], seed: 9)
+        let winograd = try #require(try executor(.float32).run(["x": x])["y"])
+        let exact = try #require(try executor(.float64).run(["x": x.converted(to: .float64)])["y"])
+        #expect(winograd.shape == [3, 8, 18, 15])
+        let ours = try winograd.scalars(as: Float.self)
+        let reference = try exact.scalars(as: Double.self)
+        let largest = reference.map(abs).max() ?? 0
+        // 72-term sums of float32 products plus the transforms' few additions: a handful of
+        // roundings of 6e-8 each, well inside 1e-5 of the largest output; a wrong tap, tile or
+        // transform entry is off by the size of the values.
+        #expect(zip(ours, reference).allSatisfy { abs(Double($0) - $1) <= 1e-5 * largest })
+        #expect(ours.contains(0) && largest > 0)
+    }
+
     @Test func maxPoolWithoutIndicesEqualsTheGeneralKernel() throws {
         let x = try signed([2, 3, 9, 8], seed: 6)
         let window: [String: Attribute] = [

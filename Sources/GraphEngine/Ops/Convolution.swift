@@ -121,6 +121,8 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     let groups: Int
     /// Applied with the bias right after each tile's product (see ``Fusion``).
     var activation: Activation?
+    /// The weights in Winograd's domain, for 3×3 stride-1 layers (shared by fused copies).
+    let winogradCache = WinogradFilterCache()
 
     init(_ context: OpContext) throws {
         geometry = try WindowGeometry(context, kernelRequired: false)
@@ -171,11 +173,22 @@ struct Conv: DifferentiableOperator, ActivationFusing {
         if let bias, bias.count != p.filters { throw OpError("bias has \(bias.count) values for \(p.filters) filters") }
         // Every element is written by a product with beta = 0.
         let output = try Tensor(uninitialized: x.dtype, shape: p.outputShape)
+        // 3×3, stride-1 float32 convolutions go through Winograd's transform domain.
+        let winograd = x.dtype == .float32 ? WinogradConvolution(p) : nil
+        let winogradFilters = try winograd.map { plan in try winogradCache.filters(for: w) { try plan.transformFilters(w) } }
         func run<T: GEMMScalar>(_ type: T.Type) {
             let px = x.storage.base.assumingMemoryBound(to: T.self)
             let pw = w.storage.base.assumingMemoryBound(to: T.self)
             let py = output.storage.base.assumingMemoryBound(to: T.self)
             let pb = bias.map { UnsafePointer($0.storage.base.assumingMemoryBound(to: T.self)) }
+            if let winograd, let filters = winogradFilters {
+                winograd.forward(
+                    input: UnsafeRawPointer(px).assumingMemoryBound(to: Float.self),
+                    transformedFilters: filters.storage.base.assumingMemoryBound(to: Float.self),
+                    bias: pb.map { UnsafeRawPointer($0).assumingMemoryBound(to: Float.self) }, activation: activation,
+                    output: UnsafeMutableRawPointer(py).assumingMemoryBound(to: Float.self))
+                return
+            }
             if p.batch > 1, p.groups == 1, p.outputSize < Conv.mergedBatchBelow {
                 forwardMerged(p, px, pw, pb, py)
                 return
@@ -216,7 +229,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 }
             }
         }
-        try withExtendedLifetime((x, w, bias)) { try withGEMMType(x.dtype, "Conv") { run($0) } }
+        try withExtendedLifetime((x, w, bias, winogradFilters)) { try withGEMMType(x.dtype, "Conv") { run($0) } }
         return [output]
     }
 

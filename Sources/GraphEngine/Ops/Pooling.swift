@@ -141,34 +141,44 @@ struct Pool: Operator {
             let last = extent - 1 - origin < 0 ? -1 : min(kernel - 1, (extent - 1 - origin) / dilation)
             return first..<max(first, last + 1)
         }
+        // Geometry in locals, and each output column's valid taps computed once for all planes.
+        let (strideH, strideW, dilationH, dilationW) = (g.strides[1], g.strides[2], g.dilations[1], g.dilations[2])
+        let (padTop, padLeft, kernelH, kernelW) = (g.padBegin[1], g.padBegin[2], g.kernel[1], g.kernel[2])
+        let columnTaps = (0..<outW).map { ow in taps(ow * strideW - padLeft, kernelW, dilationW, inW) }
+        let rowTaps = (0..<outH).map { oh in taps(oh * strideH - padTop, kernelH, dilationH, inH) }
         withExtendedLifetime(x) {
             let input = UnsafePointer(x.storage.base.assumingMemoryBound(to: Float.self))
             let out = output.storage.base.assumingMemoryBound(to: Float.self)
-            Parallel.forEach(planes, grain: max(1, 32_768 / max(inH * inW, 1))) { range in
-                for plane in range {
-                    let source = input + plane * inH * inW
-                    let destination = out + plane * outH * outW
-                    for oh in 0..<outH {
-                        let top = oh * g.strides[1] - g.padBegin[1]
-                        let rows = taps(top, g.kernel[1], g.dilations[1], inH)
-                        for ow in 0..<outW {
-                            let left = ow * g.strides[2] - g.padBegin[2]
-                            let columns = taps(left, g.kernel[2], g.dilations[2], inW)
-                            // The first valid tap starts the maximum, as in the general kernel; an
-                            // all-padding window (impossible with ONNX's pad limits) gives -inf.
-                            var best = -Float.infinity
-                            var first = true
-                            for kh in rows {
-                                let row = source + (top + kh * g.dilations[1]) * inW + left
-                                for kw in columns {
-                                    let value = row[kw * g.dilations[2]]
-                                    if first || value > best {
-                                        best = value
-                                        first = false
+            columnTaps.withUnsafeBufferPointer { columnTaps in
+                rowTaps.withUnsafeBufferPointer { rowTaps in
+                    Parallel.forEach(planes, grain: max(1, 32_768 / max(inH * inW, 1))) { range in
+                        for plane in range {
+                            let source = input + plane * inH * inW
+                            let destination = out + plane * outH * outW
+                            for oh in 0..<outH {
+                                let rows = rowTaps[oh]
+                                let top = source + (oh * strideH - padTop) * inW
+                                for ow in 0..<outW {
+                                    let columns = columnTaps[ow]
+                                    // The first valid tap starts the maximum, as in the general
+                                    // kernel; an all-padding window (impossible with ONNX's pad
+                                    // limits) gives -inf.
+                                    guard !rows.isEmpty, !columns.isEmpty else {
+                                        destination[oh * outW + ow] = -.infinity
+                                        continue
                                     }
+                                    let corner = top + ow * strideW - padLeft
+                                    var best = corner[rows.lowerBound * dilationH * inW + columns.lowerBound * dilationW]
+                                    for kh in rows {
+                                        let row = corner + kh * dilationH * inW
+                                        for kw in columns {
+                                            let value = row[kw * dilationW]
+                                            if value > best { best = value }
+                                        }
+                                    }
+                                    destination[oh * outW + ow] = best
                                 }
                             }
-                            destination[oh * outW + ow] = best
                         }
                     }
                 }

@@ -1,0 +1,301 @@
+import Foundation
+import TensorCore
+
+/// 3×3, stride-1 convolution by Winograd's minimal filtering F(2×2, 3×3) (Lavin and Gray, 2015).
+///
+/// Each 2×2 block of outputs comes from a 4×4 input tile. Input tiles (`Bᵀ d B`) and filters
+/// (`G g Gᵀ`) are taken to a 4×4 transform domain where the convolution is an element-wise
+/// product summed over channels, i.e. 16 independent matrix products
+/// `M[ξν] = U[ξν] · V[ξν]` (`[F, C] · [C, tiles]`), and `Aᵀ M A` brings each tile back. That is
+/// 16 multiplies per 4 outputs per channel pair instead of 36, and the transformed input is 4×
+/// the input where im2col's columns are 9×. The transforms only add, subtract and halve, so the
+/// result stays within a few float32 roundings of the direct sum.
+///
+/// Tiles of all samples share the products (tile `t` of sample `n` is column `n · tiles + t`),
+/// processed in chunks that keep the transformed data near 8 MB.
+struct WinogradConvolution {
+    let channels, filters, batch: Int
+    let height, width, outputHeight, outputWidth, padTop, padLeft: Int
+    let tilesHigh, tilesWide: Int
+
+    /// Maps with fewer tiles than this make the 16 products too narrow: packing the filters costs
+    /// more than the saved multiplies (im2col's one wide product wins). Counted per sample, so a
+    /// sample's result never depends on the batch it came in.
+    static let minimumTiles = 64
+
+    /// The Winograd plan for a convolution plan, or `nil` where it does not apply or would not pay.
+    init?(_ p: Conv.Plan) {
+        let g = p.window
+        guard p.groups == 1, g.input[0] == 1, g.kernel == [1, 3, 3], g.strides == [1, 1, 1], g.dilations == [1, 1, 1],
+            p.channels >= 8, p.filters >= 8
+        else { return nil }
+        (channels, filters, batch) = (p.channels, p.filters, p.batch)
+        (height, width, outputHeight, outputWidth) = (g.input[1], g.input[2], g.output[1], g.output[2])
+        (padTop, padLeft) = (g.padBegin[1], g.padBegin[2])
+        (tilesHigh, tilesWide) = ((outputHeight + 1) / 2, (outputWidth + 1) / 2)
+        guard tilesHigh * tilesWide >= WinogradConvolution.minimumTiles else { return nil }
+    }
+
+    /// The convolution of `input` `[N, C, H, W]` with filters from ``transformFilters(_:)``.
+    func forward(
+        input: UnsafePointer<Float>, transformedFilters u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        activation: Activation?, output: UnsafeMutablePointer<Float>
+    ) {
+        let tiles = tilesHigh * tilesWide
+        let total = batch * tiles
+        let chunk = max(16, min(total, (1 << 21) / (16 * (channels + filters))))
+        BufferPool.withScratch(Float.self, count: 16 * channels * chunk) { v in
+            BufferPool.withScratch(Float.self, count: 16 * filters * chunk) { m in
+                for start in stride(from: 0, to: total, by: chunk) {
+                    let count = min(chunk, total - start)
+                    transformInput(input, tiles: start..<start + count, into: v, stride: count)
+                    // The 16 products are independent: one thread each, BLAS single-threaded inside.
+                    Parallel.forEach(16, grain: 1) { points in
+                        for point in points {
+                            BLAS.sgemm(
+                                m: filters, n: count, k: channels, a: u + point * filters * channels, lda: channels,
+                                b: v + point * channels * count, ldb: count, c: m + point * filters * count, ldc: count,
+                                threaded: false)
+                        }
+                    }
+                    transformOutput(m, tiles: start..<start + count, stride: count, bias: bias, activation: activation, into: output)
+                }
+            }
+        }
+    }
+
+    /// `U[ξν][f][c] = (G g Gᵀ)[ξ][ν]` for each 3×3 filter `g` of `weights` `[F, C, 3, 3]`, as a
+    /// `[16, F, C]` tensor.
+    func transformFilters(_ weights: Tensor) throws -> Tensor {
+        let transformed = try Tensor(uninitialized: .float32, shape: [16, filters, channels])
+        try weights.withUnsafeBuffer(as: Float.self) { source in
+            guard let base = source.baseAddress, source.count == filters * channels * 9 else {
+                throw OpError("Winograd needs [\(filters), \(channels), 3, 3] float32 weights")
+            }
+            transformFilters(base, into: transformed.storage.base.assumingMemoryBound(to: Float.self))
+        }
+        return transformed
+    }
+
+    private func transformFilters(_ weights: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
+        let pairs = filters * channels
+        Parallel.forEach(pairs, grain: 1_024) { range in
+            for pair in range {
+                let g = weights + pair * 9
+                // Rows of G g (4 × 3), as 3-lane vectors in a SIMD4.
+                let r0 = SIMD4(g[0], g[1], g[2], 0)
+                let r1 = SIMD4(g[3], g[4], g[5], 0)
+                let r2 = SIMD4(g[6], g[7], g[8], 0)
+                /// Row `r` of (G g) times Gᵀ.
+                func store(_ r: Int, _ t: SIMD4<Float>) {
+                    let base = u + r * 4 * pairs + pair
+                    base[0] = t[0]
+                    base[pairs] = (t[0] + t[1] + t[2]) * 0.5
+                    base[2 * pairs] = (t[0] - t[1] + t[2]) * 0.5
+                    base[3 * pairs] = t[2]
+                }
+                store(0, r0)
+                store(1, (r0 + r1 + r2) * 0.5)
+                store(2, (r0 - r1 + r2) * 0.5)
+                store(3, r2)
+            }
+        }
+    }
+
+    /// Calls `body(column, n, ty, firstTx, count)` for each run of tiles of `tiles` that lie in
+    /// one tile row (sample-major order), counting instead of dividing per tile.
+    @inline(__always)
+    private func forEachTileRun(_ tiles: Range<Int>, _ body: (Int, Int, Int, Int, Int) -> Void) {
+        let perSample = tilesHigh * tilesWide
+        var n = tiles.lowerBound / perSample
+        var ty = (tiles.lowerBound % perSample) / tilesWide
+        var tx = tiles.lowerBound % tilesWide
+        var column = 0
+        while column < tiles.count {
+            let count = min(tilesWide - tx, tiles.count - column)
+            body(column, n, ty, tx, count)
+            column += count
+            tx += count
+            if tx == tilesWide {
+                tx = 0
+                ty += 1
+                if ty == tilesHigh {
+                    ty = 0
+                    n += 1
+                }
+            }
+        }
+    }
+
+    /// `V[ξν][c][t] = (Bᵀ d B)[ξ][ν]` for the 4×4 input tile `d` of each tile in `tiles`, zero
+    /// outside the image (the padding). Four neighbouring tiles go through the arithmetic
+    /// together, one per SIMD lane, so each of the 16 results is one 4-wide store.
+    private func transformInput(
+        _ input: UnsafePointer<Float>, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>, stride: Int
+    ) {
+        let plane = channels * stride
+        let (height, width, channels, padTop, padLeft) = (height, width, channels, padTop, padLeft)
+        Parallel.forEach(channels, grain: max(1, 4_096 / max(tiles.count, 1))) { channelRange in
+            for c in channelRange {
+                forEachTileRun(tiles) { firstColumn, n, ty, firstTx, count in
+                    let source = input + (n * channels + c) * height * width
+                    let top = 2 * ty - padTop
+                    /// Tap column `j` (0..<4) of tiles `tx..<tx+4`, in tile row `i`; zero outside.
+                    func taps(_ i: Int, _ tx: Int, _ j: Int) -> SIMD4<Float> {
+                        let h = top + i
+                        guard h >= 0, h < height else { return .zero }
+                        let row = source + h * width
+                        var lanes = SIMD4<Float>.zero
+                        for lane in 0..<4 {
+                            let w = 2 * (tx + lane) - padLeft + j
+                            if w >= 0, w < width { lanes[lane] = row[w] }
+                        }
+                        return lanes
+                    }
+                    var offset = 0
+                    while offset < count {
+                        let tx = firstTx + offset
+                        let lanes = min(4, count - offset)
+                        // Rows of d for four tiles at once (lanes beyond the run are computed, not stored).
+                        let left = 2 * tx - padLeft
+                        let rows: (Quad, Quad, Quad, Quad)
+                        if lanes == 4, left >= 0, left + 9 < width, top >= 0, top + 3 < height {
+                            func row(_ i: Int) -> Quad {
+                                let p = source + (top + i) * width + left
+                                return Quad(
+                                    SIMD4(p[0], p[2], p[4], p[6]), SIMD4(p[1], p[3], p[5], p[7]),
+                                    SIMD4(p[2], p[4], p[6], p[8]), SIMD4(p[3], p[5], p[7], p[9]))
+                            }
+                            rows = (row(0), row(1), row(2), row(3))
+                        } else {
+                            func row(_ i: Int) -> Quad { Quad(taps(i, tx, 0), taps(i, tx, 1), taps(i, tx, 2), taps(i, tx, 3)) }
+                            rows = (row(0), row(1), row(2), row(3))
+                        }
+                        let (d0, d1, d2, d3) = rows
+                        let column = firstColumn + offset
+                        /// Row `r` of Bᵀ d, times B, stored at points 4r..4r+3.
+                        func store(_ r: Int, _ t: Quad) {
+                            let results = Quad(t.x0 - t.x2, t.x1 + t.x2, t.x2 - t.x1, t.x1 - t.x3)
+                            let destination = v + 4 * r * plane + c * stride + column
+                            results.store(to: destination, pointStride: plane, lanes: lanes)
+                        }
+                        store(0, d0 - d2)
+                        store(1, d1 + d2)
+                        store(2, d2 - d1)
+                        store(3, d1 - d3)
+                        offset += lanes
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Y = Aᵀ M A` per tile and filter: the 2×2 outputs, with the bias and activation, written
+    /// where they fall inside the output map; four neighbouring tiles at once, as above.
+    private func transformOutput(
+        _ m: UnsafePointer<Float>, tiles: Range<Int>, stride: Int, bias: UnsafePointer<Float>?, activation: Activation?,
+        into output: UnsafeMutablePointer<Float>
+    ) {
+        let plane = filters * stride
+        let relu = activation == .relu
+        let (filters, outputHeight, outputWidth) = (filters, outputHeight, outputWidth)
+        Parallel.forEach(filters, grain: max(1, 4_096 / max(tiles.count, 1))) { filterRange in
+            for f in filterRange {
+                let offset = bias?[f] ?? 0
+                forEachTileRun(tiles) { firstColumn, n, ty, firstTx, count in
+                    let map = output + (n * filters + f) * outputHeight * outputWidth
+                    var done = 0
+                    while done < count {
+                        let tx = firstTx + done
+                        let lanes = min(4, count - done)
+                        let base = m + f * stride + firstColumn + done
+                        func row(_ r: Int) -> Quad { Quad(loading: base + 4 * r * plane, pointStride: plane, lanes: lanes) }
+                        let (m0, m1, m2, m3) = (row(0), row(1), row(2), row(3))
+                        // Aᵀ M (two rows of four), then times A: y[i][j] for four tiles.
+                        let top = m0 + m1 + m2
+                        let bottom = m1 - m2 - m3
+                        var y = Quad(
+                            top.x0 + top.x1 + top.x2, top.x1 - top.x2 - top.x3,
+                            bottom.x0 + bottom.x1 + bottom.x2, bottom.x1 - bottom.x2 - bottom.x3)
+                        y = y.adding(offset)
+                        if relu { y = y.rectified() }
+                        let values = (y.x0, y.x1, y.x2, y.x3)
+                        for i in 0..<2 where 2 * ty + i < outputHeight {
+                            let row = map + (2 * ty + i) * outputWidth
+                            let (even, odd) = i == 0 ? (values.0, values.1) : (values.2, values.3)
+                            for lane in 0..<lanes {
+                                let w = 2 * (tx + lane)
+                                row[w] = even[lane]
+                                if w + 1 < outputWidth { row[w + 1] = odd[lane] }
+                            }
+                        }
+                        done += lanes
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Four 4-lane vectors: a row of a 4×4 tile for four tiles at once (lane = tile).
+private struct Quad {
+    var x0, x1, x2, x3: SIMD4<Float>
+
+    init(_ x0: SIMD4<Float>, _ x1: SIMD4<Float>, _ x2: SIMD4<Float>, _ x3: SIMD4<Float>) {
+        (self.x0, self.x1, self.x2, self.x3) = (x0, x1, x2, x3)
+    }
+
+    /// Reads four points `pointStride` apart, `lanes` tiles each.
+    init(loading p: UnsafePointer<Float>, pointStride: Int, lanes: Int) {
+        func load(_ q: UnsafePointer<Float>) -> SIMD4<Float> {
+            if lanes == 4 { return UnsafeRawPointer(q).loadUnaligned(as: SIMD4<Float>.self) }
+            var values = SIMD4<Float>.zero
+            for lane in 0..<lanes { values[lane] = q[lane] }
+            return values
+        }
+        self.init(load(p), load(p + pointStride), load(p + 2 * pointStride), load(p + 3 * pointStride))
+    }
+
+    /// Writes the four vectors `pointStride` apart, `lanes` tiles each.
+    func store(to p: UnsafeMutablePointer<Float>, pointStride: Int, lanes: Int) {
+        func store(_ value: SIMD4<Float>, _ q: UnsafeMutablePointer<Float>) {
+            if lanes == 4 {
+                UnsafeMutableRawPointer(q).storeBytes(of: value, as: SIMD4<Float>.self)
+            } else {
+                for lane in 0..<lanes { q[lane] = value[lane] }
+            }
+        }
+        store(x0, p)
+        store(x1, p + pointStride)
+        store(x2, p + 2 * pointStride)
+        store(x3, p + 3 * pointStride)
+    }
+
+    static func + (a: Quad, b: Quad) -> Quad { Quad(a.x0 + b.x0, a.x1 + b.x1, a.x2 + b.x2, a.x3 + b.x3) }
+    static func - (a: Quad, b: Quad) -> Quad { Quad(a.x0 - b.x0, a.x1 - b.x1, a.x2 - b.x2, a.x3 - b.x3) }
+    func adding(_ value: Float) -> Quad { Quad(x0 + value, x1 + value, x2 + value, x3 + value) }
+    func rectified() -> Quad {
+        func relu(_ x: SIMD4<Float>) -> SIMD4<Float> { x.replacing(with: 0, where: x .< 0) }
+        return Quad(relu(x0), relu(x1), relu(x2), relu(x3))
+    }
+}
+
+/// One Conv node's filters in the Winograd domain, computed on first use and kept while the node
+/// sees the same weight tensor (an initializer always is): 16/9 of the weights' memory, paid once
+/// instead of a transform per run.
+final class WinogradFilterCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var source: TensorStorage?
+    private var transformed: Tensor?
+
+    /// The cached transform of `weights`, or `make()`'s, which then replaces it.
+    func filters(for weights: Tensor, _ make: () throws -> Tensor) rethrows -> Tensor {
+        if let hit = lock.withLock({ source === weights.storage ? transformed : nil }) { return hit }
+        let fresh = try make()
+        lock.withLock {
+            source = weights.storage
+            transformed = fresh
+        }
+        return fresh
+    }
+}
