@@ -66,7 +66,13 @@ private func withMappedFile<R>(_ path: String, _ body: (UnsafePointer<UInt8>, In
     guard (info.st_mode & S_IFMT) == S_IFREG else { throw ONNXError.unreadable(path: path, reason: "not a regular file") }
     let size = Int(info.st_size)
     guard size > 0 else { throw ONNXError.notONNX(path: path, reason: "the file is empty") }
-    guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
+    // Linux: fault the whole file in with one call instead of a page fault per 4 KB while decoding.
+    #if os(Linux)
+    let flags = MAP_PRIVATE | MAP_POPULATE
+    #else
+    let flags = MAP_PRIVATE
+    #endif
+    guard let mapped = mmap(nil, size, PROT_READ, flags, fd, 0), mapped != MAP_FAILED else {
         throw ONNXError.unreadable(path: path, reason: "cannot map the file: \(String(cString: strerror(errno)))")
     }
     defer { munmap(mapped, size) }

@@ -13,7 +13,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time forward passes, or GradCAM when --layer is given; prints one JSON line.",
-        discussion: "Fields: median_ms, min_ms, runs, threads, peak_rss_mb, load_ms. The first run is a warm-up and not counted.")
+        discussion: "Fields: median_ms, min_ms, runs, threads, peak_rss_mb, load_ms (decoding the file and building the executor or generator) and decode_ms (its decoding part). The first run is a warm-up and not counted.")
 
     @Argument(help: "The .onnx model file.")
     var model: String
@@ -38,9 +38,10 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         BLAS.setThreads(threads)
+        let images = try Tensor(npyAt: URL(fileURLWithPath: input))
         let loadStart = DispatchTime.now()
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
-        let images = try Tensor(npyAt: URL(fileURLWithPath: input))
+        let decoded = DispatchTime.now()
         let job: () throws -> Void
         if let layer {
             let generator = try GradCAMHeatmapGenerator(model: loaded, targetLayer: layer, method: method.camMethod ?? .gradCAM)
@@ -73,7 +74,7 @@ struct BenchCommand: ParsableCommand {
         #endif
         func fixed(_ x: Double) -> String { String(format: "%.3f", x) }
         defer { if profile { try? printProfile(URL(fileURLWithPath: model), images) } }
-        print("{\"median_ms\": \(fixed(median)), \"min_ms\": \(fixed(times[0])), \"runs\": \(times.count), \"threads\": \(threads), \"peak_rss_mb\": \(fixed(peak)), \"load_ms\": \(fixed(loadMilliseconds))}")
+        print("{\"median_ms\": \(fixed(median)), \"min_ms\": \(fixed(times[0])), \"runs\": \(times.count), \"threads\": \(threads), \"peak_rss_mb\": \(fixed(peak)), \"load_ms\": \(fixed(loadMilliseconds)), \"decode_ms\": \(fixed(Double(decoded.uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e6))}")
     }
 
     /// Per op type: milliseconds, share and node count of one forward pass, slowest first.
@@ -85,11 +86,17 @@ struct BenchCommand: ParsableCommand {
         let total = timings.reduce(0) { $0 + $1.milliseconds }
         var byType: [String: (ms: Double, count: Int)] = [:]
         for timing in timings { byType[timing.opType, default: (0, 0)].ms += timing.milliseconds; byType[timing.opType]?.count += 1 }
-        var lines = [String(format: "%-28@ %10@ %7@ %6@", "op" as NSString, "ms" as NSString, "share" as NSString, "nodes" as NSString)]
-        for (type, entry) in byType.sorted(by: { $0.value.ms > $1.value.ms }) {
-            lines.append(String(format: "%-28@ %10.2f %6.1f%% %6d", type as NSString, entry.ms, 100 * entry.ms / max(total, 1e-9), entry.count))
+        func row(_ op: String, _ ms: String, _ share: String, _ nodes: String) -> String {
+            op.padding(toLength: max(28, op.count), withPad: " ", startingAt: 0)
+                + [ms, share, nodes].map { String(repeating: " ", count: max(0, 10 - $0.count)) + $0 }.joined()
         }
-        lines.append(String(format: "%-28@ %10.2f", "total" as NSString, total))
+        var lines = [row("op", "ms", "share", "nodes")]
+        for (type, entry) in byType.sorted(by: { $0.value.ms > $1.value.ms }) {
+            lines.append(row(
+                type, String(format: "%.2f", entry.ms), String(format: "%.1f%%", 100 * entry.ms / max(total, 1e-9)),
+                "\(entry.count)"))
+        }
+        lines.append(row("total", String(format: "%.2f", total), "", ""))
         FileHandle.standardError.write((lines.joined(separator: "\n") + "\n").data(using: .utf8) ?? Data())
     }
 }
