@@ -87,6 +87,21 @@ import Testing
         #expect(ours.contains(0) && largest > 0)
     }
 
+    @Test func reluKeepsNaNWhetherFusedOrNot() throws {
+        // `a = x + x` then ReLU: fused when only `y` is fetched, two nodes when `a` is fetched too.
+        let input = ValueInfo(name: "x", shape: [.fixed(4)])
+        let executor = try Executor(model: makeModel(
+            [
+                Node(name: "add", opType: "Add", inputs: ["x", "x"], outputs: ["a"]),
+                Node(name: "relu", opType: "Relu", inputs: ["a"], outputs: ["y"]),
+            ], inputs: [input], outputs: ["y"]))
+        let x = try Tensor(shape: [4], scalars: [Float.nan, -1, 2, -0.5])
+        for fetch in [["y"], ["y", "a"]] {
+            let y = try #require(try executor.run(["x": x], fetch: fetch)["y"]).scalars(as: Float.self)
+            #expect(y[0].isNaN && Array(y[1...]) == [0, 4, 0], "fetching \(fetch)")
+        }
+    }
+
     @Test func maxPoolWithoutIndicesEqualsTheGeneralKernel() throws {
         let x = try signed([2, 3, 9, 8], seed: 6)
         let window: [String: Attribute] = [

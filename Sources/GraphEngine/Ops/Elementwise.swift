@@ -61,12 +61,11 @@ struct BinaryArithmetic: Operator, ActivationFusing {
             }
         }
         func run<T: ArithmeticScalar>(_ type: T.Type) throws -> Tensor {
-            let zero = T(int64Value: 0)
             switch (kind, activation) {
             case (.add, .relu?):
                 return try broadcastBinary(a, b, as: T.self) { x, y in
                     let v = T.add(x, y)
-                    return v > zero ? v : zero
+                    return rectified(v)
                 }
             case (.add, nil): return try broadcastBinary(a, b, as: T.self, T.add)
             case (.subtract, _): return try activated(broadcastBinary(a, b, as: T.self, T.subtract), as: T.self)
@@ -111,8 +110,7 @@ struct BinaryArithmetic: Operator, ActivationFusing {
 
     private func activated<T: ArithmeticScalar>(_ result: Tensor, as type: T.Type) throws -> Tensor {
         guard activation == .relu else { return result }
-        let zero = T(int64Value: 0)
-        return try mapElements(result, as: T.self) { $0 > zero ? $0 : zero }
+        return try mapElements(result, as: T.self, rectified)
     }
 
     func fused(with activation: Activation) -> any Operator {
@@ -206,6 +204,13 @@ struct Where: Operator {
     }
 }
 
+/// ReLU of one value. NaN stays NaN, as in PyTorch and onnxruntime and as the fused kernels'
+/// `max(v, 0)` gives it (`NaN == NaN` is false; for integers the test always holds).
+@inline(__always)
+func rectified<T: ArithmeticScalar>(_ value: T) -> T {
+    value > T(int64Value: 0) || value != value ? value : T(int64Value: 0)
+}
+
 /// Applies `f` to every element of a tensor of type `T`, split over the kernel threads.
 @inline(__always)
 func mapElements<T: TensorScalar, R: TensorScalar>(_ x: Tensor, as type: T.Type, _ f: (T) -> R) throws -> Tensor {
@@ -229,7 +234,7 @@ struct UnaryArithmetic: Operator {
             switch kind {
             case .negate: try mapElements(x, as: T.self, T.negate)
             case .relu:
-                try mapElements(x, as: T.self) { value in value > T(int64Value: 0) ? value : T(int64Value: 0) }
+                try mapElements(x, as: T.self, rectified)
             }
         }
         return [try withArithmeticType(x.dtype, kind == .negate ? "Neg" : "Relu") { try run($0) }]
