@@ -248,6 +248,14 @@ struct UnaryFloat: Operator {
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
+        // float32 erf and GELU with the arithmetic written out on `Float`, so the loop inlines
+        // the rational erf and vectorizes (a generic `T.erf` is one witness call per element).
+        if x.dtype == .float32, kind == .erf {
+            return [try mapElements(x, as: Float.self) { Float.erf($0) }]
+        }
+        if x.dtype == .float32, kind == .gelu {
+            return [try mapElements(x, as: Float.self) { v in v * (1 + Float.erf(v * 0.70710678118654752440)) / 2 }]
+        }
         func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
             switch kind {
             case .sqrt: return try mapElements(x, as: T.self, T.sqrt)
