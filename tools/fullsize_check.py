@@ -46,6 +46,7 @@ import timm  # noqa: E402
 import torch  # noqa: E402
 
 import fixturelib as fl  # noqa: E402
+from bench import vm_hwm  # noqa: E402  (standard library only at import)
 
 CACHE = fl.TOOLS_DIR / ".cache" / "fullsize"
 DEFAULT_BINARY = ".build/release/shortcut-detect"
@@ -128,18 +129,6 @@ def run_ort(path: Path, x_np: np.ndarray):
     return y, t1 - t0, t2 - t1
 
 
-def _vm_hwm(pid: int):
-    """Peak RSS (bytes) of a live process from /proc/<pid>/status, or None."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def run_ours(path: Path, in_npy: Path, out_npy: Path, timeout: int):
     """(output or None, wall seconds, peak RSS bytes or None, error or None)."""
     out_npy.unlink(missing_ok=True)
@@ -149,7 +138,7 @@ def run_ours(path: Path, in_npy: Path, out_npy: Path, timeout: int):
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         while proc.poll() is None:
-            hwm = _vm_hwm(proc.pid)  # the high-water mark only grows: the last sample is the peak so far
+            hwm = vm_hwm(proc.pid)  # the high-water mark only grows: the last sample is the peak so far
             if hwm is not None:
                 rss = max(rss or 0, hwm)
             if time.perf_counter() - t0 > timeout:

@@ -50,10 +50,3 @@ struct Fusion: Sendable {
         return fusions
     }
 }
-
-/// ReLU over a float buffer in place, split over the kernel threads.
-func reluInPlace<T: FloatKernelScalar>(_ values: UnsafeMutablePointer<T>, count: Int) {
-    Parallel.forEach(count) { range in
-        for i in range where !(values[i] > 0) { values[i] = 0 }
-    }
-}

@@ -17,17 +17,37 @@ public enum BLAS {
         #endif
     }()
 
-    /// Runs `product(rows, columns)` on disjoint parts of an `m × n` result: by columns when they
+    /// What ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threaded:)`` and its
+    /// double twin share: the empty and `k == 0` cases, and the split into parts, each handed to
+    /// `call(rows, columns, a, b, c)` with its operands offset to the part.
+    private static func product<T: FloatingPoint>(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<T>, lda: Int,
+        b: UnsafePointer<T>, ldb: Int, beta: T, c: UnsafeMutablePointer<T>, ldc: Int, threaded: Bool,
+        _ call: (Int32, Int32, UnsafePointer<T>, UnsafePointer<T>, UnsafeMutablePointer<T>) -> Void
+    ) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {  // BLAS leaves C untouched when k == 0 only for beta == 1; make it exact
+            for row in 0..<m { for col in 0..<n { c[row * ldc + col] *= beta } }
+            return
+        }
+        split(m: m, n: n, k: k, threaded: threaded) { rows, columns in
+            call(
+                blasInt(rows.count), blasInt(columns.count), a + rows.lowerBound * (transposeA ? 1 : lda),
+                b + columns.lowerBound * (transposeB ? ldb : 1), c + rows.lowerBound * ldc + columns.lowerBound)
+        }
+    }
+
+    /// Runs `part(rows, columns)` on disjoint parts of an `m × n` result: by columns when they
     /// outnumber the rows (each part then re-reads all of `op(A)`, the smaller operand), else by rows.
-    private static func split(m: Int, n: Int, k: Int, threaded: Bool, _ product: (Range<Int>, Range<Int>) -> Void) {
+    private static func split(m: Int, n: Int, k: Int, threaded: Bool, _ part: (Range<Int>, Range<Int>) -> Void) {
         _ = singleThreaded
-        guard threaded else { return product(0..<m, 0..<n) }
+        guard threaded else { return part(0..<m, 0..<n) }
         // Below ~1 MFLOP per thread the hand-off costs more than it saves.
         let grain = max(1, (1 << 19) / max(k, 1))
         if n >= m {
-            Parallel.forEach(n, grain: max(16, grain / max(m, 1))) { product(0..<m, $0) }
+            Parallel.forEach(n, grain: max(16, grain / max(m, 1))) { part(0..<m, $0) }
         } else {
-            Parallel.forEach(m, grain: max(16, grain / max(n, 1))) { product($0, 0..<n) }
+            Parallel.forEach(m, grain: max(16, grain / max(n, 1))) { part($0, 0..<n) }
         }
     }
 
@@ -45,18 +65,13 @@ public enum BLAS {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threaded: Bool = true
     ) {
-        guard m > 0, n > 0 else { return }
-        if k == 0 {  // BLAS leaves C untouched when k == 0 only for beta == 1; make it exact
-            for row in 0..<m { for col in 0..<n { c[row * ldc + col] *= beta } }
-            return
-        }
-        split(m: m, n: n, k: k, threaded: threaded) { rows, columns in
+        product(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+            c: c, ldc: ldc, threaded: threaded
+        ) { m, n, a, b, c in
             cblas_sgemm(
-                CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                blasInt(rows.count), blasInt(columns.count), blasInt(k), alpha,
-                a + rows.lowerBound * (transposeA ? 1 : lda), blasInt(lda),
-                b + columns.lowerBound * (transposeB ? ldb : 1), blasInt(ldb), beta,
-                c + rows.lowerBound * ldc + columns.lowerBound, blasInt(ldc))
+                CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, m, n,
+                blasInt(k), alpha, a, blasInt(lda), b, blasInt(ldb), beta, c, blasInt(ldc))
         }
     }
 
@@ -67,18 +82,13 @@ public enum BLAS {
         a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
         beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int, threaded: Bool = true
     ) {
-        guard m > 0, n > 0 else { return }
-        if k == 0 {
-            for row in 0..<m { for col in 0..<n { c[row * ldc + col] *= beta } }
-            return
-        }
-        split(m: m, n: n, k: k, threaded: threaded) { rows, columns in
+        product(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+            c: c, ldc: ldc, threaded: threaded
+        ) { m, n, a, b, c in
             cblas_dgemm(
-                CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                blasInt(rows.count), blasInt(columns.count), blasInt(k), alpha,
-                a + rows.lowerBound * (transposeA ? 1 : lda), blasInt(lda),
-                b + columns.lowerBound * (transposeB ? ldb : 1), blasInt(ldb), beta,
-                c + rows.lowerBound * ldc + columns.lowerBound, blasInt(ldc))
+                CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, m, n,
+                blasInt(k), alpha, a, blasInt(lda), b, blasInt(ldb), beta, c, blasInt(ldc))
         }
     }
 
