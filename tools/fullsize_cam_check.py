@@ -86,11 +86,11 @@ from pytorch_grad_cam import (  # noqa: E402
     ScoreCAM,
     XGradCAM,
 )
-from pytorch_grad_cam.utils.image import scale_cam_image  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
 import fixturelib as fl  # noqa: E402
 import fullsize_check as fc  # noqa: E402  (build(), variants_for(), run_ort(), CACHE, SEED)
+from export_cam_goldens import reproduce_from_raw, svd_sign_hint  # noqa: E402  (pytorch-grad-cam's post-processing)
 
 DEFAULT_BINARY = ".build-release/release/shortcut-detect"
 THREADS = 2
@@ -194,24 +194,10 @@ def run_theirs(method: str, model, layer: str, reshape, x, classes, limit=None):
         raise RuntimeError(f"{method}: expected one get_cam_image call, got {len(raws)}")
     raw = np.asarray(raws[0], dtype=np.float32)
     # the heatmap is exactly pytorch-grad-cam's post-processing of the raw map
-    again = post_process(raw, (x.shape[-1], x.shape[-2]))
+    again = reproduce_from_raw([raw], (x.shape[-1], x.shape[-2]))
     if not np.array_equal(again, heat):
         raise RuntimeError(f"{method}: raw map does not reproduce the heatmap")
     return heat.astype(np.float32), raw, dt, ""
-
-
-def post_process(raw: np.ndarray, target_size) -> np.ndarray:
-    """BaseCAM.compute_cam_per_layer (after get_cam_image) + aggregate_multi_layers, one layer."""
-    scaled = scale_cam_image(np.maximum(raw, 0), target_size)[:, None, :]
-    return scale_cam_image(np.mean(np.maximum(scaled, 0), axis=1))
-
-
-def largest_entry_positive(raw: np.ndarray) -> list:
-    out = []
-    for p in raw:
-        flat = p.reshape(-1)
-        out.append(bool(flat[int(np.argmax(np.abs(flat)))] > 0))
-    return out
 
 
 # --------------------------------------------------------------------------- our side
@@ -256,8 +242,8 @@ def compare(method: str, ours, ours_raw, theirs, theirs_raw, target_size) -> dic
     if ours_raw is None or ours_raw.shape != theirs_raw.shape:
         notes.append(f"raw shape {None if ours_raw is None else list(ours_raw.shape)} != {list(theirs_raw.shape)}")
     elif method in SVD_METHODS:
-        agree = largest_entry_positive(theirs_raw)
-        ours_conv = largest_entry_positive(ours_raw)
+        agree = svd_sign_hint(theirs_raw)
+        ours_conv = svd_sign_hint(ours_raw)
         if not all(ours_conv):
             notes.append(f"our raw breaks our sign convention on samples {[i for i, v in enumerate(ours_conv) if not v]}")
         per = []
@@ -271,7 +257,7 @@ def compare(method: str, ours, ours_raw, theirs, theirs_raw, target_size) -> dic
         samples = [i for i in samples if agree[i]]
         flipped = [i for i in range(ours.shape[0]) if not agree[i]]
         if flipped:
-            ref = post_process(-theirs_raw[flipped], target_size)
+            ref = reproduce_from_raw([-theirs_raw[flipped]], target_size)
             d = float(np.abs(ours[flipped] - ref).max())
             rec["flipped_samples_max_abs_diff"] = d
             notes.append(f"sample(s) {flipped}: pytorch-grad-cam's sign is opposite to ours, heatmap not "
