@@ -12,12 +12,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // C libraries: the protobuf-c runtime, the decoder generated from our onnx.proto, and BLAS.
+        // C libraries: the protobuf-c runtime, the decoder generated from our onnx.proto, BLAS, image codecs.
         .systemLibrary(
             name: "CProtobufC", pkgConfig: "libprotobuf-c",
             providers: [.apt(["libprotobuf-c-dev"]), .brew(["protobuf-c"])]),
         .target(name: "CONNXProto", dependencies: ["CProtobufC"], exclude: ["proto"]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // Our AVX-512 matrix-product kernels (enabled per function, chosen at run time).
+        .target(name: "CKernels"),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
         .systemLibrary(
             name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]),
@@ -25,7 +27,7 @@ let package = Package(
         // bytes -> model -> forward (and backward): tensors, the ONNX model, the executor and its ops.
         .target(
             name: "TensorCore",
-            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))]),
+            dependencies: ["CKernels", .target(name: "CBLAS", condition: .when(platforms: [.linux]))]),
         .target(name: "ONNXModel", dependencies: ["TensorCore", "CONNXProto"]),
         .target(name: "GraphEngine", dependencies: ["TensorCore", "ONNXModel"]),
         // -> backward -> heatmap: target layers, CAM methods, token grids.

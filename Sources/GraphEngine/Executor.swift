@@ -202,7 +202,9 @@ public final class Executor: Sendable {
 
         for index in needed where !absorbed.contains(index) {
             let step = steps[index]
-            let inputs = OpInputs(step.inputs.map { $0.flatMap { values[$0] } })
+            let inputs = OpInputs(
+                step.inputs.map { $0.flatMap { values[$0] } },
+                constant: step.inputs.map { $0.map { constants[$0] != nil } ?? false })
             var op = step.op
             var writer = step
             var fusedTail: Int?

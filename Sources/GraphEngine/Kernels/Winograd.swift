@@ -36,9 +36,9 @@ struct WinogradConvolution {
         guard tilesHigh * tilesWide >= WinogradConvolution.minimumTiles else { return nil }
     }
 
-    /// The convolution of `input` `[N, C, H, W]` with filters from ``transformFilters(_:)``.
+    /// The convolution of `input` `[N, C, H, W]` with filters from ``filters(_:)``.
     func forward(
-        input: UnsafePointer<Float>, transformedFilters u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        input: UnsafePointer<Float>, filters u: WinogradFilters, bias: UnsafePointer<Float>?,
         activation: Activation?, output: UnsafeMutablePointer<Float>
     ) {
         let tiles = tilesHigh * tilesWide
@@ -52,15 +52,35 @@ struct WinogradConvolution {
                     // The 16 products are independent: one thread each, BLAS single-threaded inside.
                     Parallel.forEach(16, grain: 1) { points in
                         for point in points {
-                            BLAS.sgemm(
-                                m: filters, n: count, k: channels, a: u + point * filters * channels, lda: channels,
-                                b: v + point * channels * count, ldb: count, c: m + point * filters * count, ldc: count,
-                                threaded: false)
+                            let (b, c) = (v + point * channels * count, m + point * filters * count)
+                            switch u {
+                            case .packed(let panels):
+                                PackedGEMM.multiply(
+                                    m: filters, n: count, k: channels, a: .packed(panels[point]),
+                                    b: .rowMajor(b, stride: count), c: c, ldc: count, threaded: false)
+                            case .transformed(let tensor):
+                                BLAS.sgemm(
+                                    m: filters, n: count, k: channels,
+                                    a: tensor.storage.base.assumingMemoryBound(to: Float.self) + point * filters * channels,
+                                    lda: channels, b: b, ldb: count, c: c, ldc: count, threaded: false)
+                            }
                         }
                     }
                     transformOutput(m, tiles: start..<start + count, stride: count, bias: bias, activation: activation, into: output)
                 }
             }
+        }
+    }
+
+    /// The filters of `weights` in Winograd's domain, packed for ``PackedGEMM`` where it runs.
+    func filters(_ weights: Tensor) throws -> WinogradFilters {
+        let u = try transformFilters(weights)
+        guard PackedGEMM.isAvailable else { return .transformed(u) }
+        let base = u.storage.base.assumingMemoryBound(to: Float.self)
+        return try withExtendedLifetime(u) {
+            .packed(try (0..<16).map { point in
+                try PackedGEMM.pack(left: base + point * filters * channels, rows: filters, depth: channels, rowStride: channels)
+            })
         }
     }
 
@@ -280,22 +300,9 @@ private struct Quad {
     }
 }
 
-/// One Conv node's filters in the Winograd domain, computed on first use and kept while the node
-/// sees the same weight tensor (an initializer always is): 16/9 of the weights' memory, paid once
-/// instead of a transform per run.
-final class WinogradFilterCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var source: TensorStorage?
-    private var transformed: Tensor?
-
-    /// The cached transform of `weights`, or `make()`'s, which then replaces it.
-    func filters(for weights: Tensor, _ make: () throws -> Tensor) rethrows -> Tensor {
-        if let hit = lock.withLock({ source === weights.storage ? transformed : nil }) { return hit }
-        let fresh = try make()
-        lock.withLock {
-            source = weights.storage
-            transformed = fresh
-        }
-        return fresh
-    }
+/// A Conv node's filters in Winograd's domain: the `[16, F, C]` tensor for BLAS, or the 16
+/// products' left operands packed for ``PackedGEMM``.
+enum WinogradFilters {
+    case transformed(Tensor)
+    case packed([PackedMatrix])
 }

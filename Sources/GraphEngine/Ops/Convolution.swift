@@ -122,7 +122,9 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     /// Applied with the bias right after each tile's product (see ``Fusion``).
     var activation: Activation?
     /// The weights in Winograd's domain, for 3×3 stride-1 layers (shared by fused copies).
-    let winogradCache = WinogradFilterCache()
+    let winogradCache = WeightCache<WinogradFilters>()
+    /// The weights as ``PackedGEMM``'s left operand, for the other float32 layers of one group.
+    let packedCache = WeightCache<PackedMatrix>()
 
     init(_ context: OpContext) throws {
         geometry = try WindowGeometry(context, kernelRequired: false)
@@ -175,7 +177,14 @@ struct Conv: DifferentiableOperator, ActivationFusing {
         let output = try Tensor(uninitialized: x.dtype, shape: p.outputShape)
         // 3×3, stride-1 float32 convolutions go through Winograd's transform domain.
         let winograd = x.dtype == .float32 ? WinogradConvolution(p) : nil
-        let winogradFilters = try winograd.map { plan in try winogradCache.filters(for: w) { try plan.transformFilters(w) } }
+        let winogradFilters = try winograd.map { plan in try winogradCache.value(for: w) { try plan.filters(w) } }
+        let packed =
+            winograd == nil && x.dtype == .float32 && p.groups == 1 && PackedGEMM.isAvailable
+            ? try packedCache.value(for: w) {
+                try PackedGEMM.pack(
+                    left: w.storage.base.assumingMemoryBound(to: Float.self), rows: p.filters, depth: p.patch,
+                    rowStride: p.patch)
+            } : nil
         func run<T: GEMMScalar>(_ type: T.Type) {
             let px = x.storage.base.assumingMemoryBound(to: T.self)
             let pw = w.storage.base.assumingMemoryBound(to: T.self)
@@ -184,14 +193,30 @@ struct Conv: DifferentiableOperator, ActivationFusing {
             if let winograd, let filters = winogradFilters {
                 winograd.forward(
                     input: UnsafeRawPointer(px).assumingMemoryBound(to: Float.self),
-                    transformedFilters: filters.storage.base.assumingMemoryBound(to: Float.self),
+                    filters: filters,
                     bias: pb.map { UnsafeRawPointer($0).assumingMemoryBound(to: Float.self) }, activation: activation,
                     output: UnsafeMutableRawPointer(py).assumingMemoryBound(to: Float.self))
                 return
             }
             if p.batch > 1, p.groups == 1, p.outputSize < Conv.mergedBatchBelow {
-                forwardMerged(p, px, pw, pb, py)
+                forwardMerged(p, px, pw, pb, py, packed: packed)
                 return
+            }
+            /// `weights · B` into `C` (both `[·, count]` blocks), with the bias and activation.
+            func product(
+                _ weights: UnsafePointer<T>, _ b: UnsafePointer<T>, ldb: Int, depth: Int, count: Int,
+                _ c: UnsafeMutablePointer<T>, bias: UnsafePointer<T>?
+            ) {
+                if let packed {
+                    PackedGEMM.multiply(
+                        m: p.filtersPerGroup, n: count, k: depth, a: .packed(packed), b: .rowMajor(asFloat(b), stride: ldb),
+                        c: asMutableFloat(c), ldc: p.outputSize, rowBias: bias.map(asFloat), relu: activation == .relu)
+                    return
+                }
+                T.gemm(
+                    transposeA: false, transposeB: false, m: p.filtersPerGroup, n: count, k: depth, alpha: 1, a: weights,
+                    lda: p.patch, b: b, ldb: ldb, beta: 0, c: c, ldc: p.outputSize)
+                applyEpilogue(c, rows: p.filtersPerGroup, columns: count, stride: p.outputSize, bias: bias, activation: activation)
             }
             BufferPool.withScratch(T.self, count: p.pointwise ? 1 : p.patch * p.tile) { columns in
                 let kernelVolume = p.patch / p.channelsPerGroup
@@ -204,10 +229,9 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                         for start in stride(from: 0, to: p.outputSize, by: p.tile) {
                             let count = min(p.tile, p.outputSize - start)
                             if p.pointwise {
-                                T.gemm(
-                                    transposeA: false, transposeB: false, m: p.filtersPerGroup, n: count,
-                                    k: p.channelsPerGroup, alpha: 1, a: weights, lda: p.patch, b: source + start,
-                                    ldb: p.inputSize, beta: 0, c: destination + start, ldc: p.outputSize)
+                                product(
+                                    weights, source + start, ldb: p.inputSize, depth: p.channelsPerGroup, count: count,
+                                    destination + start, bias: groupBias)
                             } else {
                                 // Channels fill disjoint row blocks of the column matrix, so they split over threads.
                                 Parallel.forEach(p.channelsPerGroup, grain: max(1, 16_384 / (kernelVolume * count))) { channels in
@@ -216,14 +240,10 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                                         positions: start..<start + count,
                                         into: columns + channels.lowerBound * kernelVolume * count)
                                 }
-                                T.gemm(
-                                    transposeA: false, transposeB: false, m: p.filtersPerGroup, n: count, k: p.patch,
-                                    alpha: 1, a: weights, lda: p.patch, b: columns, ldb: count, beta: 0,
-                                    c: destination + start, ldc: p.outputSize)
+                                product(
+                                    weights, columns, ldb: count, depth: p.patch, count: count, destination + start,
+                                    bias: groupBias)
                             }
-                            applyEpilogue(
-                                destination + start, rows: p.filtersPerGroup, columns: count, stride: p.outputSize,
-                                bias: groupBias, activation: activation)
                         }
                     }
                 }
@@ -242,13 +262,13 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     /// with the bias and activation.
     private func forwardMerged<T: GEMMScalar>(
         _ p: Plan, _ px: UnsafePointer<T>, _ pw: UnsafePointer<T>, _ pb: UnsafePointer<T>?,
-        _ py: UnsafeMutablePointer<T>
+        _ py: UnsafeMutablePointer<T>, packed: PackedMatrix?
     ) {
         let total = p.batch * p.outputSize
         let tile = max(16, min(total, (1 << 21) / max(p.patch, 1)))
         BufferPool.withScratch(T.self, count: p.patch * tile) { columns in
             BufferPool.withScratch(T.self, count: p.filters * tile) { product in
-                mergedTiles(p, px, pw, pb, py, tile: tile, columns: columns, product: product)
+                mergedTiles(p, px, pw, pb, py, packed: packed, tile: tile, columns: columns, product: product)
             }
         }
     }
@@ -257,7 +277,8 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     /// `product` for `[filters, tile]`.
     private func mergedTiles<T: GEMMScalar>(
         _ p: Plan, _ px: UnsafePointer<T>, _ pw: UnsafePointer<T>, _ pb: UnsafePointer<T>?,
-        _ py: UnsafeMutablePointer<T>, tile: Int, columns: UnsafeMutablePointer<T>, product: UnsafeMutablePointer<T>
+        _ py: UnsafeMutablePointer<T>, packed: PackedMatrix?, tile: Int, columns: UnsafeMutablePointer<T>,
+        product: UnsafeMutablePointer<T>
     ) {
         let total = p.batch * p.outputSize
         let kernelVolume = p.patch / p.channels
@@ -281,9 +302,15 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                         into: columns + channels.lowerBound * kernelVolume * count + segment.offset, rowStride: count)
                 }
             }
-            T.gemm(
-                transposeA: false, transposeB: false, m: p.filters, n: count, k: p.patch, alpha: 1, a: pw, lda: p.patch,
-                b: columns, ldb: count, beta: 0, c: product, ldc: count)
+            if let packed {
+                PackedGEMM.multiply(
+                    m: p.filters, n: count, k: p.patch, a: .packed(packed), b: .rowMajor(asFloat(UnsafePointer(columns)), stride: count),
+                    c: asMutableFloat(product), ldc: count)
+            } else {
+                T.gemm(
+                    transposeA: false, transposeB: false, m: p.filters, n: count, k: p.patch, alpha: 1, a: pw,
+                    lda: p.patch, b: columns, ldb: count, beta: 0, c: product, ldc: count)
+            }
             let relu = activation == .relu
             Parallel.forEach(p.filters, grain: max(1, 16_384 / count)) { filters in
                 for f in filters {
@@ -361,6 +388,18 @@ struct Conv: DifferentiableOperator, ActivationFusing {
         }
         return [gx, gw, gb]
     }
+}
+
+/// `pointer` as float32, for the ``PackedGEMM`` paths, taken only when `T` is `Float`.
+@inline(__always)
+func asFloat<T>(_ pointer: UnsafePointer<T>) -> UnsafePointer<Float> {
+    UnsafeRawPointer(pointer).assumingMemoryBound(to: Float.self)
+}
+
+/// Mutable twin of ``asFloat(_:)``.
+@inline(__always)
+func asMutableFloat<T>(_ pointer: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: Float.self)
 }
 
 /// Adds a per-row bias and applies `activation` to a `[rows, columns]` block of a matrix whose

@@ -74,6 +74,8 @@ struct Gemm: Operator {
     let beta: Float
     let transA: Bool
     let transB: Bool
+    /// An initializer `B` as ``PackedGEMM``'s right operand.
+    let packedCache = WeightCache<PackedMatrix>()
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let a = try inputs.required(0)
@@ -94,6 +96,17 @@ struct Gemm: Operator {
         } else {
             beta = 0
         }
+        if !transA, alpha == 1, beta == 0 || beta == 1,
+            let packed = try packedRight(b, inputs.isConstant(1), packedCache, depth: k, columns: n, transposed: transB)
+        {
+            withExtendedLifetime(a) {
+                PackedGEMM.multiply(
+                    m: m, n: n, k: k, a: .rowMajor(a.storage.base.assumingMemoryBound(to: Float.self), stride: k),
+                    b: .packed(packed), c: output.storage.base.assumingMemoryBound(to: Float.self), ldc: n,
+                    accumulate: beta == 1)
+            }
+            return [output]
+        }
         func run<T: GEMMScalar>(_ type: T.Type) {
             withExtendedLifetime((a, b)) {
                 T.gemm(
@@ -108,8 +121,24 @@ struct Gemm: Operator {
     }
 }
 
+/// `b` (`[k, n]`, or `[n, k]` when `transposed`) packed as ``PackedGEMM``'s right operand, kept
+/// in `cache`: when it is a float32 initializer and the kernels run on this machine, else `nil`.
+func packedRight(
+    _ b: Tensor, _ isConstant: Bool, _ cache: WeightCache<PackedMatrix>, depth k: Int, columns n: Int, transposed: Bool
+) throws -> PackedMatrix? {
+    guard isConstant, b.dtype == .float32, PackedGEMM.isAvailable, k > 0, n > 0 else { return nil }
+    return try cache.value(for: b) {
+        try PackedGEMM.pack(
+            right: b.storage.base.assumingMemoryBound(to: Float.self), depth: k, columns: n,
+            depthStride: transposed ? 1 : n, columnStride: transposed ? k : 1)
+    }
+}
+
 /// `MatMul`: NumPy `matmul`, with batch axes broadcast and 1-D operands promoted and dropped.
 struct MatMul: Operator {
+    /// An initializer right operand (a Linear layer's weights) as ``PackedGEMM``'s right operand.
+    let packedCache = WeightCache<PackedMatrix>()
+
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         var a = try inputs.required(0)
         var b = try inputs.required(1)
@@ -129,11 +158,19 @@ struct MatMul: Operator {
         let output = try Tensor(zeros: a.dtype, shape: shape)
         let batchCount = batch.reduce(1, *)
 
+        let sharedRight = batchB.reduce(1, *) == 1 && batchA == batch
+        let packed = sharedRight ? try packedRight(b, inputs.isConstant(1), packedCache, depth: k, columns: n, transposed: false) : nil
         func run<T: GEMMScalar>(_ type: T.Type) {
             let pa = a.storage.base.assumingMemoryBound(to: T.self)
             let pb = b.storage.base.assumingMemoryBound(to: T.self)
             let pc = output.storage.base.assumingMemoryBound(to: T.self)
-            if batchB.reduce(1, *) == 1 && batchA == batch {
+            if let packed {
+                PackedGEMM.multiply(
+                    m: batchCount * m, n: n, k: k, a: .rowMajor(asFloat(UnsafePointer(pa)), stride: k), b: .packed(packed), c: asMutableFloat(pc),
+                    ldc: n)
+                return
+            }
+            if sharedRight {
                 // Shared right operand (a Linear layer): fold A's batch axes into its rows.
                 T.gemm(
                     transposeA: false, transposeB: false, m: batchCount * m, n: n, k: k, alpha: 1, a: pa, lda: k,
