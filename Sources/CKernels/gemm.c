@@ -57,7 +57,7 @@ void sd_gemm_pack_b(int k, int n, const float *b, long depth_stride, long column
 
 #define AVX512 __attribute__((target("avx512f")))
 
-int sd_gemm_available(void) {
+int sd_avx512_available(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") ? 1 : 0;
 }
@@ -159,7 +159,7 @@ AVX512 void sd_gemm(int m, int n, int k, const float *a, long lda, const float *
 
 #else
 
-int sd_gemm_available(void) { return 0; }
+int sd_avx512_available(void) { return 0; }
 
 void sd_gemm(int m, int n, int k, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
              int accumulate, const float *row_bias, const float *column_bias, int relu) {

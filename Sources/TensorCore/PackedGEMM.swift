@@ -15,7 +15,7 @@ import Foundation
 public enum PackedGEMM {
     /// Whether the kernels run on this machine (and were not switched off by the environment).
     public static let isAvailable: Bool =
-        sd_gemm_available() == 1 && ProcessInfo.processInfo.environment["SHORTCUT_DETECT_GEMM"] != "blas"
+        sd_avx512_available() == 1 && ProcessInfo.processInfo.environment["SHORTCUT_DETECT_GEMM"] != "blas"
 
     /// Rows of a left operand's micro-panel, and columns of a right operand's.
     static let panelRows = Int(SD_GEMM_MR)

@@ -8,8 +8,8 @@
 /// Columns of B per micro-panel of a packed B (the last panel is narrower: its width rounded up to 16).
 #define SD_GEMM_NR 48
 
-/// 1 when this CPU runs the AVX-512 kernel, else 0 (callers then use BLAS).
-int sd_gemm_available(void);
+/// 1 when this CPU runs AVX-512 (the kernels below), else 0: callers then use BLAS and Swift loops.
+int sd_avx512_available(void);
 
 /// Floats a packed A of m rows and depth k needs (whole micro-panels, zero-padded).
 size_t sd_gemm_packed_a_count(int m, int k);
@@ -30,8 +30,15 @@ void sd_gemm_pack_b(int k, int n, const float *b, long depth_stride, long column
 /// panels are all full but possibly the last one of the whole packed B) or row-major with row
 /// stride ldb. C is row-major with row stride ldc. Each element is summed in depth order
 /// whatever m, n and the operands' forms, so a column's result never depends on its neighbours.
-/// Only on CPUs where sd_gemm_available() is 1.
+/// Only on CPUs where sd_avx512_available() is 1.
 void sd_gemm(int m, int n, int k, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
              int accumulate, const float *row_bias, const float *column_bias, int relu);
+
+
+/// y = erf(x) for count floats, by the rational approximation on [-4, 4] of the Swift kernel
+/// (largest error 4.1e-7); NaN stays NaN. Only where sd_avx512_available() is 1.
+void sd_erf(const float *x, float *y, long count);
+/// y = x (1 + erf(x / sqrt 2)) / 2, GELU, for count floats. Only where sd_avx512_available() is 1.
+void sd_gelu(const float *x, float *y, long count);
 
 #endif

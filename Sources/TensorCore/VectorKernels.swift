@@ -1,0 +1,27 @@
+import CKernels
+
+/// Element-wise float32 kernels in AVX-512, for the transcendental functions whose Swift loops
+/// stay at SSE2's four lanes (the package builds for the baseline CPU).
+public enum VectorKernels {
+    /// Whether this CPU runs them; callers otherwise use their Swift loops.
+    public static let isAvailable = sd_avx512_available() == 1
+
+    /// `y[i] = erf(x[i])`, the same rational approximation as the Swift kernel (error ≤ 4.1e-7).
+    public static func erf(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+        map(x, y, count, sd_erf)
+    }
+
+    /// `y[i] = x[i] (1 + erf(x[i] / √2)) / 2`.
+    public static func gelu(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+        map(x, y, count, sd_gelu)
+    }
+
+    private static func map(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
+        _ kernel: (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void
+    ) {
+        Parallel.forEach(count, grain: 65_536) { range in
+            kernel(x + range.lowerBound, y + range.lowerBound, range.count)
+        }
+    }
+}
