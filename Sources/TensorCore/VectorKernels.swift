@@ -16,6 +16,16 @@ public enum VectorKernels {
         map(x, y, count, sd_gelu)
     }
 
+    /// The softmax of each of `rows` contiguous rows of `extent` values, max-subtracted, rows
+    /// split over the kernel threads; `exp` within 2 ulp (Cephes' expf polynomial).
+    public static func softmax(
+        _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, extent: Int
+    ) {
+        Parallel.forEach(rows, grain: max(1, 8_192 / max(extent, 1))) { range in
+            sd_softmax_rows(x + range.lowerBound * extent, y + range.lowerBound * extent, range.count, extent)
+        }
+    }
+
     private static func map(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
         _ kernel: (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void

@@ -119,6 +119,38 @@ import Testing
         #expect(y.last?.isNaN == true)
     }
 
+    @Test(arguments: [1, 15, 16, 17, 197])
+    func float32SoftmaxIsWithinItsRoundingBoundOfDoublePrecision(_ extent: Int) throws {
+        // Rows of logits in [-30, 30) (exp over 26 binades), then a row with a NaN and a row of
+        // -inf. Each probability carries the rounding of x − max (an absolute |x − max| · 2⁻²⁴ in
+        // exp's argument, the same relative error in its value), exp's own error (at most 2 ulp),
+        // the row sum's (extent − 1 roundings) and the division's: a relative error within
+        // (|x − max| + extent + 3) · 2⁻²⁴.
+        var generator = SeededGenerator(seed: UInt64(extent))
+        let rows = 6
+        var logits = (0..<rows * extent).map { _ in Float.random(in: -30..<30, using: &generator) }
+        logits[(rows - 2) * extent] = .nan
+        for i in 0..<extent { logits[(rows - 1) * extent + i] = -.infinity }
+        let executor = try Executor(model: makeModel(
+            [Node(opType: "Softmax", inputs: ["x"], outputs: ["y"])],
+            inputs: [ValueInfo(name: "x", shape: [.fixed(rows), .fixed(extent)])], outputs: ["y"]))
+        let y = try #require(try executor.run(["x": try Tensor(shape: [rows, extent], scalars: logits)])["y"])
+            .scalars(as: Float.self)
+        for row in 0..<rows - 2 {
+            let values = logits[row * extent..<(row + 1) * extent].map(Double.init)
+            let top = values.max() ?? 0
+            let sum = values.map { Foundation.exp($0 - top) }.reduce(0, +)
+            for (i, value) in values.enumerated() {
+                let exact = Foundation.exp(value - top) / sum
+                let error = abs(Double(y[row * extent + i]) - exact)
+                let bound = (abs(value - top) + Double(extent + 3)) * 0x1p-24
+                #expect(error <= bound * exact + Double(Float.leastNormalMagnitude), "row \(row) element \(i)")
+            }
+        }
+        #expect(y[(rows - 2) * extent..<(rows - 1) * extent].allSatisfy { $0.isNaN })
+        #expect(y.suffix(extent).allSatisfy { $0.isNaN })  // 0/0, as the Swift kernel gives
+    }
+
     @Test func maxPoolWithoutIndicesEqualsTheGeneralKernel() throws {
         let x = try signed([2, 3, 9, 8], seed: 6)
         let window: [String: Attribute] = [

@@ -23,6 +23,15 @@ struct Softmax: Operator {
         let outer = x.shape[..<axis].reduce(1, *)
         let extent = flattens ? x.shape[axis...].reduce(1, *) : x.shape[axis]
         let inner = flattens ? 1 : x.shape[(axis + 1)...].reduce(1, *)
+        if x.dtype == .float32, inner == 1, VectorKernels.isAvailable {
+            let output = try Tensor(uninitialized: .float32, shape: x.shape)
+            withExtendedLifetime(x) {
+                VectorKernels.softmax(
+                    x.storage.base.assumingMemoryBound(to: Float.self),
+                    into: output.storage.base.assumingMemoryBound(to: Float.self), rows: outer, extent: extent)
+            }
+            return [output]
+        }
         func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
             let output = try Tensor(zeros: x.dtype, shape: x.shape)
             withExtendedLifetime(x) {
