@@ -29,7 +29,7 @@ let package = Package(
             name: "TensorCore",
             dependencies: ["CKernels", .target(name: "CBLAS", condition: .when(platforms: [.linux]))]),
         .target(name: "ONNXModel", dependencies: ["TensorCore", "CONNXProto"]),
-        .target(name: "GraphEngine", dependencies: ["TensorCore", "ONNXModel"]),
+        .target(name: "GraphEngine", dependencies: ["TensorCore", "ONNXModel", "CKernels"]),
         // -> backward -> heatmap: target layers, CAM methods, token grids.
         .target(name: "Explain", dependencies: ["TensorCore", "ONNXModel", "GraphEngine"]),
         // -> image/report: image files, torchvision-equal preprocessing, colormaps, overlays.

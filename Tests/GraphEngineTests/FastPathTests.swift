@@ -58,7 +58,14 @@ import Testing
         #expect(zip(merged, single).allSatisfy { abs($0 - $1) <= 1e-5 * largest })
     }
 
-    @Test func winogradConvolutionMatchesTheDirectSumInDoublePrecision() throws {
+    /// Input `[N, 8, H, W]` and the output shape the pads (1, 0, 2, 1) give: 9 × 8 tiles, and a
+    /// map 35 tiles wide (runs of 16 + 16 + 3 tiles in the vector transforms).
+    static let winogradInputs: [(input: [Int], output: [Int])] = [
+        ([3, 8, 17, 16], [3, 8, 18, 15]), ([1, 8, 37, 70], [1, 8, 38, 69]),
+    ]
+
+    @Test(arguments: 0..<winogradInputs.count)
+    func winogradConvolutionMatchesTheDirectSumInDoublePrecision(_ index: Int) throws {
         // 3×3, stride 1, 8 channels and filters, odd output width and asymmetric pads (partial
         // tiles on two sides), with bias and a fused ReLU: float32 takes the Winograd path,
         // float64 the im2col one.
@@ -68,16 +75,17 @@ import Testing
                     Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: ["pads": .ints([1, 0, 2, 1])]),
                     Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["y"]),
                 ],
-                inputs: [ValueInfo(name: "x", elementType: dtype, shape: [.symbolic("N"), .fixed(8), .fixed(17), .fixed(16)])],
+                inputs: [ValueInfo(name: "x", elementType: dtype, shape: [.symbolic("N"), .fixed(8), .symbolic("H"), .symbolic("W")])],
                 outputs: ["y"],
                 initializers: [
                     "w": try signed([8, 8, 3, 3], seed: 7).converted(to: dtype), "b": try signed([8], seed: 8).converted(to: dtype),
                 ]))
         }
-        let x = try signed([3, 8, 17, 16], seed: 9)
+        let (inputShape, outputShape) = Self.winogradInputs[index]
+        let x = try signed(inputShape, seed: 9)
         let winograd = try #require(try executor(.float32).run(["x": x])["y"])
         let exact = try #require(try executor(.float64).run(["x": x.converted(to: .float64)])["y"])
-        #expect(winograd.shape == [3, 8, 18, 15])
+        #expect(winograd.shape == outputShape)
         let ours = try winograd.scalars(as: Float.self)
         let reference = try exact.scalars(as: Double.self)
         let largest = reference.map(abs).max() ?? 0

@@ -44,4 +44,15 @@ void sd_gelu(const float *x, float *y, long count);
 /// (Cephes' expf polynomial). Only where sd_avx512_available() is 1.
 void sd_softmax_rows(const float *x, float *y, long rows, long extent);
 
+/// Winograd F(2x2, 3x3) input transform of `count` tiles in tile row `ty` from tile column `tx`
+/// of one channel plane `image` (height x width, zero outside): (B^T d B)[xi][nu] of each tile goes
+/// to v[(4 xi + nu) * plane + t] for tile t of the run. Only where sd_avx512_available() is 1.
+void sd_winograd_input(const float *image, int height, int width, int pad_top, int pad_left, int ty, int tx,
+                       int count, float *v, long plane);
+/// Winograd output transform of `count` tiles (tile t's 16 points at m[point * plane + t]) into
+/// the 2x2 blocks of the output plane `map` (height x width) at tile row `ty` from tile column
+/// `tx`, plus `bias`, then max(0, .) when relu (NaN kept). Only where sd_avx512_available() is 1.
+void sd_winograd_output(const float *m, long plane, int count, float *map, int height, int width, int ty, int tx,
+                        float bias, int relu);
+
 #endif

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import TensorCore
 
@@ -161,6 +162,12 @@ struct WinogradConvolution {
             for c in channelRange {
                 forEachTileRun(tiles) { firstColumn, n, ty, firstTx, count in
                     let source = input + (n * channels + c) * height * width
+                    if VectorKernels.isAvailable {  // sixteen tiles per vector, the same arithmetic
+                        sd_winograd_input(
+                            source, Int32(height), Int32(width), Int32(padTop), Int32(padLeft), Int32(ty), Int32(firstTx),
+                            Int32(count), v + c * stride + firstColumn, plane)
+                        return
+                    }
                     let top = 2 * ty - padTop
                     /// Tap column `j` (0..<4) of tiles `tx..<tx+4`, in tile row `i`; zero outside.
                     func taps(_ i: Int, _ tx: Int, _ j: Int) -> SIMD4<Float> {
@@ -226,6 +233,12 @@ struct WinogradConvolution {
                 let offset = bias?[f] ?? 0
                 forEachTileRun(tiles) { firstColumn, n, ty, firstTx, count in
                     let map = output + (n * filters + f) * outputHeight * outputWidth
+                    if VectorKernels.isAvailable {
+                        sd_winograd_output(
+                            m + f * stride + firstColumn, plane, Int32(count), map, Int32(outputHeight),
+                            Int32(outputWidth), Int32(ty), Int32(firstTx), offset, relu ? 1 : 0)
+                        return
+                    }
                     var done = 0
                     while done < count {
                         let tx = firstTx + done
