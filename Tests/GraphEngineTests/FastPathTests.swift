@@ -96,6 +96,34 @@ import Testing
         #expect(ours.contains(0) && largest > 0)
     }
 
+    @Test func productsWithAnInitializerRightOperandMatchDoublePrecision() throws {
+        // MatMul over a [2, 13, 30] batch (26 rows: the right operand gets packed where the
+        // kernels run) and Gemm with transB and a bias, as Linear layers export: float32 against
+        // the same graph in float64. 30-term float32 sums: within 1e-5 of the largest output.
+        func executor(_ dtype: DType) throws -> Executor {
+            try Executor(model: makeModel(
+                [
+                    Node(opType: "MatMul", inputs: ["x", "w"], outputs: ["h"]),
+                    Node(opType: "Reshape", inputs: ["h", "shape"], outputs: ["flat"]),
+                    Node(opType: "Gemm", inputs: ["flat", "v", "c"], outputs: ["y"], attributes: ["transB": .int(1)]),
+                ],
+                inputs: [ValueInfo(name: "x", elementType: dtype, shape: [.fixed(2), .fixed(13), .fixed(30)])],
+                outputs: ["y"],
+                initializers: [
+                    "w": try signed([30, 50], seed: 20).converted(to: dtype),
+                    "shape": try Tensor(shape: [2], scalars: [Int64(26), 50]),
+                    "v": try signed([70, 50], seed: 21).converted(to: dtype),
+                    "c": try signed([70], seed: 22).converted(to: dtype),
+                ]))
+        }
+        let x = try signed([2, 13, 30], seed: 23)
+        let ours = try #require(try executor(.float32).run(["x": x])["y"]).scalars(as: Float.self)
+        let exact = try #require(try executor(.float64).run(["x": x.converted(to: .float64)])["y"]).scalars(as: Double.self)
+        let largest = exact.map(abs).max() ?? 0
+        #expect(ours.count == 26 * 70 && largest > 0)
+        #expect(zip(ours, exact).allSatisfy { abs(Double($0) - $1) <= 1e-5 * largest })
+    }
+
     @Test func reluKeepsNaNWhetherFusedOrNot() throws {
         // `a = x + x` then ReLU: fused when only `y` is fetched, two nodes when `a` is fetched too.
         let input = ValueInfo(name: "x", shape: [.fixed(4)])

@@ -97,7 +97,8 @@ struct Gemm: Operator {
             beta = 0
         }
         if !transA, alpha == 1, beta == 0 || beta == 1,
-            let packed = try packedRight(b, inputs.isConstant(1), packedCache, depth: k, columns: n, transposed: transB)
+            let packed = try packedRight(
+                b, inputs.isConstant(1), packedCache, rows: m, depth: k, columns: n, transposed: transB)
         {
             withExtendedLifetime(a) {
                 PackedGEMM.multiply(
@@ -122,11 +123,19 @@ struct Gemm: Operator {
 }
 
 /// `b` (`[k, n]`, or `[n, k]` when `transposed`) packed as ``PackedGEMM``'s right operand, kept
-/// in `cache`: when it is a float32 initializer and the kernels run on this machine, else `nil`.
+/// in `cache`, for a product with `m` rows: when `b` is a float32 initializer, the kernels run on
+/// this machine and packing pays, else `nil` (BLAS then multiplies).
+///
+/// Below 16 rows the product is a few matrix-vector products, bound by reading `b` whatever its
+/// layout; above 16 M elements (64 MB, VGG-16's first classifier layer is 103 M) a packed copy
+/// would cost more memory than its speed is worth.
 func packedRight(
-    _ b: Tensor, _ isConstant: Bool, _ cache: WeightCache<PackedMatrix>, depth k: Int, columns n: Int, transposed: Bool
+    _ b: Tensor, _ isConstant: Bool, _ cache: WeightCache<PackedMatrix>, rows m: Int, depth k: Int, columns n: Int,
+    transposed: Bool
 ) throws -> PackedMatrix? {
-    guard isConstant, b.dtype == .float32, PackedGEMM.isAvailable, k > 0, n > 0 else { return nil }
+    guard isConstant, b.dtype == .float32, PackedGEMM.isAvailable, m >= 16, k > 0, n > 0, k * n <= 1 << 24 else {
+        return nil
+    }
     return try cache.value(for: b) {
         try PackedGEMM.pack(
             right: b.storage.base.assumingMemoryBound(to: Float.self), depth: k, columns: n,
@@ -159,7 +168,10 @@ struct MatMul: Operator {
         let batchCount = batch.reduce(1, *)
 
         let sharedRight = batchB.reduce(1, *) == 1 && batchA == batch
-        let packed = sharedRight ? try packedRight(b, inputs.isConstant(1), packedCache, depth: k, columns: n, transposed: false) : nil
+        let packed =
+            sharedRight
+            ? try packedRight(b, inputs.isConstant(1), packedCache, rows: batchCount * m, depth: k, columns: n, transposed: false)
+            : nil
         func run<T: GEMMScalar>(_ type: T.Type) {
             let pa = a.storage.base.assumingMemoryBound(to: T.self)
             let pb = b.storage.base.assumingMemoryBound(to: T.self)
