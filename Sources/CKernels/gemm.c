@@ -62,16 +62,36 @@ int sd_avx512_available(void) {
     return __builtin_cpu_supports("avx512f") ? 1 : 0;
 }
 
-/// One MR x (16 * vectors) tile of C over depth kb. A element (r, p) is a[r * a_row + p * a_depth]
-/// (a_rows[r] gives each row's base so the rows past an edge re-read a valid row); B row p is
-/// b + p * b_depth. `columns` of the last vector are stored, `rows` rows.
+/// Row `r` of a tile: + C unless first, then (on the last depth block) the biases and ReLU, stored
+/// under the masks. Taking the accumulators by value with a literal row keeps them in registers.
+static inline __attribute__((always_inline)) AVX512 void store_row(
+    const int vectors, __m512 x0, __m512 x1, __m512 x2, float *out, __mmask16 last_mask, int first, int last,
+    const float *row_bias, const float *column_bias, int relu) {
+    __m512 x[3] = {x0, x1, x2};
+    for (int v = 0; v < vectors; v++) {
+        __mmask16 mask = v == vectors - 1 ? last_mask : (__mmask16)0xFFFF;
+        __m512 y = x[v];
+        if (!first) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, out + 16 * v));
+        if (last) {
+            if (row_bias) y = _mm512_add_ps(y, _mm512_set1_ps(*row_bias));
+            if (column_bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, column_bias + 16 * v));
+            // max(0, y) keeps NaN (the second operand wins when either is NaN), as Swift's max(y, 0).
+            if (relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
+        }
+        _mm512_mask_storeu_ps(out + 16 * v, mask, y);
+    }
+}
+
+/// One MR x (16 * vectors) tile of C over depth kb. A is packed (a + p * MR + r) or row-major
+/// (row r at a + r * lda; rows past an edge re-read row 0 and are not stored); B row p is at
+/// b + p * b_depth. `rows` rows and `columns` columns of the last vector are stored.
 static inline __attribute__((always_inline)) AVX512 void tile(
     const int vectors, const int packed_a, const int packed_b, int kb, const float *a, long lda, const float *b, long b_depth,
     float *c, long ldc, int rows, int columns, int first, int last, const float *row_bias,
     const float *column_bias, int relu) {
     __m512 acc[MR][3];
     for (int r = 0; r < MR; r++)
-        for (int v = 0; v < vectors; v++) acc[r][v] = _mm512_setzero_ps();
+        for (int v = 0; v < 3; v++) acc[r][v] = _mm512_setzero_ps();
     int tail = columns - (vectors - 1) * 16;
     __mmask16 last_mask = (__mmask16)(tail >= 16 ? 0xFFFF : (1u << tail) - 1);
     // A packed B is zero-padded to whole vectors; a row-major one must not be read past its end.
@@ -94,22 +114,12 @@ static inline __attribute__((always_inline)) AVX512 void tile(
         if (packed_a) a += MR;
         b += b_depth;
     }
-    __m512 zero = _mm512_setzero_ps();
-    for (int r = 0; r < rows; r++) {
-        float *out = c + (long)r * ldc;
-        for (int v = 0; v < vectors; v++) {
-            __mmask16 mask = v == vectors - 1 ? last_mask : (__mmask16)0xFFFF;
-            __m512 x = acc[r][v];
-            if (!first) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, out + 16 * v));
-            if (last) {
-                if (row_bias) x = _mm512_add_ps(x, _mm512_set1_ps(row_bias[r]));
-                if (column_bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, column_bias + 16 * v));
-                // max(0, x) keeps NaN (the second operand wins when either is NaN), as Swift's max(x, 0).
-                if (relu) x = _mm512_max_ps(zero, x);
-            }
-            _mm512_mask_storeu_ps(out + 16 * v, mask, x);
-        }
-    }
+#define STORE_ROW(r)                                                                                     \
+    if (r < rows)                                                                                        \
+    store_row(vectors, acc[r][0], acc[r][1], acc[r][2], c + (long)(r) * ldc, last_mask, first, last,    \
+              row_bias ? row_bias + (r) : 0, column_bias, relu)
+    STORE_ROW(0); STORE_ROW(1); STORE_ROW(2); STORE_ROW(3);
+    STORE_ROW(4); STORE_ROW(5); STORE_ROW(6); STORE_ROW(7);
 }
 
 #define TILE(vectors, packed, packed_b)                                                                              \
