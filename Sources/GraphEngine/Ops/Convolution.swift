@@ -198,7 +198,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                     output: UnsafeMutableRawPointer(py).assumingMemoryBound(to: Float.self))
                 return
             }
-            if p.batch > 1, p.groups == 1, p.outputSize < Conv.mergedBatchBelow {
+            if p.batch > 1, p.groups == 1, p.outputSize < Conv.mergedBatchBelow(packed: packed != nil) {
                 forwardMerged(p, px, pw, pb, py, packed: packed)
                 return
             }
@@ -254,7 +254,11 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     }
 
     /// Output maps smaller than this many positions are computed for the whole batch at once.
-    static let mergedBatchBelow = 1024
+    ///
+    /// BLAS repacks the weights on every call, so merging pays up to 1024 positions. With the
+    /// weights packed once only the ragged last panel is saved (a 7×7 map fills 49 of 64 lanes;
+    /// 8 of them fill 392 of 400), and from 14×14 on the copies in and out cost more than that.
+    static func mergedBatchBelow(packed: Bool) -> Int { packed ? 128 : 1024 }
 
     /// One product per tile of positions taken across the whole batch (sample after sample), so
     /// small maps still make wide products and the weights are packed once per tile, not once per
