@@ -18,7 +18,7 @@ import Testing
         #expect(try check.run() == [])
     }
 
-    @Test(arguments: [([2, 3, 4], [4, 5]), ([2, 1, 3, 4], [3, 4, 2]), ([4], [2, 4, 3]), ([2, 3, 4], [4])])
+    @Test(arguments: [([2, 3, 4], [4, 5]), ([2, 1, 3, 4], [3, 4, 2]), ([4], [2, 4, 3]), ([2, 3, 4], [4]), ([4], [4, 3]), ([3, 4], [4, 2])])
     func matmulBatchedBroadcastAndVectors(_ shapes: ([Int], [Int])) throws {
         let check = GradientCheck(op: "MatMul", inputs: [try randomTensor(shapes.0, seed: 23), try randomTensor(shapes.1, seed: 24)])
         #expect(try check.run() == [])

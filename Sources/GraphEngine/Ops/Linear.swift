@@ -286,6 +286,21 @@ extension MatMul: DifferentiableOperator {
             return try Transpose(perm: perm).forward(OpInputs([x]))[0] ?? x
         }
         var result: [Tensor?] = [nil, nil]
+        if promotedB.count == 2 {
+            // A shared right operand (a Linear layer): the batch axes fold into rows and BLAS reads
+            // Bᵀ and Aᵀ in place (a transposed copy of the weights cost more than the product).
+            let (rows, k, n) = (g.count / max(promotedB[1], 1), promotedB[0], promotedB[1])
+            let flatG = try g.reshaped([rows, n])
+            if step.wants(0) {
+                let ga = try matrixProduct(flatG, step.input(1).reshaped(promotedB), transposeB: true)
+                result[0] = try ga.reshaped(shapeA.count == 1 ? batch + shapeA : batch + [promotedA[promotedA.count - 2], k])
+            }
+            if step.wants(1) {
+                let gb = try matrixProduct(step.input(0).reshaped([rows, k]), flatG, transposeA: true)
+                result[1] = try gb.reshaped(shapeB)
+            }
+            return result
+        }
         if step.wants(0) {
             let b = try step.input(1).reshaped(promotedB)
             let ga = try MatMul().forward(OpInputs([g, swapLast(b)]))[0] ?? g
