@@ -3,28 +3,8 @@
 #include "CKernels.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "vector_math.h"
 #include <math.h>
-
-#define AVX512 __attribute__((target("avx512f")))
-
-/// e^x for x <= 0 (NaN stays NaN, x below the float range gives 0).
-static inline __attribute__((always_inline)) AVX512 __m512 exp16(__m512 v) {
-    __mmask16 underflow = _mm512_cmp_ps_mask(v, _mm512_set1_ps(-87.33654f), _CMP_LT_OQ);
-    __m512 x = _mm512_max_ps(_mm512_set1_ps(-87.33654f), v);  // NaN wins as the second operand
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), x);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
-    return _mm512_maskz_mov_ps((__mmask16)~underflow, _mm512_scalef_ps(p, n));
-}
 
 AVX512 void sd_softmax_rows(const float *x, float *y, long rows, long extent) {
     __mmask16 tail = (__mmask16)((1u << (extent % 16)) - 1);

@@ -26,6 +26,20 @@ public enum VectorKernels {
         }
     }
 
+    /// `out[i] = g[i] · erf′(x[i]) = g[i] · 2/√π · e^(−x[i]²)`.
+    public static func erfBackward(
+        _ x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int
+    ) {
+        Parallel.forEach(count, grain: 65_536) { r in sd_erf_backward(x + r.lowerBound, g + r.lowerBound, out + r.lowerBound, r.count) }
+    }
+
+    /// `out[i] = g[i] · GELU′(x[i]) = g[i] · (Φ(x) + x φ(x))`.
+    public static func geluBackward(
+        _ x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int
+    ) {
+        Parallel.forEach(count, grain: 65_536) { r in sd_gelu_backward(x + r.lowerBound, g + r.lowerBound, out + r.lowerBound, r.count) }
+    }
+
     private static func map(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
         _ kernel: (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void

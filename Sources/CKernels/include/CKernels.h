@@ -40,6 +40,11 @@ void sd_gemm(int m, int n, int k, const float *a, long lda, const float *b, long
 void sd_erf(const float *x, float *y, long count);
 /// y = x (1 + erf(x / sqrt 2)) / 2, GELU, for count floats. Only where sd_avx512_available() is 1.
 void sd_gelu(const float *x, float *y, long count);
+/// out = g * 2/sqrt(pi) * exp(-x^2), erf's backward, for count floats.
+void sd_erf_backward(const float *x, const float *g, float *out, long count);
+/// out = g * (Phi(x) + x phi(x)), GELU's backward, for count floats.
+void sd_gelu_backward(const float *x, const float *g, float *out, long count);
+
 /// Softmax of each of `rows` contiguous rows of `extent` floats, max-subtracted; exp within 2 ulp
 /// (Cephes' expf polynomial). Only where sd_avx512_available() is 1.
 void sd_softmax_rows(const float *x, float *y, long rows, long extent);

@@ -359,6 +359,23 @@ extension BinaryArithmetic: DifferentiableOperator {
 
     func backward(_ step: BackwardStep) throws -> [Tensor?] {
         let g = try step.gradient()
+        /// `lhs ∘ rhs` by the forward kernels (specialized for float32, where the generic loop
+        /// below is one witness call per element).
+        func product(_ kind: Kind, _ lhs: Tensor, _ rhs: Tensor) throws -> Tensor? {
+            try BinaryArithmetic(name: name, kind: kind).forward(OpInputs([lhs, rhs]))[0]
+        }
+        if g.dtype == .float32 {
+            switch kind {
+            case .multiply:
+                return [
+                    step.wants(0) ? try product(.multiply, g, step.input(1)) : nil,
+                    step.wants(1) ? try product(.multiply, g, step.input(0)) : nil,
+                ]
+            case .divide where !step.wants(1):
+                return [try product(.divide, g, step.input(1)), nil]
+            default: break
+            }
+        }
         func run<T: FloatKernelScalar>(_ type: T.Type) throws -> [Tensor?] {
             switch kind {
             case .add:
@@ -435,6 +452,23 @@ extension UnaryFloat: DifferentiableOperator {
 
     func backward(_ step: BackwardStep) throws -> [Tensor?] {
         let g = try step.gradient()
+        if g.dtype == .float32, kind == .erf || kind == .gelu, VectorKernels.isAvailable {
+            let x = try step.input(0)
+            if x.shape == g.shape, x.dtype == .float32 {
+                return [
+                    try x.withUnsafeBuffer(as: Float.self) { xs in
+                        try g.withUnsafeBuffer(as: Float.self) { gs in
+                            try Tensor.build(Float.self, shape: g.shape, writesAll: true) { out in
+                                guard let x = xs.baseAddress, let g = gs.baseAddress, let o = out.baseAddress else { return }
+                                kind == .erf
+                                    ? VectorKernels.erfBackward(x, gradient: g, into: o, count: out.count)
+                                    : VectorKernels.geluBackward(x, gradient: g, into: o, count: out.count)
+                            }
+                        }
+                    }
+                ]
+            }
+        }
         func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
             let twoOverRootPi = T(1.12837916709551257390)
             let derivative: Tensor
