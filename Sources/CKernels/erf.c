@@ -23,6 +23,18 @@ static inline __attribute__((always_inline)) AVX512 __m512 gelu16(__m512 v) {
 MAP16(sd_erf, erf16)
 MAP16(sd_gelu, gelu16)
 
+AVX512 void sd_gelu_chain(const float *x, float *y, long count, float divisor, float one, float half) {
+    __m512 c = _mm512_set1_ps(divisor), a = _mm512_set1_ps(one), h = _mm512_set1_ps(half);
+    long i = 0;
+    for (; i <= count; i += 16) {
+        __mmask16 mask = (__mmask16)(count - i >= 16 ? 0xFFFF : (1u << (count - i)) - 1);
+        if (!mask) break;
+        __m512 v = _mm512_maskz_loadu_ps(mask, x + i);
+        __m512 e = _mm512_add_ps(erf16(_mm512_div_ps(v, c)), a);
+        _mm512_mask_storeu_ps(y + i, mask, _mm512_mul_ps(_mm512_mul_ps(v, e), h));
+    }
+}
+
 /// d erf(x) / dx = 2/sqrt(pi) exp(-x^2); d GELU(x) / dx = Phi(x) + x phi(x).
 static inline __attribute__((always_inline)) AVX512 __m512 erf_slope16(__m512 x) {
     return _mm512_mul_ps(_mm512_set1_ps(1.12837916709551257390f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(x, x))));
@@ -54,6 +66,9 @@ BACKWARD16(sd_gelu_backward, gelu_slope16)
 
 void sd_erf(const float *x, float *y, long count) { (void)x; (void)y; (void)count; }
 void sd_gelu(const float *x, float *y, long count) { (void)x; (void)y; (void)count; }
+void sd_gelu_chain(const float *x, float *y, long count, float divisor, float one, float half) {
+    (void)x; (void)y; (void)count; (void)divisor; (void)one; (void)half;
+}
 void sd_erf_backward(const float *x, const float *g, float *out, long count) { (void)x; (void)g; (void)out; (void)count; }
 void sd_gelu_backward(const float *x, const float *g, float *out, long count) { (void)x; (void)g; (void)out; (void)count; }
 

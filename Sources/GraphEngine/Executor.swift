@@ -85,7 +85,7 @@ public final class Executor: Sendable {
         self.slots = slots
         self.constants = constants
         self.producer = producer
-        self.fusions = Fusion.plan(steps, graphOutputs: Set(graph.outputs.compactMap { slots[$0.name] }))
+        self.fusions = Fusion.plan(steps, graphOutputs: Set(graph.outputs.compactMap { slots[$0.name] }), constants: constants)
     }
 
     /// Kahn's algorithm over the nodes; a leftover node sits on a cycle.
@@ -160,10 +160,10 @@ public final class Executor: Sendable {
     public func profile(_ feeds: [String: Tensor]) throws -> [StepTiming] {
         var timings: [StepTiming] = []
         var last = DispatchTime.now().uptimeNanoseconds
-        _ = try evaluate(feeds, keeping: try outputs.map { try slot($0.name) }, finished: { index, tail in
+        _ = try evaluate(feeds, keeping: try outputs.map { try slot($0.name) }, finished: { index, fused in
             let now = DispatchTime.now().uptimeNanoseconds
             let step = self.steps[index]
-            let opType = tail.map { step.node.opType + "+" + self.steps[$0].node.opType } ?? step.node.opType
+            let opType = fused ?? step.node.opType
             timings.append(StepTiming(node: step.node.name, opType: opType, milliseconds: Double(now - last) / 1e6))
             last = now
         })
@@ -182,10 +182,10 @@ public final class Executor: Sendable {
     /// slots and constants survive to the end, everything else is freed after its last reader.
     /// `observe` sees each step's inputs and outputs as it runs (reverse mode keeps what it needs);
     /// steps it returns `true` for in `observes` are never fused. `finished` hears of every step
-    /// run, with the absorbed node's index when it ran fused.
+    /// run, with the fusion's label (`Conv+Relu`) when it ran fused.
     func evaluate(
         _ feeds: [String: Tensor], keeping kept: [Int], observes: (Int) -> Bool = { _ in false },
-        finished: ((Int, Int?) -> Void)? = nil, observe: ((Int, OpInputs, [Tensor?]) -> Void)? = nil
+        finished: ((Int, String?) -> Void)? = nil, observe: ((Int, OpInputs, [Tensor?]) -> Void)? = nil
     ) throws -> [Tensor?] {
         var values = [Tensor?](repeating: nil, count: slots.count)
         for (slot, tensor) in constants { values[slot] = tensor }
@@ -202,20 +202,23 @@ public final class Executor: Sendable {
 
         for index in needed where !absorbed.contains(index) {
             let step = steps[index]
-            let inputs = OpInputs(
-                step.inputs.map { $0.flatMap { values[$0] } },
-                constant: step.inputs.map { $0.map { constants[$0] != nil } ?? false })
+            var tensors = step.inputs.map { $0.flatMap { values[$0] } }
+            var constant = step.inputs.map { $0.map { constants[$0] != nil } ?? false }
             var op = step.op
             var writer = step
-            var fusedTail: Int?
-            if let fusion = fusions[index], neededSet.contains(fusion.tail), lastUse[fusion.intermediate] != Int.max,
-                !observes(index), !observes(fusion.tail)
+            var fusion: Fusion?
+            if let candidate = fusions[index], candidate.tails.allSatisfy(neededSet.contains),
+                candidate.intermediates.allSatisfy({ lastUse[$0] != Int.max }), !observes(index),
+                !candidate.tails.contains(where: observes)
             {
-                op = fusion.op
-                writer = steps[fusion.tail]
-                absorbed.insert(fusion.tail)
-                fusedTail = fusion.tail
+                fusion = candidate
+                op = candidate.op
+                writer = steps[candidate.writer]
+                absorbed.formUnion(candidate.tails)
+                tensors += candidate.extraInputs.map { values[$0] }
+                constant += candidate.extraInputs.map { constants[$0] != nil }
             }
+            let inputs = OpInputs(tensors, constant: constant)
             let results: [Tensor?]
             do { results = try op.forward(inputs) } catch let error as GraphError {
                 throw error
@@ -233,8 +236,10 @@ public final class Executor: Sendable {
                 values[slot] = result
             }
             observe?(index, inputs, results)
-            for case let slot? in step.inputs where lastUse[slot] == index { values[slot] = nil }
-            finished?(index, fusedTail)
+            for ran in [index] + (fusion?.tails ?? []) {
+                for case let slot? in steps[ran].inputs where lastUse[slot] == ran { values[slot] = nil }
+            }
+            finished?(index, fusion?.label)
         }
         for slot in kept where values[slot] == nil {
             throw GraphError.nodeFailed(node: "tensor '\(tensorName(slot))'", reason: "was not computed")

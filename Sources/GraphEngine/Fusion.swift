@@ -1,7 +1,8 @@
+import ONNXModel
 import TensorCore
 
-// Fusing a node with the activation that alone reads its output, so the activation is applied
-// while the producer's result is still in cache and the intermediate tensor is never stored.
+// Fusing a node with the nodes that alone read its output, so the chain runs in one pass while
+// the producer's result is still in cache and the intermediate tensors are never stored.
 
 /// An activation a producing op can apply to its own output on the way out.
 public enum Activation: Sendable {
@@ -20,33 +21,185 @@ extension ActivationFusing {
     var canFuse: Bool { true }
 }
 
-/// A producer and the activation that is its output's only reader, run as one step.
+/// A producer and the chain of nodes after it, each the only reader of the one before, run as one
+/// step.
 ///
-/// The executor takes a fusion only when nothing else needs the intermediate: it is not fetched
-/// and no reverse pass records either node. Otherwise the two nodes run as written.
+/// The executor takes a fusion only when nothing else needs an intermediate: none is fetched and
+/// no reverse pass records any of the nodes. Otherwise the nodes run as written. A fused op gives
+/// the chain's result bit for bit (the same operations in the same order), or runs the chain's own
+/// ops where its fast path does not apply.
 struct Fusion: Sendable {
-    /// The producer with the activation built in.
+    /// The fused op: it reads the producer's inputs, then ``extraInputs``.
     let op: any Operator
-    /// The index (into the executor's steps) of the absorbed activation node.
-    let tail: Int
-    /// The slot between the two, which a fused run never fills.
-    let intermediate: Int
+    /// The absorbed nodes (indices into the executor's steps), in order.
+    let tails: [Int]
+    /// The absorbed node whose outputs the fused op writes (the last of ``tails``).
+    let writer: Int
+    /// The slots between the nodes, which a fused run never fills.
+    let intermediates: [Int]
+    /// Slots of the absorbed nodes that the fused op reads too (a bias).
+    let extraInputs: [Int]
+    /// `Conv+Relu` style, for profiles.
+    let label: String
 
-    /// Fusions keyed by the producer's step index.
-    static func plan(_ steps: [Executor.Step], graphOutputs: Set<Int>) -> [Int: Fusion] {
-        var readers: [Int: [Int]] = [:]
-        for (index, step) in steps.enumerated() {
-            for case let slot? in Set(step.inputs) { readers[slot, default: []].append(index) }
-        }
+    init(op: any Operator, tails: [Int], intermediates: [Int], extraInputs: [Int] = [], label: String) {
+        (self.op, self.tails, self.intermediates, self.extraInputs, self.label) = (op, tails, intermediates, extraInputs, label)
+        writer = tails.last ?? -1
+    }
+
+    /// Fusions keyed by the producer's step index. `constants` are the initializers by slot.
+    static func plan(_ steps: [Executor.Step], graphOutputs: Set<Int>, constants: [Int: Tensor]) -> [Int: Fusion] {
+        let graph = FusionGraph(steps: steps, graphOutputs: graphOutputs, constants: constants)
         var fusions: [Int: Fusion] = [:]
-        for (index, step) in steps.enumerated() {
-            guard let producer = step.op as? ActivationFusing, producer.canFuse, step.outputs.count == 1, let slot = step.outputs[0],
-                !graphOutputs.contains(slot), let only = readers[slot], only.count == 1
-            else { continue }
-            let tail = steps[only[0]]
-            guard tail.node.domain.isEmpty, tail.node.opType == "Relu", tail.inputs == [slot] else { continue }
-            fusions[index] = Fusion(op: producer.fused(with: .relu), tail: only[0], intermediate: slot)
+        for index in steps.indices {
+            if let fusion = graph.activation(after: index) ?? graph.biasedProduct(at: index) ?? graph.gelu(at: index) {
+                fusions[index] = fusion
+            }
         }
         return fusions
+    }
+}
+
+/// The steps with their readers and constant values, for matching fusion patterns.
+private struct FusionGraph {
+    let steps: [Executor.Step]
+    let graphOutputs: Set<Int>
+    let constants: [Int: Tensor]
+    var readers: [Int: [Int]] = [:]
+    var producers: [Int: Int] = [:]
+
+    init(steps: [Executor.Step], graphOutputs: Set<Int>, constants: [Int: Tensor]) {
+        (self.steps, self.graphOutputs, self.constants) = (steps, graphOutputs, constants)
+        for (index, step) in steps.enumerated() {
+            for case let slot? in Set(step.inputs) { readers[slot, default: []].append(index) }
+            for case let slot? in step.outputs { producers[slot] = index }
+        }
+    }
+
+    /// The only reader of step `index`'s single output, if it is a standard-domain `opType` node.
+    func onlyReader(of index: Int, _ opType: String) -> (index: Int, slot: Int)? {
+        let step = steps[index]
+        guard step.outputs.count == 1, let slot = step.outputs[0], !graphOutputs.contains(slot),
+            let only = readers[slot], only.count == 1, steps[only[0]].node.domain.isEmpty,
+            steps[only[0]].node.opType == opType
+        else { return nil }
+        return (only[0], slot)
+    }
+
+    /// The value of an initializer or of a `Constant` node's output.
+    func constant(_ slot: Int?) -> Tensor? {
+        guard let slot else { return nil }
+        if let tensor = constants[slot] { return tensor }
+        guard let producer = producers[slot], steps[producer].node.opType == "Constant", steps[producer].node.domain.isEmpty,
+            case .tensor(let tensor)? = steps[producer].node.attributes["value"]
+        else { return nil }
+        return tensor
+    }
+
+    /// A one-element float32 constant's value.
+    func scalar(_ slot: Int?) -> Float? {
+        guard let tensor = constant(slot), tensor.count == 1, tensor.dtype == .float32 else { return nil }
+        return try? tensor.scalars(as: Float.self).first
+    }
+
+    /// For a two-input node reading `slot`: its other input, and whether `slot` came first.
+    func other(than slot: Int, in index: Int) -> (slot: Int?, first: Bool)? {
+        let inputs = steps[index].inputs
+        guard inputs.count == 2 else { return nil }
+        if inputs[0] == slot { return (inputs[1], true) }
+        if inputs[1] == slot { return (inputs[0], false) }
+        return nil
+    }
+
+    /// `Conv`/`Add` and the `Relu` that alone reads it.
+    func activation(after index: Int) -> Fusion? {
+        guard let producer = steps[index].op as? ActivationFusing, producer.canFuse,
+            let (tail, slot) = onlyReader(of: index, "Relu"), steps[tail].inputs == [slot]
+        else { return nil }
+        return Fusion(
+            op: producer.fused(with: .relu), tails: [tail], intermediates: [slot],
+            label: steps[index].node.opType + "+Relu")
+    }
+
+    /// `MatMul` and the `Add` of a 1-D initializer (a Linear layer's bias) that alone reads it.
+    func biasedProduct(at index: Int) -> Fusion? {
+        guard steps[index].node.domain.isEmpty, steps[index].node.opType == "MatMul",
+            let (add, slot) = onlyReader(of: index, "Add"), let (biasSlot, productFirst) = other(than: slot, in: add),
+            let biasSlot, let bias = constants[biasSlot], bias.rank == 1
+        else { return nil }
+        let op = BiasedMatMul(product: steps[index].op, add: steps[add].op, productFirst: productFirst)
+        return Fusion(op: op, tails: [add], intermediates: [slot], extraInputs: [biasSlot], label: "MatMul+Add")
+    }
+
+    /// The exporters' exact GELU, `((x · (erf(x / c) + 1)) · 0.5)`, five nodes from `Div` on.
+    func gelu(at index: Int) -> Fusion? {
+        let div = steps[index]
+        guard div.node.domain.isEmpty, div.node.opType == "Div", div.inputs.count == 2, let x = div.inputs[0],
+            let divisor = scalar(div.inputs[1]),
+            let (erf, divided) = onlyReader(of: index, "Erf"),
+            let (add, erfed) = onlyReader(of: erf, "Add"), let (oneSlot, erfFirst) = other(than: erfed, in: add),
+            let one = scalar(oneSlot), let oneConstant = constant(oneSlot),
+            let (mul, added) = onlyReader(of: add, "Mul"), let (xSlot, addedFirst) = other(than: added, in: mul), xSlot == x,
+            let (half, multiplied) = onlyReader(of: mul, "Mul"),
+            let (halfSlot, productFirst) = other(than: multiplied, in: half),
+            let halfValue = scalar(halfSlot), let halfConstant = constant(halfSlot)
+        else { return nil }
+        let op = GELUChain(
+            ops: [div.op, steps[erf].op, steps[add].op, steps[mul].op, steps[half].op], divisor: divisor, one: one,
+            half: halfValue, constants: [oneConstant, halfConstant], erfFirst: erfFirst, addedFirst: addedFirst,
+            productFirst: productFirst)
+        return Fusion(
+            op: op, tails: [erf, add, mul, half], intermediates: [divided, erfed, added, multiplied], label: "Gelu")
+    }
+}
+
+/// `MatMul` then `Add` of a bias: the bias added in the product's stores where the kernels run,
+/// else the two ops as written. Inputs: `A`, `B`, the bias.
+struct BiasedMatMul: Operator {
+    let product: any Operator
+    let add: any Operator
+    /// Whether the product was the `Add`'s first input.
+    let productFirst: Bool
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let bias = try inputs.required(2)
+        let operands = OpInputs(Array(inputs.tensors.prefix(2)), constant: [inputs.isConstant(0), inputs.isConstant(1)])
+        if let fused = try MatMul.withColumnBias(operands, bias: bias, through: product) { return [fused] }
+        let y = try product.forward(operands)[0]
+        return try add.forward(OpInputs(productFirst ? [y, bias] : [bias, y]))
+    }
+}
+
+/// The five-node GELU as one pass where the vector kernels run (the same operations in the same
+/// order, so the same bits), else its five ops as written. Input: `x` and the divisor.
+struct GELUChain: Operator {
+    let ops: [any Operator]
+    let divisor, one, half: Float
+    /// The graph's tensors for `one` and `half`, to replay the chain.
+    let constants: [Tensor]
+    /// Operand orders of the `Add`, the first `Mul` and the last `Mul`, to replay the chain.
+    let erfFirst, addedFirst, productFirst: Bool
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let x = try inputs.required(0)
+        if x.dtype == .float32, VectorKernels.isAvailable, ops.count == 5 {
+            return [
+                try x.withUnsafeBuffer(as: Float.self) { xs in
+                    try Tensor.build(Float.self, shape: x.shape, writesAll: true) { out in
+                        guard let from = xs.baseAddress, let to = out.baseAddress else { return }
+                        VectorKernels.geluChain(from, into: to, count: xs.count, divisor: divisor, one: one, half: half)
+                    }
+                }
+            ]
+        }
+        guard ops.count == 5, constants.count == 2 else { throw OpError("the GELU chain needs its five ops") }
+        func pair(_ variable: Tensor?, _ constant: Tensor, _ variableFirst: Bool) -> OpInputs {
+            OpInputs(variableFirst ? [variable, constant] : [constant, variable])
+        }
+        let divided = try ops[0].forward(inputs)[0]
+        let erfed = try ops[1].forward(OpInputs([divided]))[0]
+        let added = try ops[2].forward(pair(erfed, constants[0], erfFirst))[0]
+        let multiplied = try ops[3].forward(OpInputs(addedFirst ? [added, x] : [x, added]))[0]
+        return try ops[4].forward(pair(multiplied, constants[1], productFirst))
     }
 }

@@ -26,6 +26,16 @@ public enum VectorKernels {
         }
     }
 
+    /// `y[i] = (x[i] · (erf(x[i] / divisor) + one)) · half`: the exporters' five-node GELU in one
+    /// pass, each operation rounded as the separate nodes round it.
+    public static func geluChain(
+        _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, divisor: Float, one: Float, half: Float
+    ) {
+        Parallel.forEach(count, grain: 65_536) { r in
+            sd_gelu_chain(x + r.lowerBound, y + r.lowerBound, r.count, divisor, one, half)
+        }
+    }
+
     /// `out[i] = g[i] · erf′(x[i]) = g[i] · 2/√π · e^(−x[i]²)`.
     public static func erfBackward(
         _ x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int

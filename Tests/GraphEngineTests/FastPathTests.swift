@@ -41,6 +41,41 @@ import Testing
         #expect(try fused.scalars(as: Float.self).contains(0))
     }
 
+    /// `x → MatMul(W) → Add(bias) → h → Div(√2) → Erf → Add(1) → Mul(h) → Mul(0.5) → y`: a
+    /// transformer MLP's first half as the exporters write it, constants as `Constant` nodes.
+    func mlpHalf() throws -> Executor {
+        func constant(_ name: String, _ value: Float) throws -> Node {
+            Node(opType: "Constant", inputs: [], outputs: [name], attributes: ["value": .tensor(try Tensor(shape: [], scalars: [value]))])
+        }
+        return try Executor(model: makeModel(
+            [
+                Node(opType: "MatMul", inputs: ["x", "w"], outputs: ["p"]),
+                Node(opType: "Add", inputs: ["b", "p"], outputs: ["h"]),
+                try constant("root2", 1.4142135), try constant("one", 1), try constant("half", 0.5),
+                Node(opType: "Div", inputs: ["h", "root2"], outputs: ["d"]),
+                Node(opType: "Erf", inputs: ["d"], outputs: ["e"]),
+                Node(opType: "Add", inputs: ["e", "one"], outputs: ["a"]),
+                Node(opType: "Mul", inputs: ["h", "a"], outputs: ["m"]),
+                Node(opType: "Mul", inputs: ["m", "half"], outputs: ["y"]),
+            ],
+            inputs: [ValueInfo(name: "x", shape: [.symbolic("N"), .fixed(13), .fixed(30)])], outputs: ["y"],
+            initializers: ["w": try signed([30, 40], seed: 40), "b": try signed([40], seed: 41)]))
+    }
+
+    @Test(arguments: [1, 2])
+    func fusedLinearBiasAndGELUEqualTheNodesRunApart(_ batch: Int) throws {
+        // 13 rows (BLAS, the bias added after) and 26 (the packed product, the bias in its stores).
+        let executor = try mlpHalf()
+        let x = try signed([batch, 13, 30], seed: 42)
+        let kinds = Set(try executor.profile(["x": x]).map(\.opType))
+        #expect(kinds.isSuperset(of: ["MatMul+Add", "Gelu"]), "\(kinds)")
+        let apart = try #require(try executor.run(["x": x], fetch: ["y", "p", "d", "e", "a", "m"])["y"])
+        let fused = try #require(try executor.run(["x": x])["y"])
+        // The same operations in the same order: bit for bit.
+        #expect(try fused.scalars(as: Float.self) == apart.scalars(as: Float.self))
+        #expect(try fused.scalars(as: Float.self).contains { $0 < 0 })  // GELU's negative lobe
+    }
+
     @Test func batchMergedConvolutionEqualsOneSampleAtATime() throws {
         let executor = try residualBlock()
         let x = try signed([3, 4, 6, 6], seed: 5)

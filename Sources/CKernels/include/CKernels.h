@@ -40,6 +40,9 @@ void sd_gemm(int m, int n, int k, const float *a, long lda, const float *b, long
 void sd_erf(const float *x, float *y, long count);
 /// y = x (1 + erf(x / sqrt 2)) / 2, GELU, for count floats. Only where sd_avx512_available() is 1.
 void sd_gelu(const float *x, float *y, long count);
+/// y = (x * (erf(x / divisor) + one)) * half for count floats: the exporters' five-node GELU,
+/// each operation rounded as the separate nodes round it.
+void sd_gelu_chain(const float *x, float *y, long count, float divisor, float one, float half);
 /// out = g * 2/sqrt(pi) * exp(-x^2), erf's backward, for count floats.
 void sd_erf_backward(const float *x, const float *g, float *out, long count);
 /// out = g * (Phi(x) + x phi(x)), GELU's backward, for count floats.

@@ -151,6 +151,7 @@ struct MatMul: Operator {
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         var a = try inputs.required(0)
         var b = try inputs.required(1)
+        if let y = try packedProduct(a, b, constant: inputs.isConstant(1), bias: nil) { return [y] }
         guard a.dtype == b.dtype else { throw OpError("MatMul inputs have different types: \(a.dtype) and \(b.dtype)") }
         guard a.rank >= 1, b.rank >= 1 else { throw OpError("MatMul inputs must have rank 1 or more") }
         let vectorA = a.rank == 1
@@ -167,22 +168,11 @@ struct MatMul: Operator {
         let output = try Tensor(zeros: a.dtype, shape: shape)
         let batchCount = batch.reduce(1, *)
 
-        let sharedRight = batchB.reduce(1, *) == 1 && batchA == batch
-        let packed =
-            sharedRight
-            ? try packedRight(b, inputs.isConstant(1), packedCache, rows: batchCount * m, depth: k, columns: n, transposed: false)
-            : nil
         func run<T: GEMMScalar>(_ type: T.Type) {
             let pa = a.storage.base.assumingMemoryBound(to: T.self)
             let pb = b.storage.base.assumingMemoryBound(to: T.self)
             let pc = output.storage.base.assumingMemoryBound(to: T.self)
-            if let packed {
-                PackedGEMM.multiply(
-                    m: batchCount * m, n: n, k: k, a: .rowMajor(asFloat(UnsafePointer(pa)), stride: k), b: .packed(packed), c: asMutableFloat(pc),
-                    ldc: n)
-                return
-            }
-            if sharedRight {
+            if batchB.reduce(1, *) == 1 && batchA == batch {
                 // Shared right operand (a Linear layer): fold A's batch axes into its rows.
                 T.gemm(
                     transposeA: false, transposeB: false, m: batchCount * m, n: n, k: k, alpha: 1, a: pa, lda: k,
@@ -214,6 +204,38 @@ struct MatMul: Operator {
         if vectorA { shape.remove(at: shape.count - 2) }
         if vectorB { shape.removeLast() }
         return [try output.reshaped(shape)]
+    }
+}
+
+extension MatMul {
+    /// `A · B (+ bias)` with `B` packed once for ``PackedGEMM`` and the bias added in its stores:
+    /// when `B` is a 2-D float32 initializer that ``packedRight`` packs, `A` has rank 2 or more and
+    /// the bias (if any) is `[n]` float32; else `nil`.
+    func packedProduct(_ a: Tensor, _ b: Tensor, constant: Bool, bias: Tensor?) throws -> Tensor? {
+        guard a.rank >= 2, b.rank == 2, a.dtype == .float32, b.dtype == .float32, a.shape[a.rank - 1] == b.shape[0] else {
+            return nil
+        }
+        let (k, n) = (b.shape[0], b.shape[1])
+        if let bias, bias.dtype != .float32 || bias.shape != [n] { return nil }
+        let rows = a.count / max(k, 1)
+        guard let packed = try packedRight(b, constant, packedCache, rows: rows, depth: k, columns: n, transposed: false) else {
+            return nil
+        }
+        let output = try Tensor(uninitialized: .float32, shape: Array(a.shape.dropLast()) + [n])
+        withExtendedLifetime((a, bias)) {
+            PackedGEMM.multiply(
+                m: rows, n: n, k: k, a: .rowMajor(a.storage.base.assumingMemoryBound(to: Float.self), stride: k),
+                b: .packed(packed), c: output.storage.base.assumingMemoryBound(to: Float.self), ldc: n,
+                columnBias: bias.map { UnsafePointer($0.storage.base.assumingMemoryBound(to: Float.self)) })
+        }
+        return output
+    }
+
+    /// ``packedProduct(_:_:constant:bias:)`` through `op`, a MatMul or a widened one; `nil` where it
+    /// does not apply.
+    static func withColumnBias(_ inputs: OpInputs, bias: Tensor, through op: any Operator) throws -> Tensor? {
+        guard let matmul = (op as? MatMul) ?? ((op as? HalfPrecision)?.inner as? MatMul) else { return nil }
+        return try matmul.packedProduct(inputs.required(0), inputs.required(1), constant: inputs.isConstant(1), bias: bias)
     }
 }
 
