@@ -1,21 +1,18 @@
 import CKernels
-import Foundation
 
 /// Single-precision matrix products through our AVX-512 micro-kernels, with either operand packed
 /// once (a layer's weights) and reused by every call.
 ///
 /// OpenBLAS repacks both operands on every call and cannot fuse a bias or ReLU into its stores;
-/// these kernels read weights packed at load and apply the epilogue while the tile is in
-/// registers. Each element of `C` is summed in depth order, whatever the shapes, the operands'
+/// these kernels read weights packed once (on a node's first run) and apply the epilogue while
+/// the tile is in registers. Each element of `C` is summed in depth order, whatever the shapes, the operands'
 /// forms and the split over threads, so a column's result never depends on the columns computed
 /// with it (a sample's output does not depend on its batch).
 ///
-/// Where the CPU lacks AVX-512, or `SHORTCUT_DETECT_GEMM=blas` is set, ``isAvailable`` is false
-/// and callers use ``BLAS``.
+/// Where ``CPUKernels/avx512`` is false, ``isAvailable`` is too and callers use ``BLAS``.
 public enum PackedGEMM {
-    /// Whether the kernels run on this machine (and were not switched off by the environment).
-    public static let isAvailable: Bool =
-        sd_avx512_available() == 1 && ProcessInfo.processInfo.environment["SHORTCUT_DETECT_GEMM"] != "blas"
+    /// Whether the kernels run in this process (``CPUKernels/avx512``).
+    public static var isAvailable: Bool { CPUKernels.avx512 }
 
     /// Rows of a left operand's micro-panel, and columns of a right operand's.
     static let panelRows = Int(SD_GEMM_MR)

@@ -1,10 +1,20 @@
 import CKernels
+import Foundation
+
+/// Which of our CPU-specific kernels (the `CKernels` target) this process runs.
+public enum CPUKernels {
+    /// The AVX-512 kernels run: the CPU has AVX-512 and `SHORTCUT_DETECT_KERNELS=portable` is not
+    /// set. Otherwise every product goes through the BLAS and every element-wise loop stays in
+    /// Swift (the test script runs the suite both ways).
+    public static let avx512 =
+        sd_avx512_available() == 1 && ProcessInfo.processInfo.environment["SHORTCUT_DETECT_KERNELS"] != "portable"
+}
 
 /// Element-wise float32 kernels in AVX-512, for the transcendental functions whose Swift loops
 /// stay at SSE2's four lanes (the package builds for the baseline CPU).
 public enum VectorKernels {
-    /// Whether this CPU runs them; callers otherwise use their Swift loops.
-    public static let isAvailable = sd_avx512_available() == 1
+    /// Whether they run (``CPUKernels/avx512``); callers otherwise use their Swift loops.
+    public static var isAvailable: Bool { CPUKernels.avx512 }
 
     /// `y[i] = erf(x[i])`, the same rational approximation as the Swift kernel (error ≤ 4.1e-7).
     public static func erf(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
