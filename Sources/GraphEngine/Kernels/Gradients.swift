@@ -32,6 +32,12 @@ extension Tensor {
         if dtype == .float16 {
             return try converted(to: .float32).adding(other.converted(to: .float32)).converted(to: .float16)
         }
+        // float32 through Add's specialized kernel (the generic loop below is a witness call per element).
+        if dtype == .float32, other.dtype == .float32,
+            let sum = try BinaryArithmetic(name: "gradient", kind: .add).forward(OpInputs([self, other]))[0]
+        {
+            return sum
+        }
         func run<T: ArithmeticScalar>(_ type: T.Type) throws -> Tensor { try broadcastBinary(self, other, as: T.self, T.add) }
         return try withArithmeticType(dtype, "gradient") { try run($0) }
     }

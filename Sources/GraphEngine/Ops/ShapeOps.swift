@@ -456,6 +456,8 @@ extension Gather: DifferentiableOperator {
                 }
             }
         }
+        // float32 by name so `run` is specialized (opened from the existential it stays generic).
+        if g.dtype == .float32 { return [try run(Float.self), nil] }
         return [try withFloatType(g.dtype, "Gather") { try run($0) }, nil]
     }
 }
