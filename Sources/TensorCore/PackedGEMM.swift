@@ -69,7 +69,13 @@ public enum PackedGEMM {
         throws -> PackedMatrix
     {
         let packed = try PackedMatrix(.left, rows: m, columns: k, count: sd_gemm_packed_a_count(Int32(m), Int32(k)))
-        sd_gemm_pack_a(Int32(m), Int32(k), a, rowStride, depthStride, packed.mutableBase)
+        let out = packed.mutableBase
+        // Panels are independent: whole panels per thread (a model's first run packs all its weights).
+        Parallel.forEach((m + panelRows - 1) / panelRows, grain: max(1, (1 << 16) / max(panelRows * k, 1))) { panels in
+            let first = panels.lowerBound * panelRows
+            let rows = min(m, panels.upperBound * panelRows) - first
+            sd_gemm_pack_a(Int32(rows), Int32(k), a + first * rowStride, rowStride, depthStride, out + first * k)
+        }
         return packed
     }
 
@@ -78,7 +84,12 @@ public enum PackedGEMM {
         right b: UnsafePointer<Float>, depth k: Int, columns n: Int, depthStride: Int, columnStride: Int = 1
     ) throws -> PackedMatrix {
         let packed = try PackedMatrix(.right, rows: k, columns: n, count: sd_gemm_packed_b_count(Int32(k), Int32(n)))
-        sd_gemm_pack_b(Int32(k), Int32(n), b, depthStride, columnStride, packed.mutableBase)
+        let out = packed.mutableBase
+        Parallel.forEach((n + panelColumns - 1) / panelColumns, grain: max(1, (1 << 16) / max(panelColumns * k, 1))) { panels in
+            let first = panels.lowerBound * panelColumns
+            let columns = min(n, panels.upperBound * panelColumns) - first
+            sd_gemm_pack_b(Int32(k), Int32(columns), b + first * columnStride, depthStride, columnStride, out + first * k)
+        }
         return packed
     }
 }
