@@ -27,6 +27,8 @@ public final class Executor: Sendable {
         let op: any Operator
         let inputs: [Int?]
         let outputs: [Int?]
+        /// Which inputs are initializers (``OpInputs/isConstant(_:)``).
+        let constantInputs: [Bool]
     }
 
     /// Validates `model` and builds an operator for every node with `registry`.
@@ -61,6 +63,8 @@ public final class Executor: Sendable {
             throw GraphError.unsupportedOperators(unsupported.map { ($0.label, $0.opType) })
         }
 
+        var constants: [Int: Tensor] = [:]
+        for (name, tensor) in graph.initializers { if let slot = slots[name] { constants[slot] = tensor } }
         var steps: [Step] = []
         var producer = [Int?](repeating: nil, count: slots.count)
         for index in order {
@@ -75,10 +79,12 @@ public final class Executor: Sendable {
             }
             let outputs = node.outputs.map { $0.isEmpty ? nil : slots[$0] }
             for case let slot? in outputs { producer[slot] = steps.count }
-            steps.append(Step(node: node, op: op, inputs: node.inputs.map { $0.isEmpty ? nil : slots[$0] }, outputs: outputs))
+            let inputs = node.inputs.map { $0.isEmpty ? nil : slots[$0] }
+            steps.append(
+                Step(
+                    node: node, op: op, inputs: inputs, outputs: outputs,
+                    constantInputs: inputs.map { $0.map { constants[$0] != nil } ?? false }))
         }
-        var constants: [Int: Tensor] = [:]
-        for (name, tensor) in graph.initializers { if let slot = slots[name] { constants[slot] = tensor } }
 
         self.model = model
         self.steps = steps
@@ -203,7 +209,7 @@ public final class Executor: Sendable {
         for index in needed where !absorbed.contains(index) {
             let step = steps[index]
             var tensors = step.inputs.map { $0.flatMap { values[$0] } }
-            var constant = step.inputs.map { $0.map { constants[$0] != nil } ?? false }
+            var constant = step.constantInputs
             var op = step.op
             var writer = step
             var fusion: Fusion?

@@ -48,19 +48,21 @@ public enum PackedGEMM {
                 rowBias.map { $0 + rows.lowerBound }, columnBias.map { $0 + columns.lowerBound }, relu ? 1 : 0)
         }
         guard threaded, Parallel.width > 1 else { return part(0..<m, 0..<n) }
-        // Parts of at least ~1 M multiply-adds, cut on panel boundaries (a packed operand's
-        // panels cannot be entered in the middle).
+        // Parts of at least ~1 M multiply-adds.
         let minimumElements = max(1, (1 << 20) / max(k, 1))
         if n >= m {
-            let units = (n + panelColumns - 1) / panelColumns
-            Parallel.forEach(units, grain: max(1, minimumElements / (m * panelColumns))) { range in
-                part(0..<m, range.lowerBound * panelColumns..<min(n, range.upperBound * panelColumns))
-            }
+            forEachPanelRange(n, panel: panelColumns, minimum: minimumElements / m) { part(0..<m, $0) }
         } else {
-            let units = (m + panelRows - 1) / panelRows
-            Parallel.forEach(units, grain: max(1, minimumElements / (n * panelRows))) { range in
-                part(range.lowerBound * panelRows..<min(m, range.upperBound * panelRows), 0..<n)
-            }
+            forEachPanelRange(m, panel: panelRows, minimum: minimumElements / n) { part($0, 0..<n) }
+        }
+    }
+
+    /// Calls `body` on disjoint ranges covering `0..<count`, cut on multiples of `panel` (a packed
+    /// operand's panels cannot be entered in the middle) and split over ``Parallel``'s threads, with
+    /// at least `minimum` elements (rounded down to whole panels, one at least) per part.
+    private static func forEachPanelRange(_ count: Int, panel: Int, minimum: Int, _ body: (Range<Int>) -> Void) {
+        Parallel.forEach((count + panel - 1) / panel, grain: max(1, minimum / panel)) { panels in
+            body(panels.lowerBound * panel..<min(count, panels.upperBound * panel))
         }
     }
 
@@ -71,10 +73,10 @@ public enum PackedGEMM {
         let packed = try PackedMatrix(.left, rows: m, columns: k, count: sd_gemm_packed_a_count(Int32(m), Int32(k)))
         let out = packed.mutableBase
         // Panels are independent: whole panels per thread (a model's first run packs all its weights).
-        Parallel.forEach((m + panelRows - 1) / panelRows, grain: max(1, (1 << 16) / max(panelRows * k, 1))) { panels in
-            let first = panels.lowerBound * panelRows
-            let rows = min(m, panels.upperBound * panelRows) - first
-            sd_gemm_pack_a(Int32(rows), Int32(k), a + first * rowStride, rowStride, depthStride, out + first * k)
+        forEachPanelRange(m, panel: panelRows, minimum: (1 << 16) / max(k, 1)) { rows in
+            sd_gemm_pack_a(
+                Int32(rows.count), Int32(k), a + rows.lowerBound * rowStride, rowStride, depthStride,
+                out + rows.lowerBound * k)
         }
         return packed
     }
@@ -85,10 +87,10 @@ public enum PackedGEMM {
     ) throws -> PackedMatrix {
         let packed = try PackedMatrix(.right, rows: k, columns: n, count: sd_gemm_packed_b_count(Int32(k), Int32(n)))
         let out = packed.mutableBase
-        Parallel.forEach((n + panelColumns - 1) / panelColumns, grain: max(1, (1 << 16) / max(panelColumns * k, 1))) { panels in
-            let first = panels.lowerBound * panelColumns
-            let columns = min(n, panels.upperBound * panelColumns) - first
-            sd_gemm_pack_b(Int32(k), Int32(columns), b + first * columnStride, depthStride, columnStride, out + first * k)
+        forEachPanelRange(n, panel: panelColumns, minimum: (1 << 16) / max(k, 1)) { columns in
+            sd_gemm_pack_b(
+                Int32(k), Int32(columns.count), b + columns.lowerBound * columnStride, depthStride, columnStride,
+                out + columns.lowerBound * k)
         }
         return packed
     }

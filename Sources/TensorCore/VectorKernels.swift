@@ -50,14 +50,14 @@ public enum VectorKernels {
     public static func erfBackward(
         _ x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int
     ) {
-        Parallel.forEach(count, grain: 65_536) { r in sd_erf_backward(x + r.lowerBound, g + r.lowerBound, out + r.lowerBound, r.count) }
+        map(x, g, out, count, sd_erf_backward)
     }
 
     /// `out[i] = g[i] · GELU′(x[i]) = g[i] · (Φ(x) + x φ(x))`.
     public static func geluBackward(
         _ x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int
     ) {
-        Parallel.forEach(count, grain: 65_536) { r in sd_gelu_backward(x + r.lowerBound, g + r.lowerBound, out + r.lowerBound, r.count) }
+        map(x, g, out, count, sd_gelu_backward)
     }
 
     private static func map(
@@ -66,6 +66,16 @@ public enum VectorKernels {
     ) {
         Parallel.forEach(count, grain: 65_536) { range in
             kernel(x + range.lowerBound, y + range.lowerBound, range.count)
+        }
+    }
+
+    /// ``map(_:_:_:_:)`` for kernels of two inputs.
+    private static func map(
+        _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ count: Int,
+        _ kernel: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void
+    ) {
+        Parallel.forEach(count, grain: 65_536) { range in
+            kernel(x + range.lowerBound, g + range.lowerBound, out + range.lowerBound, range.count)
         }
     }
 }
