@@ -182,7 +182,9 @@ struct GELUChain: Operator {
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
-        if x.dtype == .float32, VectorKernels.isAvailable, ops.count == 5 {
+        // One-element constants of higher rank than `x` would broadcast it to more axes: the ops do that.
+        let sameShape = ([inputs[1]] + constants).allSatisfy { ($0?.rank ?? 0) <= x.rank }
+        if x.dtype == .float32, VectorKernels.isAvailable, ops.count == 5, sameShape {
             return [
                 try x.withUnsafeBuffer(as: Float.self) { xs in
                     try Tensor.build(Float.self, shape: x.shape, writesAll: true) { out in
