@@ -55,7 +55,16 @@ SUPPORTED_OPS = frozenset(
     """Conv Gemm MatMul Add Sub Mul Div Pow Sqrt Erf Exp Mod Neg Relu Sigmoid Tanh Clip Gelu Softmax
     MaxPool AveragePool GlobalAveragePool ReduceMean BatchNormalization LayerNormalization Attention
     Flatten Reshape Transpose Concat Split Slice Gather Squeeze Unsqueeze Expand Shape ConstantOfShape
-    Constant Identity Dropout Cast Where Equal""".split()
+    Constant Identity Dropout Cast Where Equal GlobalMaxPool LogSoftmax
+    HardSigmoid HardSwish LeakyRelu PRelu Elu Selu Celu Softplus Softsign Mish ThresholdedRelu Shrink
+    Abs Log Reciprocal Floor Ceil Round Sign Sin Cos Min Max Mean Sum Greater Less GreaterOrEqual
+    LessOrEqual And Or Xor Not IsNaN IsInf
+    ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceLogSumExp ReduceSumSquare ReduceSum ArgMax
+    ArgMin TopK CumSum
+    Pad Range Tile ScatterND ScatterElements GatherElements GatherND OneHot Trilu NonZero DepthToSpace
+    SpaceToDepth Size Einsum Upsample Resize
+    ConvTranspose InstanceNormalization GroupNormalization LRN LpNormalization MeanVarianceNormalization
+    LSTM GRU RNN QuantizeLinear DequantizeLinear""".split()
 )
 BIG_TEST_BYTES = 100_000
 SIZE_WARN_BYTES = 3_000_000
