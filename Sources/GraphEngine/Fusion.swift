@@ -47,7 +47,7 @@ struct Fusion: Sendable {
         writer = tails.last ?? -1
     }
 
-    /// Fusions keyed by the producer's step index. `constants` are the initializers by slot.
+    /// Fusions keyed by the producer's step index. `constants` are the executor's constants by slot.
     static func plan(_ steps: [Executor.Step], graphOutputs: Set<Int>, constants: [Int: Tensor]) -> [Int: Fusion] {
         let graph = FusionGraph(steps: steps, graphOutputs: graphOutputs, constants: constants)
         var fusions: [Int: Fusion] = [:]
@@ -66,13 +66,11 @@ private struct FusionGraph {
     let graphOutputs: Set<Int>
     let constants: [Int: Tensor]
     var readers: [Int: [Int]] = [:]
-    var producers: [Int: Int] = [:]
 
     init(steps: [Executor.Step], graphOutputs: Set<Int>, constants: [Int: Tensor]) {
         (self.steps, self.graphOutputs, self.constants) = (steps, graphOutputs, constants)
         for (index, step) in steps.enumerated() {
             for case let slot? in Set(step.inputs) { readers[slot, default: []].append(index) }
-            for case let slot? in step.outputs { producers[slot] = index }
         }
     }
 
@@ -86,15 +84,8 @@ private struct FusionGraph {
         return (only[0], slot)
     }
 
-    /// The value of an initializer or of a `Constant` node's output.
-    func constant(_ slot: Int?) -> Tensor? {
-        guard let slot else { return nil }
-        if let tensor = constants[slot] { return tensor }
-        guard let producer = producers[slot], steps[producer].node.opType == "Constant", steps[producer].node.domain.isEmpty,
-            case .tensor(let tensor)? = steps[producer].node.attributes["value"]
-        else { return nil }
-        return tensor
-    }
+    /// The value of a constant: an initializer, a `Constant` node's output or a folded one.
+    func constant(_ slot: Int?) -> Tensor? { slot.flatMap { constants[$0] } }
 
     /// A one-element float32 constant's value.
     func scalar(_ slot: Int?) -> Float? {
@@ -121,11 +112,11 @@ private struct FusionGraph {
             label: steps[index].node.opType + "+Relu")
     }
 
-    /// `MatMul` and the `Add` of a 1-D initializer (a Linear layer's bias) that alone reads it.
+    /// `MatMul` and the `Add` of a 1-D constant (a Linear layer's bias) that alone reads it.
     func biasedProduct(at index: Int) -> Fusion? {
         guard steps[index].node.domain.isEmpty, steps[index].node.opType == "MatMul",
             let (add, slot) = onlyReader(of: index, "Add"), let (biasSlot, productFirst) = other(than: slot, in: add),
-            let biasSlot, let bias = constants[biasSlot], bias.rank == 1
+            let bias = constant(biasSlot), let biasSlot, bias.rank == 1
         else { return nil }
         let op = BiasedMatMul(product: steps[index].op, add: steps[add].op, productFirst: productFirst)
         return Fusion(op: op, tails: [add], intermediates: [slot], extraInputs: [biasSlot], label: "MatMul+Add")
