@@ -39,8 +39,8 @@ public final class Executor: Sendable {
     /// Validates `model`, builds an operator for every node with `registry`, and folds constants.
     ///
     /// - Parameter foldConstants: Evaluate nodes whose inputs are all constant once, now (see
-    ///   ``ConstantFolder``); `false` runs them on every run, as written (`Constant` nodes are
-    ///   always read at load).
+    ///   ``foldedTensors``, and ``constantFoldingLimit`` for the size limit); `false` runs them on
+    ///   every run, as written (`Constant` nodes are always read at load).
     public init(model: Model, registry: OpRegistry = .standard, foldConstants: Bool = true) throws {
         guard let opset = model.defaultOpset else { throw GraphError.missingOpset }
         let graph = model.graph

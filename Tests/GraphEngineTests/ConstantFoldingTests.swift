@@ -198,6 +198,29 @@ struct ConstancyProbe: Operator {
         #expect(errorText { try unfolded.run(["x": try Tensor(zeros: .float32, shape: [6])]) }.contains("node '/head/Reshape' (Reshape) failed"))
     }
 
+    /// `Size` (where a registry has it) and `Shape` of a fixed-size input read its declared
+    /// shape at load; of a free-size input they wait for the feed.
+    @Test func shapeReadersOfFixedInputsFold() throws {
+        struct ElementCount: Operator {
+            func forward(_ inputs: OpInputs) throws -> [Tensor?] { [Tensor(scalar: Int64(try inputs.required(0).count))] }
+        }
+        var registry = OpRegistry.standard
+        registry.register("Size") { _ in ElementCount() }
+        func model(_ batch: ONNXModel.Dimension) -> Model {
+            makeModel(
+                [
+                    Node(opType: "Size", inputs: ["x"], outputs: ["n"]),
+                    Node(opType: "Shape", inputs: ["x"], outputs: ["s"], attributes: ["start": .int(1)]),
+                ],
+                inputs: [ValueInfo(name: "x", shape: [batch, .fixed(5)])], outputs: ["n", "s"])
+        }
+        let fixed = try Executor(model: model(.fixed(3)), registry: registry)
+        #expect(fixed.foldedTensors == ["n", "s"])
+        let result = try fixed.run(["x": try Tensor(zeros: .float32, shape: [3, 5])])
+        #expect(try result["n"]?.integers() == [15] && result["s"]?.integers() == [5])
+        #expect(try Executor(model: model(.symbolic("N")), registry: registry).foldedTensors.isEmpty)
+    }
+
     /// Ops that draw random numbers run on every run, however constant their inputs.
     @Test func randomOpsAreNeverFolded() throws {
         var registry = OpRegistry.standard
