@@ -12,6 +12,10 @@ Each one is exported four ways:
     <arch>_dynNN  dynamo exporter at the highest opset in HIGH_OPSETS that the
                   exporter really writes and onnxruntime loads and runs correctly
 
+An architecture whose dynamo export needs an op the engine does not have yet
+leaves the two dynamo exports out (Arch.skip_dynamo, recorded with its reason
+under "skipped" in the manifest).
+
 For each exported model the golden values come from onnxruntime (CPU, graph
 optimisations disabled): the final logits plus a few intermediate tensors,
 located by module scope and cross-checked against PyTorch forward hooks.

@@ -9,7 +9,8 @@ struct GradCAMCommand: ParsableCommand {
         abstract: "Compute class activation maps for image files or a NumPy batch.",
         discussion: """
             With --image/--images, each image is preprocessed as torchvision does (resize the shorter
-            side, centre-crop to the model's input size, normalize) and OUT/<stem>.png gets the heatmap
+            side, centre-crop to the model's input size, or to --size HxW where the model leaves it free,
+            normalize) and OUT/<stem>.png gets the heatmap
             drawn over it (OUT/<stem>.npy with --save-npy, OUT/<stem>_panel.png with --panel).
             With --input IN.npy (already preprocessed, [N, C, H, W]), --output HEAT.npy gets float32
             [N, H, W] heatmaps (guided-backprop and guided-gradcam write [N, H, W, 3]) and --raw the

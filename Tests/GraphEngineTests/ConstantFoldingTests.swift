@@ -1,5 +1,5 @@
 import Foundation
-import GraphEngine
+@testable import GraphEngine
 import ONNXModel
 import TensorCore
 import TestSupport
@@ -182,6 +182,33 @@ struct ConstancyProbe: Operator {
         #expect(executor.foldedTensors == ["zerosSmall"])
         let outer = try executor.run(["x": try Tensor(zeros: .float32, shape: [4, 4])], fetch: ["outer"])["outer"]
         #expect(outer?.shape == [side, side])
+    }
+
+    /// Ops sized by their input values (including those other registries add) are sized before
+    /// they run; those that cannot be sized beforehand wait for run time.
+    @Test func valueSizedOpsAreSizedBeforeRunning() throws {
+        let side = Int(Double(Executor.constantFoldingLimit / 4).squareRoot()) + 1
+        let x = try Tensor(zeros: .float32, shape: [1, side])
+        func fits(_ op: String, _ inputs: [Tensor?], attributes: [String: Attribute] = [:]) -> Bool {
+            ConstantFolder.fitsBeforeRunning(Node(opType: op, inputs: [], outputs: ["y"], attributes: attributes), inputs)
+        }
+        #expect(fits("Tile", [x, try int64s([2, 1])]))
+        #expect(!fits("Tile", [x, try int64s([side, 1])]))
+        #expect(!fits("Tile", [x, try int64s([-1, 1])]))
+        #expect(!fits("Tile", [x, try int64s([Int.max, 2])]))
+        func scalar(_ value: Float) -> Tensor { Tensor(scalar: value) }
+        #expect(fits("Range", [scalar(0), scalar(10), scalar(0.5)]))
+        #expect(fits("Range", [scalar(10), scalar(0), scalar(1)]))  // empty
+        #expect(!fits("Range", [scalar(0), scalar(1e9), scalar(1)]))
+        #expect(!fits("Range", [scalar(0), scalar(1), scalar(0)]))
+        #expect(!fits("Range", [scalar(-.infinity), scalar(0), scalar(1)]))
+        // The fill value's type sets ConstantOfShape's size: 3M float32 values fit, 3M float64 ones do not.
+        let shape = try int64s([3 << 20])
+        #expect(fits("ConstantOfShape", [shape]))
+        #expect(!fits("ConstantOfShape", [shape], attributes: ["value": .tensor(Tensor(scalar: Double(1)))]))
+        #expect(!fits("Expand", [x, try int64s([side, 1])]))
+        #expect(!fits("Resize", [x]))
+        #expect(fits("Transpose", [x]))
     }
 
     /// A node with constant inputs that cannot work fails at load, naming the node.
