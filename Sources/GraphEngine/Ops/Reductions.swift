@@ -357,6 +357,8 @@ extension Reduce: DifferentiableOperator {
                             case .logSumExp: for k in 0..<length { dx[i + k] = T.exp(x[i + k] - y[o + k * s]) * g[o + k * s] }
                             case .maximum, .minimum:
                                 for k in 0..<length {
+                                    // `share * 0`, not 0: with no tie (a NaN maximum) the share is
+                                    // infinite or NaN and so is every gradient, as in PyTorch.
                                     let share = g[o + k * s] / T(ties[o + k * s])
                                     dx[i + k] = x[i + k] == y[o + k * s] ? share : share * 0
                                 }
