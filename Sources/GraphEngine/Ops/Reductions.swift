@@ -164,9 +164,7 @@ extension Reduce: DifferentiableOperator {
         let shape = try step.inputShape(0)
         let layout = try axes.layout(shape, axesInput: step.inputs.dropFirst().first ?? nil)
         switch g.dtype {
-        case _ where kind == .sum:
-            return [try stridedCopy(g.reshaped(layout.kept), shape: shape, strides: Shape.broadcastStrides(layout.kept, to: shape))]
-        case .float32: return [try gradient(step, g, layout, shape, as: Float.self)]
+        case .float32: return [try gradient(step, g, layout, shape, as: Float.self)]  // by name, so the loops specialize
         case .float64: return [try gradient(step, g, layout, shape, as: Double.self)]
         default: throw OpError("\(kind.name) gradients need float32 or float64, got \(g.dtype)")
         }
@@ -175,46 +173,52 @@ extension Reduce: DifferentiableOperator {
     private func gradient<T: FloatKernelScalar & ReducibleScalar>(
         _ step: BackwardStep, _ gradient: Tensor, _ layout: ReductionLayout, _ shape: [Int], as type: T.Type
     ) throws -> Tensor {
-        let x = kind == .mean ? gradient : try step.input(0)  // the mean reads no input
+        let x = kind == .sum || kind == .mean ? gradient : try step.input(0)  // sum and mean read no input
         let y = [.l2, .logSumExp, .maximum, .minimum].contains(kind) ? try step.output(0) : gradient
         // Per output element: how many inputs share a max/min, or ReduceProd's zeros and other factors.
         let ties = kind == .maximum || kind == .minimum ? try tieCounts(x, y, layout, as: T.self) : []
         let factors = kind == .product ? try layout.fold(x, ZerosAndProductFold<T>.self) : []
+        let scale = 1 / T(max(layout.reducedCount, 1))
         return try gradient.withUnsafeBuffer(as: T.self) { g in
             try x.withUnsafeBuffer(as: T.self) { x in
                 try y.withUnsafeBuffer(as: T.self) { y in
-                    try Tensor.build(T.self, shape: shape, writesAll: true) { dx in
-                        layout.forEachRow { i, o, s, length in
-                            switch kind {
-                            case .sum: for k in 0..<length { dx[i + k] = g[o + k * s] }
-                            case .mean:
-                                let scale = 1 / T(max(layout.reducedCount, 1))
-                                for k in 0..<length { dx[i + k] = g[o + k * s] * scale }
-                            case .sumSquare: for k in 0..<length { dx[i + k] = 2 * x[i + k] * g[o + k * s] }
-                            case .l1:
-                                for k in 0..<length {
-                                    let v = x[i + k]
-                                    dx[i + k] = v > 0 ? g[o + k * s] : v < 0 ? -g[o + k * s] : 0
-                                }
-                            case .l2:
-                                for k in 0..<length {
-                                    let norm = y[o + k * s]
-                                    dx[i + k] = norm == 0 ? 0 : x[i + k] / norm * g[o + k * s]
-                                }
-                            case .logSumExp: for k in 0..<length { dx[i + k] = T.exp(x[i + k] - y[o + k * s]) * g[o + k * s] }
-                            case .maximum, .minimum:
-                                for k in 0..<length {
-                                    // `share * 0`, not 0: with no tie (a NaN maximum) the share is
-                                    // infinite or NaN and so is every gradient, as in PyTorch.
-                                    let share = g[o + k * s] / T(ties[o + k * s])
-                                    dx[i + k] = x[i + k] == y[o + k * s] ? share : share * 0
-                                }
-                            case .product:
-                                for k in 0..<length {
-                                    let (zeros, others) = factors[o + k * s]
-                                    let v = x[i + k]
-                                    let product: T = zeros == 0 ? T(accumulated: T.Accumulator.divide(others, v.accumulated)) : zeros == 1 && v == 0 ? T(accumulated: others) : 0
-                                    dx[i + k] = product * g[o + k * s]
+                    try ties.withUnsafeBufferPointer { ties in
+                        try factors.withUnsafeBufferPointer { factors in
+                            try Tensor.build(T.self, shape: shape, writesAll: true) { dx in
+                                // One switch per row, so each row is a plain loop.
+                                layout.forEachRow { i, o, s, length in
+                                    switch kind {
+                                    case .sum: for k in 0..<length { dx[i + k] = g[o + k * s] }
+                                    case .mean: for k in 0..<length { dx[i + k] = g[o + k * s] * scale }
+                                    case .sumSquare: for k in 0..<length { dx[i + k] = 2 * x[i + k] * g[o + k * s] }
+                                    case .l1:
+                                        for k in 0..<length {
+                                            let v = x[i + k]
+                                            dx[i + k] = v > 0 ? g[o + k * s] : v < 0 ? -g[o + k * s] : 0
+                                        }
+                                    case .l2:
+                                        for k in 0..<length {
+                                            let norm = y[o + k * s]
+                                            dx[i + k] = norm == 0 ? 0 : x[i + k] / norm * g[o + k * s]
+                                        }
+                                    case .logSumExp:
+                                        for k in 0..<length { dx[i + k] = T.exp(x[i + k] - y[o + k * s]) * g[o + k * s] }
+                                    case .maximum, .minimum:
+                                        for k in 0..<length {
+                                            // `share * 0`, not 0: with no tie (a NaN maximum) the share
+                                            // is infinite or NaN and so is every gradient, as in PyTorch.
+                                            let share = g[o + k * s] / T(ties[o + k * s])
+                                            dx[i + k] = x[i + k] == y[o + k * s] ? share : share * 0
+                                        }
+                                    case .product:
+                                        for k in 0..<length {
+                                            let (zeros, others) = factors[o + k * s]
+                                            let v = x[i + k]
+                                            let rest: T.Accumulator =
+                                                zeros == 0 ? T.Accumulator.divide(others, v.accumulated) : zeros == 1 && v == 0 ? others : .zero
+                                            dx[i + k] = T(accumulated: rest) * g[o + k * s]
+                                        }
+                                    }
                                 }
                             }
                         }
