@@ -181,7 +181,11 @@ extension IndexedSlices {
         func move<E>(_ type: E.Type) {
             let source = updates.storage.base.assumingMemoryBound(to: E.self)
             let destination = output.storage.base.assumingMemoryBound(to: E.self)
-            for t in offsets.indices { (destination + offsets[t]).update(from: source + t * size, count: size) }
+            if size == 1 {  // element by element: a plain loop rather than a copy call per element
+                for t in offsets.indices { destination[offsets[t]] = source[t] }
+            } else {
+                for t in offsets.indices { (destination + offsets[t]).update(from: source + t * size, count: size) }
+            }
         }
         func combine<T: ArithmeticScalar>(_ type: T.Type) {
             let u = updates.storage.base.assumingMemoryBound(to: T.self)
@@ -233,10 +237,10 @@ extension IndexedSlices {
             let dData = data.storage.base.assumingMemoryBound(to: E.self)
             let dUpdates = updates.storage.base.assumingMemoryBound(to: E.self)
             for t in offsets.indices where owner[offsets[t] / size] == t {
-                (dUpdates + t * size).update(from: g + offsets[t], count: size)
+                for e in 0..<size { dUpdates[t * size + e] = g[offsets[t] + e] }
             }
             // Every float type's zero is all-zero bits.
-            for t in offsets.indices { (dData + offsets[t]).update(repeating: 0, count: size) }
+            for t in offsets.indices { for e in 0..<size { dData[offsets[t] + e] = 0 } }
         }
         withExtendedLifetime(gradient) { moving(gradient.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
         return (data, updates)
