@@ -12,10 +12,6 @@ Each one is exported four ways:
     <arch>_dynNN  dynamo exporter at the highest opset in HIGH_OPSETS that the
                   exporter really writes and onnxruntime loads and runs correctly
 
-An architecture whose dynamo export needs an op the engine does not have yet
-leaves the two dynamo exports out (Arch.skip_dynamo, recorded with its reason
-under "skipped" in the manifest).
-
 For each exported model the golden values come from onnxruntime (CPU, graph
 optimisations disabled): the final logits plus a few intermediate tensors,
 located by module scope and cross-checked against PyTorch forward hooks.
@@ -212,8 +208,6 @@ class Arch:
     targets: list
     seed: int
     notes: list = field(default_factory=list)
-    # Why the dynamo exports are left out, when they are (an op the engine does not have yet).
-    skip_dynamo: str = ""
 
 
 def _vgg_last_relu(model) -> str:
@@ -319,8 +313,6 @@ ARCHS = [
         32,
         [("features.1", "output"), ("features.3", "output"), ("classifier.2", "input")],
         110,
-        skip_dynamo="the dynamo exporter writes the pooled head (as_strided) as Range(0, batch) + Gather, and Range is one of "
-        "the ops issue 11 adds; export it once Range is in the engine",
     ),
 ]
 
@@ -715,12 +707,9 @@ def main() -> int:
             proto = onnx.load(str(path))
             process_export(arch, model, x, name, "torchscript", opset, proto, notes, models)
 
-        dyn_opsets = [] if arch.skip_dynamo else [18]
+        dyn_opsets = [18]
         high_tried = []
-        if arch.skip_dynamo:
-            print(f"  {arch.name}_dyn*: SKIPPED: {arch.skip_dynamo}")
-            skipped.append({"name": f"{arch.name}_dyn*", "arch": arch.name, "exporter": "dynamo", "reason": arch.skip_dynamo})
-        for opset in () if arch.skip_dynamo else HIGH_OPSETS:
+        for opset in HIGH_OPSETS:
             try:
                 proto = export_dynamo(model, x, opset)
                 fl.ort_session(proto.SerializeToString())  # loads?

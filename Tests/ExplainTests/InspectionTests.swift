@@ -39,7 +39,7 @@ import Testing
     /// torchvision's ConvNeXt ends in a channels-last LayerNorm on the pooled `[1, 1, 1, C]`
     /// vector (`classifier.0`); the suggestion is the last stage's map instead.
     @Test func convNeXtSuggestsTheLastStageNotThePooledNorm() throws {
-        for file in ["convnext_ts13", "convnext_ts17"] {
+        for file in ["convnext_ts13", "convnext_ts17", "convnext_dyn18", "convnext_dyn25"] {
             let report = ModelInspection(model: try Model(contentsOf: Fixtures.url("models/\(file).onnx")))
             #expect(report.suggested?.name == "features.3", "\(file)")
             #expect(report.suggested?.shape == [1, 16, 4, 4])
