@@ -105,6 +105,10 @@ public struct OpRegistry: Sendable {
         registry.registerSoftmax()
         registry.registerReductions()
         registry.registerAttention()
+        registry.registerActivations()
+        registry.registerMathOps()
+        registry.registerLogic()
+        registry.registerLogSoftmax()
         registry.widenForHalfPrecision(widenedForHalfPrecision)
         return registry
     }()
