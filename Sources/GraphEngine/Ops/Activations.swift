@@ -130,9 +130,10 @@ struct HardSwish: PointwiseOperator {
     @inline(__always)
     func value<T: ElementaryScalar>(_ x: T) -> T { x * HardSigmoid(alpha: 1 / 6, beta: 0.5).value(x) }
 
-    /// 0 below −3, `x/3 + 1/2` on [−3, 3], 1 above: PyTorch's `hardswish_backward`, ends included.
+    /// 0 up to −3, `x/3 + 1/2` strictly between, 1 from 3 on: at the bends, the slope of the
+    /// outer piece, as PyTorch's `hardswish_backward` gives it.
     func derivative<T: ElementaryScalar>(_ x: T) -> T {
-        x < -3 ? 0 : x <= 3 ? x / 3 + T(0.5) : 1
+        x <= -3 ? 0 : x < 3 ? x / 3 + T(0.5) : 1
     }
 }
 
