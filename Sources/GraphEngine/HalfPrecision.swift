@@ -42,7 +42,11 @@ extension HalfPrecision: ActivationFusing {
         return HalfPrecision(inner: fusing.fused(with: activation))
     }
 
-    var canFuse: Bool { (inner as? ActivationFusing)?.canFuse ?? false }
+    func canFuse(_ activation: Activation) -> Bool { (inner as? ActivationFusing)?.canFuse(activation) ?? false }
+}
+
+extension HalfPrecision: FusibleActivation {
+    var fusibleActivation: Activation? { (inner as? FusibleActivation)?.fusibleActivation }
 }
 
 extension HalfPrecision: DifferentiableOperator {

@@ -106,12 +106,13 @@ func softplus<T: ElementaryScalar>(_ x: T) -> T {
 }
 
 /// `HardSigmoid`: `max(0, min(1, αx + β))`; NaN stays NaN.
-struct HardSigmoid: PointwiseOperator {
+struct HardSigmoid: PointwiseOperator, FusibleActivation {
     static let opType = "HardSigmoid"
     let alpha, beta: Float
+    var fusibleActivation: Activation? { .hardSigmoid(alpha: alpha, beta: beta) }
 
     @inline(__always)
-    func value<T: ElementaryScalar>(_ x: T) -> T {
+    func value<T: FloatKernelScalar>(_ x: T) -> T {
         let v = x * T(alpha) + T(beta)
         return v < 0 ? 0 : v > 1 ? 1 : v
     }
@@ -124,11 +125,12 @@ struct HardSigmoid: PointwiseOperator {
 }
 
 /// `HardSwish`: `x · HardSigmoid(x)` with α = 1/6 (as float32) and β = 1/2, the spec's function body.
-struct HardSwish: PointwiseOperator {
+struct HardSwish: PointwiseOperator, FusibleActivation {
     static let opType = "HardSwish"
+    var fusibleActivation: Activation? { .hardSwish }
 
     @inline(__always)
-    func value<T: ElementaryScalar>(_ x: T) -> T { x * HardSigmoid(alpha: 1 / 6, beta: 0.5).value(x) }
+    func value<T: FloatKernelScalar>(_ x: T) -> T { x * HardSigmoid(alpha: 1 / 6, beta: 0.5).value(x) }
 
     /// 0 up to −3, `x/3 + 1/2` strictly between, 1 from 3 on: at the bends, the slope of the
     /// outer piece, as PyTorch's `hardswish_backward` gives it.
@@ -138,14 +140,35 @@ struct HardSwish: PointwiseOperator {
 }
 
 /// `LeakyRelu`: `x` where positive, else `αx`.
-struct LeakyRelu: PointwiseOperator {
+struct LeakyRelu: PointwiseOperator, FusibleActivation {
     static let opType = "LeakyRelu"
     let alpha: Float
+    var fusibleActivation: Activation? { .leakyRelu(alpha: alpha) }
 
     @inline(__always)
-    func value<T: ElementaryScalar>(_ x: T) -> T { x > 0 ? x : x * T(alpha) }
+    func value<T: FloatKernelScalar>(_ x: T) -> T { x > 0 ? x : x * T(alpha) }
     /// α at 0, as PyTorch's `leaky_relu_backward` (`x > 0 ? g : αg`).
     func derivative<T: ElementaryScalar>(_ x: T) -> T { x > 0 ? 1 : T(alpha) }
+}
+
+extension Activation {
+    /// Applies the activation in place to `count` values, each computed exactly as the
+    /// standalone op computes it, so a producer's fused epilogue gives the same bits.
+    @inline(__always)
+    func apply<T: FloatKernelScalar>(_ values: UnsafeMutablePointer<T>, count: Int) {
+        switch self {
+        case .relu: for i in 0..<count { values[i] = Swift.max(values[i], 0) }
+        case .leakyRelu(let alpha):
+            let f = LeakyRelu(alpha: alpha)
+            for i in 0..<count { values[i] = f.value(values[i]) }
+        case .hardSigmoid(let alpha, let beta):
+            let f = HardSigmoid(alpha: alpha, beta: beta)
+            for i in 0..<count { values[i] = f.value(values[i]) }
+        case .hardSwish:
+            let f = HardSwish()
+            for i in 0..<count { values[i] = f.value(values[i]) }
+        }
+    }
 }
 
 /// `Elu`: `x` where positive, else `α(eˣ − 1)`.

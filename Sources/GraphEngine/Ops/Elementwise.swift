@@ -67,7 +67,7 @@ struct BinaryArithmetic: Operator, ActivationFusing {
                     let v = T.add(x, y)
                     return rectified(v)
                 }
-            case (.add, nil): return try broadcastBinary(a, b, as: T.self, T.add)
+            case (.add, _): return try broadcastBinary(a, b, as: T.self, T.add)  // ReLU is all Add takes (canFuse)
             case (.subtract, _): return try activated(broadcastBinary(a, b, as: T.self, T.subtract), as: T.self)
             case (.multiply, _): return try activated(broadcastBinary(a, b, as: T.self, T.multiply), as: T.self)
             case (.divide, _): return try activated(broadcastBinary(a, b, as: T.self, T.divide), as: T.self)
