@@ -110,7 +110,7 @@ struct OpGoldenCase: Decodable, Sendable, CustomTestStringConvertible {
 
     static let pointwise = [
         "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "Mish", "ThresholdedRelu",
-        "Shrink", "Abs", "Log", "Reciprocal", "Sin", "Cos", "Floor", "Ceil", "Round", "Sign", "PRelu",
+        "Shrink", "Abs", "Log", "Reciprocal", "Sin", "Cos", "Floor", "Ceil", "Round", "Sign", "PRelu", "Sigmoid",
     ]
 
     @Test(arguments: pointwise)
