@@ -205,9 +205,9 @@ struct Sum: DifferentiableOperator {
         guard tensors[0].dtype == .float32 || tensors[0].dtype == .float64 else {
             throw OpError("\(opType) needs float32, float16 or float64 inputs, got \(tensors[0].dtype)")
         }
-        // Add's kernels, specialized for float32.
-        let add = BinaryArithmetic(name: opType, kind: .add)
-        let total = try tensors.dropFirst().reduce(tensors[0]) { sum, next in try add.forward(OpInputs([sum, next]))[0] ?? sum }
+        let total = try tensors.dropFirst().reduce(tensors[0]) { sum, next in
+            try sum.dtype == .float32 ? elementwise(sum, next, Total<Float>()) : elementwise(sum, next, Total<Double>())
+        }
         guard mean, tensors.count > 1 else { return [total] }
         return [try scaled(total, by: tensors.count)]
     }
