@@ -36,7 +36,7 @@ extension OpRegistry {
 }
 
 extension HalfPrecision: ActivationFusing {
-    /// The inner op fused, still widened (only asked when ``canFuse`` holds).
+    /// The inner op fused, still widened (only asked when ``canFuse(_:)`` holds).
     func fused(with activation: Activation) -> any Operator {
         guard let fusing = inner as? ActivationFusing else { return self }
         return HalfPrecision(inner: fusing.fused(with: activation))

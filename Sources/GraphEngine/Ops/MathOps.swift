@@ -217,7 +217,7 @@ struct Sum: DifferentiableOperator {
         switch x.dtype {
         case .float32: return try elementwise(x, DividedBy<Float>(divisor: Float(count)))
         case .float64: return try elementwise(x, DividedBy<Double>(divisor: Double(count)))
-        default: throw OpError("\(opType) gradients need float32, float16 or float64, got \(x.dtype)")
+        default: throw OpError("\(opType) needs float32, float16 or float64, got \(x.dtype)")
         }
     }
 
