@@ -106,6 +106,10 @@ public struct OpRegistry: Sendable {
         registry.registerReductions()
         registry.registerIndexing()
         registry.registerAttention()
+        registry.registerActivations()
+        registry.registerMathOps()
+        registry.registerLogic()
+        registry.registerLogSoftmax()
         registry.widenForHalfPrecision(widenedForHalfPrecision)
         return registry
     }()
