@@ -105,6 +105,7 @@ public struct OpRegistry: Sendable {
         registry.registerSoftmax()
         registry.registerReductions()
         registry.registerAttention()
+        registry.registerRecurrent()
         registry.widenForHalfPrecision(widenedForHalfPrecision)
         return registry
     }()
