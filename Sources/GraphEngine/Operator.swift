@@ -106,6 +106,7 @@ public struct OpRegistry: Sendable {
         registry.registerReductions()
         registry.registerAttention()
         registry.registerRecurrent()
+        registry.registerQuantization()
         registry.widenForHalfPrecision(widenedForHalfPrecision)
         return registry
     }()
