@@ -76,6 +76,15 @@ struct QuantizationLayout {
     }
 }
 
+/// Throws unless the zero point has the scale's shape; one value each may differ in rank (`[]`
+/// and `[1]`), as quantize_static writes them and onnxruntime reads them.
+private func checkZeroPoint(_ zeroPoint: Tensor?, matches scale: Tensor, names: (String, String)) throws {
+    guard let zeroPoint, zeroPoint.shape != scale.shape else { return }
+    guard zeroPoint.count == 1, scale.count == 1, zeroPoint.rank <= 1, scale.rank <= 1 else {
+        throw OpError("\(names.0) has shape \(zeroPoint.shape); it must have \(names.1)'s shape \(scale.shape)")
+    }
+}
+
 /// The range of an integer quantized type.
 private func quantizedRange(_ dtype: DType) -> ClosedRange<Int64>? {
     switch dtype {
@@ -138,9 +147,7 @@ struct QuantizeLinear: Operator {
         }
         let type = try resultType(zeroPoint)
         let layout = try QuantizationLayout(x.shape, scale.shape, name: "y_scale", axis: axis, blockSize: blockSize, opset: opset)
-        if let zeroPoint, zeroPoint.shape != scale.shape {
-            throw OpError("y_zero_point has shape \(zeroPoint.shape); it must have y_scale's shape \(scale.shape)")
-        }
+        try checkZeroPoint(zeroPoint, matches: scale, names: ("y_zero_point", "y_scale"))
         let scales = try scale.converted(to: .float32).scalars(as: Float.self)
         let zeros = try zeroPoint?.converted(to: .int64).scalars(as: Int64.self) ?? [Int64](repeating: 0, count: scales.count)
         guard let range = quantizedRange(type) else { throw OpError("cannot quantize to \(type)") }
@@ -237,9 +244,7 @@ struct DequantizeLinear: Operator {
             guard zeroPoint.dtype == x.dtype else {
                 throw OpError("x_zero_point is \(zeroPoint.dtype) but x is \(x.dtype); they must have one type")
             }
-            guard zeroPoint.shape == scale.shape else {
-                throw OpError("x_zero_point has shape \(zeroPoint.shape); it must have x_scale's shape \(scale.shape)")
-            }
+            try checkZeroPoint(zeroPoint, matches: scale, names: ("x_zero_point", "x_scale"))
         }
         return try QuantizationLayout(x.shape, scale.shape, name: "x_scale", axis: axis, blockSize: blockSize, opset: opset)
     }
