@@ -102,7 +102,12 @@ def quantize_cases(rng):
     add("q_precision_float16_opset23", "QuantizeLinear", 23,
         [(rng.standard_normal([4, 5]) * 3).astype(np.float32), np.array(0.0371, np.float32), np.array(-2, np.int8)],
         attrs=dict(precision=TensorProto.FLOAT16))
+    add("q_per_axis_uint8_opset24", "QuantizeLinear", 24,
+        [np.moveaxis(x, 1, 0).copy(), scales, np.array([0, 128, 255], np.uint8)], attrs=dict(axis=0))
     add("q_per_axis_int8_opset25", "QuantizeLinear", 25, [x, scales, zeros], attrs=dict(axis=1))
+    add("q_int32_input_opset10", "QuantizeLinear", 10,
+        [rng.integers(-400, 400, [3, 4]).astype(np.int32), np.array(3.0, np.float32), np.array(10, np.int8)],
+        note="int32 x (T1 of opsets 10-25)")
 
     q8 = rng.integers(-128, 128, [2, 3, 4]).astype(np.int8)
     add("dq_per_tensor_uint8_opset10", "DequantizeLinear", 10,
@@ -120,6 +125,9 @@ def quantize_cases(rng):
          rng.integers(-20, 20, [2, 3]).astype(np.int8)], attrs=dict(axis=1, block_size=3))
     add("dq_output_dtype_float16_opset23", "DequantizeLinear", 23,
         [q8, np.array(0.0123, np.float32), np.array(5, np.int8)], attrs=dict(output_dtype=TensorProto.FLOAT16))
+    add("dq_blocked_uint8_opset24", "DequantizeLinear", 24,
+        [rng.integers(0, 256, [4, 6]).astype(np.uint8), rng.uniform(0.01, 0.2, [2, 6]).astype(np.float32),
+         rng.integers(0, 256, [2, 6]).astype(np.uint8)], attrs=dict(axis=0, block_size=2))
     add("dq_negative_axis_uint8_opset25", "DequantizeLinear", 25,
         [rng.integers(0, 256, [2, 4, 3]).astype(np.uint8), scales, np.array([1, 128, 255], np.uint8)], attrs=dict(axis=-1))
     return cases

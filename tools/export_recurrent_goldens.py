@@ -22,7 +22,9 @@
    columns, batch_first) and a sequence classifier on a bidirectional GRU's
    final state (Y_h), plus a ReLU RNN.  Goldens: onnxruntime's logits, and
    PyTorch autograd's gradient of sum_n logits[n, c_n] with respect to the
-   input, computed on a float64 copy of the model.
+   input, computed on a float64 copy of the model; for the CRNN also
+   pytorch-grad-cam's GradCAM heatmap at its conv features (module
+   "features"), which backpropagates through both LSTM layers.
 
 Fixtures/recurrent/manifest.json records the cases and tool versions.  The
 directory is regenerated from scratch.
@@ -32,6 +34,7 @@ Run with tools/.venv/bin/python tools/export_recurrent_goldens.py
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import json
 import shutil
 import sys
@@ -46,6 +49,8 @@ import onnx  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from pytorch_grad_cam import GradCAM  # noqa: E402
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
 import fixturelib as fl  # noqa: E402
 
@@ -284,12 +289,20 @@ def write_model(name, build, shape, exporter, opset, classes) -> dict:
     fl.save_npy(folder / "input_gradient.npy", xd.grad.numpy())
     with torch.no_grad():
         torch_logits = model(x).numpy()
+    gradcam = {}
+    if isinstance(model, CRNN):
+        # pytorch-grad-cam's GradCAM at the conv features, backpropagated through both LSTM layers.
+        cam = GradCAM(model=model, target_layers=[model.features])
+        heatmap = cam(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in classes])
+        fl.save_npy(folder / "gradcam_features.npy", heatmap)
+        gradcam = {"method": "pytorch_grad_cam.GradCAM", "layer": "features", "heatmap": f"models/{name}/gradcam_features.npy"}
     return {
         "name": name, "file": f"models/{name}.onnx", "exporter": exporter, "opset": opset,
         "source": build.__doc__.split("\n\n")[0].strip(), "input_shape": shape, "classes": classes,
         "ops": fl.op_histogram(proto), "logits": f"models/{name}/logits.npy", "input": f"models/{name}/input.npy",
         "input_gradient": f"models/{name}/input_gradient.npy",
         "max_abs_ort_minus_torch_logits": float(np.abs(logits - torch_logits).max()),
+        "gradcam": gradcam,
     }
 
 
@@ -303,7 +316,7 @@ def main() -> int:
     manifest = {
         "generator": "tools/export_recurrent_goldens.py",
         "generated": fl.now_iso(),
-        "tools": fl.tool_versions(),
+        "tools": {**fl.tool_versions(), "grad_cam": importlib.metadata.version("grad-cam")},
         "onnxruntime_settings": {"providers": ["CPUExecutionProvider"], "graph_optimization_level": "ORT_DISABLE_ALL",
                                  "intra_op_num_threads": 1},
         "gradient_target": "sum_n logits[n, classes[n]], PyTorch autograd on a float64 copy of the model",

@@ -95,6 +95,8 @@ struct RecurrentConfiguration: CustomTestStringConvertible, Sendable {
         RecurrentConfiguration(op: "LSTM", direction: "reverse", attributes: ["clip": .float(0.5)], label: "clip"),
         RecurrentConfiguration(op: "RNN", direction: "bidirectional", attributes: ["clip": .float(0.8)], label: "clip"),
         RecurrentConfiguration(op: "LSTM", lengths: nil, opset: 7, label: "opset 7, no sequence_lens"),
+        RecurrentConfiguration(op: "GRU", direction: "bidirectional", opset: 7, label: "opset 7"),
+        RecurrentConfiguration(op: "RNN", direction: "reverse", layout: 1, opset: 14, label: "opset 14"),
         RecurrentConfiguration(op: "GRU", lengths: [3, 0, 2], label: "a sequence of length 0"),
         RecurrentConfiguration(
             op: "RNN", direction: "bidirectional",

@@ -1,2 +1,2 @@
 B
-zero_pointJусхо
+zero_pointJшсос

@@ -1,1 +1,1 @@
-ByJVCTkwD÷|ÃCU!¤Â²ÒCª}bÄ
+ByJ€ñÃRI`Ã`à“DQÞDD€°ÈCÄ•xD
