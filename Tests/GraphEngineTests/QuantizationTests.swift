@@ -101,6 +101,27 @@ extension QuantizationManifest.StraightThrough: CustomTestStringConvertible {
         #expect(try gradient.converted(to: .float32).scalars(as: Float.self) == [2, 0, 2, 0])
     }
 
+    /// DequantizeLinear is linear in its scale, so that gradient is checked by finite differences
+    /// (the harness's float32 step and tolerance), per tensor, per axis and in blocks; the
+    /// integer input is held constant.
+    @Test func dequantizeScaleGradientByFiniteDifferences() throws {
+        var random = SeededRandom(seed: 60)
+        let x = try Tensor(shape: [2, 3, 4], scalars: (0..<24).map { _ in Int8(random.uniform(-100...100).rounded()) })
+        let zeros = try Tensor(shape: [3], scalars: [Int8(3), -2, 0])
+        let cases: [(attributes: [String: Attribute], scale: [Int], zeroPoint: Tensor, opset: Int)] = [
+            ([:], [], Tensor(scalar: Int8(-5)), 13),
+            (["axis": .int(1)], [3], zeros, 13),
+            (["axis": .int(-1), "block_size": .int(3)], [2, 3, 2], try Tensor(shape: [2, 3, 2], scalars: [Int8](repeating: 4, count: 12)), 21),
+        ]
+        for (attributes, shape, zeroPoint, opset) in cases {
+            let scale = try randomTensor(shape, seed: 61, dtype: .float32, magnitude: 0.02...0.08)
+            let check = GradientCheck(
+                op: "DequantizeLinear", attributes: attributes, inputs: [scale], constants: [(0, x), (2, zeroPoint)],
+                opset: opset, positions: [1])
+            #expect(try check.run() == [], "\(attributes)")
+        }
+    }
+
     /// Bad scales, zero points and attributes are errors that name what is wrong.
     @Test func badInputsAndAttributesAreNamed() throws {
         func failure(_ op: String, opset: Int = 21, _ attributes: [String: Attribute], _ inputs: [Tensor]) -> String {

@@ -13,8 +13,11 @@ import TensorCore
 // identity where `x` lies inside the quantized range and 0 outside: the gradient PyTorch's
 // FakeQuantize (`fake_quantize_per_tensor_affine`, per channel too) trains quantization-aware
 // models with. Saturated values get none because the output does not move when they do: the
-// heatmap should not credit an input the quantized model cannot see change. Scales and zero
-// points are treated as constants (they are initializers in a QDQ model); no gradient flows to them.
+// heatmap should not credit an input the quantized model cannot see change. quantize_static also
+// removes ReLUs and leaves their clipping at 0 to a uint8 QuantizeLinear's saturation, so this is
+// the ReLU's gradient there too. Zero points, and QuantizeLinear's scale, get no gradient (they are
+// initializers in a QDQ model, and the quantized output does not change with them except in
+// jumps); DequantizeLinear's scale gets its exact gradient, the output being linear in it.
 
 extension OpRegistry {
     mutating func registerQuantization() {
@@ -253,24 +256,36 @@ struct DequantizeLinear: Operator {
 // MARK: - Backward (straight-through estimator)
 
 extension DequantizeLinear: DifferentiableOperator {
-    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(1) }
+    func savedForBackward(wanted: [Bool]) -> SavedValues {
+        wanted.count > 1 && wanted[1] ? .inputs(0, 1, 2) : .inputs(1)
+    }
 
     /// The quantized input stands for the real number `(x − zero_point) · scale`.
     func passesGradient(toIntegerInput index: Int) -> Bool { index == 0 }
 
-    /// `∂x = g · scale` as a float32 tensor shaped like the integer `x` (see the file's header).
+    /// `∂x = g · scale` as a float32 tensor shaped like the integer `x` (see the file's header);
+    /// `∂scale = Σ g · (x − zero_point)` over the elements each scale value covers (the exact
+    /// derivative: the output is linear in the scale), in the scale's type.
     func backward(_ step: BackwardStep) throws -> [Tensor?] {
-        guard step.wants(0), let g = step.outputGradients.first ?? nil else { return [nil, nil, nil] }
+        guard step.wants(0) || step.wants(1), let g = step.outputGradients.first ?? nil else { return [nil, nil, nil] }
         let scale = try step.input(1)
         let layout = try QuantizationLayout(
             g.shape, scale.shape, name: "x_scale", axis: axis, blockSize: blockSize, opset: opset)
         let scales = try scale.converted(to: .float32).scalars(as: Float.self)
-        let gradient = try g.converted(to: .float32).withUnsafeBuffer(as: Float.self) { gs in
-            try Tensor.build(Float.self, shape: g.shape, writesAll: true) { out in
-                for i in 0..<gs.count { out[i] = gs[i] * scales[layout.parameter(i)] }
-            }
+        let gs = try g.converted(to: .float32).scalars(as: Float.self)
+        let dx = try step.wants(0) ? Tensor.build(Float.self, shape: g.shape, writesAll: true) { out in
+            for i in 0..<gs.count { out[i] = gs[i] * scales[layout.parameter(i)] }
+        } : nil
+        guard step.wants(1) else { return [dx, nil, nil] }
+        let xs = try step.input(0).converted(to: .int64).scalars(as: Int64.self)
+        let zeroPoint = step.inputs.count > 2 ? step.inputs[2] : nil
+        let zeros = try zeroPoint?.converted(to: .int64).scalars(as: Int64.self) ?? [Int64](repeating: 0, count: scales.count)
+        var sums = [Double](repeating: 0, count: scales.count)
+        for i in 0..<gs.count {
+            let p = layout.parameter(i)
+            sums[p] += Double(gs[i]) * Double(xs[i] - zeros[p])
         }
-        return [gradient, nil, nil]
+        return [dx, try Tensor(shape: scale.shape, scalars: sums).converted(to: scale.dtype), nil]
     }
 }
 
