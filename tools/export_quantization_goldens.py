@@ -123,6 +123,9 @@ def quantize_cases(rng):
     add("dq_blocked_remainder_int8_opset21", "DequantizeLinear", 21,
         [rng.integers(-128, 128, [2, 7]).astype(np.int8), rng.uniform(0.01, 0.2, [2, 3]).astype(np.float32),
          rng.integers(-20, 20, [2, 3]).astype(np.int8)], attrs=dict(axis=1, block_size=3))
+    add("dq_blocked_size1_int8_opset21", "DequantizeLinear", 21,
+        [q8, rng.uniform(0.01, 0.2, [2, 3, 4]).astype(np.float32), rng.integers(-20, 20, [2, 3, 4]).astype(np.int8)],
+        attrs=dict(axis=2, block_size=1), note="block_size 1: one scale per element")
     add("dq_output_dtype_float16_opset23", "DequantizeLinear", 23,
         [q8, np.array(0.0123, np.float32), np.array(5, np.int8)], attrs=dict(output_dtype=TensorProto.FLOAT16))
     add("dq_blocked_uint8_opset24", "DequantizeLinear", 24,

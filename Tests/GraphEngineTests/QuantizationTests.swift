@@ -19,7 +19,7 @@ extension QuantizationManifest.StraightThrough: CustomTestStringConvertible {
     static let manifest = QuantizationManifest.committed
 
     @Test func manifestIsPresent() {
-        #expect(Self.manifest?.cases.count == 21)
+        #expect(Self.manifest?.cases.count == 22)
         #expect(Self.manifest?.ste.count == 3)
         #expect(Self.manifest?.models.count == 2)
     }

@@ -27,34 +27,35 @@ extension OpRegistry {
 }
 
 /// How a scale (and zero point) maps onto the elements of the tensor it quantizes: one value
-/// for all, one per index along `axis`, or one per block of `blockSize` indices along `axis`.
+/// for all, one per index along an axis, or one per block of indices along an axis.
 struct QuantizationLayout {
+    enum Mode { case perTensor, perAxis, blocked(size: Int) }
+
+    let mode: Mode
     /// The quantized tensor viewed as `[outer, extent, inner]` around the axis.
     let outer, extent, inner: Int
-    /// 0 for one value for all, 1 per index, more per block.
-    let blockSize: Int
+    /// Blocks along the axis, `⌈extent / size⌉`, when blocked.
+    let blocks: Int
 
     /// Checks `parameter` (a scale or zero point, named `name`) against `shape` and the attributes.
     init(_ shape: [Int], _ parameter: [Int], name: String, axis: Int, blockSize: Int, opset: Int) throws {
-        let count = parameter.reduce(1, *)
-        if blockSize <= 0 && count == 1 && parameter.count <= 1 {
-            (outer, extent, inner, self.blockSize) = (1, 1, 1, 0)
+        if blockSize <= 0 && parameter.reduce(1, *) == 1 && parameter.count <= 1 {
+            (mode, outer, extent, inner, blocks) = (.perTensor, 1, 1, 1, 1)
             return
         }
-        let rank = shape.count
-        guard rank > 0, let axis = try? Shape.normalize(axis: axis, rank: rank) else {
+        guard !shape.isEmpty, let axis = try? Shape.normalize(axis: axis, rank: shape.count) else {
             throw OpError("axis \(axis) is out of range for input x of shape \(shape)")
         }
         (outer, extent, inner) = (shape[..<axis].reduce(1, *), shape[axis], shape[(axis + 1)...].reduce(1, *))
         if blockSize > 0 {
-            let blocks = extent / blockSize + (extent % blockSize == 0 ? 0 : 1)
+            blocks = extent / blockSize + (extent % blockSize == 0 ? 0 : 1)
             var expected = shape
             expected[axis] = blocks
             guard parameter == expected else {
                 throw OpError(
                     "blocked quantization (block_size \(blockSize) along axis \(axis)) needs \(name) of shape \(expected) (x's shape with dimension \(axis) = ⌈\(extent)/\(blockSize)⌉), got \(parameter)")
             }
-            self.blockSize = blockSize
+            mode = .blocked(size: blockSize)
             return
         }
         guard opset >= 13 else {
@@ -63,19 +64,19 @@ struct QuantizationLayout {
         guard parameter == [extent] else {
             throw OpError("per-axis quantization along axis \(axis) needs a 1-D \(name) of \(extent) values (x's dimension \(axis)), got shape \(parameter)")
         }
-        self.blockSize = 1
+        (mode, blocks) = (.perAxis, extent)
     }
 
     /// The index into the scale and zero point of element `index` of the quantized tensor.
     @inline(__always)
     func parameter(_ index: Int) -> Int {
-        if blockSize == 0 { return 0 }
-        let i = index % inner
-        let a = (index / inner) % extent
-        if blockSize == 1 { return a }
-        let o = index / (inner * extent)
-        let blocks = extent / blockSize + (extent % blockSize == 0 ? 0 : 1)
-        return (o * blocks + a / blockSize) * inner + i
+        switch mode {
+        case .perTensor: return 0
+        case .perAxis: return (index / inner) % extent
+        case .blocked(let size):
+            let (o, a, i) = (index / (inner * extent), (index / inner) % extent, index % inner)
+            return (o * blocks + a / size) * inner + i
+        }
     }
 }
 

@@ -1,2 +1,2 @@
 B
-zero_pointJ_E4‡¿|&…K
+zero_pointJ@‚N`Hm¼Ä¬€
