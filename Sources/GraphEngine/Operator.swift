@@ -110,6 +110,8 @@ public struct OpRegistry: Sendable {
         registry.registerMathOps()
         registry.registerLogic()
         registry.registerLogSoftmax()
+        registry.registerRecurrent()
+        registry.registerQuantization()
         registry.widenForHalfPrecision(widenedForHalfPrecision)
         return registry
     }()
