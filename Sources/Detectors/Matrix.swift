@@ -1,0 +1,96 @@
+import TensorCore
+
+/// A dense row-major matrix of doubles: samples in rows, features in columns.
+///
+/// The reference widens embeddings to float64 before any statistic; so do the detectors.
+struct Matrix: Sendable {
+    let rows: Int
+    let columns: Int
+    var values: [Double]
+
+    init(rows: Int, columns: Int, values: [Double]) {
+        self.rows = rows
+        self.columns = columns
+        self.values = values
+    }
+
+    init(zeros rows: Int, _ columns: Int) {
+        self.init(rows: rows, columns: columns, values: [Double](repeating: 0, count: rows * columns))
+    }
+
+    subscript(row: Int, column: Int) -> Double {
+        get { values[row * columns + column] }
+        set { values[row * columns + column] = newValue }
+    }
+
+    /// The rows at `indices`, in that order.
+    func rows(_ indices: [Int]) -> Matrix {
+        var result = [Double](repeating: 0, count: indices.count * columns)
+        for (r, i) in indices.enumerated() {
+            for j in 0..<columns { result[r * columns + j] = values[i * columns + j] }
+        }
+        return Matrix(rows: indices.count, columns: columns, values: result)
+    }
+
+    /// Per column: the mean and the population standard deviation (`ddof = 0`).
+    func columnMoments() -> (mean: [Double], std: [Double]) {
+        var mean = [Double](repeating: 0, count: columns)
+        for i in 0..<rows { for j in 0..<columns { mean[j] += values[i * columns + j] } }
+        for j in 0..<columns { mean[j] /= Double(max(rows, 1)) }
+        var variance = [Double](repeating: 0, count: columns)
+        for i in 0..<rows {
+            for j in 0..<columns {
+                let d = values[i * columns + j] - mean[j]
+                variance[j] += d * d
+            }
+        }
+        return (mean, variance.map { ($0 / Double(max(rows, 1))).squareRoot() })
+    }
+
+    /// `(x − mean) / scale` per column, with scikit-learn's `StandardScaler` convention that a
+    /// constant column keeps scale 1.
+    func standardized(mean: [Double], std: [Double]) -> Matrix {
+        let scale = std.map { $0 == 0 ? 1 : $0 }
+        var result = values
+        for i in 0..<rows { for j in 0..<columns { result[i * columns + j] = (result[i * columns + j] - mean[j]) / scale[j] } }
+        return Matrix(rows: rows, columns: columns, values: result)
+    }
+
+    /// The matrix with its columns standardized by its own moments.
+    func standardized() -> Matrix {
+        let (mean, std) = columnMoments()
+        return standardized(mean: mean, std: std)
+    }
+
+    /// `self · otherᵀ` (`rows × other.rows`) through the BLAS.
+    func timesTransposed(_ other: Matrix) -> Matrix {
+        var result = Matrix(zeros: rows, other.rows)
+        guard rows > 0, other.rows > 0 else { return result }
+        values.withUnsafeBufferPointer { a in
+            other.values.withUnsafeBufferPointer { b in
+                result.values.withUnsafeMutableBufferPointer { c in
+                    guard let a = a.baseAddress, let b = b.baseAddress, let c = c.baseAddress else { return }
+                    BLAS.dgemm(transposeB: true, m: rows, n: other.rows, k: columns, a: a, lda: max(columns, 1),
+                               b: b, ldb: max(columns, 1), c: c, ldc: other.rows)
+                }
+            }
+        }
+        return result
+    }
+
+    /// `selfᵀ · other` (`columns × other.columns`) through the BLAS.
+    func transposedTimes(_ other: Matrix) -> Matrix {
+        var result = Matrix(zeros: columns, other.columns)
+        guard columns > 0, other.columns > 0 else { return result }
+        values.withUnsafeBufferPointer { a in
+            other.values.withUnsafeBufferPointer { b in
+                result.values.withUnsafeMutableBufferPointer { c in
+                    guard let a = a.baseAddress, let b = b.baseAddress, let c = c.baseAddress else { return }
+                    BLAS.dgemm(transposeA: true, m: columns, n: other.columns, k: rows, a: a, lda: max(columns, 1),
+                               b: b, ldb: max(other.columns, 1), c: c, ldc: other.columns)
+                }
+            }
+        }
+        return result
+    }
+}
