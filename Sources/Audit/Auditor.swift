@@ -1,3 +1,4 @@
+import Detectors
 import Explain
 import Foundation
 import GraphEngine
@@ -23,7 +24,7 @@ public struct AuditSample: Sendable, Equatable {
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw AuditError.invalid("cannot read \(url.path): \(error.localizedDescription)")
         }
-        let rows = text.split(whereSeparator: \.isNewline).map { parseCSVLine(String($0)) }.filter { !$0.allSatisfy(\.isEmpty) }
+        let rows = text.split(whereSeparator: \.isNewline).map { CSV.fields(in: String($0)) }.filter { !$0.allSatisfy(\.isEmpty) }
         guard let header = rows.first?.map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }),
             let fileColumn = header.firstIndex(of: "file"), let groupColumn = header.firstIndex(of: "group")
         else { throw AuditError.invalid("\(url.path) needs a header with 'file' and 'group' columns (and optionally 'label')") }
@@ -41,40 +42,6 @@ public struct AuditSample: Sendable, Equatable {
             }
             return AuditSample(file: row[fileColumn], group: row[groupColumn], label: label)
         }
-    }
-
-    /// Splits one CSV line; quoted fields may hold commas and doubled quotes.
-    static func parseCSVLine(_ line: String) -> [String] {
-        let characters = Array(line)
-        var fields: [String] = []
-        var current = ""
-        var quoted = false
-        var i = 0
-        while i < characters.count {
-            let c = characters[i]
-            if quoted {
-                if c == "\"" {
-                    if i + 1 < characters.count, characters[i + 1] == "\"" {
-                        current.append("\"")
-                        i += 1
-                    } else {
-                        quoted = false
-                    }
-                } else {
-                    current.append(c)
-                }
-            } else if c == "\"" {
-                quoted = true
-            } else if c == "," {
-                fields.append(current)
-                current = ""
-            } else {
-                current.append(c)
-            }
-            i += 1
-        }
-        fields.append(current)
-        return fields
     }
 }
 
