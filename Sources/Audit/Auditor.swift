@@ -107,12 +107,16 @@ public struct Auditor {
     public func run(_ batches: [[(index: Int, sample: AuditSample)]], folder: URL, progress: (Int) -> Void = { _ in }) throws -> AuditState {
         var state = AuditState(config: config)
         let input = generator.executor.inputs[0].name
-        let output = generator.executor.outputs[0].name
+        let output = generator.outputName
         for chunk in batches {
             let (batch, images) = try preprocessing.batch(chunk.map { folder.appendingPathComponent($0.sample.file) })
-            guard let logits = try generator.executor.run([input: batch], fetch: [output])[output], logits.rank == 2 else {
-                throw AuditError.invalid("the model's first output is not [batch, classes]")
+            // The embeddings come from the same forward pass as the predictions, before any heatmap.
+            let forward = try generator.executor.run([input: batch], fetch: [output] + (config.embedTensor.map { [$0] } ?? []))
+            guard let logits = forward[output], logits.rank == 2 else {
+                throw AuditError.invalid("the model's output \(output) is not [batch, classes]")
             }
+            let embeddings = try config.embedTensor.flatMap { forward[$0] }.map(Embeddings.pooled) ?? []
+            let width = embeddings.count / max(chunk.count, 1)
             let probabilities = softmaxRows(try logits.doubles(), width: logits.shape[1])
             let predicted = probabilities.map { row in row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) } ?? 0 }
             let classes: [Int]? = try {
@@ -137,7 +141,7 @@ public struct Auditor {
                     index: item.index, file: item.sample.file, group: item.sample.group, label: item.sample.label,
                     predicted: predicted[n], confidence: probabilities[n][predicted[n]], target: result.classes[n],
                     scores: mask.map { RegionScores(heatmap: heatmap, mask: $0, iouFraction: config.iouFraction) })
-                try state.add(record, heatmap: heatmap) {
+                try state.add(record, heatmap: heatmap, embedding: Array(embeddings[n * width..<(n + 1) * width])) {
                     let overlay = try Overlay.overlay(
                         image: images[n], heatmap: Tensor(shape: [config.height, config.width], scalars: heatmap))
                     return try PNG.encode(width: overlay.width, height: overlay.height, channels: 3, pixels: overlay.pixels)
