@@ -19,16 +19,15 @@ enum KMeans {
         var best: (inertia: Double, labels: [Int])?
         for _ in 0..<max(starts, 1) {
             var centers = seeds(x, k: k, squaredNorms: squaredNorms, generator: &generator)
-            var labels = [Int](repeating: 0, count: x.rows)
-            var inertia = 0.0
+            var pass = lloydStep(x, centers: centers, squaredNorms: squaredNorms)
             for _ in 0..<maxIterations {
-                (labels, inertia) = assign(x, centers: centers, squaredNorms: squaredNorms)
-                let updated = means(x, labels: labels, k: k, previous: centers)
+                let updated = means(pass, previous: centers)
                 let shift = zip(updated.values, centers.values).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
                 centers = updated
+                pass = lloydStep(x, centers: centers, squaredNorms: squaredNorms)
                 if shift <= tolerance { break }
             }
-            (labels, inertia) = assign(x, centers: centers, squaredNorms: squaredNorms)
+            let (labels, inertia) = (pass.labels, pass.inertia)
             if inertia < best?.inertia ?? .infinity { best = (inertia, labels) }
         }
         return best?.labels ?? []
@@ -66,41 +65,80 @@ enum KMeans {
         return centers
     }
 
+    /// Squared distances of every row to row `row`.
     private static func distances(_ x: Matrix, to row: Int, squaredNorms: [Double]) -> [Double] {
-        let product = x.timesTransposed(x.rows([row]))
-        return (0..<x.rows).map { max(squaredNorms[$0] - 2 * product.values[$0] + squaredNorms[row], 0) }
+        let d = x.columns
+        return x.values.withUnsafeBufferPointer { values in
+            guard let base = values.baseAddress else { return [] }
+            return (0..<x.rows).map { i in max(squaredNorms[i] - 2 * dot(base + i * d, base + row * d, count: d) + squaredNorms[row], 0) }
+        }
     }
 
-    /// Each row's nearest center and the total squared distance.
-    private static func assign(_ x: Matrix, centers: Matrix, squaredNorms: [Double]) -> ([Int], Double) {
-        let product = x.timesTransposed(centers)
-        let centerNorms = (0..<centers.rows).map { c in (0..<centers.columns).reduce(0.0) { $0 + centers[c, $1] * centers[c, $1] } }
-        var labels = [Int](repeating: 0, count: x.rows)
-        var inertia = 0.0
-        for i in 0..<x.rows {
-            var best = 0
-            var bestDistance = Double.infinity
-            for c in 0..<centers.rows {
-                let d = squaredNorms[i] - 2 * product[i, c] + centerNorms[c]
-                if d < bestDistance { (best, bestDistance) = (c, d) }
+    /// One pass over the rows: each row's nearest center, the total squared distance, and the
+    /// per-cluster sums and counts the next centers are the means of.
+    struct Pass {
+        var labels: [Int]
+        var inertia: Double
+        var sums: [Double]
+        var counts: [Int]
+    }
+
+    static func lloydStep(_ x: Matrix, centers: Matrix, squaredNorms: [Double]) -> Pass {
+        let (k, d, n) = (centers.rows, x.columns, x.rows)
+        let centerNorms = (0..<k).map { c in (0..<d).reduce(0.0) { $0 + centers[c, $1] * centers[c, $1] } }
+        // Rows in up to eight fixed parts, each with its own sums, added in part order: the threads
+        // share the parts, and the result does not depend on how many threads there are.
+        let parts = max(1, min(8, n / 512))
+        var labels = [Int](repeating: 0, count: n)
+        var inertias = [Double](repeating: 0, count: parts)
+        var sums = [Double](repeating: 0, count: parts * k * d)
+        var counts = [Int](repeating: 0, count: parts * k)
+        x.values.withUnsafeBufferPointer { rows in
+            centers.values.withUnsafeBufferPointer { center in
+                labels.withUnsafeMutableBufferPointer { labels in
+                    inertias.withUnsafeMutableBufferPointer { inertias in
+                        sums.withUnsafeMutableBufferPointer { sums in
+                            counts.withUnsafeMutableBufferPointer { counts in
+                                guard let rows = rows.baseAddress, let center = center.baseAddress, let sums = sums.baseAddress else { return }
+                                Parallel.forEach(parts, grain: 1) { range in
+                                    for part in range {
+                                        for i in n * part / parts..<n * (part + 1) / parts {
+                                            let row = rows + i * d
+                                            var best = 0
+                                            var bestDistance = Double.infinity
+                                            for c in 0..<k {
+                                                let distance = squaredNorms[i] - 2 * dot(row, center + c * d, count: d) + centerNorms[c]
+                                                if distance < bestDistance { (best, bestDistance) = (c, distance) }
+                                            }
+                                            labels[i] = best
+                                            inertias[part] += max(bestDistance, 0)
+                                            counts[part * k + best] += 1
+                                            let sum = sums + (part * k + best) * d
+                                            for j in 0..<d { sum[j] += row[j] }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
-            labels[i] = best
-            inertia += max(bestDistance, 0)
         }
-        return (labels, inertia)
+        var pass = Pass(labels: labels, inertia: inertias.reduce(0, +), sums: Array(sums[0..<k * d]), counts: Array(counts[0..<k]))
+        for part in 1..<parts {
+            for e in 0..<k * d { pass.sums[e] += sums[part * k * d + e] }
+            for c in 0..<k { pass.counts[c] += counts[part * k + c] }
+        }
+        return pass
     }
 
     /// The mean of each cluster; an emptied cluster keeps its previous center.
-    private static func means(_ x: Matrix, labels: [Int], k: Int, previous: Matrix) -> Matrix {
-        var sums = Matrix(zeros: k, x.columns)
-        var counts = [Int](repeating: 0, count: k)
-        for i in 0..<x.rows {
-            counts[labels[i]] += 1
-            for j in 0..<x.columns { sums[labels[i], j] += x[i, j] }
+    private static func means(_ pass: Pass, previous: Matrix) -> Matrix {
+        var result = previous
+        let d = previous.columns
+        for c in 0..<previous.rows where pass.counts[c] > 0 {
+            for j in 0..<d { result.values[c * d + j] = pass.sums[c * d + j] / Double(pass.counts[c]) }
         }
-        for c in 0..<k {
-            for j in 0..<x.columns { sums[c, j] = counts[c] > 0 ? sums[c, j] / Double(counts[c]) : previous[c, j] }
-        }
-        return sums
+        return result
     }
 }

@@ -94,3 +94,21 @@ struct Matrix: Sendable {
         return result
     }
 }
+
+/// `Σ aᵢbᵢ` over four independent partial sums (one running sum would wait on each add).
+@inline(__always) func dot(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, count: Int) -> Double {
+    var (s0, s1, s2, s3) = (0.0, 0.0, 0.0, 0.0)
+    var j = 0
+    while j + 4 <= count {
+        s0 += a[j] * b[j]
+        s1 += a[j + 1] * b[j + 1]
+        s2 += a[j + 2] * b[j + 2]
+        s3 += a[j + 3] * b[j + 3]
+        j += 4
+    }
+    while j < count {
+        s0 += a[j] * b[j]
+        j += 1
+    }
+    return (s0 + s1) + (s2 + s3)
+}

@@ -6,5 +6,5 @@ struct ShortcutDetectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shortcut-detect",
         abstract: "See where an exported ONNX image classifier looks, without Python.",
-        subcommands: [InspectCommand.self, RunCommand.self, GradCAMCommand.self, AuditCommand.self, MergeCommand.self, EmbedCommand.self, DetectCommand.self, BenchCommand.self])
+        subcommands: [InspectCommand.self, RunCommand.self, GradCAMCommand.self, AuditCommand.self, MergeCommand.self, EmbedCommand.self, DetectCommand.self, CompareHeadsCommand.self, BenchCommand.self])
 }
