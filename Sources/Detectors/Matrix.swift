@@ -62,10 +62,25 @@ struct Matrix: Sendable {
         return standardized(mean: mean, std: std)
     }
 
-    /// `self · otherᵀ` (`rows × other.rows`) through the BLAS.
+    /// `self · otherᵀ` (`rows × other.rows`) through the BLAS, or by direct dot products for a
+    /// few rows of `other` (a model's weights), where a BLAS product spends its time packing `self`.
     func timesTransposed(_ other: Matrix) -> Matrix {
         var result = Matrix(zeros: rows, other.rows)
         guard rows > 0, other.rows > 0 else { return result }
+        if other.rows <= 4 {
+            let (k, d) = (other.rows, columns)
+            values.withUnsafeBufferPointer { a in
+                other.values.withUnsafeBufferPointer { b in
+                    result.values.withUnsafeMutableBufferPointer { c in
+                        guard let a = a.baseAddress, let b = b.baseAddress, let c = c.baseAddress else { return }
+                        Parallel.forEach(rows, grain: max(1, 65_536 / max(d * k, 1))) { part in
+                            for i in part { for j in 0..<k { c[i * k + j] = dot(a + i * d, b + j * d, count: d) } }
+                        }
+                    }
+                }
+            }
+            return result
+        }
         values.withUnsafeBufferPointer { a in
             other.values.withUnsafeBufferPointer { b in
                 result.values.withUnsafeMutableBufferPointer { c in
@@ -78,10 +93,31 @@ struct Matrix: Sendable {
         return result
     }
 
-    /// `selfᵀ · other` (`columns × other.columns`) through the BLAS.
+    /// `selfᵀ · other` (`columns × other.columns`) through the BLAS, or row by row for a few
+    /// columns of `self` (a loss's residuals), split over the columns of `other` so every sum
+    /// runs in row order whatever the thread count.
     func transposedTimes(_ other: Matrix) -> Matrix {
         var result = Matrix(zeros: columns, other.columns)
         guard columns > 0, other.columns > 0 else { return result }
+        if columns <= 4 {
+            let (k, d) = (columns, other.columns)
+            values.withUnsafeBufferPointer { a in
+                other.values.withUnsafeBufferPointer { b in
+                    result.values.withUnsafeMutableBufferPointer { c in
+                        guard let a = a.baseAddress, let b = b.baseAddress, let c = c.baseAddress else { return }
+                        Parallel.forEach(d, grain: max(16, 65_536 / max(rows * k, 1))) { part in
+                            for i in 0..<rows {
+                                for r in 0..<k {
+                                    let weight = a[i * k + r]
+                                    for j in part { c[r * d + j] += weight * b[i * d + j] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return result
+        }
         values.withUnsafeBufferPointer { a in
             other.values.withUnsafeBufferPointer { b in
                 result.values.withUnsafeMutableBufferPointer { c in

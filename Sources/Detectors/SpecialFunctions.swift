@@ -20,10 +20,10 @@ enum Distributions {
     static func regularizedIncompleteBeta(_ a: Double, _ b: Double, _ x: Double) -> Double {
         guard x > 0 else { return 0 }
         guard x < 1 else { return 1 }
-        let logFront = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x)
         if x > (a + 1) / (a + b + 2) {
             return 1 - regularizedIncompleteBeta(b, a, 1 - x)
         }
+        let logFront = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x)
         return exp(logFront) * betaContinuedFraction(a, b, x) / a
     }
 
