@@ -6,7 +6,7 @@ extension DetectionReport {
     /// comparison's p-values per dimension, the HBAC clusters and the geometric pairs.
     public func html(title: String = "Embedding shortcut detection") -> String {
         var body = "<h1>\(escapeHTML(title))</h1>\n"
-        body += "<p class=\"verdict \(overall.risk.rawValue)\"><strong>\(overall.risk.rawValue.capitalized) risk.</strong> \(escapeHTML(overall.summary))</p>\n"
+        body += "<p class=\"verdict \(overall.risk.rawValue)\"><strong>\(escapeHTML(overall.summary))</strong></p>\n"
         let counts = groups.indices.map { g in sampleGroups.filter { $0 == g }.count }
         body += "<p>\(n) embeddings of \(dim) dimensions; groups: "
             + zip(groups, counts).map { "\(escapeHTML($0)) (\($1))" }.joined(separator: ", ") + ".</p>\n"
@@ -56,7 +56,7 @@ extension DetectionReport {
             svg += "<text x=\"\(Int(width) - 135)\" y=\"\(Int(y))\" font-size=\"12\">\(escapeHTML(name))</text>"
         }
         svg += "</svg>"
-        let shown = step > 1 ? " (every \(step)th of \(n) rows)" : ""
+        let shown = step > 1 ? " (one row in \(step) of \(n))" : ""
         return "<h2>Embeddings in two dimensions</h2>\n<figure>\(svg)<figcaption>The first two principal components of the embeddings\(shown), coloured by group. Groups that separate here are easy to tell apart; overlap here does not rule out separation in other directions.</figcaption></figure>\n"
     }
 

@@ -206,7 +206,9 @@ public struct OverallAssessment: Sendable, Equatable {
             }
         }
         if let h = report.hbac, h.detected {
-            reasons.append((.hbac, "clustering finds \(h.highPurityClusters) of \(h.clusters.count) clusters more than 80% pure and the held-out linear accuracy is \(fixed(h.linearAccuracy))"))
+            reasons.append((.hbac, h.highPurityClusters >= 2
+                ? "clustering finds \(h.highPurityClusters) of \(h.clusters.count) clusters more than 80% pure (held-out linear accuracy \(fixed(h.linearAccuracy)))"
+                : "a linear classifier separates the classes on held-out rows (accuracy \(fixed(h.linearAccuracy))) while few dimensions differ between clusters"))
         }
         if let g = report.geometric, g.risk != .low {
             var parts: [String] = []
@@ -226,7 +228,7 @@ public struct OverallAssessment: Sendable, Equatable {
             summary = "Low shortcut risk: no method found the groups (\(groups)) encoded in the embedding."
         default:
             let parts = reasons.map(\.1)
-            let joined = parts.count == 1 ? parts[0] : parts.dropLast().joined(separator: ", ") + " and " + (parts.last ?? "")
+            let joined = parts.count <= 2 ? parts.joined(separator: " and ") : parts.dropLast().joined(separator: ", ") + ", and " + (parts.last ?? "")
             summary = "\(risk == .high ? "High" : "Moderate") shortcut risk: \(joined)."
         }
     }
