@@ -63,6 +63,25 @@ import Testing
         #expect(String(decoding: try #require(a["/samples.csv"]), as: UTF8.self).hasPrefix("file,group,label,predicted_class,confidence,in_mask_fraction,pointing_hit,iou\nrgb8.png,site A,0,"))
     }
 
+    @Test func embedLayerChoosesWhereTheDetectorsLook() throws {
+        let cli = CLITests()
+        let out = try Fixtures.temporaryDirectory()
+        let common = [
+            "audit", model, "--images", Fixtures.url("images").path, "--groups", try groupsFile().path, "--layer", "layer4",
+            "--resize", "73",
+        ]
+        let result = try cli.cli(common + ["--embed-layer", "layer3", "--out", out.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as? [String: Any]
+        let detection = try #require(summary?["detection"] as? [String: Any])
+        #expect(detection["layer"] as? String == "layer3")
+        #expect((detection["tensor"] as? String)?.contains("layer3") == true)
+        #expect(detection["dim"] as? Int == 24)  // layer3 is [N, 24, 4, 4] (inspect --layers), pooled over positions
+        #expect(summary?["layer"] as? String == "layer4")  // the heatmaps stay at --layer
+        let bad = try cli.cli(common + ["--embed-layer", "layer9", "--out", out.path])
+        #expect(bad.status != 0 && bad.stderr.contains("layer9"), "\(bad.stderr)")
+    }
+
     @Test func auditRefusesWhatItCannotUse() throws {
         let cli = CLITests()
         let out = try Fixtures.temporaryDirectory().path
