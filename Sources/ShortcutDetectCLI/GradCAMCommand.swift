@@ -35,6 +35,9 @@ struct GradCAMCommand: ParsableCommand {
     @Option(help: ArgumentHelp("CAM method.", valueName: "NAME"))
     var method: CAMMethodName = .gradcam
 
+    @Option(help: ArgumentHelp("The model output to explain, for a model with several heads (default: the first).", valueName: "NAME"))
+    var outputName: String?
+
     @Option(help: ArgumentHelp("With --input: where to write the heatmaps (.npy).", valueName: "PATH"))
     var output: String?
 
@@ -73,7 +76,7 @@ struct GradCAMCommand: ParsableCommand {
         if let tokenGrid { options.tokenGrid = try parseGrid(tokenGrid) }
         return try GradCAMHeatmapGenerator(
             model: loaded, targetLayers: layer.isEmpty ? [] : layer, method: method.camMethod ?? .gradCAM, options: options,
-            allowNoLayers: method == .guidedBackprop)
+            allowNoLayers: method == .guidedBackprop, output: outputName)
     }
 
     func run() throws {

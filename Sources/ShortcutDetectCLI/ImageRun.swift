@@ -210,9 +210,9 @@ struct ImageRun {
     /// Softmax of the first output, per image.
     private func classProbabilities(_ batch: Tensor) throws -> [[Double]] {
         let input = generator.executor.inputs[0].name
-        let output = generator.executor.outputs[0].name
+        let output = generator.outputName
         guard let logits = try generator.executor.run([input: batch], fetch: [output])[output], logits.rank == 2 else {
-            throw ValidationError("the model's first output is not [batch, classes]")
+            throw ValidationError("the model's output \(output) is not [batch, classes]")
         }
         let values = try logits.doubles()
         let width = logits.shape[1]
