@@ -105,6 +105,12 @@ public struct OpRegistry: Sendable {
         registry.registerSoftmax()
         registry.registerReductions()
         registry.registerAttention()
+        registry.registerPadding()
+        registry.registerResize()
+        registry.registerEinsum()
+        registry.registerConvTranspose()
+        registry.registerInstanceNormalization()
+        registry.registerLocalNormalization()
         registry.widenForHalfPrecision(widenedForHalfPrecision)
         return registry
     }()
