@@ -99,6 +99,11 @@ struct ConvTranspose: DifferentiableOperator {
                 target = nil
             }
             if let target {
+                // A longer output than the window covers is kept only while a convolution of it
+                // would still give the input's extent (onnxruntime's check); the rest is bias.
+                if requested != nil, full < target, target < extent + 1 || (target - extent - 1) / strides[axis] + 1 != input[axis + 2] {
+                    throw OpError("output_shape \(target) on spatial axis \(axis) is inconsistent with input extent \(input[axis + 2])")
+                }
                 let total = max(0, full - target)
                 padBegin[axis] = geometry.autoPad == .sameUpper ? total / 2 : total - total / 2
                 padEnd[axis] = total - padBegin[axis]

@@ -270,9 +270,15 @@ struct Resize: DifferentiableOperator {
         return taps
     }
 
-    /// The taps of every axis that changes, `nil` for the unchanged ones.
+    /// The taps of every axis that changes, `nil` for the unchanged ones: an axis of scale 1 and
+    /// unchanged length is copied whatever the coordinate mode (as onnxruntime does; under
+    /// tf_half_pixel_for_nn it would otherwise shift by half an element), unless a region of
+    /// interest crops it.
     func plan(_ shape: [Int], _ tensors: [Tensor?]) throws -> [AxisTaps?] {
         try geometry(shape, tensors).map { axis in
+            if axis.scale == 1, axis.outLength == axis.inLength, coordinates != .tfCropAndResize || axis.roi == (0, 1) {
+                return nil
+            }
             let taps = try taps(axis)
             if taps.isIdentity { return nil }
             return taps.singleTap ?? taps
@@ -284,8 +290,7 @@ struct Resize: DifferentiableOperator {
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
         let plan = try plan(x.shape, inputs.tensors)
-        let value = Double(extrapolationValue)
-        let fill = try Tensor(scalar: x.dtype.isFloatingPoint ? value : value.rounded(.toNearestOrEven)).converted(to: x.dtype)
+        let fill = try Tensor(scalar: extrapolationValue).converted(to: x.dtype)
         var y = x
         if plan.allSatisfy({ ($0?.width ?? 1) == 1 }) {
             // Nearest (or grid-aligned) sampling moves elements of any type.
@@ -300,11 +305,11 @@ struct Resize: DifferentiableOperator {
             }
             y = try withFloatType(x.dtype, "Resize") { try run($0) }
         } else {
-            // Integers and booleans interpolate in double precision, then round half to even and
-            // saturate, as the ONNX reference does.
+            // Integers and booleans interpolate in double precision, then truncate toward zero as
+            // onnxruntime's cast does (the ONNX reference rounds; no node test has integer linear).
             var wide = try x.converted(to: .float64)
             for (axis, taps) in plan.enumerated() { if let taps { wide = try Resampling.interpolate(wide, axis: axis, taps: taps, as: Double.self) } }
-            y = try wide.rounded().converted(to: x.dtype)
+            y = try wide.converted(to: x.dtype)
         }
         Resampling.fillOutside(y, taps: plan, value: fill)
         return [y]
@@ -337,12 +342,5 @@ struct Resize: DifferentiableOperator {
             gx = try withFloatType(g.dtype, "Resize") { try run($0) }
         }
         return [gx]
-    }
-}
-
-extension Tensor {
-    /// A float64 tensor with every element rounded half to even (NumPy's `round`).
-    fileprivate func rounded() throws -> Tensor {
-        try mapElements(self, as: Double.self) { $0.rounded(.toNearestOrEven) }
     }
 }
