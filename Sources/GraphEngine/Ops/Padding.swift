@@ -38,11 +38,12 @@ struct Pad: DifferentiableOperator {
         }
     }
 
-    /// Where each output element of a padded tensor reads from.
+    /// The padding of each axis and the output's shape.
     struct Plan {
+        let inputShape: [Int]
         let outputShape: [Int]
-        /// Per axis and output coordinate, the input coordinate read, or -1 for the constant.
-        let sources: [[Int]]
+        let begin: [Int]
+        let end: [Int]
     }
 
     /// The plan for an input of `shape`, from the pads (`[begin…, end…]` over `axes`).
@@ -68,14 +69,18 @@ struct Pad: DifferentiableOperator {
             }
             outputShape[axis] = total
         }
-        // The output's size is checked (and the output allocated) before the per-axis tables,
-        // which are then no longer than the output.
-        let count = try Shape.elementCount(outputShape)
-        guard count > 0 else { return Plan(outputShape: outputShape, sources: outputShape.map { _ in [] }) }
-        let sources = try (0..<rank).map { axis in
-            try axisSources(extent: shape[axis], begin: begin[axis], end: end[axis], length: outputShape[axis], axis: axis)
+        return Plan(inputShape: shape, outputShape: outputShape, begin: begin, end: end)
+    }
+
+    /// Per axis and output coordinate, the input coordinate read, or -1 for the constant. Called
+    /// once a tensor of the output's shape exists, so the tables are no longer than it.
+    func sources(_ plan: Plan) throws -> [[Int]] {
+        guard try Shape.elementCount(plan.outputShape) > 0 else { return plan.outputShape.map { _ in [] } }
+        return try plan.inputShape.indices.map { axis in
+            try axisSources(
+                extent: plan.inputShape[axis], begin: plan.begin[axis], end: plan.end[axis], length: plan.outputShape[axis],
+                axis: axis)
         }
-        return Plan(outputShape: outputShape, sources: sources)
     }
 
     /// The input coordinate each of an axis's `length` output coordinates reads.
@@ -116,6 +121,7 @@ struct Pad: DifferentiableOperator {
         let plan = try plan(shape: x.shape, pads: pads, axes: axes)
         let output = try Tensor(uninitialized: x.dtype, shape: plan.outputShape)
         guard output.count > 0 else { return [output] }
+        let sources = try sources(plan)
         // The constant as the data's type: the attribute, or input 2 (a scalar or one-element tensor).
         let fill: Tensor
         if attributePads != nil {
@@ -130,7 +136,7 @@ struct Pad: DifferentiableOperator {
             let source = x.storage.base.assumingMemoryBound(to: E.self)
             let target = output.storage.base.assumingMemoryBound(to: E.self)
             let constant = fill.storage.base.assumingMemoryBound(to: E.self).pointee
-            forEachRow(plan, inputShape: x.shape) { inputRow, outputRow, row in
+            forEachRow(plan, sources) { inputRow, outputRow, row in
                 guard let inputRow else {
                     (target + outputRow).update(repeating: constant, count: row.count)
                     return
@@ -166,12 +172,12 @@ struct Pad: DifferentiableOperator {
     /// read (nil when an outer coordinate is padding), `outputRow` the output offset, and `row`
     /// the last axis's source table.
     private func forEachRow(
-        _ plan: Plan, inputShape: [Int], _ body: (_ inputRow: Int?, _ outputRow: Int, _ row: [Int]) -> Void
+        _ plan: Plan, _ sources: [[Int]], _ body: (_ inputRow: Int?, _ outputRow: Int, _ row: [Int]) -> Void
     ) {
-        let rank = inputShape.count
+        let rank = plan.inputShape.count
         guard rank > 0 else { return body(0, 0, [0]) }
-        let inputStrides = Shape.strides(inputShape)
-        let last = plan.sources[rank - 1]
+        let inputStrides = Shape.strides(plan.inputShape)
+        let last = sources[rank - 1]
         let outer = Array(plan.outputShape.dropLast())
         var counter = [Int](repeating: 0, count: outer.count)
         var outputRow = 0
@@ -179,7 +185,7 @@ struct Pad: DifferentiableOperator {
             var inputRow = 0
             var padded = false
             for axis in 0..<outer.count {
-                let s = plan.sources[axis][counter[axis]]
+                let s = sources[axis][counter[axis]]
                 if s < 0 { padded = true; break }
                 inputRow += s * inputStrides[axis]
             }
@@ -220,7 +226,7 @@ struct Pad: DifferentiableOperator {
             if g.count > 0 {
                 let source = g.storage.base.assumingMemoryBound(to: T.self)
                 let target = gx.storage.base.assumingMemoryBound(to: T.self)
-                forEachRow(plan, inputShape: shape) { inputRow, outputRow, row in
+                forEachRow(plan, try sources(plan)) { inputRow, outputRow, row in
                     for o in 0..<row.count {
                         if let inputRow, row[o] >= 0 {
                             target[inputRow + row[o]] += source[outputRow + o]

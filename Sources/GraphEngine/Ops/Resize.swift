@@ -231,9 +231,11 @@ struct Resize: DifferentiableOperator {
         case .cubic: first = Int((-2 / stretch).rounded(.down)) + 1
         }
         let width = mode == .nearest ? 1 : 2 - 2 * first
+        // An index and a weight per tap: refused when they could not fit in memory (a fractional
+        // output length of 2⁴⁰ passes the shape checks but not this one).
         let (entries, overflow) = width.multipliedReportingOverflow(by: outLength)
-        guard !overflow, entries <= 1 << 28 else {
-            throw OpError("the antialiasing filter of an axis scaled by \(axis.scale) is too wide")
+        guard !overflow, entries <= TensorStorage.maximumByteCount / 32 else {
+            throw OpError("resampling \(inLength) elements to \(outLength) with \(width) taps each needs too much memory")
         }
         var taps = AxisTaps(
             inLength: inLength, outLength: outLength, width: width, indices: .init(repeating: 0, count: entries),
