@@ -72,13 +72,16 @@ struct LRN: DifferentiableOperator {
         let (n, c, positions) = try layout(x.shape)
         let y = try Tensor(uninitialized: x.dtype, shape: x.shape)
         func run<T: FloatKernelScalar>(_ type: T.Type) {
-            let source = UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self))
-            let target = y.storage.base.assumingMemoryBound(to: T.self)
-            let s = denominators(source, n, c, positions)
-            for i in 0..<x.count { target[i] = T(Double(source[i]) * Foundation.pow(s[i], -beta)) }
+            normalize(UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)), n, c, positions, into: y.storage.base.assumingMemoryBound(to: T.self))
         }
         try withExtendedLifetime(x) { try withFloatType(x.dtype, "LRN") { run($0) } }
         return [y]
+    }
+
+    @_specialize(where T == Float)
+    private func normalize<T: FloatKernelScalar>(_ x: UnsafePointer<T>, _ n: Int, _ c: Int, _ positions: Int, into y: UnsafeMutablePointer<T>) {
+        let s = denominators(x, n, c, positions)
+        for i in 0..<n * c * positions { y[i] = T(Double(x[i]) * Foundation.pow(s[i], -beta)) }
     }
 
     func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(0) }
@@ -91,28 +94,34 @@ struct LRN: DifferentiableOperator {
         let (n, c, positions) = try layout(x.shape)
         let gx = try Tensor(uninitialized: x.dtype, shape: x.shape)
         func run<T: FloatKernelScalar>(_ type: T.Type) {
-            let source = UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self))
-            let gradient = g.storage.base.assumingMemoryBound(to: T.self)
-            let target = gx.storage.base.assumingMemoryBound(to: T.self)
-            let s = denominators(source, n, c, positions)
-            let t = (0..<x.count).map { Double(gradient[$0]) * Double(source[$0]) * Foundation.pow(s[$0], -beta - 1) }
-            let factor = 2 * alpha * beta / Double(size)
-            for sample in 0..<n {
-                for channel in 0..<c {
-                    let base = (sample * c + channel) * positions
-                    for i in 0..<positions {
-                        var sum = 0.0
-                        for other in max(0, channel - above)...min(c - 1, channel + below) {
-                            sum += t[(sample * c + other) * positions + i]
-                        }
-                        let k = base + i
-                        target[k] = T(Double(gradient[k]) * Foundation.pow(s[k], -beta) - factor * Double(source[k]) * sum)
-                    }
-                }
-            }
+            gradient(
+                UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)), UnsafePointer(g.storage.base.assumingMemoryBound(to: T.self)),
+                n, c, positions, into: gx.storage.base.assumingMemoryBound(to: T.self))
         }
         try withExtendedLifetime((x, g)) { try withFloatType(x.dtype, "LRN") { run($0) } }
         return [gx]
+    }
+
+    @_specialize(where T == Float)
+    private func gradient<T: FloatKernelScalar>(
+        _ x: UnsafePointer<T>, _ g: UnsafePointer<T>, _ n: Int, _ c: Int, _ positions: Int, into gx: UnsafeMutablePointer<T>
+    ) {
+        let s = denominators(x, n, c, positions)
+        let t = (0..<n * c * positions).map { Double(g[$0]) * Double(x[$0]) * Foundation.pow(s[$0], -beta - 1) }
+        let factor = 2 * alpha * beta / Double(size)
+        for sample in 0..<n {
+            for channel in 0..<c {
+                let base = (sample * c + channel) * positions
+                for i in 0..<positions {
+                    var sum = 0.0
+                    for other in max(0, channel - above)...min(c - 1, channel + below) {
+                        sum += t[(sample * c + other) * positions + i]
+                    }
+                    let k = base + i
+                    gx[k] = T(Double(g[k]) * Foundation.pow(s[k], -beta) - factor * Double(x[k]) * sum)
+                }
+            }
+        }
     }
 }
 
@@ -149,21 +158,24 @@ struct LpNormalization: DifferentiableOperator {
         let (outer, extent, inner) = try layout(x.shape)
         let y = try Tensor(uninitialized: x.dtype, shape: x.shape)
         func run<T: FloatKernelScalar>(_ type: T.Type) {
-            let source = UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self))
-            let target = y.storage.base.assumingMemoryBound(to: T.self)
-            let norm = norms(source, outer, extent, inner)
-            for o in 0..<outer {
-                for k in 0..<extent {
-                    let offset = (o * extent + k) * inner
-                    for i in 0..<inner {
-                        let n = norm[o * inner + i]
-                        target[offset + i] = n == 0 ? 0 : T(Double(source[offset + i]) / n)
-                    }
-                }
-            }
+            normalize(UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)), outer, extent, inner, into: y.storage.base.assumingMemoryBound(to: T.self))
         }
         try withExtendedLifetime(x) { try withFloatType(x.dtype, "LpNormalization") { run($0) } }
         return [y]
+    }
+
+    @_specialize(where T == Float)
+    private func normalize<T: FloatKernelScalar>(_ x: UnsafePointer<T>, _ outer: Int, _ extent: Int, _ inner: Int, into y: UnsafeMutablePointer<T>) {
+        let norm = norms(x, outer, extent, inner)
+        for o in 0..<outer {
+            for k in 0..<extent {
+                let offset = (o * extent + k) * inner
+                for i in 0..<inner {
+                    let n = norm[o * inner + i]
+                    y[offset + i] = n == 0 ? 0 : T(Double(x[offset + i]) / n)
+                }
+            }
+        }
     }
 
     func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(0) }
@@ -175,31 +187,37 @@ struct LpNormalization: DifferentiableOperator {
         let (outer, extent, inner) = try layout(x.shape)
         let gx = try Tensor(zeros: x.dtype, shape: x.shape)
         func run<T: FloatKernelScalar>(_ type: T.Type) {
-            let source = UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self))
-            let gradient = g.storage.base.assumingMemoryBound(to: T.self)
-            let target = gx.storage.base.assumingMemoryBound(to: T.self)
-            let norm = norms(source, outer, extent, inner)
-            var dots = [Double](repeating: 0, count: outer * inner)
-            for o in 0..<outer {
-                for k in 0..<extent {
-                    let offset = (o * extent + k) * inner
-                    for i in 0..<inner { dots[o * inner + i] += Double(gradient[offset + i]) * Double(source[offset + i]) }
-                }
-            }
-            for o in 0..<outer {
-                for k in 0..<extent {
-                    let offset = (o * extent + k) * inner
-                    for i in 0..<inner {
-                        let n = norm[o * inner + i]
-                        guard n > 0 else { continue }
-                        let (v, gi, dot) = (Double(source[offset + i]), Double(gradient[offset + i]), dots[o * inner + i])
-                        let sign: Double = v > 0 ? 1 : v < 0 ? -1 : 0
-                        target[offset + i] = T(p == 2 ? gi / n - v * dot / (n * n * n) : gi / n - sign * dot / (n * n))
-                    }
-                }
-            }
+            gradient(
+                UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)), UnsafePointer(g.storage.base.assumingMemoryBound(to: T.self)),
+                outer, extent, inner, into: gx.storage.base.assumingMemoryBound(to: T.self))
         }
         try withExtendedLifetime((x, g)) { try withFloatType(x.dtype, "LpNormalization") { run($0) } }
         return [gx]
+    }
+
+    @_specialize(where T == Float)
+    private func gradient<T: FloatKernelScalar>(
+        _ x: UnsafePointer<T>, _ g: UnsafePointer<T>, _ outer: Int, _ extent: Int, _ inner: Int, into gx: UnsafeMutablePointer<T>
+    ) {
+        let norm = norms(x, outer, extent, inner)
+        var dots = [Double](repeating: 0, count: outer * inner)
+        for o in 0..<outer {
+            for k in 0..<extent {
+                let offset = (o * extent + k) * inner
+                for i in 0..<inner { dots[o * inner + i] += Double(g[offset + i]) * Double(x[offset + i]) }
+            }
+        }
+        for o in 0..<outer {
+            for k in 0..<extent {
+                let offset = (o * extent + k) * inner
+                for i in 0..<inner {
+                    let n = norm[o * inner + i]
+                    guard n > 0 else { continue }
+                    let (v, gi, dot) = (Double(x[offset + i]), Double(g[offset + i]), dots[o * inner + i])
+                    let sign: Double = v > 0 ? 1 : v < 0 ? -1 : 0
+                    gx[offset + i] = T(p == 2 ? gi / n - v * dot / (n * n * n) : gi / n - sign * dot / (n * n))
+                }
+            }
+        }
     }
 }

@@ -53,7 +53,7 @@ enum Resampling {
 
     /// One interpolation pass along `axis`: `y[o, j, i] = Σ_k w[j, k] · x[o, index[j, k], i]`,
     /// the products summed in tap order (the fast path below sums in the same order, so both give
-    /// the same bits).
+    /// the same bits). Outer blocks split over threads.
     @_specialize(where T == Float)
     static func interpolate<T: FloatKernelScalar>(_ x: Tensor, axis: Int, taps: AxisTaps, as type: T.Type) throws -> Tensor {
         var shape = x.shape
@@ -65,18 +65,35 @@ enum Resampling {
         let source = UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self))
         let target = y.storage.base.assumingMemoryBound(to: T.self)
         withExtendedLifetime(x) {
-            Parallel.forEach(outer * outLength, grain: max(1, 8_192 / max(inner * width, 1))) { rows in
-                for row in rows {
-                    let (o, j) = (row / outLength, row % outLength)
-                    let out = target + row * inner
-                    let tap = j * width
-                    let first = source + (o * inLength + taps.indices[tap]) * inner
-                    let w0 = weights[tap]
-                    for i in 0..<inner { out[i] = w0 * first[i] }
-                    for k in 1..<max(width, 1) {
-                        let input = source + (o * inLength + taps.indices[tap + k]) * inner
-                        let w = weights[tap + k]
-                        for i in 0..<inner { out[i] += w * input[i] }
+            taps.indices.withUnsafeBufferPointer { indices in
+                weights.withUnsafeBufferPointer { weights in
+                    Parallel.forEach(outer, grain: max(1, 8_192 / max(outLength * inner * width, 1))) { blocks in
+                        for o in blocks {
+                            let input = source + o * inLength * inner
+                            let output = target + o * outLength * inner
+                            if inner == 1 {
+                                // Resampling the innermost axis: one dot product per output element.
+                                for j in 0..<outLength {
+                                    let tap = j * width
+                                    var value = weights[tap] * input[indices[tap]]
+                                    for k in 1..<max(width, 1) { value += weights[tap + k] * input[indices[tap + k]] }
+                                    output[j] = value
+                                }
+                                continue
+                            }
+                            for j in 0..<outLength {
+                                let out = output + j * inner
+                                let tap = j * width
+                                let first = input + indices[tap] * inner
+                                let w0 = weights[tap]
+                                for i in 0..<inner { out[i] = w0 * first[i] }
+                                for k in 1..<max(width, 1) {
+                                    let row = input + indices[tap + k] * inner
+                                    let w = weights[tap + k]
+                                    for i in 0..<inner { out[i] += w * row[i] }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -97,15 +114,21 @@ enum Resampling {
         let source = UnsafePointer(g.storage.base.assumingMemoryBound(to: T.self))
         let target = gx.storage.base.assumingMemoryBound(to: T.self)
         withExtendedLifetime(g) {
-            // Each outer block writes only its own rows, so blocks split over threads.
-            Parallel.forEach(outer, grain: max(1, 8_192 / max(inner * outLength * width, 1))) { blocks in
-                for o in blocks {
-                    for j in 0..<outLength {
-                        let gradient = source + (o * outLength + j) * inner
-                        for k in 0..<width {
-                            let out = target + (o * inLength + taps.indices[j * width + k]) * inner
-                            let w = weights[j * width + k]
-                            for i in 0..<inner { out[i] += w * gradient[i] }
+            taps.indices.withUnsafeBufferPointer { indices in
+                weights.withUnsafeBufferPointer { weights in
+                    // Each outer block writes only its own rows, so blocks split over threads.
+                    Parallel.forEach(outer, grain: max(1, 8_192 / max(inner * outLength * width, 1))) { blocks in
+                        for o in blocks {
+                            let gradient = source + o * outLength * inner
+                            let output = target + o * inLength * inner
+                            for j in 0..<outLength {
+                                let row = gradient + j * inner
+                                for k in 0..<width {
+                                    let out = output + indices[j * width + k] * inner
+                                    let w = weights[j * width + k]
+                                    for i in 0..<inner { out[i] += w * row[i] }
+                                }
+                            }
                         }
                     }
                 }
@@ -114,19 +137,35 @@ enum Resampling {
         return gx
     }
 
-    /// Nearest sampling along `axis` for any element type: `y[o, j, i] = x[o, index[j], i]`.
+    /// Nearest sampling along `axis` for any element type: `y[o, j, i] = x[o, index[j], i]`,
+    /// elements moved as same-sized unsigned integers.
     static func gather(_ x: Tensor, axis: Int, taps: AxisTaps) throws -> Tensor {
         var shape = x.shape
         shape[axis] = taps.outLength
         let y = try Tensor(uninitialized: x.dtype, shape: shape)
         let (outer, inner) = split(x.shape, axis)
-        let bytes = inner * x.dtype.byteSize
-        withExtendedLifetime(x) {
-            for o in 0..<outer {
-                for j in 0..<taps.outLength {
-                    (y.storage.base + (o * taps.outLength + j) * bytes).copyMemory(
-                        from: x.storage.base + (o * taps.inLength + taps.indices[j * taps.width]) * bytes, byteCount: bytes)
+        let (inLength, outLength, width) = (taps.inLength, taps.outLength, taps.width)
+        func run<E>(_ type: E.Type) {
+            let source = UnsafePointer(x.storage.base.assumingMemoryBound(to: E.self))
+            let target = y.storage.base.assumingMemoryBound(to: E.self)
+            taps.indices.withUnsafeBufferPointer { indices in
+                for o in 0..<outer {
+                    let input = source + o * inLength * inner
+                    let output = target + o * outLength * inner
+                    if inner == 1 {
+                        for j in 0..<outLength { output[j] = input[indices[j * width]] }
+                    } else {
+                        for j in 0..<outLength { (output + j * inner).update(from: input + indices[j * width] * inner, count: inner) }
+                    }
                 }
+            }
+        }
+        withExtendedLifetime(x) {
+            switch x.dtype.byteSize {
+            case 1: run(UInt8.self)
+            case 2: run(UInt16.self)
+            case 4: run(UInt32.self)
+            default: run(UInt64.self)
             }
         }
         return y

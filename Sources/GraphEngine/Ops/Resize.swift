@@ -293,12 +293,13 @@ struct Resize: DifferentiableOperator {
         let x = try inputs.required(0)
         let plan = try plan(x.shape, inputs.tensors)
         let fill = try Tensor(scalar: extrapolationValue).converted(to: x.dtype)
+        guard plan.contains(where: { $0 != nil }) else { return [x] }
         var y = x
-        if plan.allSatisfy({ ($0?.width ?? 1) == 1 }) {
+        if Resampling.planarApplies(x, plan) {
+            y = try Resampling.planar(x, rows: plan[2] ?? identity(x.shape[2]), columns: plan[3] ?? identity(x.shape[3]))
+        } else if plan.allSatisfy({ ($0?.width ?? 1) == 1 }) {
             // Nearest (or grid-aligned) sampling moves elements of any type.
             for (axis, taps) in plan.enumerated() { if let taps { y = try Resampling.gather(y, axis: axis, taps: taps) } }
-        } else if Resampling.planarApplies(x, plan) {
-            y = try Resampling.planar(x, rows: plan[2] ?? identity(x.shape[2]), columns: plan[3] ?? identity(x.shape[3]))
         } else if x.dtype == .float32 || x.dtype == .float64 {
             func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
                 var y = x
