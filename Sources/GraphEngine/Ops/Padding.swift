@@ -54,6 +54,10 @@ struct Pad: DifferentiableOperator {
         guard pads.count == 2 * axes.count else {
             throw OpError("Pad needs \(2 * axes.count) pads for \(axes.count) axes, got \(pads.count)")
         }
+        // Bounded so that negating a pad and adding two to an extent cannot overflow.
+        if let wild = pads.first(where: { $0 <= Int.min / 4 || $0 >= Int.max / 4 }) {
+            throw OpError("pad \(wild) is out of range")
+        }
         var begin = [Int](repeating: 0, count: rank)
         var end = [Int](repeating: 0, count: rank)
         for (i, axis) in axes.enumerated() {

@@ -10,7 +10,7 @@ extension OpRegistry {
         register("Resize") { context in try Resize(context) }
         register("Upsample") { context in
             guard context.opset < 10 else {
-                throw context.invalid("opset", "Upsample was deprecated in opset 10; the model imports opset \(context.opset) (use Resize)")
+                throw OpError("Upsample was deprecated in opset 10; the model imports opset \(context.opset) (use Resize)")
             }
             return try Resize(context)
         }
@@ -221,6 +221,10 @@ struct Resize: DifferentiableOperator {
     /// The taps of one axis.
     func taps(_ axis: Axis) throws -> AxisTaps {
         let (inLength, outLength) = (axis.inLength, axis.outLength)
+        // An empty output needs no taps (and its scale may be too small for the filter's width).
+        guard outLength > 0 else {
+            return AxisTaps(inLength: inLength, outLength: 0, width: 1, indices: [], weights: [], outside: [])
+        }
         // Linear and cubic filters: taps base + i for i in first..<first + width, weighted by the
         // kernel at (i − ratio)·s with ratio in (0, 1]; s < 1 only when antialiasing a downsample.
         let stretch = antialias ? Double(min(axis.scale, 1)) : 1
@@ -240,7 +244,6 @@ struct Resize: DifferentiableOperator {
         var taps = AxisTaps(
             inLength: inLength, outLength: outLength, width: width, indices: .init(repeating: 0, count: entries),
             weights: .init(repeating: 0, count: entries), outside: [])
-        guard outLength > 0 else { return taps }
         // Coordinates far outside the input read only edge elements; clamping them keeps the
         // integer conversions in range without changing a result.
         let margin = Float(width + 2)
@@ -292,8 +295,8 @@ struct Resize: DifferentiableOperator {
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
         let plan = try plan(x.shape, inputs.tensors)
-        let fill = try Tensor(scalar: extrapolationValue).converted(to: x.dtype)
         guard plan.contains(where: { $0 != nil }) else { return [x] }
+        let fill = try Tensor(scalar: extrapolationValue).converted(to: x.dtype)
         var y = x
         if Resampling.planarApplies(x, plan) {
             y = try Resampling.planar(x, rows: plan[2] ?? identity(x.shape[2]), columns: plan[3] ?? identity(x.shape[3]))
@@ -332,7 +335,7 @@ struct Resize: DifferentiableOperator {
         let shape = try step.inputShape(0)
         let plan = try plan(shape, step.inputs)
         let g = try Resampling.clearOutside(step.gradient(), taps: plan)
-        var gx: Tensor
+        let gx: Tensor
         if Resampling.planarApplies(g, plan) {
             gx = try Resampling.planarGradient(
                 g, inputShape: shape, rows: plan[2] ?? identity(shape[2]), columns: plan[3] ?? identity(shape[3]))
