@@ -25,7 +25,10 @@ struct SegmentNormalization {
     /// Elements per group.
     let ownerSizes: [Double]
 
-    init(segments: Int, length: Int, owners: [Int], ownerCount: Int, channels: [Int]?, epsilon: Double, epsilonOutsideRoot: Bool = false) {
+    init(
+        segments: Int, length: Int, owners: [Int], ownerCount: Int, channels: [Int]?, epsilon: Double,
+        epsilonOutsideRoot: Bool = false
+    ) {
         self.segments = segments
         self.length = length
         self.owners = owners
@@ -56,14 +59,15 @@ struct SegmentNormalization {
         return variance > 0 ? 1 / variance.squareRoot() : 0
     }
 
-    /// Runs `body(segment, pointer offset)` over all segments, split over threads.
+    /// Runs `body(segment)` for every segment, segments split over threads.
     private func forEachSegment(_ body: (Int) -> Void) {
         Parallel.forEach(segments, grain: max(1, 16_384 / max(length, 1))) { range in
             for segment in range { body(segment) }
         }
     }
 
-    /// Per-segment sums of `f`, with four running sums so the adds do not wait on each other.
+    /// Per-segment sums of `x − shift[group]` (or their squares), with four running sums so the
+    /// adds do not wait on each other.
     @_specialize(where T == Float)
     private func segmentSums<T: FloatKernelScalar>(
         _ x: UnsafePointer<T>, shift: [Double]?, squared: Bool
