@@ -112,6 +112,12 @@ public struct OpRegistry: Sendable {
         registry.registerLogSoftmax()
         registry.registerRecurrent()
         registry.registerQuantization()
+        registry.registerPadding()
+        registry.registerResize()
+        registry.registerEinsum()
+        registry.registerConvTranspose()
+        registry.registerInstanceNormalization()
+        registry.registerLocalNormalization()
         registry.widenForHalfPrecision(widenedForHalfPrecision)
         return registry
     }()

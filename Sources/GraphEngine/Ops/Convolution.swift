@@ -443,6 +443,7 @@ func applyEpilogue<T: FloatKernelScalar>(
 /// Writes the input patches for output `positions` as columns of a `[patch, positions.count]`
 /// matrix (rows ordered channel, then kernel depth, height, width, as the weights are), with
 /// zeros where the window covers padding.
+@_specialize(where T == Float)
 func im2col<T: GEMMScalar>(
     _ input: UnsafePointer<T>, channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
     into columns: UnsafeMutablePointer<T>, rowStride: Int? = nil
@@ -461,6 +462,8 @@ func im2col<T: GEMMScalar>(
 }
 
 /// The adjoint of ``im2col``: adds each column entry back onto the input position it was read from.
+/// (Specialized for float32: ConvTranspose's forward pass runs it on every image.)
+@_specialize(where T == Float)
 func col2im<T: GEMMScalar>(
     _ columns: UnsafePointer<T>, channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
     into input: UnsafeMutablePointer<T>
