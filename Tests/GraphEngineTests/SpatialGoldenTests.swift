@@ -7,7 +7,7 @@ import Testing
 
 /// One single-node case of `Fixtures/spatial/*.json` (written by `tools/export_spatial_goldens.py`): the
 /// node, its inputs and onnxruntime's outputs.
-struct OpGoldenCase: CustomTestStringConvertible, Sendable {
+struct SpatialGoldenCase: CustomTestStringConvertible, Sendable {
     let file: String
     let name: String
     let op: String
@@ -20,12 +20,12 @@ struct OpGoldenCase: CustomTestStringConvertible, Sendable {
     var testDescription: String { name }
 
     /// The cases of one golden file; an unreadable file gives no cases, which `filesLoad` reports.
-    static func load(_ file: String) -> [OpGoldenCase] {
+    static func load(_ file: String) -> [SpatialGoldenCase] {
         guard let data = try? Data(contentsOf: Fixtures.url("spatial/\(file)")),
             let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
             let cases = root["cases"] as? [[String: Any]]
         else { return [] }
-        return cases.compactMap { try? OpGoldenCase(file: file, json: $0) }
+        return cases.compactMap { try? SpatialGoldenCase(file: file, json: $0) }
     }
 
     init(file: String, json: [String: Any]) throws {
@@ -95,8 +95,8 @@ struct OpGoldenCase: CustomTestStringConvertible, Sendable {
 }
 
 @Suite struct SpatialGoldenTests {
-    static let resize = OpGoldenCase.load("resize.json")
-    static let spatial = OpGoldenCase.load("spatial.json")
+    static let resize = SpatialGoldenCase.load("resize.json")
+    static let spatial = SpatialGoldenCase.load("spatial.json")
 
     @Test func filesLoad() {
         #expect(Self.resize.count >= 300, "Fixtures/spatial/resize.json: \(Self.resize.count) cases")
@@ -110,7 +110,7 @@ struct OpGoldenCase: CustomTestStringConvertible, Sendable {
     /// antialiased cubic). float16 outputs are rounded once from float32 on both sides, so at most
     /// one half-precision unit (1e-3 relative) apart (all measured equal).
     @Test(arguments: resize)
-    func resizeMatchesOnnxruntime(_ test: OpGoldenCase) throws {
+    func resizeMatchesOnnxruntime(_ test: SpatialGoldenCase) throws {
         let nearest = test.attributes["mode"].map { if case .string("nearest") = $0 { true } else { false } } ?? true
         let half = test.outputs.first?.dtype == .float16
         let tolerance = nearest ? (0.0, 0.0) : half ? (1e-3, 1e-3) : (1e-5, 1e-5)
@@ -123,7 +123,7 @@ struct OpGoldenCase: CustomTestStringConvertible, Sendable {
     /// covers float32 sums of a few dozen terms of magnitude up to 4 (largest measured: 2.2e-7).
     /// float16 cases: one half-precision unit.
     @Test(arguments: spatial)
-    func spatialOpsMatchOnnxruntime(_ test: OpGoldenCase) throws {
+    func spatialOpsMatchOnnxruntime(_ test: SpatialGoldenCase) throws {
         let exact = test.op == "Pad"
         let half = test.outputs.first?.dtype == .float16
         let tolerance = exact ? (0.0, 0.0) : half ? (1e-3, 1e-3) : (1e-5, 1e-5)
