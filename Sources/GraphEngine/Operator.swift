@@ -104,6 +104,7 @@ public struct OpRegistry: Sendable {
         registry.registerNormalization()
         registry.registerSoftmax()
         registry.registerReductions()
+        registry.registerIndexing()
         registry.registerAttention()
         registry.widenForHalfPrecision(widenedForHalfPrecision)
         return registry

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ShortcutDetect
 
 /// The `shortcut-detect` command line: inspect and run exported ONNX image classifiers.
 @main
@@ -6,5 +7,6 @@ struct ShortcutDetectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shortcut-detect",
         abstract: "See where an exported ONNX image classifier looks, without Python.",
+        version: shortcutDetectVersion,
         subcommands: [InspectCommand.self, RunCommand.self, GradCAMCommand.self, AuditCommand.self, MergeCommand.self, EmbedCommand.self, BenchCommand.self])
 }

@@ -9,9 +9,11 @@ import Testing
 struct NodeTestCase: CustomTestStringConvertible, Sendable {
     let name: String
     let note: String
+    /// The folder under `Fixtures/` holding the case (the same layout serves other single-node cases).
+    var root = "onnx-node"
 
     var testDescription: String { name }
-    var folder: URL { Fixtures.url("onnx-node/\(name)") }
+    var folder: URL { Fixtures.url("\(root)/\(name)") }
 
     /// Runs every data set; returns a failure description, or nil when all outputs match.
     func run() throws -> String? {

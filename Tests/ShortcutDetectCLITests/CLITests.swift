@@ -35,6 +35,14 @@ import Testing
     let model = Fixtures.url("models/resnet_basic_ts17.onnx").path
     let input = Fixtures.url("models/inputs/resnet_basic.npy").path
 
+    @Test func versionMatchesTheLibraryConstantAndTheChangelog() throws {
+        let result = try cli(["--version"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == shortcutDetectVersion)
+        let changelog = try String(contentsOf: Fixtures.url("../CHANGELOG.md"), encoding: .utf8)
+        #expect(changelog.contains("## \(shortcutDetectVersion) "), "CHANGELOG.md has no section for \(shortcutDetectVersion)")
+    }
+
     @Test func inspectDescribesTheModel() throws {
         let result = try cli(["inspect", model])
         #expect(result.status == 0, "\(result.stderr)")

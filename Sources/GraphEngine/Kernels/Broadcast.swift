@@ -21,20 +21,26 @@ struct BroadcastLoop {
 
     init(_ shapes: [[Int]]) throws {
         let shape = try Shape.broadcast(shapes)
+        try self.init(shape: shape, strides: shapes.map { Shape.broadcastStrides($0, to: shape) })
+    }
+
+    /// A loop over `shape` in which each operand walks its own `strides` (in elements, one per
+    /// axis): a permuted, repeated or index-driven view rather than a broadcast.
+    init(shape: [Int], strides full: [[Int]]) throws {
         self.shape = shape
         self.count = try Shape.elementCount(shape)
-        let full = shapes.map { Shape.broadcastStrides($0, to: shape) }
+        let operands = full.count
         var dims: [Int] = []
-        var strides = [[Int]](repeating: [], count: shapes.count)
+        var strides = [[Int]](repeating: [], count: operands)
         for axis in 0..<shape.count where shape[axis] != 1 {
             if let last = dims.last,
-                (0..<shapes.count).allSatisfy({ strides[$0][strides[$0].count - 1] == full[$0][axis] * shape[axis] })
+                (0..<operands).allSatisfy({ strides[$0][strides[$0].count - 1] == full[$0][axis] * shape[axis] })
             {
                 dims[dims.count - 1] = last * shape[axis]
-                for operand in 0..<shapes.count { strides[operand][strides[operand].count - 1] = full[operand][axis] }
+                for operand in 0..<operands { strides[operand][strides[operand].count - 1] = full[operand][axis] }
             } else {
                 dims.append(shape[axis])
-                for operand in 0..<shapes.count { strides[operand].append(full[operand][axis]) }
+                for operand in 0..<operands { strides[operand].append(full[operand][axis]) }
             }
         }
         self.dims = dims

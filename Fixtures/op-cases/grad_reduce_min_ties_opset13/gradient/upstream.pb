@@ -1,0 +1,1 @@
+BupstreamJðîs{Qá¿ÐÃ•àg±º¿Pih,Yµ¸¿
