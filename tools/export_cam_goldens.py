@@ -124,9 +124,11 @@ CAM_ARCHS = {
     ),
     "deit": dict(layer=lambda m: "blocks.1.norm1", two=lambda m: ["blocks.0.norm1", "blocks.1.norm1"],
                  vit=_deit_grid),
-    # torchvision Swin keeps its stages channels-last, [N, H, W, C]
-    "swin": dict(layer=lambda m: "features.3", two=lambda m: ["features.1", "features.3"], vit=None,
-                 channels_last=True),
+    # torchvision Swin keeps its stages channels-last, [N, H, W, C]. The layer is the final norm's
+    # output, what the head pools: at the last stage's output, the norm's input, sum_k G_k A_k is
+    # zero at every position (a LayerNorm's output does not change when its input is shifted or
+    # scaled), so HiResCAM's map there is rounding noise.
+    "swin": dict(layer=lambda m: "norm", two=lambda m: ["features.1", "norm"], vit=None, channels_last=True),
 }
 
 

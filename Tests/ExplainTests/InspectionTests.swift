@@ -21,7 +21,9 @@ import Testing
         }
         let shape = try #require(suggested.shape)
         switch suggested.kind {
-        case .convolutional: #expect(shape.count == 4 && shape[2] >= 2 && shape[3] >= 2, "\(entry.name): \(shape)")
+        case .convolutional:
+            let size = suggested.layout == .channelsLast ? shape.dropFirst().prefix(2) : shape.suffix(2)
+            #expect(shape.count == 4 && size.allSatisfy { $0 >= 2 }, "\(entry.name): \(shape)")
         case .tokens: #expect(shape.count == 3 && shape[1] > 1, "\(entry.name): \(shape)")
         case .unknown: Issue.record("\(entry.name): suggested \(suggested.name) of unknown kind")
         }
@@ -56,17 +58,30 @@ import Testing
         #expect(dynamo.suggested?.tensor == "relu_10")
     }
 
-    /// Channels-last and pooled tensors are not maps; the input's size and aspect tell them apart.
+    /// Without graph evidence a 4-D tensor's layout is the reading whose height and width fit in
+    /// the input and match its aspect ratio; a tie follows the input's layout, and the graph's
+    /// evidence wins unless the shape rules it out. Pooled tensors are not maps in either layout.
     @Test func layoutsAreJudgedAgainstTheInputImage() {
-        let image = (height: 224, width: 224)
+        func layout(_ shape: [Int], _ image: (Int, Int) = (224, 224), graph: ImageLayout? = nil, input: ImageLayout = .nchw) -> ImageLayout {
+            LayerLayouts.layout(shape: shape, image: image, graph: graph, input: input)
+        }
+        #expect(layout([1, 2048, 7, 7]) == .nchw)
+        #expect(layout([1, 7, 7, 768]) == .nhwc)  // 768 is wider than the image
+        #expect(layout([1, 56, 56, 96]) == .nhwc)  // a Swin stage: 56x56 has the image's aspect, 56x96 does not
+        #expect(layout([1, 64, 6, 24], (48, 192)) == .nchw)  // a text-line CNN
+        #expect(layout([1, 8, 8, 8]) == .nchw)
+        #expect(layout([1, 8, 8, 8], input: .nhwc) == .nhwc)
+        #expect(layout([1, 8, 8, 8], graph: .nhwc) == .nhwc)
+        #expect(layout([1, 7, 7, 768], graph: .nchw) == .nhwc)  // a 7x768 map cannot come from a 224x224 image
+
         typealias Kind = ModelInspection.LayerCandidate.Kind
-        #expect(ModelInspection.kind(of: [1, 2048, 7, 7], image: image) == Kind.convolutional)
-        #expect(ModelInspection.kind(of: [1, 768, 1, 1], image: image) == Kind.unknown)  // pooled
-        #expect(ModelInspection.kind(of: [1, 1, 1, 768], image: image) == Kind.unknown)  // pooled, channels-last
-        #expect(ModelInspection.kind(of: [1, 7, 7, 768], image: image) == Kind.unknown)  // wider than the image
-        #expect(ModelInspection.kind(of: [1, 56, 56, 96], image: image) == Kind.unknown)  // Swin stage, channels-last
-        #expect(ModelInspection.kind(of: [1, 64, 6, 24], image: (48, 192)) == Kind.convolutional)  // a text-line CNN
-        #expect(ModelInspection.kind(of: [1, 197, 768], image: image) == Kind.tokens)
+        let image = (height: 224, width: 224)
+        #expect(ModelInspection.kind(of: [1, 2048, 7, 7], layout: .nchw, image: image) == Kind.convolutional)
+        #expect(ModelInspection.kind(of: [1, 768, 1, 1], layout: .nchw, image: image) == Kind.unknown)  // pooled
+        #expect(ModelInspection.kind(of: [1, 1, 1, 768], layout: .nhwc, image: image) == Kind.unknown)  // pooled, channels-last
+        #expect(ModelInspection.kind(of: [1, 56, 56, 96], layout: .nhwc, image: image) == Kind.convolutional)
+        #expect(ModelInspection.kind(of: [1, 7, 7, 768], layout: .nchw, image: image) == Kind.unknown)  // wider than the image
+        #expect(ModelInspection.kind(of: [1, 197, 768], layout: .nchw, image: image) == Kind.tokens)
     }
 
     /// Weights in `Constant` nodes (paddle2onnx) count as parameters; missing ops are listed once.
