@@ -107,7 +107,7 @@ public struct ModelInspection {
             if let known = classified[tensor] { return known }
             var result: (Kind, LayerLayout?) = (.unknown, nil)
             if let shape = shapes[tensor] {
-                if shape.count == 3, shape[1] > 1 {
+                if shape.count == 3, shape[0] == 1, shape[1] > 1 {
                     result = (.tokens, .tokens(nil))
                 } else if shape.count == 4 {
                     let layout = image.map {
@@ -162,11 +162,13 @@ public struct ModelInspection {
 
     /// The feature the classifier head reads: going back from `output` through the graph's data
     /// (not weights, not shape computations), the nearest map of at least 2×2 that is not a
-    /// pooling op's output, or the nearest token sequence.
+    /// pooling op's output or a transposed copy, or the nearest token sequence.
     static func headFeature(
         of graph: Graph, output: String, producer: [String: Int], constants: Set<String>, kind: (String) -> Kind
     ) -> String? {
-        let pools: Set<String> = ["MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ReduceMean", "ReduceMax"]
+        let pools: Set<String> = [
+            "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ReduceMean", "ReduceMax", "Transpose",
+        ]
         var queue = [output]
         var seen: Set<String> = [output]
         var position = 0
@@ -189,14 +191,26 @@ public struct ModelInspection {
     }
 
     /// The token sequence the last attention projects into queries, keys and values (a
-    /// transformer's last block's first norm): going back from the last Softmax, the first
-    /// tokens a MatMul or Gemm multiplies by a constant matrix.
+    /// transformer's last block's first norm): going back from the last Softmax (or opset 23's
+    /// Attention), the first tokens a MatMul or Gemm multiplies by a constant matrix, directly
+    /// or after a reshape or transpose (torchvision's attention runs sequence-first).
     static func lastAttentionInput(
         of graph: Graph, producer: [String: Int], constants: Set<String>, kind: (String) -> Kind
     ) -> String? {
-        guard let softmax = graph.nodes.last(where: { $0.opType == "Softmax" }), let start = softmax.inputs.first else { return nil }
-        var queue = [start]
-        var seen: Set<String> = [start]
+        guard let attention = graph.nodes.last(where: { $0.opType == "Softmax" || $0.opType == "Attention" }) else { return nil }
+        let relayouts: Set<String> = ["Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Cast"]
+        func tokens(before tensor: String) -> String? {
+            var current = tensor
+            for _ in graph.nodes.indices where kind(current) != .tokens {  // bounded: a malformed graph may loop
+                guard let index = producer[current], relayouts.contains(graph.nodes[index].opType),
+                    let input = graph.nodes[index].inputs.first
+                else { return nil }
+                current = input
+            }
+            return kind(current) == .tokens ? current : nil
+        }
+        var queue = attention.inputs.filter { !$0.isEmpty && !constants.contains($0) }
+        var seen = Set(queue)
         var position = 0
         while position < queue.count {
             guard let index = producer[queue[position]] else {
@@ -206,9 +220,9 @@ public struct ModelInspection {
             position += 1
             let node = graph.nodes[index]
             if node.opType == "MatMul" || node.opType == "Gemm", node.inputs.count >= 2, constants.contains(node.inputs[1]),
-                kind(node.inputs[0]) == .tokens
+                let found = tokens(before: node.inputs[0])
             {
-                return node.inputs[0]
+                return found
             }
             guard node.opType != "Shape", node.opType != "Size" else { continue }
             for input in node.inputs where !input.isEmpty && !constants.contains(input) && seen.insert(input).inserted {

@@ -49,6 +49,38 @@ import Testing
         }
     }
 
+    /// torchvision's Swin keeps its stages channels-last; the suggestion is the final norm's
+    /// `[1, 4, 4, 32]` map the head pools, read channels-last.
+    @Test func swinSuggestsItsChannelsLastNorm() throws {
+        for file in ["swin_ts13", "swin_ts17", "swin_dyn18", "swin_dyn25"] {
+            let report = ModelInspection(model: try Model(contentsOf: Fixtures.url("models/\(file).onnx")))
+            #expect(report.suggested?.name == "norm", "\(file)")
+            #expect(report.suggested?.shape == [1, 4, 4, 32], "\(file)")
+            #expect(report.suggested?.layout == .channelsLast, "\(file)")
+            #expect(report.candidates.contains { $0.names.contains("features.3") && $0.layout == .channelsLast }, "\(file)")
+        }
+    }
+
+    /// Graphs without module scopes (tf2onnx, paddle2onnx, hand-made) get a suggestion from the
+    /// graph alone: every fixture with its node names and scope metadata erased is suggested the
+    /// same tensor as with them, by a name `--layer` accepts.
+    @Test(arguments: FixtureManifest.committed?.models ?? [])
+    func suggestionsNeedNoModuleScopes(_ entry: FixtureManifest.Entry) throws {
+        let model = try Model(contentsOf: Fixtures.url("models/\(entry.file)"))
+        var bare = model
+        bare.graph.nodes = model.graph.nodes.map { node in
+            var plain = node
+            plain.name = ""
+            plain.metadata = [:]
+            return plain
+        }
+        #expect(LayerResolver(model: bare).modules.isEmpty)
+        let scoped = try #require(ModelInspection(model: model).suggested)
+        let suggested = try #require(ModelInspection(model: bare).suggested, "\(entry.name)")
+        #expect(suggested.tensor == scoped.tensor, "\(entry.name): \(suggested.name) \(suggested.shape ?? []) vs \(scoped.name)")
+        #expect(try LayerResolver(model: bare).resolve(suggested.name).tensor == suggested.tensor)
+    }
+
     /// DenseNet's last map is `F.relu` outside any module: suggested by the node name the resolver accepts.
     @Test func denseNetSuggestsItsFinalReluByNodeName() throws {
         let torchScript = ModelInspection(model: try Model(contentsOf: Fixtures.url("models/densenet_ts17.onnx")))
