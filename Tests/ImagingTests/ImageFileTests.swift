@@ -101,6 +101,11 @@ import Testing
             let ours = try preprocessing.tensor(image)
             let comparison = try TensorComparison(ours, golden)
             #expect(comparison.sameShape && comparison.maxAbsoluteDifference == 0, "\(testCase.file): \(comparison)")
+            // For channels-last (Keras) models: the same values as [H, W, 3].
+            var channelsLast = preprocessing
+            channelsLast.layout = .nhwc
+            let nhwc = try TensorComparison(channelsLast.tensor(image), golden.transposed([1, 2, 0]))
+            #expect(nhwc.sameShape && nhwc.maxAbsoluteDifference == 0, "\(testCase.file) nhwc: \(nhwc)")
         }
     }
 }
