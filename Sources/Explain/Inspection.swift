@@ -141,10 +141,14 @@ public struct ModelInspection {
         let head = graph.outputs.first.flatMap {
             ModelInspection.headFeature(of: graph, output: $0.name, producer: producer, constants: constants, kind: kind)
         }
+        func attentionInput() -> String? {
+            ModelInspection.lastAttentionInput(of: graph, producer: producer, constants: constants, rank: { shapes[$0]?.count }, kind: kind)
+        }
         if !tokens.isEmpty {
-            pick = (tokens.last { $0.paths.contains { $0.hasSuffix(".norm1") || $0.hasSuffix(".ln_1") } } ?? tokens.last)?.tensor
+            // A class-token model's last block output gets no gradient at its patch tokens: never fall back to it first.
+            pick = tokens.last { $0.paths.contains { $0.hasSuffix(".norm1") || $0.hasSuffix(".ln_1") } }?.tensor ?? attentionInput() ?? tokens.last?.tensor
         } else if let head, kind(head) == .tokens {
-            pick = ModelInspection.lastAttentionInput(of: graph, producer: producer, constants: constants, kind: kind) ?? head
+            pick = attentionInput() ?? head
         } else {
             pick = head ?? kept.last { kind($0.tensor) == .convolutional }?.tensor
         }
@@ -191,13 +195,17 @@ public struct ModelInspection {
     }
 
     /// The token sequence the last attention projects into queries, keys and values (a
-    /// transformer's last block's first norm): going back from the last Softmax (or opset 23's
-    /// Attention), the first tokens a MatMul or Gemm multiplies by a constant matrix, directly
-    /// or after a reshape or transpose (torchvision's attention runs sequence-first).
+    /// transformer's last block's first norm): going back from the last attention Softmax (over
+    /// scores of rank 3 or more; a classifier's own Softmax is rank 2) or opset 23's Attention,
+    /// the first tokens a MatMul or Gemm multiplies by a constant matrix, directly or after a
+    /// reshape or transpose (torchvision's attention runs sequence-first).
     static func lastAttentionInput(
-        of graph: Graph, producer: [String: Int], constants: Set<String>, kind: (String) -> Kind
+        of graph: Graph, producer: [String: Int], constants: Set<String>, rank: (String) -> Int?, kind: (String) -> Kind
     ) -> String? {
-        guard let attention = graph.nodes.last(where: { $0.opType == "Softmax" || $0.opType == "Attention" }) else { return nil }
+        let attention = graph.nodes.last { node in
+            node.opType == "Attention" || (node.opType == "Softmax" && (node.inputs.first.flatMap(rank) ?? 0) >= 3)
+        }
+        guard let attention else { return nil }
         let relayouts: Set<String> = ["Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Cast"]
         func tokens(before tensor: String) -> String? {
             var current = tensor

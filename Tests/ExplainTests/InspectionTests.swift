@@ -81,6 +81,27 @@ import Testing
         #expect(try LayerResolver(model: bare).resolve(suggested.name).tensor == suggested.tensor)
     }
 
+    /// A transformer whose blocks name their norms otherwise (timm's TNT: `norm_out`) is suggested
+    /// the tokens its last attention reads, not the last block's output (whose patch tokens get
+    /// no gradient under a class-token head); a Softmax the classifier ends in is not attention.
+    @Test func transformersWithoutNorm1GetTheLastAttentionInput() throws {
+        let model = try Model(contentsOf: Fixtures.url("models/deit_ts17.onnx"))
+        let norm1 = try #require(ModelInspection(model: model).suggested)
+        #expect(norm1.names == ["blocks.1.norm1"])
+        var renamed = model
+        renamed.graph.nodes = model.graph.nodes.map { node in
+            var copy = node
+            copy.name = node.name.replacingOccurrences(of: "/norm1/", with: "/norm_out/")
+            return copy
+        }
+        let logits = try #require(model.graph.outputs.first)
+        renamed.graph.nodes.append(Node(name: "/softmax/Softmax", opType: "Softmax", inputs: [logits.name], outputs: ["probabilities"]))
+        renamed.graph.outputs = [ValueInfo(name: "probabilities", shape: logits.shape)]
+        let suggested = try #require(ModelInspection(model: renamed).suggested)
+        #expect(suggested.tensor == norm1.tensor)
+        #expect(suggested.names == ["blocks.1.norm_out"])
+    }
+
     /// DenseNet's last map is `F.relu` outside any module: suggested by the node name the resolver accepts.
     @Test func denseNetSuggestsItsFinalReluByNodeName() throws {
         let torchScript = ModelInspection(model: try Model(contentsOf: Fixtures.url("models/densenet_ts17.onnx")))

@@ -104,8 +104,12 @@ import Testing
             // For channels-last (Keras) models: the same values as [H, W, 3].
             var channelsLast = preprocessing
             channelsLast.layout = .nhwc
-            let nhwc = try TensorComparison(channelsLast.tensor(image), golden.transposed([1, 2, 0]))
-            #expect(nhwc.sameShape && nhwc.maxAbsoluteDifference == 0, "\(testCase.file) nhwc: \(nhwc)")
+            let planes = try golden.scalars(as: Float.self)
+            let (height, width) = (golden.shape[1], golden.shape[2])
+            let interleaved = (0..<height * width).flatMap { p in (0..<3).map { planes[$0 * height * width + p] } }
+            let nhwc = try channelsLast.tensor(image)
+            #expect(nhwc.shape == [height, width, 3])
+            #expect(try nhwc.scalars(as: Float.self) == interleaved, "\(testCase.file) nhwc")
         }
     }
 }
