@@ -32,7 +32,11 @@ public final class Executor: Sendable {
     }
 
     /// Validates `model` and builds an operator for every node with `registry`.
+    ///
+    /// Throws ``KernelSelectionError`` first when `SHORTCUT_DETECT_KERNELS` names a kernel level
+    /// that does not exist or that this CPU cannot run: nothing runs on a level nobody asked for.
     public init(model: Model, registry: OpRegistry = .standard) throws {
+        try Kernels.validateSelection()
         guard let opset = model.defaultOpset else { throw GraphError.missingOpset }
         let graph = model.graph
         var slots: [String: Int] = [:]
