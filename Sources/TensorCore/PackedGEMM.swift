@@ -13,13 +13,20 @@ import CKernels
 public struct PackedGEMM: @unchecked Sendable {
     private let table: UnsafePointer<sd_kernels>
     /// Depth and row blocks, from this CPU's cache sizes (they change no result).
-    let depthBlock, rowBlock: Int32
+    private(set) var depthBlock, rowBlock: Int32
 
     init(_ table: UnsafePointer<sd_kernels>) {
         self.table = table
         var (kc, mc): (Int32, Int32) = (0, 0)
         sd_gemm_blocking(table, &kc, &mc)
         (depthBlock, rowBlock) = (kc, mc)
+    }
+
+    /// These kernels with other depth and row blocks (for tests: the blocks change no result).
+    func withBlocking(depth: Int, rows: Int) -> PackedGEMM {
+        var copy = self
+        (copy.depthBlock, copy.rowBlock) = (Int32(depth), Int32(rows))
+        return copy
     }
 
     /// The level these kernels belong to.
@@ -63,7 +70,9 @@ public struct PackedGEMM: @unchecked Sendable {
                 let columns = min(block, n - start)
                 let packed = PackedMatrix(scratchFor: .right, rows: k, columns: columns, level: level,
                     count: sd_gemm_packed_b_count(table, Int32(k), Int32(columns)))
-                pack(right: base + start * stride, depth: k, columns: columns, depthStride: 1, columnStride: stride, into: packed)
+                pack(
+                    right: base + start * stride, depth: k, columns: columns, depthStride: 1, columnStride: stride,
+                    into: packed, threaded: threaded)
                 multiply(
                     m: m, n: columns, k: k, a: a, b: .packed(packed), c: c + start, ldc: ldc, accumulate: accumulate,
                     rowBias: rowBias, columnBias: columnBias.map { $0 + start }, relu: relu, threaded: threaded)
@@ -149,16 +158,17 @@ public struct PackedGEMM: @unchecked Sendable {
     ) throws -> PackedMatrix {
         let packed = try PackedMatrix(
             .right, rows: k, columns: n, level: level, count: sd_gemm_packed_b_count(table, Int32(k), Int32(n)))
-        pack(right: b, depth: k, columns: n, depthStride: depthStride, columnStride: columnStride, into: packed)
+        pack(right: b, depth: k, columns: n, depthStride: depthStride, columnStride: columnStride, into: packed, threaded: true)
         return packed
     }
 
     private func pack(
         right b: UnsafePointer<Float>, depth k: Int, columns n: Int, depthStride: Int, columnStride: Int,
-        into packed: PackedMatrix
+        into packed: PackedMatrix, threaded: Bool
     ) {
         let out = packed.mutableBase
-        forEachPanelRange(n, panel: panelColumns, minimum: (1 << 16) / max(k, 1)) { columns in
+        let minimum = threaded ? (1 << 16) / max(k, 1) : n
+        forEachPanelRange(n, panel: panelColumns, minimum: minimum) { columns in
             sd_gemm_pack_b(
                 table, Int32(k), Int32(columns.count), b + columns.lowerBound * columnStride, depthStride, columnStride,
                 out + columns.lowerBound * k)

@@ -179,7 +179,7 @@ import Testing
         // erff. Over 40,001 points of [-6, 6] it must stay within 5e-7 of double-precision erf:
         // its measured worst case is 4.1e-7 (about 7 float ulps near ±1); a wrong coefficient
         // shows up as 1e-4 or worse.
-        // A NaN last (the AVX-512 kernel's masked tail) must come out NaN.
+        // A NaN last (the vector kernels' masked tail) must come out NaN.
         let points = (0...40_000).map { Float(-6 + 12 * Double($0) / 40_000) } + [.nan]
         let executor = try Executor(model: makeModel(
             [Node(opType: "Erf", inputs: ["x"], outputs: ["y"])], inputs: [ValueInfo(name: "x", shape: [.fixed(points.count)])],

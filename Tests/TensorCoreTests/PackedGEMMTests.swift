@@ -1,5 +1,5 @@
 import Testing
-import TensorCore
+@testable import TensorCore
 
 /// The levels with product kernels that this CPU runs.
 let productLevels = KernelLevel.supported.filter { Kernels(level: $0)?.gemm != nil }
@@ -141,6 +141,21 @@ struct PackedGEMMTests {
             for right in Form.allCases {
                 let c = try problem.product(gemm, left: left, right: right)
                 #expect(c.map(\.bitPattern) == chain.map(\.bitPattern), "\(level) m \(m) n \(n) k \(k) A \(left) B \(right)")
+            }
+        }
+    }
+
+    @Test(arguments: levels)
+    func theDepthAndRowBlocksChangeNoBit(_ level: KernelLevel) throws {
+        // The blocks come from the cache sizes, so they differ between machines; the chain of each
+        // element must not. Blocks from 8 deep and one panel of rows up to the whole product.
+        let problem = Problem(m: 50, n: 70, k: 100, seed: 14)
+        let chain = problem.chain()
+        let gemm = try Self.gemm(level)
+        for (depth, rows) in [(8, 1), (16, 13), (64, 200), (100, 50)] {
+            for (left, right) in [(Form.packed, Form.rowMajor), (.rowMajor, .packed), (.transposed, .rowMajor)] {
+                let c = try problem.product(gemm.withBlocking(depth: depth, rows: rows), left: left, right: right)
+                #expect(c.map(\.bitPattern) == chain.map(\.bitPattern), "blocks \(depth) x \(rows), A \(left) B \(right)")
             }
         }
     }
