@@ -20,6 +20,10 @@ default 1 8) it measures:
             onnxruntime: InferenceSession(CPUExecutionProvider, default graph
             optimisation level ORT_ENABLE_ALL, intra_op_num_threads=T,
             inter_op_num_threads=1), session.run on the same input
+            PyTorch held to AVX2 (only when avx2 is among the levels): the
+            seeded torchvision model's forward under torch.inference_mode()
+            with ONEDNN_MAX_CPU_ISA=AVX2, MKL_ENABLE_INSTRUCTIONS=AVX2 and
+            ATEN_CPU_CAPABILITY=avx2, the yardstick of our avx2 level
   gradcam   ours: the same with `--layer L --method gradcam` at the first level (forward, backward
             to the layer, heatmap; each sample's predicted class)
             pytorch-grad-cam: GradCAM(model, target_layers)(input_tensor=x,
@@ -78,6 +82,7 @@ not change the exit status):
   * forward ours <= 1.0x onnxruntime: resnet18, resnet50, vit_b_16; b1, b8; 2 threads
   * GradCAM ours <= 1.2x onnxruntime's forward: the same cells
   * forward at the avx2 level <= 2x onnxruntime's forward: the same cells
+  * forward at the avx2 level <= PyTorch's forward held to AVX2: the same cells
   * GradCAM >= 3x faster than pytorch-grad-cam: resnet18, resnet50, vit_b_16; b1, b8
   * load <= 0.5x onnxruntime session creation: vgg16, resnet50
   * GradCAM peak RSS <= 1/4 of pytorch-grad-cam's: resnet50, b8
@@ -133,6 +138,9 @@ LEVELS = ["avx512", "avx2", "portable"]  # our kernel levels, widest first
 FORWARD_TARGET = 1.0        # ours / ORT at most
 CAM_FORWARD_TARGET = 1.2    # our GradCAM / ORT forward at most
 AVX2_TARGET = 2.0           # ours at the avx2 level / ORT forward (its widest ISA) at most
+TORCH_AVX2_TARGET = 1.0     # ours at the avx2 level / PyTorch held to AVX2 at most
+# What holds PyTorch's libraries (oneDNN, MKL, ATen's own kernels) to AVX2.
+TORCH_AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 FORWARD_TARGET_THREADS = 2
 CAM_TARGET = 3.0            # pytorch-grad-cam / ours at least
 LOAD_TARGET = 0.5           # ours / ORT at most
@@ -247,6 +255,24 @@ def worker_ort_load(a) -> dict:
         del sess
         gc.collect()
     return dict(summarize(times), first_ms=times[0] * 1e3, all_ms=[t * 1e3 for t in times], **_self_rss())
+
+
+def worker_torch_forward(a) -> dict:
+    """The seeded torchvision model's forward (the environment decides PyTorch's instruction set)."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(a.threads)
+    fc = _import_torch_side()
+    model = fc.build(a.torch_model).eval()
+    x = torch.from_numpy(np.load(a.input))
+
+    def forward():
+        with torch.inference_mode():
+            return model(x)
+
+    out = _timed_runs(forward, a.runs, a.budget)
+    return dict(out, cpu_capability=torch.backends.cpu.get_cpu_capability(), **_self_rss())
 
 
 def _import_torch_side():
@@ -413,6 +439,7 @@ WORKERS = {
     "ort-forward": worker_ort_forward,
     "ort-load": worker_ort_load,
     "pgc": worker_pgc,
+    "torch-forward": worker_torch_forward,
     "prepare": worker_prepare,
 }
 
@@ -486,7 +513,7 @@ def run_job(cmd: list, env: dict, timeout: float) -> dict:
     return rec
 
 
-def python_worker(kind: str, threads: int, timeout: float, **kw) -> dict:
+def python_worker(kind: str, threads: int, timeout: float, env=None, **kw) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--threads", str(threads)]
     for key, value in kw.items():
         flag = "--" + key.replace("_", "-")
@@ -494,7 +521,7 @@ def python_worker(kind: str, threads: int, timeout: float, **kw) -> dict:
             cmd += [flag] + [str(v) for v in value]
         else:
             cmd += [flag, str(value)]
-    return run_job(cmd, job_env(threads), timeout)
+    return run_job(cmd, {**job_env(threads), **(env or {})}, timeout)
 
 
 def wait_for(binary: Path, seconds: float = 300) -> None:
@@ -664,6 +691,8 @@ def table(cells: dict, loads: dict, models, threads_list, batches, flops, machin
               f"fwd ours ({levels[0]}) ms", "fwd ORT ms", "fwd ours/ORT", "fwd % peak ours (ORT)",
               "fwd RSS MiB ours (ORT)"]
     header += [f"fwd {level} ms (/ORT)" for level in levels[1:]]
+    if "avx2" in levels:
+        header += ["fwd torch AVX2 ms"]
     header += ["CAM ours ms", "CAM pgc ms", "CAM speedup pgc/ours", "CAM ours/ORT fwd", "CAM RSS MiB ours (pgc)",
                "load ours ms", "load ORT ms", "load ours/ORT"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -692,7 +721,8 @@ def table(cells: dict, loads: dict, models, threads_list, batches, flops, machin
                     model, str(b), str(t),
                     fmt_ms(fo), fmt_ms(fr), fmt_ratio(ratio(fo, fr)), share_s,
                     fmt_pair(rss(model, b, t, "forward", "ours"), rss(model, b, t, "forward", "ort"), fmt_mib),
-                ] + [f"{fmt_ms(v)} ({fmt_ratio(ratio(v, fr))})" for v in others] + [
+                ] + [f"{fmt_ms(v)} ({fmt_ratio(ratio(v, fr))})" for v in others]
+                    + ([fmt_ms(med(model, b, t, "forward", "torch-avx2"))] if "avx2" in levels else []) + [
                     fmt_ms(co), fmt_ms(cp), fmt_ratio(ratio(cp, co)), fmt_ratio(ratio(co, fr)),
                     fmt_pair(rss(model, b, t, "gradcam", "ours"), rss(model, b, t, "gradcam", "pgc"), fmt_mib),
                     fmt_ms(lo), fmt_ms(lr), fmt_ratio(ratio(lo, lr)),
@@ -738,6 +768,15 @@ def targets(cells: dict, loads: dict, models, threads_list, batches, levels) -> 
                 r = ratio(val((m, b, t, "forward", level_side("avx2", levels))), val((m, b, t, "forward", "ort")))
                 entries.append({"cell": f"{m} b{b} t{t}", "value": r, "met": r is not None and r <= AVX2_TARGET})
     add(f"forward at the avx2 level / ORT forward <= {AVX2_TARGET:g} (2 threads)", entries)
+
+    entries = []
+    if "avx2" in levels:
+        for m in [m for m in TARGET_MODELS if m in models]:
+            for b in cam_batches:
+                t = FORWARD_TARGET_THREADS
+                r = ratio(val((m, b, t, "forward", level_side("avx2", levels))), val((m, b, t, "forward", "torch-avx2")))
+                entries.append({"cell": f"{m} b{b} t{t}", "value": r, "met": r is not None and r <= TORCH_AVX2_TARGET})
+    add(f"forward at the avx2 level / PyTorch held to AVX2 <= {TORCH_AVX2_TARGET:g} (2 threads)", entries)
 
     entries = []
     for m in [m for m in TARGET_MODELS if m in models]:
@@ -876,6 +915,10 @@ def main() -> int:
                                          f"ours forward ({level})")
                             if res and level == levels[0] and res.get("load_ms") is not None:
                                 our_load_samples.setdefault((name, t), []).append(res["load_ms"])  # one load sample
+                            if level == "avx2":
+                                record((name, b, t, "forward", "torch-avx2"), python_worker(
+                                    "torch-forward", t, args.timeout, env=TORCH_AVX2_ENV, torch_model=name, input=inp,
+                                    runs=args.runs, budget=args.budget), "PyTorch forward (AVX2)")
                             if res and not machine.get("blas_core") and res.get("blas_core"):
                                 machine["blas_core"] = res["blas_core"]
                                 print(f"    OpenBLAS core: {res['blas_core']}", flush=True)

@@ -43,7 +43,11 @@ extension Float: GEMMScalar {
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threaded: Bool
     ) {
-        if let gemm = Kernels.current.gemm {
+        // A few rows against a large transposed B (VGG-16's classifier at a small batch, whose
+        // weights are too large to keep packed) read B once in the BLAS's matrix-vector kernels, where
+        // ours would pack B on every call; only where the BLAS runs kernels made for this CPU.
+        let matrixVector = transposeB && m < 16 && k * n > 1 << 24 && !BLAS.misidentifiesCPU
+        if let gemm = Kernels.current.gemm, !matrixVector {
             return gemm.sgemm(
                 transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
                 ldb: ldb, beta: beta, c: c, ldc: ldc, threaded: threaded)
