@@ -64,7 +64,8 @@ import Testing
 
     @Test(arguments: [1, 2])
     func fusedLinearBiasAndGELUEqualTheNodesRunApart(_ batch: Int) throws {
-        // 13 rows (BLAS, the bias added after) and 26 (the packed product, the bias in its stores).
+        // 13 rows (B read in place, or by BLAS on the portable level; the bias added after) and 26
+        // (B packed once, the bias in the product's stores).
         let executor = try mlpHalf()
         let x = try signed([batch, 13, 30], seed: 42)
         let kinds = Set(try executor.profile(["x": x]).map(\.opType))
