@@ -1,5 +1,6 @@
 // The kernel tables, the CPU checks that pick them, the blocking read from the cache sizes, and
-// the packing of operands into micro-panels (plain C: it runs once per weight tensor).
+// the packing of operands into micro-panels (plain C: weights are packed once, a transposed
+// operand once per product).
 #include "levels.h"
 
 #include <string.h>
