@@ -37,34 +37,28 @@ const sd_kernels *sd_kernels_for(sd_level level) {
 #endif
 }
 
-void sd_cache_sizes(long *l1d, long *l2) {
-    *l1d = *l2 = 0;
-#if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
-    *l1d = sysconf(_SC_LEVEL1_DCACHE_SIZE);
-    *l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+long sd_l2_cache_size(void) {
+    long size = 0;
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    size = sysconf(_SC_LEVEL2_CACHE_SIZE);
 #elif defined(__APPLE__)
     long long value = 0;
-    size_t size = sizeof value;
-    if (sysctlbyname("hw.l1dcachesize", &value, &size, 0, 0) == 0) *l1d = (long)value;
-    size = sizeof value;
-    if (sysctlbyname("hw.l2cachesize", &value, &size, 0, 0) == 0) *l2 = (long)value;
+    size_t length = sizeof value;
+    if (sysctlbyname("hw.l2cachesize", &value, &length, 0, 0) == 0) size = (long)value;
 #endif
-    if (*l1d < 0) *l1d = 0;
-    if (*l2 < 0) *l2 = 0;
+    return size > 0 ? size : 0;
 }
 
 static int clamp(long value, int low, int high) { return value < low ? low : value > high ? high : (int)value; }
 
 void sd_gemm_blocking(const sd_kernels *kernels, int *kc, int *mc) {
-    long l1d, l2;
-    sd_cache_sizes(&l1d, &l2);
-    // Where the system does not say: the smallest sizes of the x86 cores with AVX2 (32 KB, 256 KB).
-    if (l1d < 4096) l1d = 32 << 10;
+    long l2 = sd_l2_cache_size();
+    // Where the system does not say: the smallest level-2 cache of the x86 cores with AVX2.
     if (l2 < 65536) l2 = 256 << 10;
-    // The B micro-panel (kc x nr) is read once per row tile of a row block: it fills L1 (served
-    // from L2 when A's rows push it out, at a few bytes per cycle). The A block (mc x kc) is read
-    // once per column panel: it takes half of L2.
-    *kc = clamp(l1d / (4L * kernels->nr) / 8 * 8, 64, 1024);
+    // The B micro-panel (kc x nr) is read once per row tile of a row block: an eighth of L2, read
+    // from there at a few bytes per cycle (less than L2 delivers); deep blocks keep the C tile in
+    // registers longest. The A block (mc x kc), read once per column panel, takes half of L2.
+    *kc = clamp(l2 / 8 / (4L * kernels->nr) / 8 * 8, 64, 1024);
     *mc = clamp(l2 / 2 / (4L * *kc) / kernels->mr * kernels->mr, kernels->mr, 4096);
 }
 

@@ -73,13 +73,12 @@ typedef struct {
 /// NULL for SD_LEVEL_PORTABLE and off x86-64.
 const sd_kernels *sd_kernels_for(sd_level level);
 
-/// Depth block (kc) and row block (mc) for `kernels`, from this CPU's cache sizes: the B
-/// micro-panel of kc x nr floats fills the level-1 data cache, the mc x kc block of A half the
-/// level-2 cache.
+/// Depth block (kc) and row block (mc) for `kernels`, from this CPU's level-2 cache size: the B
+/// micro-panel of kc x nr floats takes an eighth of it, the mc x kc block of A half.
 void sd_gemm_blocking(const sd_kernels *kernels, int *kc, int *mc);
 
-/// Level-1 data and level-2 cache sizes in bytes as the system reports them (0 where unknown).
-void sd_cache_sizes(long *l1d, long *l2);
+/// The level-2 cache size in bytes (per core) as the system reports it, 0 where unknown.
+long sd_l2_cache_size(void);
 
 /// Floats a packed A of m rows and depth k needs (whole micro-panels of mr rows, zero-padded).
 size_t sd_gemm_packed_a_count(const sd_kernels *kernels, int m, int k);
