@@ -38,10 +38,14 @@ public final class Executor: Sendable {
 
     /// Validates `model`, builds an operator for every node with `registry`, and folds constants.
     ///
+    /// Throws ``KernelSelectionError`` first when `SHORTCUT_DETECT_KERNELS` names a kernel level
+    /// that does not exist or that this CPU cannot run: nothing runs on a level nobody asked for.
+    ///
     /// - Parameter foldConstants: Evaluate nodes whose inputs are all constant once, now (see
     ///   ``foldedTensors``, and ``constantFoldingLimit`` for the size limit); `false` runs them on
     ///   every run, as written (`Constant` nodes are always read at load).
     public init(model: Model, registry: OpRegistry = .standard, foldConstants: Bool = true) throws {
+        try Kernels.validateSelection()
         guard let opset = model.defaultOpset else { throw GraphError.missingOpset }
         let graph = model.graph
         var slots: [String: Int] = [:]
