@@ -133,9 +133,9 @@ public struct ModelInspection {
             guard !kept.contains(where: { $0.tensor == tensor }), let index = producer[tensor] else { return }
             kept.append((Array(ModuleScopes.paths(of: graph.nodes[index]).suffix(1)), tensor))
         }
-        // Transformers with module scopes: the last block's first norm. Otherwise the feature the
-        // head reads: the last map before pooling (any layout), or for token sequences the input
-        // of the last attention's projections, which is that block's first norm again.
+        // Transformers: the last block's first norm by module path, else the tokens the last
+        // attention projects (the same tensor, found from the graph). CNNs and channels-last
+        // stages: the map the head pools, found from the graph.
         let tokens = kept.filter { kind($0.tensor) == .tokens }
         var pick: String?
         let head = graph.outputs.first.flatMap {

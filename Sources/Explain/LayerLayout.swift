@@ -116,7 +116,8 @@ public struct LayerLayouts: Sendable {
             return size.height <= image.height && size.width <= image.width
         }
         func aspectMismatch(_ layout: ImageLayout) -> Double {
-            guard let size = layout.spatialSize(of: shape), size.height > 0, size.width > 0 else { return .infinity }
+            guard let size = layout.spatialSize(of: shape), size.height > 0, size.width > 0, image.height > 0, image.width > 0
+            else { return .infinity }
             return abs(log(Double(size.height) * Double(image.width) / (Double(size.width) * Double(image.height))))
         }
         let other: (ImageLayout) -> ImageLayout = { $0 == .nchw ? .nhwc : .nchw }
