@@ -31,7 +31,6 @@ Run with tools/.venv/bin/python tools/export_quantization_goldens.py
 """
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -290,14 +289,12 @@ def main() -> int:
     manifest = {
         "generator": "tools/export_quantization_goldens.py",
         "tools": fl.tool_versions(),
-        "onnxruntime_settings": {"providers": ["CPUExecutionProvider"], "graph_optimization_level": "ORT_DISABLE_ALL",
-                                 "intra_op_num_threads": 1},
+        "onnxruntime_settings": fl.ORT_SETTINGS,
         "cases": cases,
         "ste": ste,
         "models": models,
     }
-    (OUT_DIR / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    total = sum(p.stat().st_size for p in OUT_DIR.rglob("*") if p.is_file())
+    total = fl.write_manifest(OUT_DIR, manifest)
     print(f"{len(cases)} cases, {len(ste)} STE goldens, {len(models)} models, {total / 1e3:.1f} KB in {OUT_DIR}")
     for c in cases:
         print(f"  {c['name']:45s} {c['golden'][:60]}")

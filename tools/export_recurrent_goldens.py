@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
-import json
 import sys
 from pathlib import Path
 
@@ -287,14 +286,12 @@ def main() -> int:
     manifest = {
         "generator": "tools/export_recurrent_goldens.py",
         "tools": {**fl.tool_versions(), "grad_cam": importlib.metadata.version("grad-cam")},
-        "onnxruntime_settings": {"providers": ["CPUExecutionProvider"], "graph_optimization_level": "ORT_DISABLE_ALL",
-                                 "intra_op_num_threads": 1},
+        "onnxruntime_settings": fl.ORT_SETTINGS,
         "gradient_target": "sum_n logits[n, classes[n]], PyTorch autograd on a float64 copy of the model",
         "cases": cases,
         "models": models,
     }
-    (OUT_DIR / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    total = sum(p.stat().st_size for p in OUT_DIR.rglob("*") if p.is_file())
+    total = fl.write_manifest(OUT_DIR, manifest)
     print(f"{len(cases)} cases, {len(models)} models, {total / 1e3:.1f} KB in {OUT_DIR}")
     for m in models:
         print(f"  {m['name']}: {m['ops']}  ort-vs-torch {m['max_abs_ort_minus_torch_logits']:.2e}")

@@ -72,6 +72,19 @@ def save_npy(path: Path, array) -> None:
         np.lib.format.write_array(fh, arr, version=(1, 0), allow_pickle=False)
 
 
+# How ort_session runs a model, for the manifests.
+ORT_SETTINGS = {"providers": ["CPUExecutionProvider"], "graph_optimization_level": "ORT_DISABLE_ALL",
+                "intra_op_num_threads": 1}
+
+
+def write_manifest(folder: Path, manifest: dict) -> int:
+    """`folder`/manifest.json (indented, newline-terminated); returns the folder's size in bytes."""
+    import json
+
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return dir_bytes(folder)
+
+
 def ort_session(model, threads: int = 1):
     """CPU session with every graph optimisation disabled.
 
