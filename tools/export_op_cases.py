@@ -23,7 +23,8 @@ than their bytes; Tests/TestSupport's Fixtures.unpacked opens it):
 
 Fixtures/op-cases/manifest.json lists the tool versions and, per case, its op, opset, what it
 covers, its inputs' element types, the reference that produced its outputs and, for gradient
-cases, the PyTorch function differentiated. Outputs are deterministic (seeded inputs, no
+cases, the PyTorch function differentiated; and under "refused" the cases neither onnxruntime nor
+the reference evaluator runs (no golden exists for them). Outputs are deterministic (seeded inputs, no
 timestamps): running twice gives identical files.
 
 Run with tools/.venv/bin/python tools/export_op_cases.py
@@ -31,6 +32,7 @@ Run with tools/.venv/bin/python tools/export_op_cases.py
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +53,10 @@ OUT_DIR = fl.REPO_DIR / "Fixtures" / "op-cases"
 ARCHIVE = "cases.tar.gz"
 
 
+class Refused(Exception):
+    """Neither onnxruntime nor the ONNX reference evaluator runs the case: no golden to write."""
+
+
 def dtype_name(array: np.ndarray) -> str:
     return "bool" if array.dtype == np.bool_ else str(array.dtype)
 
@@ -61,14 +67,18 @@ def write_case(c: op_cases.Case, folder: Path) -> dict:
     feeds = dict(present)
     torch_y = None
     if c.gradient is not None:
-        function, description = c.gradient
         tensors = [torch.tensor(a, requires_grad=True) for _, a in present[: c.wrt]]
-        torch_y = function(*tensors)
+        torch_y = c.gradient[0](*tensors)
     try:
-        outputs, reference = fl.reference_outputs(model, feeds, c.numpy_reference)
+        if c.torch_reference is not None:
+            function, description, why = c.torch_reference
+            outputs = [function(*(torch.tensor(a) for _, a in present)).numpy()]
+            reference = f"torch {torch.__version__} {description} ({why})"
+        else:
+            outputs, reference = fl.reference_outputs(model, feeds, c.numpy_reference)
     except Exception as error:  # noqa: BLE001 - neither runtime runs it (an opset newer than both)
         if torch_y is None:
-            raise
+            raise Refused(str(error).strip().splitlines()[-1][:200]) from error
         outputs = [torch_y.detach().numpy()]
         reference = f"torch {torch.__version__} (no runtime runs it: {str(error).strip().splitlines()[0][:120]})"
     fl.write_node_case(folder, model, [a for _, a in present], [(f"y{k}", y) for k, y in enumerate(outputs)])
@@ -78,13 +88,13 @@ def write_case(c: op_cases.Case, folder: Path) -> dict:
         expected = np.asarray(outputs[0], dtype=np.float64)
         if c.torch_forward_differs is None and not np.allclose(
                 torch_y.detach().numpy(), expected, rtol=1e-12, atol=0, equal_nan=True):
-            raise RuntimeError(f"{c.name}: {description} disagrees with the reference forward output")
+            raise RuntimeError(f"{c.name}: {c.gradient[1]} disagrees with the reference forward output")
         upstream = c.upstream if c.upstream is not None else c.rng.uniform(-1, 1, size=tuple(torch_y.shape))
         grads = torch.autograd.grad(torch_y, tensors, grad_outputs=torch.tensor(upstream), allow_unused=True)
         fl.write_tensor(folder / "gradient" / "upstream.pb", upstream, "upstream")
         for k, (g, (_, a)) in enumerate(zip(grads, present)):
             fl.write_tensor(folder / "gradient" / f"input_{k}.pb", np.zeros_like(a) if g is None else g.numpy(), "gradient")
-        entry["gradient"] = f"torch {torch.__version__} autograd of {description}"
+        entry["gradient"] = f"torch {torch.__version__} autograd of {c.gradient[1]}"
         entry["gradient_inputs"] = c.wrt
     return entry
 
@@ -92,8 +102,14 @@ def write_case(c: op_cases.Case, folder: Path) -> dict:
 def main() -> int:
     fl.quiet_warnings()
     fl.fresh_dir(OUT_DIR)
+    entries, refused = [], []
     with tempfile.TemporaryDirectory() as stage:
-        entries = [write_case(c, Path(stage) / c.name) for c in op_cases.CASES]
+        for c in op_cases.CASES:
+            try:
+                entries.append(write_case(c, Path(stage) / c.name))
+            except Refused as reason:
+                shutil.rmtree(Path(stage) / c.name, ignore_errors=True)
+                refused.append({"name": c.name, "op": c.op, "opset": c.opset, "why": str(reason)})
         fl.write_archive(Path(stage), OUT_DIR / ARCHIVE)
         unpacked = fl.dir_bytes(Path(stage))
     manifest = {
@@ -101,11 +117,14 @@ def main() -> int:
         "tools": fl.package_versions("onnx", "onnxruntime", "torch", "numpy"),
         "archive": ARCHIVE,
         "cases": entries,
+        "refused": refused,
     }
     (OUT_DIR / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     fallbacks = [e["name"] for e in entries if not e["reference"].startswith("onnxruntime")]
     print(f"wrote {len(entries)} cases ({unpacked / 1e3:.0f} KB, {(OUT_DIR / ARCHIVE).stat().st_size / 1e3:.0f} KB packed) "
           f"to {OUT_DIR}; {len(fallbacks)} not from onnxruntime: {', '.join(fallbacks)}")
+    for r in refused:
+        print(f"  refused {r['name']}: neither onnxruntime nor the reference runs it: {r['why']}")
     return 0
 
 

@@ -48,17 +48,22 @@ struct OpCase: Decodable, Sendable, CustomTestStringConvertible {
 @Suite struct OpCaseTests {
     @Test func theManifestListsEveryCase() throws {
         let folders = try FileManager.default.contentsOfDirectory(atPath: Fixtures.unpacked(OpCase.archive).path)
-        #expect(OpCase.all.count >= 174)
+        #expect(OpCase.all.count >= 357)
         #expect(OpCase.all.filter { $0.gradient != nil }.count >= 29)
         #expect(Set(folders) == Set(OpCase.all.map(\.name)))
     }
 
-    /// Ops whose float results onnxruntime computes with its own vectorized exp/log/tanh (and, for
-    /// Softsign and LogSoftmax, another order of operations): they agree within a few units in the
-    /// last place of the largest reference value. Every other case (exact arithmetic, piecewise
-    /// linear maps, data movement, and on these inputs the reductions too) matches bit for bit,
-    /// stricter than the node tests' rtol 1e-3.
-    static let rounded: Set<String> = ["Elu", "Selu", "Celu", "Softplus", "Softsign", "Mish", "LogSoftmax"]
+    /// Ops whose float results the references compute with other elementary functions (their own
+    /// vectorized exp/log/tanh, or NumPy's sin/cos/log, each within an ulp of ours) or in another
+    /// order of operations (Softsign, LogSoftmax; the normalizations' sums and roots; the recurrent
+    /// cells' gate sums): they agree within 4 units in the last place of the largest reference
+    /// value (measured: at most 2). Every other case (exact arithmetic, piecewise linear maps, data
+    /// movement, and on these inputs the reductions too) matches bit for bit, stricter than the node
+    /// tests' rtol 1e-3.
+    static let rounded: Set<String> = [
+        "Elu", "Selu", "Celu", "Softplus", "Softsign", "Mish", "LogSoftmax", "Sin", "Cos", "Log",
+        "InstanceNormalization", "LRN", "LpNormalization", "BatchNormalization", "LSTM", "GRU", "RNN",
+    ]
 
     @Test(arguments: OpCase.all)
     func matchesTheReference(_ opCase: OpCase) throws {

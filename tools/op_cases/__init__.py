@@ -28,6 +28,9 @@ class Case:
     numpy_reference: str | None = None
     #: Why PyTorch's forward value may differ from the reference's (the gradient golden still holds).
     torch_forward_differs: str | None = None
+    #: (PyTorch function of the inputs, description, why): PyTorch is the oracle for the outputs,
+    #: where neither onnxruntime nor the ONNX reference evaluator computes the case right.
+    torch_reference: tuple | None = None
 
 
 CASES: list[Case] = []
