@@ -91,7 +91,8 @@ struct LRN: LocalNormalization {
         let factor = alpha / Double(size)
         result.withUnsafeMutableBufferPointer { out in
             guard let base = out.baseAddress else { return }
-            Parallel.forEach(n * c, grain: max(1, 8_192 / max(positions * size, 1))) { planes in
+            // A window reads at most c channels, whatever `size` a file declares (positions · size could overflow).
+            Parallel.forEach(n * c, grain: max(1, 8_192 / max(positions * min(size, c), 1))) { planes in
                 for plane in planes {
                     let (sample, channel) = (plane / c, plane % c)
                     let target = base + plane * positions
