@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Goldens for QuantizeLinear and DequantizeLinear beyond the upstream node tests.
 
-1. Single-node cases (Fixtures/quantization/ops/<case>/, the node-test layout:
+1. Single-node cases (<case>/ packed in Fixtures/quantization/ops.tar.gz, the node-test layout:
    model.onnx + test_data_set_0/{input,output}_K.pb) at opsets 10, 13, 19, 21,
    23 and 25: per tensor, per axis (negative axis too), blocked with a
    remainder block, int8/uint8 outputs, int32 DequantizeLinear input, float16
@@ -132,7 +132,8 @@ def quantize_cases(rng):
     return cases
 
 
-def write_case(c) -> dict:
+def write_case(c, stage: Path) -> dict:
+    """Writes the case under `stage` (packed into ops.tar.gz by main) and returns its manifest entry."""
     names = ["x", "scale", "zero_point"]
     model = fl.node_model(c["op"], c["opset"], list(zip(names, c["inputs"])), c["attrs"], ["y"], name=c["name"],
                           ir_version=10 if c["opset"] >= 21 else 8)
@@ -156,7 +157,7 @@ def write_case(c) -> dict:
         (name, golden), = results.items()
         other = next(iter(failures))
         source = f"{name} ({other} cannot run it: {failures[other]})"
-    fl.write_node_case(OUT_DIR / "ops" / c["name"], model, c["inputs"], [("y", golden)])
+    fl.write_node_case(stage / c["name"], model, c["inputs"], [("y", golden)])
     return dict(name=c["name"], op=c["op"], opset=c["opset"], attrs=c["attrs"], note=c["note"], golden=source,
                 output_dtype=str(golden.dtype))
 
@@ -283,7 +284,9 @@ def main() -> int:
     fl.quiet_warnings()
     fl.fresh_dir(OUT_DIR)
     rng = np.random.default_rng(2024)
-    cases = [write_case(c) for c in quantize_cases(rng)]
+    with tempfile.TemporaryDirectory() as stage:
+        cases = [write_case(c, Path(stage)) for c in quantize_cases(rng)]
+        fl.write_archive(Path(stage), OUT_DIR / "ops.tar.gz")
     ste = [write_ste(c) for c in ste_cases(np.random.default_rng(7))]
     models = write_qdq_models()
     manifest = {

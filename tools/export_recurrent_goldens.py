@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Goldens for RNN, GRU and LSTM beyond the upstream node tests.
 
-1. Single-node cases (Fixtures/recurrent/ops/<case>/), in the node-test layout
+1. Single-node cases (<case>/ packed in Fixtures/recurrent/ops.tar.gz), in the node-test layout
    (model.onnx + test_data_set_0/{input,output}_K.pb), outputs from onnxruntime
    (CPU, graph optimisations off): every direction and both layouts,
    sequence_lens (including lengths 0 and 1), initial states, peepholes, clip,
@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 import importlib.metadata
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -142,7 +143,8 @@ def case_model(c, values):
                          name=c["name"], initializers=c["initializers"], ir_version=8)
 
 
-def write_case(c) -> dict:
+def write_case(c, stage: Path) -> dict:
+    """Writes the case under `stage` (packed into ops.tar.gz by main) and returns its manifest entry."""
     rng = np.random.default_rng(1000 + c["seed"])
     values = case_inputs(c, rng)
     half = c["dtype"] == "float16"
@@ -163,7 +165,7 @@ def write_case(c) -> dict:
         results = [r.transpose(2, 0, 1, 3) if r.ndim == 4 else r.transpose(1, 0, 2) for r in results]
     if half:
         results = [r.astype(np.float16) for r in results]
-    fl.write_node_case(OUT_DIR / "ops" / c["name"], model, [values[vi.name] for vi in model.graph.input],
+    fl.write_node_case(stage / c["name"], model, [values[vi.name] for vi in model.graph.input],
                        [(vi.name, r) for vi, r in zip(model.graph.output, results)])
     entry = {k: v for k, v in c.items() if k != "seed"}
     entry["golden"] = ("onnxruntime float32 on the widened inputs, rounded to float16" if half else "onnxruntime")
@@ -281,7 +283,9 @@ def write_model(name, build, shape, exporter, opset, classes) -> dict:
 def main() -> int:
     fl.quiet_warnings()
     fl.fresh_dir(OUT_DIR)
-    cases = [write_case(c) for c in CASES]
+    with tempfile.TemporaryDirectory() as stage:
+        cases = [write_case(c, Path(stage)) for c in CASES]
+        fl.write_archive(Path(stage), OUT_DIR / "ops.tar.gz")
     models = [write_model(*m) for m in MODELS]
     manifest = {
         "generator": "tools/export_recurrent_goldens.py",

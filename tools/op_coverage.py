@@ -11,8 +11,8 @@ What counts as a test:
     Tests/GraphEngineTests/onnx-node-tests.txt, each at the opset its model imports (from
     Fixtures/onnx-node/SOURCE.json), with the element types its nodes see (read from the models
     in Fixtures/onnx-node/tests.tar.gz, types inferred by onnx);
-  * the per-op goldens: Fixtures/op-cases (cases.tar.gz, OpCaseTests), Fixtures/recurrent/ops
-    (RecurrentTests), Fixtures/quantization/ops (QuantizationTests), Fixtures/spatial/*.json
+  * the per-op goldens: Fixtures/op-cases/cases.tar.gz (OpCaseTests), Fixtures/recurrent/ops.tar.gz
+    (RecurrentTests), Fixtures/quantization/ops.tar.gz (QuantizationTests), Fixtures/spatial/*.json
     (ResizeGoldenTests, SpatialGoldenTests).
 A node at opset N exercises the op's schema version in effect at N (the newest since_version
 <= N); its element types are those bound to each type parameter of that version's inputs.
@@ -229,13 +229,12 @@ def node_tests(seen: Exercised) -> None:
 
 
 def golden_folders(seen: Exercised) -> None:
-    with tempfile.TemporaryDirectory() as folder, tarfile.open(REPO / "Fixtures" / "op-cases" / "cases.tar.gz") as tar:
-        tar.extractall(folder, filter="data")
-        for model in sorted(Path(folder).glob("*/model.onnx")):
-            seen.model(onnx.load(str(model)), "op-cases")
-    for family in ("recurrent", "quantization"):
-        for model in sorted((REPO / "Fixtures" / family / "ops").glob("*/model.onnx")):
-            seen.model(onnx.load(str(model)), f"{family} goldens")
+    for archive, source in [("op-cases/cases.tar.gz", "op-cases"), ("recurrent/ops.tar.gz", "recurrent goldens"),
+                            ("quantization/ops.tar.gz", "quantization goldens")]:
+        with tempfile.TemporaryDirectory() as folder, tarfile.open(REPO / "Fixtures" / archive) as tar:
+            tar.extractall(folder, filter="data")
+            for model in sorted(Path(folder).glob("*/model.onnx")):
+                seen.model(onnx.load(str(model)), source)
     for path in sorted((REPO / "Fixtures" / "spatial").glob("*.json")):
         for case in json.loads(path.read_text())["cases"]:
             types = [i.get("dtype") for i in case["inputs"]]
