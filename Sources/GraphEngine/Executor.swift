@@ -248,12 +248,12 @@ public final class Executor: Sendable {
 
     /// Runs the steps the `kept` slots depend on and returns every slot's value; only kept
     /// slots and constants survive to the end, everything else is freed after its last reader.
-    /// `observe` sees each step's inputs and outputs as it runs (reverse mode keeps what it needs);
-    /// steps it returns `true` for in `observes` are never fused. `finished` hears of every step
-    /// run, with the fusion's label (`Conv+Relu`) when it ran fused.
+    /// `observe` sees each step's inputs and outputs as it runs, with the fusion it ran in (reverse
+    /// mode keeps what it needs); steps `unfused` returns `true` for are never fused. `finished`
+    /// hears of every step run, with the fusion's label (`Conv+Relu`) when it ran fused.
     func evaluate(
-        _ feeds: [String: Tensor], keeping kept: [Int], observes: (Int) -> Bool = { _ in false },
-        finished: ((Int, String?) -> Void)? = nil, observe: ((Int, OpInputs, [Tensor?]) -> Void)? = nil
+        _ feeds: [String: Tensor], keeping kept: [Int], unfused: (Int) -> Bool = { _ in false },
+        finished: ((Int, String?) -> Void)? = nil, observe: ((Int, Fusion?, OpInputs, [Tensor?]) -> Void)? = nil
     ) throws -> [Tensor?] {
         var values = [Tensor?](repeating: nil, count: slots.count)
         for (slot, tensor) in constants { values[slot] = tensor }
@@ -276,8 +276,8 @@ public final class Executor: Sendable {
             var writer = step
             var fusion: Fusion?
             if let candidate = fusions[index], candidate.tails.allSatisfy(neededSet.contains),
-                candidate.intermediates.allSatisfy({ lastUse[$0] != Int.max }), !observes(index),
-                !candidate.tails.contains(where: observes)
+                candidate.intermediates.allSatisfy({ lastUse[$0] != Int.max }), !unfused(index),
+                !candidate.tails.contains(where: unfused)
             {
                 fusion = candidate
                 op = candidate.op
@@ -303,7 +303,7 @@ public final class Executor: Sendable {
                 }
                 values[slot] = result
             }
-            observe?(index, inputs, results)
+            observe?(index, fusion, inputs, results)
             for ran in [index] + (fusion?.tails ?? []) {
                 for case let slot? in steps[ran].inputs where lastUse[slot] == ran { values[slot] = nil }
             }

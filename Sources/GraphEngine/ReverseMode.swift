@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import ONNXModel
 import TensorCore
@@ -89,6 +90,23 @@ extension Executor {
         _ feeds: [String: Tensor], of target: GradientTarget, output: String? = nil, wrt: [String],
         fetch: [String] = [], guided: Bool = false
     ) throws -> GradientResult {
+        try reverse(feeds, of: target, output: output, wrt: wrt, fetch: fetch, guided: guided, clock: nil)
+    }
+
+    /// Runs ``gradients(_:of:output:wrt:fetch:guided:)`` once and times each step of it.
+    public func profileGradients(
+        _ feeds: [String: Tensor], of target: GradientTarget, output: String? = nil, wrt: [String]
+    ) throws -> GradientProfile {
+        let clock = StepClock()
+        _ = try reverse(feeds, of: target, output: output, wrt: wrt, fetch: [], guided: false, clock: clock)
+        return GradientProfile(forward: clock.forward, backward: clock.backward)
+    }
+
+    /// The reverse pass; `clock` (for profiles) hears of every forward and backward step.
+    private func reverse(
+        _ feeds: [String: Tensor], of target: GradientTarget, output: String?, wrt: [String], fetch: [String],
+        guided: Bool, clock: StepClock?
+    ) throws -> GradientResult {
         guard let outputName = output ?? outputs.first?.name else { throw GraphError.inputMismatch("the model has no outputs") }
         let outputSlot = try slot(outputName)
         let sourceSlots = try wrt.map(slot)
@@ -110,41 +128,55 @@ extension Executor {
             step.inputs.contains { $0.map { depends[$0] } ?? false } && step.outputs.contains { $0.map { reaches[$0] } ?? false }
         }
 
-        // Forward, keeping what each on-path backward rule reads.
+        // Steps that run as written so their backward rules see their own inputs and outputs; a
+        // fusion with a rule of its own (MatMul+Add, the GELU chain) runs fused and is
+        // differentiated as one step.
+        var fusedAsOne = Set<Int>()
+        for (producer, fusion) in fusions where fusion.differentiable {
+            fusedAsOne.insert(producer)
+            fusedAsOne.formUnion(fusion.tails)
+        }
+
+        // Forward, keeping what each on-path backward rule reads, under the last step it covers.
         var records: [Int: BackwardRecord] = [:]
+        clock?.start()
         let values = try evaluate(
-            feeds, keeping: [outputSlot] + sourceSlots + fetchSlots, observes: { onPath[$0] },
-            observe: { index, inputs, results in
+            feeds, keeping: [outputSlot] + sourceSlots + fetchSlots, unfused: { onPath[$0] && !fusedAsOne.contains($0) },
+            finished: clock.map { clock in { index, fused in clock.forward(self.steps[index], fused: fused) } },
+            observe: { index, fusion, inputs, results in
                 guard onPath[index] else { return }
-                let wanted = self.steps[index].inputs.map { $0.map { depends[$0] } ?? false }
-                let saved = (self.steps[index].op as? DifferentiableOperator)?.savedForBackward(wanted: wanted) ?? .nothing
-                records[index] = BackwardRecord(inputs: inputs, results: results, saved: saved)
+                let record = BackwardRecord(
+                    step: index, fusion: fusion, of: self.steps, inputs: inputs, results: results,
+                    wanted: { $0.map { depends[$0] } ?? false })
+                records[fusion?.writer ?? index] = record
             })
         guard let outputValue = values[outputSlot] else { throw GraphError.nodeFailed(node: outputName, reason: "was not computed") }
 
         var gradients: [Int: Tensor] = [outputSlot: try target.seed(for: outputValue)]
+        clock?.backward(StepTiming.seedLabel)
         for index in steps.indices.reversed() where onPath[index] {
             guard let record = records.removeValue(forKey: index) else { continue }
-            let step = steps[index]
-            let outputGradients = step.outputs.map { $0.flatMap { gradients[$0] } }
+            let node = steps[record.index].node
+            let outputGradients = record.outputSlots.map { $0.flatMap { gradients[$0] } }
             guard outputGradients.contains(where: { $0 != nil }) else { continue }
-            let rule = step.op as? DifferentiableOperator
-            let wanted = step.inputs.enumerated().map { position, slot in
+            let rule = record.op as? DifferentiableOperator
+            let wanted = record.inputSlots.enumerated().map { position, slot in
                 slot.map { depends[$0] } == true
                     && (record.inputTypes[position]?.isFloatingPoint == true
                         || rule?.passesGradient(toIntegerInput: position) == true)
             }
             guard wanted.contains(true) else { continue }
             guard let op = rule else {
-                throw GraphError.nodeFailed(node: step.node.label, reason: "has no gradient rule, so gradients cannot flow through it")
+                throw GraphError.nodeFailed(node: node.label, reason: "has no gradient rule, so gradients cannot flow through it")
             }
             let inputGradients: [Tensor?]
             do {
                 inputGradients = try op.backward(record.step(outputGradients: outputGradients, wanted: wanted, guided: guided))
             } catch {
-                throw GraphError.nodeFailed(node: step.node.label, reason: "backward: \(error)")
+                throw GraphError.nodeFailed(node: node.label, reason: "backward: \(error)")
             }
-            for (position, slot) in step.inputs.enumerated() {
+            clock?.backward(node, label: record.label)
+            for (position, slot) in record.inputSlots.enumerated() {
                 guard let slot, wanted[position], position < inputGradients.count, let gradient = inputGradients[position],
                     let shape = record.inputShapes[position]
                 else { continue }
@@ -152,7 +184,8 @@ extension Executor {
                 let shaped = try gradient.summed(toShape: shape)
                 gradients[slot] = try gradients[slot].map { try $0.adding(shaped) } ?? shaped
             }
-            for case let slot? in step.outputs where !sources.contains(slot) { gradients[slot] = nil }
+            for case let slot? in record.outputSlots where !sources.contains(slot) { gradients[slot] = nil }
+            clock?.backward(StepTiming.accumulationLabel)
         }
 
         var result: [String: Tensor] = [:]
@@ -167,8 +200,60 @@ extension Executor {
     }
 }
 
-/// What the forward pass keeps for one node's backward rule.
+/// Where the time of one reverse pass went.
+public struct GradientProfile: Sendable {
+    /// The forward steps, as ``Executor/profile(_:)`` reports them (steps a backward rule records run unfused).
+    public let forward: [Executor.StepTiming]
+    /// The backward steps: each node's rule under its op type; the seed gradient under
+    /// ``Executor/StepTiming/seedLabel``; summing gradients to their inputs' shapes and adding
+    /// those that meet under ``Executor/StepTiming/accumulationLabel``, one entry per node.
+    public let backward: [Executor.StepTiming]
+}
+
+extension Executor.StepTiming {
+    /// The op type of the seed gradient's entry in a ``GradientProfile``.
+    public static let seedLabel = "(seed gradient)"
+    /// The op type of gradient accumulation's entries in a ``GradientProfile``.
+    public static let accumulationLabel = "(sum and accumulate)"
+}
+
+/// Laps of a reverse pass, for ``GradientProfile``.
+private final class StepClock {
+    var forward: [Executor.StepTiming] = []
+    var backward: [Executor.StepTiming] = []
+    private var last: UInt64 = 0
+
+    func start() { last = DispatchTime.now().uptimeNanoseconds }
+
+    /// Milliseconds since the last lap.
+    private func lap() -> Double {
+        let now = DispatchTime.now().uptimeNanoseconds
+        defer { last = now }
+        return Double(now - last) / 1e6
+    }
+
+    func forward(_ step: Executor.Step, fused: String?) {
+        forward.append(.init(node: step.node.name, opType: fused ?? step.node.opType, milliseconds: lap()))
+    }
+
+    func backward(_ node: Node, label: String) {
+        backward.append(.init(node: node.name, opType: label, milliseconds: lap()))
+    }
+
+    func backward(_ label: String) { backward.append(.init(node: "", opType: label, milliseconds: lap())) }
+}
+
+/// What the forward pass keeps for one step's backward rule: a node's, or a fusion's whose rule
+/// differentiates its whole chain.
 struct BackwardRecord {
+    /// The index of the step that ran (a fusion's producer).
+    let index: Int
+    /// The op whose rule runs, its input slots (a fusion's extra inputs after the producer's) and
+    /// output slots (a fusion's writer's), and its label in profiles.
+    let op: any Operator
+    let inputSlots: [Int?]
+    let outputSlots: [Int?]
+    let label: String
     let inputs: [Tensor?]
     let inputShapes: [[Int]?]
     let inputTypes: [DType?]
@@ -176,7 +261,19 @@ struct BackwardRecord {
     let outputShapes: [[Int]?]
     let outputTypes: [DType?]
 
-    init(inputs: OpInputs, results: [Tensor?], saved: SavedValues) {
+    /// The record of step `index` of `steps`, run alone or as the producer of `fusion`, keeping
+    /// what its rule reads when the inputs `wanted` marks need gradients.
+    init(
+        step index: Int, fusion: Fusion?, of steps: [Executor.Step], inputs: OpInputs, results: [Tensor?],
+        wanted: (Int?) -> Bool
+    ) {
+        let ran = steps[index]
+        self.index = index
+        op = fusion?.op ?? ran.op
+        inputSlots = ran.inputs + (fusion?.extraInputs.map { Optional($0) } ?? [])
+        outputSlots = fusion.map { steps[$0.writer].outputs } ?? ran.outputs
+        label = fusion?.label ?? ran.node.opType
+        let saved = (op as? DifferentiableOperator)?.savedForBackward(wanted: inputSlots.map(wanted)) ?? .nothing
         self.inputs = inputs.tensors.enumerated().map { saved.inputs.contains($0.offset) ? $0.element : nil }
         inputShapes = inputs.tensors.map { $0?.shape }
         inputTypes = inputs.tensors.map { $0?.dtype }
