@@ -224,7 +224,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
         let (batch, height, width) = (inputs.shape[0], inputs.shape[inputLayout.heightAxis], inputs.shape[inputLayout.widthAxis])
 
         var raws: [Tensor] = []
-        var upsampled: [[Double]] = []
+        var upsampled: [Tensor] = []
         var layerLayouts: [LayerLayout] = []
         for layer in layers {
             guard let value = activations[layer.tensor] else { throw OpError("layer \(layer.request) was not computed") }
@@ -232,36 +232,55 @@ public final class GradCAMHeatmapGenerator: Sendable {
             layerLayouts.append(layout)
             let (channels, h, w) = (a.shape[1], a.shape[2], a.shape[3])
             let positions = h * w
-            let av = try a.doubles()
-            let gv = try g?.doubles() ?? []
             let weights = method == .scoreCAM ? try scoreWeights(inputs, activations: a, classes: classes) : nil
-            var raw: [Double] = []
-            var maps: [Double] = []
-            for n in 0..<batch {
-                let range = n * channels * positions..<(n + 1) * channels * positions
-                let map = method.rawMap(
-                    activations: Array(av[range]), gradients: gv.isEmpty ? [] : Array(gv[range]), channels: channels,
-                    positions: positions, eigenSmooth: options.eigenSmooth, channelWeights: weights?[n])
-                raw += map
-                var scaled = map.map { max($0, 0) }
-                if options.normalization == .minMax { scaled = Self.minMax(scaled) }
-                maps += options.upsampling.apply(scaled, height: h, width: w, outHeight: height, outWidth: width)
+            var raw = [Float](repeating: 0, count: batch * positions)
+            /// Each sample's raw map from the layer's values as stored (float32 or float64).
+            func maps<S: TensorScalar & BinaryFloatingPoint>(_ type: S.Type, _ a: Tensor, _ g: Tensor?) throws {
+                try a.withUnsafeBuffer(as: S.self) { av in
+                    try (g ?? a).withUnsafeBuffer(as: S.self) { gv in
+                        let size = channels * positions
+                        for n in 0..<batch {
+                            let map = method.rawMap(
+                                activations: UnsafeBufferPointer(rebasing: av[n * size..<(n + 1) * size]),
+                                gradients: UnsafeBufferPointer(rebasing: gv[g == nil ? 0..<0 : n * size..<(n + 1) * size]),
+                                channels: channels, positions: positions, eigenSmooth: options.eigenSmooth,
+                                channelWeights: weights?[n])
+                            for p in 0..<positions { raw[n * positions + p] = Float(map[p]) }
+                        }
+                    }
+                }
             }
-            raws.append(try Tensor(shape: [batch, h, w], scalars: raw.map { Float($0) }))
+            if a.dtype == .float32, g?.dtype ?? .float32 == .float32 {
+                try maps(Float.self, a, g)
+            } else {
+                try maps(Double.self, a.converted(to: .float64), g?.converted(to: .float64))
+            }
+            raws.append(try Tensor(shape: [batch, h, w], scalars: raw))
+            // ReLU, per-image scaling and upsampling, in float32 (as pytorch-grad-cam computes them).
+            let maps = try Tensor(uninitialized: .float32, shape: [batch, height, width])
+            raw.withUnsafeMutableBufferPointer { raw in
+                guard let base = raw.baseAddress else { return }
+                for i in raw.indices { raw[i] = max(raw[i], 0) }
+                if options.normalization == .minMax {
+                    for n in 0..<batch { Self.minMax(base + n * positions, count: positions) }
+                }
+                options.upsampling.apply(
+                    base, count: batch, height: h, width: w, outHeight: height, outWidth: width,
+                    into: maps.storage.base.assumingMemoryBound(to: Float.self))
+            }
             upsampled.append(maps)
         }
         // Average the layers (after a ReLU), then scale each image again, as pytorch-grad-cam does.
         let size = height * width
-        var heatmaps = [Float](repeating: 0, count: batch * size)
-        for n in 0..<batch {
-            var mean = [Double](repeating: 0, count: size)
-            for maps in upsampled { for i in 0..<size { mean[i] += max(maps[n * size + i], 0) / Double(upsampled.count) } }
-            if options.normalization == .minMax { mean = Self.minMax(mean) }
-            for i in 0..<size { heatmaps[n * size + i] = Float(mean[i]) }
+        let heatmaps = try Tensor(zeros: .float32, shape: [batch, height, width])
+        let mean = heatmaps.storage.base.assumingMemoryBound(to: Float.self)
+        let share = Float(upsampled.count)
+        for maps in upsampled {
+            let values = maps.storage.base.assumingMemoryBound(to: Float.self)
+            withExtendedLifetime(maps) { for i in 0..<batch * size { mean[i] += max(values[i], 0) / share } }
         }
-        return CAMResult(
-            heatmaps: try Tensor(shape: [batch, height, width], scalars: heatmaps), rawMaps: raws, classes: classes, logits: logits,
-            layerLayouts: layerLayouts)
+        if options.normalization == .minMax { for n in 0..<batch { Self.minMax(mean + n * size, count: size) } }
+        return CAMResult(heatmaps: heatmaps, rawMaps: raws, classes: classes, logits: logits, layerLayouts: layerLayouts)
     }
 
     /// A layer's activations and gradients as `[N, C, h, w]` (channels-last maps transposed,
@@ -322,12 +341,19 @@ public final class GradCAMHeatmapGenerator: Sendable {
         }
     }
 
-    /// pytorch-grad-cam's per-image scaling: subtract the minimum, divide by `1e-7 + max`.
-    static func minMax(_ map: [Double]) -> [Double] {
-        let low = map.min() ?? 0
-        let shifted = map.map { $0 - low }
-        let high = shifted.max() ?? 0
-        return shifted.map { $0 / (1e-7 + high) }
+    /// pytorch-grad-cam's per-image scaling of `count` values in place, in float32 as it computes:
+    /// subtract the minimum, divide by `1e-7 + max`.
+    static func minMax(_ map: UnsafeMutablePointer<Float>, count: Int) {
+        guard count > 0 else { return }
+        var low = map[0]
+        for i in 1..<count { low = min(low, map[i]) }
+        var high = map[0] - low
+        for i in 0..<count {
+            map[i] -= low
+            high = max(high, map[i])
+        }
+        let divisor = 1e-7 + high
+        for i in 0..<count { map[i] /= divisor }
     }
 
     /// The batch mirrored left to right: reversed along `axis`, the width.

@@ -113,9 +113,9 @@ struct BenchCommand: ParsableCommand {
         return best
     }
 
-    /// The forward and backward steps of one reverse pass to the generator's layers, per op type,
-    /// then the best of three of the whole explanation against the reverse pass alone: the rest is
-    /// the maps (reading the layer, weighting, resizing, scaling).
+    /// The forward and backward steps of a reverse pass to the generator's layers, per op type,
+    /// then the best of three of a forward pass, the reverse pass and the whole explanation (the
+    /// reverse pass and the maps: reading the layer, weighting, resizing, scaling).
     private func printGradientProfile(_ generator: GradCAMHeatmapGenerator, _ images: Tensor) throws {
         let executor = generator.executor
         let feeds = [executor.inputs.first?.name ?? "input": images]
@@ -130,17 +130,21 @@ struct BenchCommand: ParsableCommand {
         printTable(Self.fastest(profiles.map(\.backward)))
         // Wall and processor time (all threads), each the best of three alternating runs: on a
         // shared machine the processor time is the steadier measure of work.
-        var best = (explain: (wall: Double.infinity, cpu: Double.infinity), reverse: (wall: Double.infinity, cpu: Double.infinity))
+        let jobs: [(String, () throws -> Void)] = [
+            ("forward", { _ = try executor.run(feeds, fetch: [generator.outputName]) }), ("reverse pass", { _ = try reverse() }),
+            ("explain", { _ = try generator.explain(images) }),
+        ]
+        var best = [(wall: Double, cpu: Double)](repeating: (.infinity, .infinity), count: jobs.count)
         for _ in 0..<3 {
-            let whole = try timed { _ = try generator.explain(images) }
-            let gradients = try timed { _ = try reverse() }
-            best.explain = (min(best.explain.wall, whole.wall), min(best.explain.cpu, whole.cpu))
-            best.reverse = (min(best.reverse.wall, gradients.wall), min(best.reverse.cpu, gradients.cpu))
+            for (index, job) in jobs.enumerated() {
+                let time = try timed(job.1)
+                best[index] = (min(best[index].wall, time.wall), min(best[index].cpu, time.cpu))
+            }
         }
-        let line = String(
-            format: "explain %.2f ms (cpu %.2f), reverse pass %.2f ms (cpu %.2f), maps %.2f ms (cpu %.2f); best of 3\n",
-            best.explain.wall, best.explain.cpu, best.reverse.wall, best.reverse.cpu, best.explain.wall - best.reverse.wall,
-            best.explain.cpu - best.reverse.cpu)
+        var line = "best of 3, wall ms (processor ms):"
+        for (index, job) in jobs.enumerated() { line += " \(job.0)" + String(format: " %.2f (%.2f);", best[index].wall, best[index].cpu) }
+        line += String(
+            format: " explain / forward %.3f (%.3f)\n", best[2].wall / best[0].wall, best[2].cpu / best[0].cpu)
         FileHandle.standardError.write(line.data(using: .utf8) ?? Data())
     }
 
