@@ -42,13 +42,15 @@ func gemmSkippingZeroRows(
                     transposeA: false, transposeB: transposeB, m: r, n: n, k: k, alpha: alpha, a: rows, lda: k, b: b,
                     ldb: ldb, beta: 0, c: product, ldc: n, threaded: threaded)
             }
+            // The dense product's zero rows: +0 sums, scaled by alpha (−0 when alpha is negative).
+            let zero = 0 * alpha
             var next = 0
             for i in 0..<m {
                 if next < r, live[next] == i {
                     (c + i * ldc).update(from: product + next * n, count: n)
                     next += 1
                 } else {
-                    (c + i * ldc).update(repeating: 0, count: n)
+                    (c + i * ldc).update(repeating: zero, count: n)
                 }
             }
         }
