@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import TensorCore
 
 /// What an audit is configured with; identical for every shard of one audit.
 public struct AuditConfig: Codable, Sendable, Equatable {
@@ -193,14 +194,18 @@ public struct AuditState: Sendable {
     public static func load(from folder: URL) throws -> AuditState {
         let state = folder.appendingPathComponent("state")
         func read(_ name: String) throws -> Data {
-            do { return try Data(contentsOf: state.appendingPathComponent(name)) } catch {
-                throw AuditError.invalid("\(folder.path) is not an audit report (missing state/\(name))")
+            do { return try FileIO.data(of: state.appendingPathComponent(name).path) } catch let error as FileError {
+                throw AuditError.invalid("\(folder.path) is not an audit report (state/\(name): \(error.reason))")
             }
         }
-        let decoder = JSONDecoder()
-        var result = AuditState(config: try decoder.decode(AuditConfig.self, from: read("config.json")))
-        result.records = try decoder.decode([SampleRecord].self, from: read("records.json"))
-        result.sums = try decoder.decode([String: [Int64]].self, from: read("sums.json"))
+        func decode<T: Decodable>(_ type: T.Type, _ name: String) throws -> T {
+            do { return try JSONDecoder().decode(type, from: read(name)) } catch let error as DecodingError {
+                throw AuditError.invalid("\(folder.path)/state/\(name) is not a valid audit state (\(AuditError.describe(error)))")
+            }
+        }
+        var result = AuditState(config: try decode(AuditConfig.self, "config.json"))
+        result.records = try decode([SampleRecord].self, "records.json")
+        result.sums = try decode([String: [Int64]].self, "sums.json")
         let pooled = try read("pooled.f32")
         result.pooled = pooled.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         guard result.pooled.count == result.records.count * result.grid.cells else {
@@ -209,9 +214,26 @@ public struct AuditState: Sendable {
         let candidates = state.appendingPathComponent("overlays")
         for name in (try? FileManager.default.contentsOfDirectory(atPath: candidates.path)) ?? [] {
             if let index = Int((name as NSString).deletingPathExtension) {
-                result.overlays[index] = try Data(contentsOf: candidates.appendingPathComponent(name))
+                result.overlays[index] = try read("overlays/\(name)")
             }
         }
         return result
+    }
+}
+
+extension AuditError {
+    /// Where and how JSON failed to decode, in words (Foundation's text names Swift types).
+    public static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return keys.isEmpty ? "at the top level" : "at \(keys.hasPrefix(".") ? String(keys.dropFirst()) : keys)"
+        }
+        switch error {
+        case .typeMismatch(let type, let context): return "expected \(type) \(path(context))"
+        case .valueNotFound(let type, let context): return "expected \(type) \(path(context)), found null"
+        case .keyNotFound(let key, let context): return "missing '\(key.stringValue)' \(path(context))"
+        case .dataCorrupted(let context): return context.codingPath.isEmpty ? "not valid JSON" : "a bad value \(path(context))"
+        @unknown default: return "unreadable"
+        }
     }
 }

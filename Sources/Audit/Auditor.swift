@@ -20,8 +20,8 @@ public struct AuditSample: Sendable, Equatable {
     /// then one row per image. Quoted fields may hold commas.
     public static func read(csv url: URL) throws -> [AuditSample] {
         let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw AuditError.invalid("cannot read \(url.path): \(error.localizedDescription)")
+        do { text = try FileIO.text(of: url.path) } catch let error as FileError {
+            throw AuditError.invalid("cannot read \(url.path): \(error.reason)")
         }
         let rows = text.split(whereSeparator: \.isNewline).map { parseCSVLine(String($0)) }.filter { !$0.allSatisfy(\.isEmpty) }
         guard let header = rows.first?.map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }),

@@ -8,7 +8,7 @@ extension Preprocessing {
         let results = ConcurrentResults<(Tensor, RGBImage)>(count: urls.count)
         DispatchQueue.concurrentPerform(iterations: urls.count) { index in
             results.set(index) {
-                let image = try RGBImage(contentsOf: urls[index])
+                let image = try load(urls[index])
                 return (try tensor(image), try resizedAndCropped(image))
             }
         }

@@ -56,7 +56,14 @@ struct AuditCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The report folder.", valueName: "REPORT"))
     var out: String
 
+    @OptionGroup var resources: ResourceOptions
+
     func validate() throws {
+        try FlagCheck.number(threshold, "--threshold", in: 0...1)
+        try FlagCheck.count(batchSize, "--batch-size")
+        _ = try parseShard()
+        _ = try parseRectangles()
+        do { _ = try AuditTarget(target) } catch { throw ValidationError("\(error)") }
         if mask != nil && !maskRect.isEmpty { throw ValidationError("give --mask or --mask-rect, not both") }
         guard maps == "normalized" || maps == "raw" else { throw ValidationError("--maps must be normalized or raw") }
         guard let camMethod = method.camMethod, method != .guidedGradCAM else {
@@ -115,12 +122,16 @@ struct AuditCommand: ParsableCommand {
                 (mask as NSString).lastPathComponent)
         }
         guard !maskRect.isEmpty else { return nil }
-        let rectangles = try maskRect.map { spec -> (x: Int, y: Int, width: Int, height: Int) in
-            let v = spec.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard v.count == 4 else { throw ValidationError("--mask-rect expects X,Y,W,H, got '\(spec)'") }
-            return (v[0], v[1], v[2], v[3])
+        return (try RegionMask(rectangles: parseRectangles(), height: height, width: width), "rectangles " + maskRect.joined(separator: " "))
+    }
+
+    private func parseRectangles() throws -> [(x: Int, y: Int, width: Int, height: Int)] {
+        try maskRect.map { spec in
+            let v = spec.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard v.count == 4, let x = v[0], let y = v[1], let width = v[2], let height = v[3], x >= 0, y >= 0, width > 0, height > 0
+            else { throw ValidationError("--mask-rect expects X,Y,W,H with X, Y from 0 and W, H from 1, got '\(spec)'") }
+            return (x, y, width, height)
         }
-        return (try RegionMask(rectangles: rectangles, height: height, width: width), "rectangles " + maskRect.joined(separator: " "))
     }
 }
 
@@ -134,6 +145,12 @@ struct MergeCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("The merged report folder.", valueName: "REPORT"))
     var out: String
+
+    @OptionGroup var resources: ResourceOptions
+
+    func validate() throws {
+        try FlagCheck.outputsSpareInputs([("--out", out)], inputs: reports.map { ("report", $0) })
+    }
 
     func run() throws {
         let states = try reports.map { try AuditState.load(from: URL(fileURLWithPath: $0)) }
@@ -172,6 +189,13 @@ struct EmbedCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where to write the embeddings (.npy).", valueName: "PATH"))
     var out: String
 
+    @OptionGroup var resources: ResourceOptions
+
+    func validate() throws {
+        try FlagCheck.count(batchSize, "--batch-size")
+        try FlagCheck.outputsSpareInputs([("--out", out)], inputs: [("model", model)])
+    }
+
     func run() throws {
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
         let executor = try Executor(model: loaded)
@@ -179,8 +203,8 @@ struct EmbedCommand: ParsableCommand {
         let prep = try preprocessing.make(for: executor)
         let folder = URL(fileURLWithPath: images)
         let names: [String]
-        do { names = try FileManager.default.contentsOfDirectory(atPath: images) } catch {
-            throw ValidationError("cannot list --images \(images): \(error.localizedDescription)")
+        do { names = try FileIO.contentsOfFolder(folder) } catch let error as FileError {
+            throw ValidationError("cannot list --images \(images): \(error.reason)")
         }
         let files = names.filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
         guard !files.isEmpty else { throw ValidationError("no .png, .jpg or .jpeg files in \(images)") }
@@ -200,7 +224,7 @@ struct EmbedCommand: ParsableCommand {
         let destination = URL(fileURLWithPath: out)
         try Tensor(shape: [files.count, width], scalars: rows).writeNPY(to: destination)
         let list = destination.deletingPathExtension().appendingPathExtension("files.txt")
-        try (files.joined(separator: "\n") + "\n").write(to: list, atomically: true, encoding: .utf8)
+        try FileIO.write(Data((files.joined(separator: "\n") + "\n").utf8), to: list)
         print("wrote \(files.count) x \(width) embeddings to \(out) and the file order to \(list.path)")
     }
 

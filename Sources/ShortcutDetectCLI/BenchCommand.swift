@@ -36,6 +36,13 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "After the timing, print each op type's share of one more forward pass to standard error.")
     var profile = false
 
+    @OptionGroup var resources: ResourceOptions
+
+    func validate() throws {
+        try FlagCheck.count(runs, "--runs")
+        try FlagCheck.count(threads, "--threads")
+    }
+
     func run() throws {
         BLAS.setThreads(threads)
         let images = try Tensor(npyAt: URL(fileURLWithPath: input))

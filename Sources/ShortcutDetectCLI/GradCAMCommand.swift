@@ -55,6 +55,8 @@ struct GradCAMCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Token layout for transformer layers, PREFIX:HxW (e.g. 1:14x14). Default: inferred.", valueName: "SPEC"))
     var tokenGrid: String?
 
+    @OptionGroup var resources: ResourceOptions
+
     func validate() throws {
         if layer.isEmpty && method != .guidedBackprop {
             throw ValidationError("--layer is required for \(method.rawValue)")
@@ -64,12 +66,16 @@ struct GradCAMCommand: ParsableCommand {
         if input != nil && output == nil { throw ValidationError("--input needs --output HEAT.npy") }
         if input == nil && images.out == nil { throw ValidationError("--image/--images need --out DIR") }
         if images.topK != nil && targetClass != nil { throw ValidationError("use --class or --top-k, not both") }
+        if let tokenGrid { _ = try FlagCheck.tokenGrid(tokenGrid) }
+        _ = try parseClasses(count: 1, checkingCount: false)
+        let inputs = [("model", model)] + (input.map { [("--input", $0)] } ?? [])
+        try FlagCheck.outputsSpareInputs([output.map { ("--output", $0) }, raw.map { ("--raw", $0) }].compactMap { $0 }, inputs: inputs)
     }
 
     /// The heatmap generator these options describe.
     func makeGenerator(_ loaded: Model) throws -> GradCAMHeatmapGenerator {
         var options = CAMOptions(eigenSmooth: eigenSmooth, augSmooth: augSmooth, normalization: normalization, upsampling: upsampling)
-        if let tokenGrid { options.tokenGrid = try parseGrid(tokenGrid) }
+        if let tokenGrid { options.tokenGrid = try FlagCheck.tokenGrid(tokenGrid) }
         return try GradCAMHeatmapGenerator(
             model: loaded, targetLayers: layer.isEmpty ? [] : layer, method: method.camMethod ?? .gradCAM, options: options,
             allowNoLayers: method == .guidedBackprop)
@@ -106,23 +112,18 @@ struct GradCAMCommand: ParsableCommand {
         print("wrote \(heatmaps.dtype)\(heatmaps.shape) to \(output)")
     }
 
-    func parseClasses(count: Int) throws -> [Int]? {
+    func parseClasses(count: Int, checkingCount: Bool = true) throws -> [Int]? {
         guard let targetClass else { return nil }
-        let values = try targetClass.split(separator: ",").map { part -> Int in
-            guard let value = Int(part.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("--class takes integers, got '\(targetClass)'")
+        let values = try targetClass.split(separator: ",", omittingEmptySubsequences: false).map { part -> Int in
+            guard let value = Int(part.trimmingCharacters(in: .whitespaces)), value >= 0 else {
+                throw ValidationError("--class takes class indices (integers from 0), got '\(targetClass)'")
             }
             return value
         }
         if values.count == 1 { return Array(repeating: values[0], count: count) }
+        guard checkingCount else { return values }
         guard values.count == count else { throw ValidationError("--class lists \(values.count) classes for \(count) samples") }
         return values
-    }
-
-    private func parseGrid(_ spec: String) throws -> TokenGrid {
-        let parts = spec.split(whereSeparator: { $0 == ":" || $0 == "x" }).compactMap { Int($0) }
-        guard parts.count == 3 else { throw ValidationError("--token-grid expects PREFIX:HxW, e.g. 1:14x14, got '\(spec)'") }
-        return TokenGrid(prefixTokens: parts[0], height: parts[1], width: parts[2])
     }
 }
 

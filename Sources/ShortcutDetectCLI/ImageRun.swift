@@ -41,6 +41,12 @@ struct ImageOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("Images per forward/backward pass.", valueName: "N"))
     var batchSize: Int = 8
+
+    func validate() throws {
+        try FlagCheck.number(alpha, "--alpha", in: 0...1)
+        try FlagCheck.count(batchSize, "--batch-size")
+        if let topK { try FlagCheck.count(topK, "--top-k") }
+    }
 }
 
 extension Colormap: ExpressibleByArgument {}
@@ -62,6 +68,19 @@ struct PreprocessingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Input size when the model does not fix it.", valueName: "N"))
     var size: Int?
 
+    func validate() throws {
+        for (flag, value, preprocessing) in [
+            ("--resize", resize, Preprocessing(resize: resize, crop: nil)), ("--size", size, Preprocessing(resize: nil, crop: size.map { ($0, $0) })),
+        ] {
+            do { try preprocessing.validate() } catch { throw ValidationError("\(flag) \(value ?? 0): \(error)") }
+        }
+        if mean != nil || std != nil {
+            guard let mean = mean.flatMap(triple), let std = std.flatMap(triple),
+                (mean + std).allSatisfy(\.isFinite), !std.contains(0)
+            else { throw ValidationError("--mean and --std each need three finite comma-separated numbers, std not 0") }
+        }
+    }
+
     /// torchvision's evaluation transform for this model's input size.
     func make(for executor: Executor) throws -> Preprocessing {
         var normalization = Preprocessing.Normalization.preset(preprocess)
@@ -77,6 +96,7 @@ struct PreprocessingOptions: ParsableArguments {
         }
         var result = Preprocessing.evaluation(height: size.height, width: size.width, normalization: normalization)
         if let resize { result.resize = resize }
+        try result.validate()
         return result
     }
 
@@ -102,9 +122,9 @@ struct ImageRun {
         let files = try imageFiles()
         guard let outPath = options.out else { return }
         let out = URL(fileURLWithPath: outPath)
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try FileIO.createFolder(out)
         let preprocessing = try options.preprocessing.make(for: generator.executor)
-        let labels = try options.labels.map { try String(contentsOfFile: $0, encoding: .utf8).split(separator: "\n").map(String.init) }
+        let labels = try options.labels.map { try FileIO.text(of: $0).split(separator: "\n").map(String.init) }
         let progress = Progress(total: files.count)
         for start in stride(from: 0, to: files.count, by: max(options.batchSize, 1)) {
             let chunk = Array(files[start..<min(start + max(options.batchSize, 1), files.count)])
@@ -182,8 +202,8 @@ struct ImageRun {
         if let folder = options.images {
             let url = URL(fileURLWithPath: folder)
             let names: [String]
-            do { names = try FileManager.default.contentsOfDirectory(atPath: folder) } catch {
-                throw ValidationError("cannot list --images \(folder): \(error.localizedDescription)")
+            do { names = try FileIO.contentsOfFolder(url) } catch let error as FileError {
+                throw ValidationError("cannot list --images \(folder): \(error.reason)")
             }
             let files = names.filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
             guard !files.isEmpty else { throw ValidationError("no .png, .jpg or .jpeg files in \(folder)") }

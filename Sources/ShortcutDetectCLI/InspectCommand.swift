@@ -17,6 +17,8 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Also list every PyTorch module path that `gradcam --layer` accepts, with its output tensor.")
     var layers = false
 
+    @OptionGroup var resources: ResourceOptions
+
     func run() throws {
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
         let report = ModelInspection(model: loaded)
