@@ -162,7 +162,13 @@ public struct AuditState: Sendable {
             let cells = state.grid.cells
             for (n, record) in state.records.enumerated() { rows.append((record, state.pooled[n * cells..<(n + 1) * cells])) }
             for (group, sum) in state.sums {
-                merged.sums[group] = zip(merged.sums[group] ?? [Int64](repeating: 0, count: sum.count), sum).map { $0 + $1 }
+                let total = merged.sums[group] ?? [Int64](repeating: 0, count: sum.count)
+                guard total.count == sum.count else { throw AuditError.invalid("the shards' maps of group '\(group)' differ in size") }
+                merged.sums[group] = try zip(total, sum).map {
+                    let (added, overflow) = $0.addingReportingOverflow($1)
+                    guard !overflow else { throw AuditError.invalid("the shards' sums of group '\(group)' overflow; the reports are corrupt") }
+                    return added
+                }
             }
             merged.overlays.merge(state.overlays) { a, _ in a }
         }
@@ -206,9 +212,23 @@ public struct AuditState: Sendable {
         var result = AuditState(config: try decode(AuditConfig.self, "config.json"))
         result.records = try decode([SampleRecord].self, "records.json")
         result.sums = try decode([String: [Int64]].self, "sums.json")
+        // Sizes that arithmetic below relies on; consistency between the files is merge's concern.
+        let config = result.config
+        guard config.height >= 1, config.width >= 1, let pixels = MemoryBudget.product(config.height, config.width),
+            pixels <= RGBImage.maximumPixels, config.batchSize >= 1, config.total >= 0, config.threshold.isFinite,
+            config.iouFraction.isFinite
+        else {
+            throw AuditError.invalid("\(folder.path)/state/config.json holds impossible settings (a \(config.height)x\(config.width) input, batch size \(config.batchSize))")
+        }
+        if let (group, sum) = result.sums.first(where: { $0.value.count != pixels }) {
+            throw AuditError.invalid("\(folder.path)/state/sums.json: group '\(group)' holds \(sum.count) values for a \(config.height)x\(config.width) input")
+        }
+        if let record = result.records.first(where: { $0.index < 0 }) {
+            throw AuditError.invalid("\(folder.path)/state/records.json: sample \(record.file) has the negative index \(record.index)")
+        }
         let pooled = try read("pooled.f32")
         result.pooled = pooled.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        guard result.pooled.count == result.records.count * result.grid.cells else {
+        guard result.pooled.count == MemoryBudget.product(result.records.count, result.grid.cells) else {
             throw AuditError.invalid("\(folder.path): state/pooled.f32 does not match its records")
         }
         let candidates = state.appendingPathComponent("overlays")

@@ -23,19 +23,24 @@ public struct AuditSample: Sendable, Equatable {
         do { text = try FileIO.text(of: url.path) } catch let error as FileError {
             throw AuditError.invalid("cannot read \(url.path): \(error.reason)")
         }
+        return try parse(csv: text, path: url.path)
+    }
+
+    /// Parses the text of `groups.csv` (see ``read(csv:)``); `path` labels errors.
+    public static func parse(csv text: String, path: String) throws -> [AuditSample] {
         let rows = text.split(whereSeparator: \.isNewline).map { parseCSVLine(String($0)) }.filter { !$0.allSatisfy(\.isEmpty) }
         guard let header = rows.first?.map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }),
             let fileColumn = header.firstIndex(of: "file"), let groupColumn = header.firstIndex(of: "group")
-        else { throw AuditError.invalid("\(url.path) needs a header with 'file' and 'group' columns (and optionally 'label')") }
+        else { throw AuditError.invalid("\(path) needs a header with 'file' and 'group' columns (and optionally 'label')") }
         let labelColumn = header.firstIndex(of: "label")
         return try rows.dropFirst().enumerated().map { number, row in
             guard row.count > max(fileColumn, groupColumn) else {
-                throw AuditError.invalid("\(url.path) line \(number + 2) has \(row.count) fields")
+                throw AuditError.invalid("\(path) line \(number + 2) has \(row.count) fields")
             }
             var label: Int?
             if let labelColumn, labelColumn < row.count, !row[labelColumn].isEmpty {
                 guard let value = Int(row[labelColumn].trimmingCharacters(in: .whitespaces)) else {
-                    throw AuditError.invalid("\(url.path) line \(number + 2): label '\(row[labelColumn])' is not a class index")
+                    throw AuditError.invalid("\(path) line \(number + 2): label '\(row[labelColumn])' is not a class index")
                 }
                 label = value
             }

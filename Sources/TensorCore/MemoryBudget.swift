@@ -32,6 +32,15 @@ public enum MemoryBudget {
         set { state.withLock { $0.limit = max(newValue, 0) } }
     }
 
+    /// A tighter limit for the work `body` does on the calling task (or thread): the budget is
+    /// then the smaller of this and ``limit``. Kernels' worker threads never allocate, so this
+    /// covers everything a call such as a forward pass sizes from its inputs.
+    public static func withLimit<R>(_ limit: Int, _ body: () throws -> R) rethrows -> R {
+        try $scopedLimit.withValue(min(limit, scopedLimit ?? .max), operation: body)
+    }
+
+    @TaskLocal private static var scopedLimit: Int?
+
     /// Bytes of tensor storage alive now.
     public static var inUse: Int { state.withLock { $0.inUse } }
 
@@ -50,7 +59,8 @@ public enum MemoryBudget {
     /// Throws unless a buffer of `bytes` fits beside the tensors alive now; `what` (such as
     /// "image photo.png decoded at 1000000x1") names it in the error.
     public static func check(_ bytes: Int, for what: @autoclosure () -> String) throws {
-        let (inUse, limit) = state.withLock { ($0.inUse, $0.limit) }
+        let scoped = scopedLimit ?? .max
+        let (inUse, limit) = state.withLock { ($0.inUse, min($0.limit, scoped)) }
         guard bytes >= 0, bytes <= limit - inUse else {
             throw TensorError.overBudget(what: what(), bytes: bytes, inUse: inUse, limit: limit)
         }
@@ -66,8 +76,10 @@ public enum MemoryBudget {
 
     /// Counts `bytes` as in use, or throws when they do not fit.
     static func reserve(_ bytes: Int, for what: () -> String) throws {
+        let scoped = scopedLimit ?? .max
         let refused: (Int, Int)? = state.withLock { budget in
-            guard bytes >= 0, bytes <= budget.limit - budget.inUse else { return (budget.inUse, budget.limit) }
+            let limit = min(budget.limit, scoped)
+            guard bytes >= 0, bytes <= limit - budget.inUse else { return (budget.inUse, limit) }
             budget.inUse += bytes
             return nil
         }
@@ -107,7 +119,7 @@ public enum MemoryBudget {
         let shifts: [Substring: Int] = ["": 0, "B": 0, "K": 10, "KB": 10, "KIB": 10, "M": 20, "MB": 20, "MIB": 20,
                                         "G": 30, "GB": 30, "GIB": 30, "T": 40, "TB": 40, "TIB": 40]
         guard let shift = shifts[unit], let value = Double(number), value.isFinite, value > 0,
-            value * Double(1 << shift) < 0x1p62
+            value * Double(1 << shift) <= 0x1p62
         else {
             throw TensorError.invalidSize(text: text)
         }
