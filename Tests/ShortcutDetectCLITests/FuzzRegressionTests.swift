@@ -22,6 +22,11 @@ import Testing
         #expect(folders.isSubset(of: Set(FuzzTargets.all.keys)), "folders without a target: \(folders.subtracting(FuzzTargets.all.keys))")
     }
 
+    /// The state target's seed is a report `merge` accepts, so mutations start from the real path.
+    @Test func theStateSeedMerges() throws {
+        try FuzzTargets.state(FuzzTargets.stateSeed())
+    }
+
     @Test(arguments: cases)
     func replaysWithoutCrashing(target: String, file: String) throws {
         let data = try Data(contentsOf: Self.root.appendingPathComponent(target).appendingPathComponent(file))

@@ -84,6 +84,29 @@ enum FuzzTargets {
         try AuditReport(state: merged).write(to: folder.appendingPathComponent("merged"))
     }
 
+    /// A valid input for ``state(_:)``: four samples of an 8 x 8 audit in two groups.
+    static func stateSeed() -> Data {
+        let config = """
+            {"batchSize": 2, "height": 8, "width": 8, "iouFraction": 0.5, "layer": "layer4", "maps": "normalized",
+             "mask": "rectangles 0,0,2,2", "maskArea": 0.0625, "method": "gradcam", "model": "model.onnx",
+             "preprocessing": "resize 73, crop 8x8", "target": "predicted", "tensor": "t", "threshold": 0.1, "total": 4}
+            """
+        let records = (0..<4).map { i in
+            """
+            {"confidence": 0.75, "file": "img_\(i).png", "group": "\(i % 2 == 0 ? "A" : "B")", "index": \(i), "label": \(i % 2),
+             "predicted": \(i % 2), "target": \(i % 2), "scores": {"inMask": 0.\(i + 1), "pointingHit": \(i == 0), "iou": 0.2}}
+            """
+        }
+        // Each group's sum of two maps in 40.24 fixed point (see AuditState), and each sample's map pooled.
+        let sums = ["A", "B"].map { group in
+            "\"\(group)\": [" + (0..<64).map { String(($0 % 8 + (group == "A" ? 0 : $0 / 8)) << 21) }.joined(separator: ", ") + "]"
+        }
+        let pooled = (0..<4 * 64).map { Float($0 % 8) / 8 }
+        let files = [Data(config.utf8), Data(("[" + records.joined(separator: ", ") + "]").utf8),
+                     Data(("{" + sums.joined(separator: ", ") + "}").utf8), pooled.withUnsafeBytes { Data($0) }]
+        return files.dropFirst().reduce(files[0]) { $0 + stateSeparator + $1 }
+    }
+
     /// `data` cut at the first `parts - 1` occurrences of `separator` (missing parts are empty).
     static func split(_ data: Data, separator: Data, parts: Int) -> [Data] {
         var pieces: [Data] = []

@@ -14,6 +14,15 @@ public func initialize(
         FileHandle.standardError.write(Data("set FUZZ_TARGET to one of: \(FuzzTargets.all.keys.sorted().joined(separator: ", "))\n".utf8))
         exit(2)
     }
+    // tools/fuzz.sh asks for the seeds that are made rather than copied from the fixtures.
+    if let folder = ProcessInfo.processInfo.environment["FUZZ_WRITE_SEED"] {
+        guard name == "state" else { exit(0) }
+        do { try FuzzTargets.stateSeed().write(to: URL(fileURLWithPath: folder).appendingPathComponent("seed")) } catch {
+            FileHandle.standardError.write(Data("cannot write the seed to \(folder): \(error)\n".utf8))
+            exit(1)
+        }
+        exit(0)
+    }
     targetName = name
     MemoryBudget.limit = FuzzTargets.memoryBudget
     return 0
