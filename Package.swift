@@ -34,9 +34,12 @@ let package = Package(
         .target(name: "Explain", dependencies: ["TensorCore", "ONNXModel", "GraphEngine"]),
         // -> image/report: image files, torchvision-equal preprocessing, colormaps, overlays.
         .target(name: "Imaging", dependencies: ["TensorCore", "CPNG", "CTurboJPEG"]),
+        // Embedding-based detectors: probes, statistical tests, clustering, geometry (the seed's ShortcutDetector).
+        .target(name: "Detectors", dependencies: ["TensorCore"]),
         // Audits: group comparison, shortcut-region scores, dataset reports.
-        .target(name: "Audit", dependencies: ["TensorCore", "GraphEngine", "Explain", "Imaging"]),
-        .target(name: "ShortcutDetect", dependencies: ["TensorCore", "ONNXModel", "GraphEngine", "Explain", "Imaging", "Audit"]),
+        .target(name: "Audit", dependencies: ["TensorCore", "GraphEngine", "Explain", "Imaging", "Detectors"]),
+        .target(
+            name: "ShortcutDetect", dependencies: ["TensorCore", "ONNXModel", "GraphEngine", "Explain", "Imaging", "Detectors", "Audit"]),
         .executableTarget(
             name: "ShortcutDetectCLI",
             dependencies: ["ShortcutDetect", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -49,6 +52,7 @@ let package = Package(
             exclude: ["onnx-node-tests.txt"]),
         .testTarget(name: "ExplainTests", dependencies: ["Explain", "GraphEngine", "ONNXModel", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
+        .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "TestSupport"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "TestSupport"]),
         .testTarget(name: "ShortcutDetectCLITests", dependencies: ["ShortcutDetectCLI", "ShortcutDetect", "TestSupport"]),
     ]

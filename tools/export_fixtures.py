@@ -189,6 +189,15 @@ def build_densenet():
     )
 
 
+CONVNEXT_STAGES = [(8, 16, 1), (16, None, 1)]  # (input channels, output channels, blocks) per stage
+
+
+def build_convnext():
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    return ConvNeXt([CNBlockConfig(*stage) for stage in CONVNEXT_STAGES], num_classes=10)
+
+
 @dataclass
 class Arch:
     name: str
@@ -294,6 +303,16 @@ ARCHS = [
         [("features.denseblock1.denselayer2", "output"), ("features.transition1", "output"), ("features.norm5", "output"),
          ("classifier", "input")],
         109,
+    ),
+    Arch(
+        "convnext",
+        build_convnext,
+        f"torchvision.models.convnext.ConvNeXt([CNBlockConfig(*s) for s in {CONVNEXT_STAGES}], num_classes=10): "
+        "patchify stem, one CNBlock per stage (7x7 depthwise conv, channels-last LayerNorm and MLP, layer scale), "
+        "LayerNorm2d downsampling, LayerNorm2d/Flatten/Linear head",
+        32,
+        [("features.1", "output"), ("features.3", "output"), ("classifier.2", "input")],
+        110,
     ),
 ]
 

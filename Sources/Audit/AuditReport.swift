@@ -1,5 +1,7 @@
+import Detectors
 import Foundation
 import Imaging
+import TensorCore
 
 /// Turns an ``AuditState`` into the report folder: `summary.json`, `samples.csv`, group mean and
 /// divergence maps, the three-panel comparison, the most and least region-reliant overlays per
@@ -10,6 +12,11 @@ public struct AuditReport {
     public let comparison: AttentionOverlapResult?
     /// Per group: in-region statistics, when a region was given.
     public let groups: [String: GroupSummary]
+    /// The embedding detectors on the embed layer's pooled outputs, when they ran.
+    public let detection: DetectionReport?
+    /// Why the embedding detectors did not run, when they were asked to.
+    public let detectionNote: String?
+    /// The attention verdict, then the embedding detectors' verdict.
     public let summary: String
 
     public struct GroupSummary: Sendable {
@@ -49,7 +56,25 @@ public struct AuditReport {
                 means: state.means(), pooled: state.pooled, groups: state.records.map(\.group), grid: state.grid,
                 options: ComparisonOptions())
             : nil
-        summary = AuditReport.sentence(state: state, groups: groups, names: names, comparison: comparison)
+        (detection, detectionNote) = Self.detect(state, groupCount: names.count)
+        summary = [
+            AuditReport.sentence(state: state, groups: groups, names: names, comparison: comparison),
+            detection.map { "Embedding detectors at \(state.config.embedLayer ?? state.config.layer): \($0.summary)" },
+        ].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
+    }
+
+    /// The seed's first step: do the embeddings encode the group? The detectors read the groups
+    /// alone (the seed's `fit(embeddings, group_labels)`): with the task labels, HBAC would ask
+    /// whether the layer separates the classes, which a working classifier's layer always does.
+    static func detect(_ state: AuditState, groupCount: Int) -> (DetectionReport?, String?) {
+        guard state.config.embedTensor != nil else { return (nil, nil) }
+        guard groupCount >= 2 else { return (nil, "the embedding detectors need at least two groups") }
+        do {
+            let embeddings = try Tensor(shape: [state.records.count, state.embeddingWidth], scalars: state.embeddings)
+            return (try ShortcutDetector().fit(embeddings: embeddings, groups: state.records.map(\.group)), nil)
+        } catch {
+            return (nil, "the embedding detectors did not run: \(error)")
+        }
     }
 
     /// The plain-language verdict: whether the model appears to rely on the region, and for whom.
@@ -129,6 +154,13 @@ public struct AuditReport {
             root["significant_share"] = Double(comparison.significant.filter { $0 }.count) / Double(max(comparison.significant.count, 1))
         }
         if let mask = state.config.mask { root["mask"] = ["region": mask, "area": state.config.maskArea ?? 0] }
+        if let detection {
+            var entry = detection.jsonObject()
+            entry["layer"] = state.config.embedLayer
+            entry["tensor"] = state.config.embedTensor
+            root["detection"] = entry
+        }
+        if let detectionNote { root["detection_note"] = detectionNote }
         return try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
     }
 
@@ -235,10 +267,39 @@ public struct AuditReport {
             <p>\(state.records.count) images; model \(escape(c.model)); layer \(escape(c.layer)) (tensor \(escape(c.tensor))); method \(escape(c.method)); \(escape(c.maps)) maps; target \(escape(c.target)); preprocessing \(escape(c.preprocessing))\(c.mask.map { "; region \(escape($0)) covering \(format(100 * (c.maskArea ?? 0), digits: 1))% of the image" } ?? "").</p>
             <table><tr><th>group</th><th>n</th><th>in-region attention</th><th>95% CI</th><th>share above \(format(100 * c.threshold, digits: 0))%</th><th>pointing game</th><th>IoU</th><th>accuracy</th></tr>
             \(rows)</table>
+            \(detectionSection(escape))
             \(figures)
             <p>Per-sample numbers are in samples.csv; the state/ folder lets shards be merged.</p>
             </body></html>
 
+            """
+    }
+}
+
+extension AuditReport {
+    /// The embedding detectors' verdict and one row per method.
+    func detectionSection(_ escape: (String) -> String) -> String {
+        guard let d = detection else { return detectionNote.map { "<p><em>\(escape($0))</em></p>" } ?? "" }
+        func cell(_ value: Double?) -> String { value.map { format($0, digits: 3) } ?? "-" }
+        var rows = ""
+        if let p = d.probe {
+            rows += "<tr><td>probe</td><td>\(p.risk.rawValue)</td><td>linear F1 \(cell(p.value)), quadratic F1 \(cell(p.nonlinear.value)) against \(cell(p.threshold))</td></tr>"
+        }
+        if let s = d.statistical {
+            let counts = s.comparisons.map { "\($0.groups.joined(separator: " vs ")): \($0.significant)" }.joined(separator: "; ")
+            rows += "<tr><td>statistical</td><td>\(s.risk.rawValue)</td><td>significant dimensions of \(d.dim) (Mann-Whitney, FDR 5%): \(escape(counts))</td></tr>"
+        }
+        if let h = d.hbac {
+            rows += "<tr><td>hbac</td><td>\(h.risk.rawValue)</td><td>\(h.clusters.count) clusters, \(h.highPurityClusters) over 80% pure; held-out linear accuracy \(cell(h.linearAccuracy))</td></tr>"
+        }
+        if let g = d.geometric {
+            let top = g.pairs.max { $0.effectSize < $1.effectSize }
+            rows += "<tr><td>geometric</td><td>\(g.risk.rawValue)</td><td>largest effect size \(cell(top?.effectSize)), mean subspace cosine \(cell(top?.meanCosine))</td></tr>"
+        }
+        return """
+            <h2>Embedding-based detection</h2>
+            <p>Pooled outputs of \(escape(state.config.embedLayer ?? "")) (tensor \(escape(state.config.embedTensor ?? "")), \(d.dim) dimensions), before any heatmap: <strong>\(escape(d.summary))</strong></p>
+            <table><tr><th>method</th><th>risk</th><th>evidence</th></tr>\(rows)</table>
             """
     }
 }

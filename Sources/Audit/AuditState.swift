@@ -25,11 +25,15 @@ public struct AuditConfig: Codable, Sendable, Equatable {
     public var total: Int
     /// Images per batch; shards and single runs must agree on it to agree on every number.
     public var batchSize: Int
+    /// The layer whose pooled output feeds the embedding detectors, and its tensor; `nil` when
+    /// they do not run.
+    public var embedLayer: String?
+    public var embedTensor: String?
 
     public init(
         model: String, layer: String, tensor: String, method: String, maps: String, target: String, preprocessing: String,
         mask: String?, maskArea: Double?, threshold: Double, iouFraction: Double, height: Int, width: Int, total: Int,
-        batchSize: Int
+        batchSize: Int, embedLayer: String? = nil, embedTensor: String? = nil
     ) {
         self.model = model
         self.layer = layer
@@ -46,6 +50,8 @@ public struct AuditConfig: Codable, Sendable, Equatable {
         self.width = width
         self.total = total
         self.batchSize = batchSize
+        self.embedLayer = embedLayer
+        self.embedTensor = embedTensor
     }
 }
 
@@ -80,6 +86,12 @@ public struct AuditState: Sendable {
     public var sums: [String: [Int64]] = [:]
     /// Overlay PNGs by sample index, for the extreme samples only.
     public var overlays: [Int: Data] = [:]
+    /// Each record's embedding (the pooled output of the embed layer), row-major; empty when the
+    /// embedding detectors do not run.
+    public var embeddings: [Float] = []
+
+    /// Values per embedding row.
+    public var embeddingWidth: Int { records.isEmpty ? 0 : embeddings.count / records.count }
 
     public init(config: AuditConfig) { self.config = config }
 
@@ -88,9 +100,10 @@ public struct AuditState: Sendable {
     /// Per group, the current most and least region-reliant samples as (in-region share, index).
     private var extremesByGroup: [String: (most: [(Double, Int)], least: [(Double, Int)])] = [:]
 
-    /// Adds one sample with its heatmap (and its overlay, kept only while it is an extreme).
-    public mutating func add(_ record: SampleRecord, heatmap: [Float], overlay: () throws -> Data) rethrows {
+    /// Adds one sample with its heatmap and embedding (and its overlay, kept only while it is an extreme).
+    public mutating func add(_ record: SampleRecord, heatmap: [Float], embedding: [Float] = [], overlay: () throws -> Data) rethrows {
         records.append(record)
+        embeddings += embedding
         pooled += grid.pool(heatmap)
         var sum = sums[record.group] ?? [Int64](repeating: 0, count: heatmap.count)
         for (i, value) in heatmap.enumerated() { sum[i] += Int64((Double(value) * AuditState.fixedPointScale).rounded()) }
@@ -157,10 +170,13 @@ public struct AuditState: Sendable {
             throw AuditError.invalid("these reports come from audits with different settings and cannot be merged")
         }
         var merged = AuditState(config: first.config)
-        var rows: [(SampleRecord, ArraySlice<Float>)] = []
+        var rows: [(SampleRecord, ArraySlice<Float>, ArraySlice<Float>)] = []
         for state in states {
             let cells = state.grid.cells
-            for (n, record) in state.records.enumerated() { rows.append((record, state.pooled[n * cells..<(n + 1) * cells])) }
+            let width = state.embeddingWidth
+            for (n, record) in state.records.enumerated() {
+                rows.append((record, state.pooled[n * cells..<(n + 1) * cells], state.embeddings[n * width..<(n + 1) * width]))
+            }
             for (group, sum) in state.sums {
                 let total = merged.sums[group] ?? [Int64](repeating: 0, count: sum.count)
                 guard total.count == sum.count else { throw AuditError.invalid("the shards' maps of group '\(group)' differ in size") }
@@ -178,6 +194,10 @@ public struct AuditState: Sendable {
         }
         merged.records = rows.map(\.0)
         merged.pooled = rows.flatMap(\.1)
+        merged.embeddings = rows.flatMap(\.2)
+        guard merged.embeddings.count == merged.records.count * (states.first?.embeddingWidth ?? 0) else {
+            throw AuditError.invalid("the shards hold embeddings of different widths")
+        }
         merged.prune()
         return merged
     }
@@ -193,6 +213,9 @@ public struct AuditState: Sendable {
         try encoder.encode(records).write(to: state.appendingPathComponent("records.json"))
         try encoder.encode(sums).write(to: state.appendingPathComponent("sums.json"))
         try pooled.withUnsafeBytes { Data($0) }.write(to: state.appendingPathComponent("pooled.f32"))
+        if config.embedTensor != nil {
+            try embeddings.withUnsafeBytes { Data($0) }.write(to: state.appendingPathComponent("embeddings.f32"))
+        }
         for (index, data) in overlays { try data.write(to: candidates.appendingPathComponent("\(index).png")) }
     }
 
@@ -230,6 +253,13 @@ public struct AuditState: Sendable {
         result.pooled = pooled.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         guard result.pooled.count == MemoryBudget.product(result.records.count, result.grid.cells) else {
             throw AuditError.invalid("\(folder.path): state/pooled.f32 does not match its records")
+        }
+        if result.config.embedTensor != nil {
+            let embeddings = try read("embeddings.f32")
+            result.embeddings = embeddings.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            guard result.records.isEmpty || result.embeddings.count % result.records.count == 0 else {
+                throw AuditError.invalid("\(folder.path): state/embeddings.f32 does not match its records")
+            }
         }
         let candidates = state.appendingPathComponent("overlays")
         for name in (try? FileManager.default.contentsOfDirectory(atPath: candidates.path)) ?? [] {

@@ -1,3 +1,4 @@
+import Detectors
 import Explain
 import Foundation
 import GraphEngine
@@ -28,7 +29,7 @@ public struct AuditSample: Sendable, Equatable {
 
     /// Parses the text of `groups.csv` (see ``read(csv:)``); `path` labels errors.
     public static func parse(csv text: String, path: String) throws -> [AuditSample] {
-        let rows = text.split(whereSeparator: \.isNewline).map { parseCSVLine(String($0)) }.filter { !$0.allSatisfy(\.isEmpty) }
+        let rows = text.split(whereSeparator: \.isNewline).map { CSV.fields(in: String($0)) }.filter { !$0.allSatisfy(\.isEmpty) }
         guard let header = rows.first?.map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }),
             let fileColumn = header.firstIndex(of: "file"), let groupColumn = header.firstIndex(of: "group")
         else { throw AuditError.invalid("\(path) needs a header with 'file' and 'group' columns (and optionally 'label')") }
@@ -46,40 +47,6 @@ public struct AuditSample: Sendable, Equatable {
             }
             return AuditSample(file: row[fileColumn], group: row[groupColumn], label: label)
         }
-    }
-
-    /// Splits one CSV line; quoted fields may hold commas and doubled quotes.
-    static func parseCSVLine(_ line: String) -> [String] {
-        let characters = Array(line)
-        var fields: [String] = []
-        var current = ""
-        var quoted = false
-        var i = 0
-        while i < characters.count {
-            let c = characters[i]
-            if quoted {
-                if c == "\"" {
-                    if i + 1 < characters.count, characters[i + 1] == "\"" {
-                        current.append("\"")
-                        i += 1
-                    } else {
-                        quoted = false
-                    }
-                } else {
-                    current.append(c)
-                }
-            } else if c == "\"" {
-                quoted = true
-            } else if c == "," {
-                fields.append(current)
-                current = ""
-            } else {
-                current.append(c)
-            }
-            i += 1
-        }
-        fields.append(current)
-        return fields
     }
 }
 
@@ -145,12 +112,16 @@ public struct Auditor {
     public func run(_ batches: [[(index: Int, sample: AuditSample)]], folder: URL, progress: (Int) -> Void = { _ in }) throws -> AuditState {
         var state = AuditState(config: config)
         let input = generator.executor.inputs[0].name
-        let output = generator.executor.outputs[0].name
+        let output = generator.outputName
         for chunk in batches {
             let (batch, images) = try preprocessing.batch(chunk.map { folder.appendingPathComponent($0.sample.file) })
-            guard let logits = try generator.executor.run([input: batch], fetch: [output])[output], logits.rank == 2 else {
-                throw AuditError.invalid("the model's first output is not [batch, classes]")
+            // The embeddings come from the same forward pass as the predictions, before any heatmap.
+            let forward = try generator.executor.run([input: batch], fetch: [output] + (config.embedTensor.map { [$0] } ?? []))
+            guard let logits = forward[output], logits.rank == 2 else {
+                throw AuditError.invalid("the model's output \(output) is not [batch, classes]")
             }
+            let embeddings = try config.embedTensor.flatMap { forward[$0] }.map(Embeddings.pooled) ?? []
+            let width = embeddings.count / max(chunk.count, 1)
             let probabilities = softmaxRows(try logits.doubles(), width: logits.shape[1])
             let predicted = probabilities.map { row in row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) } ?? 0 }
             let classes: [Int]? = try {
@@ -175,7 +146,7 @@ public struct Auditor {
                     index: item.index, file: item.sample.file, group: item.sample.group, label: item.sample.label,
                     predicted: predicted[n], confidence: probabilities[n][predicted[n]], target: result.classes[n],
                     scores: mask.map { RegionScores(heatmap: heatmap, mask: $0, iouFraction: config.iouFraction) })
-                try state.add(record, heatmap: heatmap) {
+                try state.add(record, heatmap: heatmap, embedding: Array(embeddings[n * width..<(n + 1) * width])) {
                     let overlay = try Overlay.overlay(
                         image: images[n], heatmap: Tensor(shape: [config.height, config.width], scalars: heatmap))
                     return try PNG.encode(width: overlay.width, height: overlay.height, channels: 3, pixels: overlay.pixels)

@@ -1,3 +1,4 @@
+import Detectors
 import TensorCore
 
 /// The small statistics toolkit audits need: bootstrap intervals, permutation p-values and
@@ -61,12 +62,6 @@ public enum Statistics {
 
     /// Benjamini–Hochberg: which hypotheses are discoveries at false-discovery rate `q`.
     public static func benjaminiHochberg(_ pValues: [Double], q: Double = 0.05) -> [Bool] {
-        let order = pValues.indices.sorted { pValues[$0] < pValues[$1] }
-        let m = Double(pValues.count)
-        var cutoff = -1
-        for (rank, index) in order.enumerated() where pValues[index] <= Double(rank + 1) / m * q { cutoff = rank }
-        var significant = [Bool](repeating: false, count: pValues.count)
-        if cutoff >= 0 { for rank in 0...cutoff { significant[order[rank]] = true } }
-        return significant
+        MultipleTesting.benjaminiHochberg(pValues, alpha: q)
     }
 }

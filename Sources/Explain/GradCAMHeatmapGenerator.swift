@@ -66,8 +66,9 @@ public final class GradCAMHeatmapGenerator: Sendable {
     /// Guided GradCAM: ``generate(_:targetClass:)`` returns the CAM times guided backpropagation.
     public let useGuided: Bool
     public let options: CAMOptions
+    /// The model output the maps explain (its first unless another was chosen).
+    public let outputName: String
     private let inputName: String
-    private let outputName: String
 
     /// - Parameters:
     ///   - model: The classifier; its first input takes `[N, C, H, W]` images, its first output `[N, classes]`.
@@ -75,19 +76,25 @@ public final class GradCAMHeatmapGenerator: Sendable {
     ///   - useGuided: Multiply the map by guided backpropagation (Guided GradCAM).
     ///   - method: The CAM method.
     ///   - allowNoLayers: Permit an empty layer list, for guided backpropagation alone.
+    ///   - output: The `[N, classes]` output to explain, by name; the first output by default
+    ///     (a model with several heads, say a disease and a protected attribute, has one per head).
     public init(
         model: Model, targetLayers: [String], useGuided: Bool = false, method: CAMMethod = .gradCAM,
-        options: CAMOptions = CAMOptions(), allowNoLayers: Bool = false
+        options: CAMOptions = CAMOptions(), allowNoLayers: Bool = false, output: String? = nil
     ) throws {
         executor = try Executor(model: model)
         let resolver = LayerResolver(model: model)
         layers = try targetLayers.map(resolver.resolve)
         guard !layers.isEmpty || allowNoLayers else { throw OpError("at least one target layer is needed") }
-        guard let input = executor.inputs.first?.name, let output = executor.outputs.first?.name else {
+        guard let input = executor.inputs.first?.name, let first = executor.outputs.first?.name else {
             throw GraphError.inputMismatch("the model needs an input and an output")
         }
+        if let output, !executor.outputs.contains(where: { $0.name == output }) {
+            throw GraphError.inputMismatch(
+                "the model has no output '\(output)'; its outputs are \(executor.outputs.map(\.name).joined(separator: ", "))")
+        }
         inputName = input
-        outputName = output
+        outputName = output ?? first
         self.useGuided = useGuided
         self.method = method
         self.options = options
@@ -96,9 +103,9 @@ public final class GradCAMHeatmapGenerator: Sendable {
     /// A generator for one target layer.
     public convenience init(
         model: Model, targetLayer: String, useGuided: Bool = false, method: CAMMethod = .gradCAM,
-        options: CAMOptions = CAMOptions()
+        options: CAMOptions = CAMOptions(), output: String? = nil
     ) throws {
-        try self.init(model: model, targetLayers: [targetLayer], useGuided: useGuided, method: method, options: options)
+        try self.init(model: model, targetLayers: [targetLayer], useGuided: useGuided, method: method, options: options, output: output)
     }
 
     /// The heatmap of one image (`[C, H, W]` or `[1, C, H, W]`) for `targetClass`, or for the
@@ -147,14 +154,15 @@ public final class GradCAMHeatmapGenerator: Sendable {
     /// Each image's highest-scoring class.
     public func predictedClasses(_ inputs: Tensor) throws -> [Int] {
         guard let logits = try executor.run([inputName: inputs], fetch: [outputName])[outputName], logits.rank == 2 else {
-            throw OpError("the model's first output is not [batch, classes]")
+            throw OpError("the model's output \(outputName) is not [batch, classes]")
         }
         return GradientTarget.argmax(try logits.doubles(), rows: logits.shape[0], width: logits.shape[1])
     }
 
     /// Guided backpropagation: `∂ logit[n, cₙ] / ∂ input` with every Relu gated, as `[N, H, W, C]`.
     public func guidedBackprop(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> Tensor {
-        let result = try executor.gradients([inputName: inputs], of: .logit(classes: targetClasses), wrt: [inputName], guided: true)
+        let result = try executor.gradients(
+            [inputName: inputs], of: .logit(classes: targetClasses), output: outputName, wrt: [inputName], guided: true)
         guard let gradient = result.gradients[inputName] else { throw OpError("no input gradient") }
         return try gradient.transposed([0, 2, 3, 1])
     }
@@ -173,7 +181,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
         var gradients: [String: Tensor] = [:]
         let logits: Tensor
         if method.usesGradients {
-            let result = try executor.gradients([inputName: inputs], of: .logit(classes: targetClasses), wrt: tensors)
+            let result = try executor.gradients([inputName: inputs], of: .logit(classes: targetClasses), output: outputName, wrt: tensors)
             (activations, gradients, logits) = (result.values, result.gradients, result.output)
         } else {
             activations = try executor.run([inputName: inputs], fetch: [outputName] + tensors)

@@ -1,3 +1,4 @@
+import Foundation
 import GraphEngine
 import ONNXModel
 import TensorCore
@@ -8,8 +9,10 @@ public struct ModelInspection {
     /// A module whose output is a sensible CAM target.
     public struct LayerCandidate {
         public enum Kind: String { case convolutional = "conv", tokens = "tokens", unknown = "?" }
-        /// The PyTorch module path, e.g. `layer4.1` or `encoder.layers.encoder_layer_11`.
-        public let modulePath: String
+        /// Names `gradcam --layer` accepts for this layer, each resolving to ``tensor``: its PyTorch
+        /// module paths (several when nested modules end at the same node, e.g. `layer4.1` and
+        /// `layer4.1.relu`), else its node name, else the tensor's own name.
+        public let names: [String]
         /// The ONNX tensor holding the module's output.
         public let tensor: String
         /// The tensor's shape at batch 1, when it could be computed.
@@ -17,30 +20,44 @@ public struct ModelInspection {
         public let kind: Kind
         /// Whether this is the layer we would pick first.
         public let recommended: Bool
+
+        /// The name to pass to `gradcam --layer`.
+        public var name: String { names[0] }
     }
 
     public let model: Model
     /// Op types with how often each occurs, most frequent first.
     public let opHistogram: [(opType: String, count: Int)]
-    /// Nodes whose op has no implementation.
-    public let unsupported: [(node: String, opType: String)]
-    /// Elements across all initializers.
+    /// Op types the registry lacks, most used first, with the nodes using them.
+    public let unsupported: [MissingOperator]
+    /// Elements across all initializers and `Constant` nodes.
     public let parameterCount: Int
     /// Block outputs, in execution order.
     public let candidates: [LayerCandidate]
-    /// Shapes of all candidate tensors at batch 1, or why they could not be computed.
+    /// The image size the shapes were computed at, when the model leaves height or width free.
+    public let probedImageSize: (height: Int, width: Int)?
+    /// Why shapes (and so a suggestion) are missing, when they are.
     public let shapeNote: String?
 
-    public init(model: Model, registry: OpRegistry = .standard) {
+    /// The layer to try first: the last spatial map of a CNN (at least 2×2), or the last
+    /// transformer block's token sequence; `nil` when no candidate qualifies.
+    public var suggested: LayerCandidate? { candidates.first { $0.recommended } }
+
+    /// Inspects `model`.
+    ///
+    /// - Parameter imageSize: The input size to compute layer shapes at where the model leaves
+    ///   height or width free (224 per free axis when `nil`).
+    public init(model: Model, registry: OpRegistry = .standard, imageSize: (height: Int, width: Int)? = nil) {
         self.model = model
         let graph = model.graph
         var counts: [String: Int] = [:]
         for node in graph.nodes { counts[node.opType, default: 0] += 1 }
         opHistogram = counts.map { ($0.key, $0.value) }.sorted { ($1.count, $0.opType) < ($0.count, $1.opType) }
-        unsupported = graph.nodes.filter { registry.builder(for: $0) == nil }.map { ($0.label, $0.opType) }
-        parameterCount = graph.initializers.values.reduce(0) { $0 + $1.count }
+        unsupported = MissingOperator.find(in: graph.nodes, registry: registry)
+        parameterCount = graph.parameterCount
 
-        let modules = LayerResolver(model: model).modules
+        let resolver = LayerResolver(model: model)
+        let modules = resolver.modules
         let order = modules.map(\.path)
         let tensorOf = Dictionary(modules.map { ($0.path, $0.tensor) }, uniquingKeysWith: { first, _ in first })
         var producer: [String: Int] = [:]
@@ -52,30 +69,34 @@ public struct ModelInspection {
             if path.hasSuffix(".norm1") || path.hasSuffix(".ln_1") { return true }
             return !order.contains { $0 != path && path.hasPrefix($0 + ".") && ModelInspection.isBlock($0, among: order) && !$0.hasSuffix("norm1") && !$0.hasSuffix("ln_1") }
         }
-        var blocks: [(path: String, tensor: String)] = []
+        var blocks: [(paths: [String], tensor: String)] = []
         for path in blockPaths.sorted(by: { (tensorOf[$0].flatMap { producer[$0] } ?? 0) < (tensorOf[$1].flatMap { producer[$0] } ?? 0) }) {
             guard let output = tensorOf[path] else { continue }
             // Nested modules that end at the same node share a tensor: list them once ("layer4 = layer4.1").
             if let existing = blocks.firstIndex(where: { $0.tensor == output }) {
-                blocks[existing].path += " = " + path
+                blocks[existing].paths.append(path)
             } else {
-                blocks.append((path, output))
+                blocks.append(([path], output))
             }
         }
 
         var shapes: [String: [Int]] = [:]
+        var image: (height: Int, width: Int)?
+        var probed: (height: Int, width: Int)?
         var note: String?
-        do {
-            let everything = graph.nodes.flatMap(\.outputs).filter { !$0.isEmpty }
-            shapes = try ModelInspection.shapesAtBatchOne(model, tensors: everything, registry: registry)
-        } catch {
-            note = "shapes unavailable: \(error)"
+        if !unsupported.isEmpty {
+            note = "shapes unavailable until the unsupported ops above are implemented"
+        } else {
+            do {
+                let everything = graph.nodes.flatMap(\.outputs).filter { !$0.isEmpty }
+                (shapes, image, probed) = try ModelInspection.shapesAtBatchOne(
+                    model, tensors: everything, registry: registry, imageSize: imageSize)
+            } catch {
+                note = "shapes unavailable: \(error)"
+            }
         }
         func kind(_ tensor: String) -> LayerCandidate.Kind {
-            guard let shape = shapes[tensor] else { return .unknown }
-            if shape.count == 4, shape[2] * shape[3] > 1 { return .convolutional }
-            if shape.count == 3, shape[1] > 1 { return .tokens }
-            return .unknown
+            shapes[tensor].map { ModelInspection.kind(of: $0, image: image) } ?? .unknown
         }
         // In a CNN, the last spatial map before pooling is the classic GradCAM layer.
         let hasTokens = blocks.contains { kind($0.tensor) == .tokens }
@@ -84,14 +105,13 @@ public struct ModelInspection {
             !pools.contains(graph.nodes[index].opType) && graph.nodes[index].outputs.first.map { kind($0) == .convolutional } == true
         }
         if let finalMap, let tensor = graph.nodes[finalMap].outputs.first, !blocks.contains(where: { $0.tensor == tensor }) {
-            let path = ModuleScopes.paths(of: graph.nodes[finalMap]).last ?? "final feature map"
-            blocks.append((path, tensor))
+            blocks.append((Array(ModuleScopes.paths(of: graph.nodes[finalMap]).suffix(1)), tensor))
         }
         // Keep spatial and token outputs (everything when shapes are unknown); a norm1 counts only on tokens.
         let kept = blocks.filter { block in
             guard !shapes.isEmpty else { return true }
             let k = kind(block.tensor)
-            let isNorm = block.path.hasSuffix(".norm1") || block.path.hasSuffix(".ln_1")
+            let isNorm = block.paths.contains { $0.hasSuffix(".norm1") || $0.hasSuffix(".ln_1") }
             return isNorm ? k == .tokens : k != .unknown
         }
         // Recommend the final spatial map for CNNs, the last block's first norm for transformers.
@@ -99,13 +119,46 @@ public struct ModelInspection {
         let pick =
             tokens.isEmpty
             ? kept.last { kind($0.tensor) == .convolutional }?.tensor
-            : (tokens.last { $0.path.hasSuffix(".norm1") || $0.path.hasSuffix(".ln_1") } ?? tokens.last)?.tensor
+            : (tokens.last { $0.paths.contains { $0.hasSuffix(".norm1") || $0.hasSuffix(".ln_1") } } ?? tokens.last)?.tensor
         candidates = kept.map { block in
             LayerCandidate(
-                modulePath: block.path, tensor: block.tensor, shape: shapes[block.tensor], kind: kind(block.tensor),
+                names: ModelInspection.names(for: block.tensor, paths: block.paths, resolver: resolver, graph: graph, producer: producer),
+                tensor: block.tensor, shape: shapes[block.tensor], kind: kind(block.tensor),
                 recommended: block.tensor == pick)
         }
+        probedImageSize = probed
         shapeNote = note
+    }
+
+    /// The names of `paths` that `gradcam --layer` resolves to `tensor`; else the producing
+    /// node's name if it does; else the tensor name, which always does.
+    static func names(
+        for tensor: String, paths: [String], resolver: LayerResolver, graph: Graph, producer: [String: Int]
+    ) -> [String] {
+        func resolves(_ name: String) -> Bool { (try? resolver.resolve(name).tensor) == tensor }
+        let valid = paths.filter(resolves)
+        if !valid.isEmpty { return valid }
+        if let index = producer[tensor], !graph.nodes[index].name.isEmpty, resolves(graph.nodes[index].name) {
+            return [graph.nodes[index].name]
+        }
+        return [tensor]
+    }
+
+    /// How a tensor of `shape` (at batch 1) reads as a CAM target: a `[1, C, h, w]` map with
+    /// `h, w ≥ 2` (a pooled `[1, C, 1, 1]` gives a constant heatmap), or a `[1, tokens, C]` sequence.
+    ///
+    /// With the input's `image` size known, a map larger than the image, or one that reads better
+    /// as channels-last `[1, h, w, C]` (a LayerNorm over channels, timm's Swin stages: its `h × w`
+    /// has the image's aspect ratio where `w × C` does not), is not a spatial map.
+    static func kind(of shape: [Int], image: (height: Int, width: Int)?) -> LayerCandidate.Kind {
+        if shape.count == 3, shape[1] > 1 { return .tokens }
+        guard shape.count == 4, shape[2] >= 2, shape[3] >= 2 else { return .unknown }
+        guard let image else { return .convolutional }
+        guard shape[2] <= image.height, shape[3] <= image.width else { return .unknown }
+        func aspectMismatch(_ height: Int, _ width: Int) -> Double {
+            abs(log(Double(height) * Double(image.width) / (Double(width) * Double(image.height))))
+        }
+        return aspectMismatch(shape[1], shape[2]) < aspectMismatch(shape[2], shape[3]) ? .unknown : .convolutional
     }
 
     /// A module is a block when it is a numbered child of a container (`layer4.1`, `features.30`,
@@ -125,21 +178,33 @@ public struct ModelInspection {
         }
     }
 
-    /// Runs the model once on zeros at batch 1 and returns the shapes of `tensors`.
-    static func shapesAtBatchOne(_ model: Model, tensors: [String], registry: OpRegistry) throws -> [String: [Int]] {
+    /// Runs the model once on zeros at batch 1 and returns the shapes of `tensors`, the first
+    /// input's image size when it is `[N, C, H, W]`, and that size again when the model left it
+    /// free (free height and width take `imageSize`, else 224).
+    static func shapesAtBatchOne(
+        _ model: Model, tensors: [String], registry: OpRegistry, imageSize: (height: Int, width: Int)?
+    ) throws -> (shapes: [String: [Int]], image: (height: Int, width: Int)?, probed: (height: Int, width: Int)?) {
         let executor = try Executor(model: model, registry: registry)
+        var image: (height: Int, width: Int)?
+        var probed: (height: Int, width: Int)?
+        if let dims = executor.inputs.first?.shape, dims.count == 4 {
+            let requested = (height: dims[2].fixedExtent ?? imageSize?.height ?? 224, width: dims[3].fixedExtent ?? imageSize?.width ?? 224)
+            image = try executor.imageSize(requested: imageSize ?? requested)
+            if executor.fixedImageSize == nil { probed = image }
+        }
         var feeds: [String: Tensor] = [:]
-        for input in executor.inputs {
+        for (position, input) in executor.inputs.enumerated() {
             guard let dims = input.shape, let dtype = input.elementType else {
                 throw OpError("input '\(input.name)' has no declared type and shape")
             }
             let shape = try dims.enumerated().map { axis, dim -> Int in
-                if case .fixed(let size) = dim { return size }
+                if let size = dim.fixedExtent { return size }
                 if axis == 0 { return 1 }
+                if position == 0, let image, axis >= 2 { return axis == 2 ? image.height : image.width }
                 throw OpError("input '\(input.name)' has a free extent on axis \(axis)")
             }
             feeds[input.name] = try Tensor(zeros: dtype, shape: shape)
         }
-        return try executor.run(feeds, fetch: tensors).mapValues(\.shape)
+        return (try executor.run(feeds, fetch: tensors).mapValues(\.shape), image, probed)
     }
 }

@@ -12,6 +12,14 @@ public protocol DifferentiableOperator: Operator {
     func savedForBackward(wanted: [Bool]) -> SavedValues
     /// Gradients for the inputs that `step.wanted` marks; `nil` elsewhere or where the gradient is zero.
     func backward(_ step: BackwardStep) throws -> [Tensor?]
+    /// Whether a gradient flows into integer input `index` all the same: a straight-through
+    /// estimator (DequantizeLinear) treats its quantized input as the real number it stands for,
+    /// and hands it a float32 gradient shaped like it. False by default.
+    func passesGradient(toIntegerInput index: Int) -> Bool
+}
+
+extension DifferentiableOperator {
+    public func passesGradient(toIntegerInput index: Int) -> Bool { false }
 }
 
 /// Which inputs and outputs of a node its backward rule reads.

@@ -5,7 +5,8 @@ import TensorCore
 /// Runs a model's graph forward: validated and built once, then run any number of times.
 ///
 /// Construction checks the whole graph (undefined inputs, duplicate outputs, cycles, and every
-/// unsupported operator at once) and parses each node's attributes. ``run(_:fetch:)`` evaluates
+/// unsupported operator at once), parses each node's attributes, and evaluates the nodes whose
+/// inputs are all constant (see ``foldedTensors``). ``run(_:fetch:)`` evaluates
 /// only the nodes the requested tensors depend on, in topological order, and releases each
 /// intermediate as soon as no later node needs it, so any tensor can be tapped by name.
 public final class Executor: Sendable {
@@ -15,8 +16,12 @@ public final class Executor: Sendable {
     let steps: [Step]
     /// The slot of every named value: graph inputs, initializers, node outputs.
     let slots: [String: Int]
-    /// Values known before any input is fed (initializers), by slot.
+    /// Values known before any input is fed (initializers and folded node outputs), by slot.
     let constants: [Int: Tensor]
+    /// The node outputs computed once at load because every input of their node was constant:
+    /// `Constant` nodes, and (with constant folding) shape arithmetic, weight transposes and the
+    /// like. They can be fetched by name like any tensor; they have no gradient.
+    public let foldedTensors: Set<String>
     /// For each slot, the index into `steps` of the node producing it (`nil` for inputs and constants).
     let producer: [Int?]
     /// Producer-plus-activation pairs that may run as one step, keyed by the producer's index.
@@ -27,12 +32,16 @@ public final class Executor: Sendable {
         let op: any Operator
         let inputs: [Int?]
         let outputs: [Int?]
-        /// Which inputs are initializers (``OpInputs/isConstant(_:)``).
+        /// Which inputs are constants (``OpInputs/isConstant(_:)``).
         let constantInputs: [Bool]
     }
 
-    /// Validates `model` and builds an operator for every node with `registry`.
-    public init(model: Model, registry: OpRegistry = .standard) throws {
+    /// Validates `model`, builds an operator for every node with `registry`, and folds constants.
+    ///
+    /// - Parameter foldConstants: Evaluate nodes whose inputs are all constant once, now (see
+    ///   ``foldedTensors``, and ``constantFoldingLimit`` for the size limit); `false` runs them on
+    ///   every run, as written (`Constant` nodes are always read at load).
+    public init(model: Model, registry: OpRegistry = .standard, foldConstants: Bool = true) throws {
         guard let opset = model.defaultOpset else { throw GraphError.missingOpset }
         let graph = model.graph
         var slots: [String: Int] = [:]
@@ -58,13 +67,19 @@ public final class Executor: Sendable {
         guard problems.isEmpty else { throw GraphError.invalidGraph(problems) }
 
         let order = try Executor.topologicalOrder(graph.nodes, slots: slots)
-        let unsupported = order.map { graph.nodes[$0] }.filter { registry.builder(for: $0) == nil }
-        guard unsupported.isEmpty else {
-            throw GraphError.unsupportedOperators(unsupported.map { ($0.label, $0.opType) })
-        }
+        let missing = MissingOperator.find(in: order.map { graph.nodes[$0] }, registry: registry)
+        guard missing.isEmpty else { throw GraphError.unsupportedOperators(missing) }
 
-        var constants: [Int: Tensor] = [:]
-        for (name, tensor) in graph.initializers { if let slot = slots[name] { constants[slot] = tensor } }
+        var initializers: [Int: Tensor] = [:]
+        for (name, tensor) in graph.initializers { if let slot = slots[name] { initializers[slot] = tensor } }
+        var fixedInputs: [Int: (dtype: DType, shape: [Int])] = [:]
+        for input in graph.inputs {
+            guard let slot = slots[input.name], let dtype = input.elementType, let dims = input.shape else { continue }
+            let extents = dims.compactMap(\.fixedExtent)
+            if extents.count == dims.count { fixedInputs[slot] = (dtype, extents) }
+        }
+        var folder = ConstantFolder(constants: initializers, fixedInputs: fixedInputs, enabled: foldConstants)
+        var folded = Set<String>()
         var steps: [Step] = []
         var producer = [Int?](repeating: nil, count: slots.count)
         for index in order {
@@ -78,18 +93,24 @@ public final class Executor: Sendable {
                 throw GraphError.nodeFailed(node: node.label, reason: "\(error)")
             }
             let outputs = node.outputs.map { $0.isEmpty ? nil : slots[$0] }
-            for case let slot? in outputs { producer[slot] = steps.count }
             let inputs = node.inputs.map { $0.isEmpty ? nil : slots[$0] }
+            if try folder.fold(node, op: op, inputs: inputs, outputs: outputs) {
+                folded.formUnion(node.outputs.filter { !$0.isEmpty })
+                continue
+            }
+            for case let slot? in outputs { producer[slot] = steps.count }
             steps.append(
                 Step(
                     node: node, op: op, inputs: inputs, outputs: outputs,
-                    constantInputs: inputs.map { $0.map { constants[$0] != nil } ?? false }))
+                    constantInputs: inputs.map { $0.map { folder.constants[$0] != nil } ?? false }))
         }
+        let constants = folder.constants
 
         self.model = model
         self.steps = steps
         self.slots = slots
         self.constants = constants
+        self.foldedTensors = folded
         self.producer = producer
         self.fusions = Fusion.plan(steps, graphOutputs: Set(graph.outputs.compactMap { slots[$0.name] }), constants: constants)
     }
@@ -130,9 +151,38 @@ public final class Executor: Sendable {
     public var outputs: [ValueInfo] { model.graph.outputs }
     /// The height and width of the first input when it is a `[N, C, H, W]` image with fixed `H` and `W`.
     public var fixedImageSize: (height: Int, width: Int)? {
-        guard let dims = inputs.first?.shape, dims.count == 4, case .fixed(let height) = dims[2], case .fixed(let width) = dims[3]
+        guard let dims = inputs.first?.shape, dims.count == 4, let height = dims[2].fixedExtent, let width = dims[3].fixedExtent
         else { return nil }
         return (height, width)
+    }
+
+    /// The image size to feed the first input: `requested` where the model leaves height and
+    /// width free, else the size it fixes. Throws when `requested` contradicts a fixed axis, or
+    /// when an axis is free and nothing was requested.
+    public func imageSize(requested: (height: Int, width: Int)?) throws -> (height: Int, width: Int) {
+        guard let input = inputs.first else { throw GraphError.inputMismatch("the model has no inputs") }
+        let declared = "[" + (input.shape ?? []).map(\.description).joined(separator: ", ") + "]"
+        let dims = input.shape ?? []
+        guard dims.isEmpty || dims.count == 4 else {
+            throw GraphError.wrongInput(name: input.name, reason: "expects \(declared), not a [N, C, H, W] image batch")
+        }
+        var size: [Int] = []
+        for (axis, name) in [(2, "height"), (3, "width")] {
+            let fixed = dims.isEmpty ? nil : dims[axis].fixedExtent
+            let wanted = requested.map { axis == 2 ? $0.height : $0.width }
+            if let wanted, wanted < 1 { throw GraphError.wrongInput(name: input.name, reason: "an image \(name) of \(wanted) is empty") }
+            if let fixed, let wanted, wanted != fixed {
+                throw GraphError.wrongInput(
+                    name: input.name,
+                    reason: "expects \(declared): its \(name) is fixed at \(fixed), so the requested \(wanted) does not fit")
+            }
+            guard let extent = wanted ?? fixed else {
+                throw GraphError.wrongInput(
+                    name: input.name, reason: "expects \(declared): its \(name) is free, so an image size must be given")
+            }
+            size.append(extent)
+        }
+        return (size[0], size[1])
     }
 
     /// Every tensor name that ``run(_:fetch:)`` can return.
@@ -276,8 +326,9 @@ public final class Executor: Sendable {
                     throw GraphError.wrongInput(
                         name: input.name, reason: "expects rank \(shape.count) \(expected), got shape \(tensor.shape)")
                 }
+                // Only fixed axes are checked: named, blank, `-1` and `0` axes take any extent.
                 for (axis, dim) in shape.enumerated() {
-                    if case .fixed(let size) = dim, size != tensor.shape[axis] {
+                    if let size = dim.fixedExtent, size != tensor.shape[axis] {
                         throw GraphError.wrongInput(
                             name: input.name,
                             reason: "expects shape \(expected), got \(tensor.shape) (axis \(axis) must be \(size))")

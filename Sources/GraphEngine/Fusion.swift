@@ -5,20 +5,33 @@ import TensorCore
 // the producer's result is still in cache and the intermediate tensors are never stored.
 
 /// An activation a producing op can apply to its own output on the way out.
-public enum Activation: Sendable {
+public enum Activation: Sendable, Equatable {
     case relu
+    /// `LeakyRelu`: `x` where positive, else `αx`.
+    case leakyRelu(alpha: Float)
+    /// `HardSigmoid`: `max(0, min(1, αx + β))`.
+    case hardSigmoid(alpha: Float, beta: Float)
+    /// `HardSwish`: `x · HardSigmoid(x)` with α = 1/6, β = 1/2.
+    case hardSwish
 }
 
 /// An op that can apply a following ``Activation`` to its output in the same pass.
 protocol ActivationFusing: Operator {
-    /// This op with `activation` applied to its (single) output.
+    /// This op with `activation` applied to its (single) output; only asked when ``canFuse(_:)`` holds.
     func fused(with activation: Activation) -> any Operator
-    /// Whether ``fused(with:)`` builds the activation in (a wrapper may hold an op that cannot).
-    var canFuse: Bool { get }
+    /// Whether ``fused(with:)`` builds `activation` in (a wrapper may hold an op that cannot).
+    func canFuse(_ activation: Activation) -> Bool
 }
 
 extension ActivationFusing {
-    var canFuse: Bool { true }
+    /// ReLU only, unless the op says otherwise.
+    func canFuse(_ activation: Activation) -> Bool { activation == .relu }
+}
+
+/// An activation op whose work a producer can take over (see ``Activation``).
+protocol FusibleActivation: Operator {
+    /// What the op computes, `nil` when a wrapper holds an op that is none.
+    var fusibleActivation: Activation? { get }
 }
 
 /// A producer and the chain of nodes after it, each the only reader of the one before, run as one
@@ -47,7 +60,7 @@ struct Fusion: Sendable {
         writer = tails.last ?? -1
     }
 
-    /// Fusions keyed by the producer's step index. `constants` are the initializers by slot.
+    /// Fusions keyed by the producer's step index. `constants` are the executor's constants by slot.
     static func plan(_ steps: [Executor.Step], graphOutputs: Set<Int>, constants: [Int: Tensor]) -> [Int: Fusion] {
         let graph = FusionGraph(steps: steps, graphOutputs: graphOutputs, constants: constants)
         var fusions: [Int: Fusion] = [:]
@@ -66,35 +79,32 @@ private struct FusionGraph {
     let graphOutputs: Set<Int>
     let constants: [Int: Tensor]
     var readers: [Int: [Int]] = [:]
-    var producers: [Int: Int] = [:]
 
     init(steps: [Executor.Step], graphOutputs: Set<Int>, constants: [Int: Tensor]) {
         (self.steps, self.graphOutputs, self.constants) = (steps, graphOutputs, constants)
         for (index, step) in steps.enumerated() {
             for case let slot? in Set(step.inputs) { readers[slot, default: []].append(index) }
-            for case let slot? in step.outputs { producers[slot] = index }
         }
     }
 
-    /// The only reader of step `index`'s single output, if it is a standard-domain `opType` node.
-    func onlyReader(of index: Int, _ opType: String) -> (index: Int, slot: Int)? {
+    /// The only reader of step `index`'s single output, if it is a standard-domain node (of type
+    /// `opType`, when given).
+    func onlyReader(of index: Int, _ opType: String? = nil) -> (index: Int, slot: Int)? {
         let step = steps[index]
         guard step.outputs.count == 1, let slot = step.outputs[0], !graphOutputs.contains(slot),
             let only = readers[slot], only.count == 1, steps[only[0]].node.domain.isEmpty,
-            steps[only[0]].node.opType == opType
+            opType.map({ steps[only[0]].node.opType == $0 }) ?? true
         else { return nil }
         return (only[0], slot)
     }
 
-    /// The value of an initializer or of a `Constant` node's output.
-    func constant(_ slot: Int?) -> Tensor? {
-        guard let slot else { return nil }
-        if let tensor = constants[slot] { return tensor }
-        guard let producer = producers[slot], steps[producer].node.opType == "Constant", steps[producer].node.domain.isEmpty,
-            case .tensor(let tensor)? = steps[producer].node.attributes["value"]
-        else { return nil }
-        return tensor
+    /// The activation step `index` computes, if a producer could take it over.
+    func activation(of index: Int) -> Activation? {
+        steps[index].node.opType == "Relu" ? .relu : (steps[index].op as? FusibleActivation)?.fusibleActivation
     }
+
+    /// The value of a constant: an initializer, a `Constant` node's output or a folded one.
+    func constant(_ slot: Int?) -> Tensor? { slot.flatMap { constants[$0] } }
 
     /// A one-element float32 constant's value.
     func scalar(_ slot: Int?) -> Float? {
@@ -111,21 +121,23 @@ private struct FusionGraph {
         return nil
     }
 
-    /// `Conv`/`Add` and the `Relu` that alone reads it.
+    /// `Conv`/`Add` and the activation (`Relu`; `LeakyRelu`, `HardSigmoid`, `HardSwish` after
+    /// `Conv`) that alone reads it.
     func activation(after index: Int) -> Fusion? {
-        guard let producer = steps[index].op as? ActivationFusing, producer.canFuse,
-            let (tail, slot) = onlyReader(of: index, "Relu"), steps[tail].inputs == [slot]
+        guard let producer = steps[index].op as? ActivationFusing, let (tail, slot) = onlyReader(of: index),
+            steps[tail].inputs == [slot], let activation = activation(of: tail), producer.canFuse(activation)
         else { return nil }
-        return Fusion(
-            op: producer.fused(with: .relu), tails: [tail], intermediates: [slot],
-            label: steps[index].node.opType + "+Relu")
+        let fused = producer.fused(with: activation)
+        // Rounding to float16 commutes with ReLU but not with the others: those run apart on float16.
+        let op = activation == .relu ? fused : ActivatedProducer(fused: fused, producer: steps[index].op, activation: steps[tail].op)
+        return Fusion(op: op, tails: [tail], intermediates: [slot], label: steps[index].node.opType + "+" + steps[tail].node.opType)
     }
 
-    /// `MatMul` and the `Add` of a 1-D initializer (a Linear layer's bias) that alone reads it.
+    /// `MatMul` and the `Add` of a 1-D constant (a Linear layer's bias) that alone reads it.
     func biasedProduct(at index: Int) -> Fusion? {
         guard steps[index].node.domain.isEmpty, steps[index].node.opType == "MatMul",
             let (add, slot) = onlyReader(of: index, "Add"), let (biasSlot, productFirst) = other(than: slot, in: add),
-            let biasSlot, let bias = constants[biasSlot], bias.rank == 1
+            let bias = constant(biasSlot), let biasSlot, bias.rank == 1
         else { return nil }
         let op = BiasedMatMul(product: steps[index].op, add: steps[add].op, productFirst: productFirst)
         return Fusion(op: op, tails: [add], intermediates: [slot], extraInputs: [biasSlot], label: "MatMul+Add")
@@ -150,6 +162,20 @@ private struct FusionGraph {
             productFirst: productFirst)
         return Fusion(
             op: op, tails: [erf, add, mul, half], intermediates: [divided, erfed, added, multiplied], label: "Gelu")
+    }
+}
+
+/// A producer with an activation other than ReLU in its epilogue, or, on float16 inputs (which
+/// the producer computes in float32 and rounds once, while the activation would start from the
+/// rounded values), the two ops as written.
+struct ActivatedProducer: Operator {
+    let fused: any Operator
+    let producer: any Operator
+    let activation: any Operator
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        guard inputs.tensors.contains(where: { $0?.dtype == .float16 }) else { return try fused.forward(inputs) }
+        return try activation.forward(OpInputs([try producer.forward(inputs).first ?? nil]))
     }
 }
 

@@ -3,8 +3,8 @@ import TensorCore
 
 /// Errors raised while preparing or running a graph.
 public enum GraphError: Error, CustomStringConvertible {
-    /// Nodes whose op type (or domain) has no implementation, all of them.
-    case unsupportedOperators([(node: String, opType: String)])
+    /// Op types (or domains) with no implementation: every one the graph uses, most used first.
+    case unsupportedOperators([MissingOperator])
     /// Structural problems: undefined inputs, duplicate outputs, cycles. All of them are listed.
     case invalidGraph([String])
     /// The model does not import the default ONNX operator set.
@@ -20,10 +20,8 @@ public enum GraphError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .unsupportedOperators(let list):
-            let ops = Set(list.map(\.opType)).sorted()
-            let nodes = list.map { "  \($0.node)" }.joined(separator: "\n")
-            return "the model uses \(list.count) node(s) with unsupported operators (\(ops.joined(separator: ", "))):\n\(nodes)"
+        case .unsupportedOperators(let missing):
+            return "unsupported ops: " + MissingOperator.summary(missing)
         case .invalidGraph(let problems):
             return "the graph is invalid:\n" + problems.map { "  \($0)" }.joined(separator: "\n")
         case .missingOpset:
@@ -35,5 +33,36 @@ public enum GraphError: Error, CustomStringConvertible {
             return "no tensor named '\(name)' in the graph\(hint) (`shortcut-detect inspect` lists them)"
         case .nodeFailed(let node, let reason): return "\(node) failed: \(reason)"
         }
+    }
+}
+
+/// An op type a registry lacks, with the nodes of a graph that use it.
+public struct MissingOperator: Sendable, Equatable {
+    /// The op type, prefixed by its domain outside the default one (`com.microsoft.FusedGelu`).
+    public let opType: String
+    /// The nodes using it, in graph order: their names, or `producing 'y'` for unnamed ones.
+    public let nodes: [String]
+
+    public var count: Int { nodes.count }
+
+    /// Nodes whose op `registry` cannot build, one entry per op type, most used first (ties by name).
+    public static func find(in nodes: [Node], registry: OpRegistry) -> [MissingOperator] {
+        var byType: [String: [String]] = [:]
+        for node in nodes where registry.builder(for: node) == nil {
+            let type = node.domain.isEmpty ? node.opType : node.domain + "." + node.opType
+            let name = !node.name.isEmpty ? node.name : node.outputs.first.map { "producing '\($0)'" } ?? "unnamed"
+            byType[type, default: []].append(name)
+        }
+        return byType.map { MissingOperator(opType: $0.key, nodes: $0.value) }
+            .sorted { ($1.count, $0.opType) < ($0.count, $1.opType) }
+    }
+
+    /// `LSTM ×2 (/rnn/LSTM, /rnn/LSTM_1), Foo ×17 (/a/Foo, /b/Foo, /c/Foo, …)`: each op once, with
+    /// its count and first three nodes.
+    public static func summary(_ missing: [MissingOperator]) -> String {
+        missing.map { op in
+            let shown = op.nodes.prefix(3).joined(separator: ", ")
+            return "\(op.opType) ×\(op.count) (\(shown)\(op.count > 3 ? ", …" : ""))"
+        }.joined(separator: ", ")
     }
 }

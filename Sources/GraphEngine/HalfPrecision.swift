@@ -36,13 +36,17 @@ extension OpRegistry {
 }
 
 extension HalfPrecision: ActivationFusing {
-    /// The inner op fused, still widened (only asked when ``canFuse`` holds).
+    /// The inner op fused, still widened (only asked when ``canFuse(_:)`` holds).
     func fused(with activation: Activation) -> any Operator {
         guard let fusing = inner as? ActivationFusing else { return self }
         return HalfPrecision(inner: fusing.fused(with: activation))
     }
 
-    var canFuse: Bool { (inner as? ActivationFusing)?.canFuse ?? false }
+    func canFuse(_ activation: Activation) -> Bool { (inner as? ActivationFusing)?.canFuse(activation) ?? false }
+}
+
+extension HalfPrecision: FusibleActivation {
+    var fusibleActivation: Activation? { (inner as? FusibleActivation)?.fusibleActivation }
 }
 
 extension HalfPrecision: DifferentiableOperator {

@@ -14,8 +14,8 @@ public protocol Operator: Sendable {
 /// The inputs of one node invocation, with accessors that name the node in their errors.
 public struct OpInputs {
     public let tensors: [Tensor?]
-    /// Which inputs are the graph's initializers: the same tensor on every run, so an op may keep
-    /// what it derives from them (packed weights).
+    /// Which inputs are constants (initializers, `Constant` nodes, folded outputs): the same tensor
+    /// on every run, so an op may keep what it derives from them (packed weights).
     private let constant: [Bool]
 
     public init(_ tensors: [Tensor?], constant: [Bool] = []) {
@@ -23,7 +23,7 @@ public struct OpInputs {
         self.constant = constant
     }
 
-    /// Whether input `index` is an initializer (false when unknown).
+    /// Whether input `index` is a constant (false when unknown).
     public func isConstant(_ index: Int) -> Bool { index < constant.count && constant[index] }
 
     /// How many inputs the node lists, omitted ones included.
@@ -106,6 +106,18 @@ public struct OpRegistry: Sendable {
         registry.registerReductions()
         registry.registerIndexing()
         registry.registerAttention()
+        registry.registerActivations()
+        registry.registerMathOps()
+        registry.registerLogic()
+        registry.registerLogSoftmax()
+        registry.registerRecurrent()
+        registry.registerQuantization()
+        registry.registerPadding()
+        registry.registerResize()
+        registry.registerEinsum()
+        registry.registerConvTranspose()
+        registry.registerInstanceNormalization()
+        registry.registerLocalNormalization()
         registry.widenForHalfPrecision(widenedForHalfPrecision)
         return registry
     }()

@@ -128,11 +128,14 @@ extension Executor {
             let step = steps[index]
             let outputGradients = step.outputs.map { $0.flatMap { gradients[$0] } }
             guard outputGradients.contains(where: { $0 != nil }) else { continue }
+            let rule = step.op as? DifferentiableOperator
             let wanted = step.inputs.enumerated().map { position, slot in
-                slot.map { depends[$0] } == true && record.inputTypes[position]?.isFloatingPoint == true
+                slot.map { depends[$0] } == true
+                    && (record.inputTypes[position]?.isFloatingPoint == true
+                        || rule?.passesGradient(toIntegerInput: position) == true)
             }
             guard wanted.contains(true) else { continue }
-            guard let op = step.op as? DifferentiableOperator else {
+            guard let op = rule else {
                 throw GraphError.nodeFailed(node: step.node.label, reason: "has no gradient rule, so gradients cannot flow through it")
             }
             let inputGradients: [Tensor?]

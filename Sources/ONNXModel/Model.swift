@@ -39,6 +39,12 @@ public struct Graph: Sendable {
     /// Type annotations the exporter recorded for intermediate tensors.
     public var valueInfo: [ValueInfo]
 
+    /// Elements in the initializers and in `Constant` nodes: exporters keep weights in either.
+    public var parameterCount: Int {
+        let constants = nodes.lazy.compactMap { try? $0.constantValue() }.reduce(0) { $0 + $1.count }
+        return initializers.values.reduce(constants) { $0 + $1.count }
+    }
+
     public init(
         name: String = "", nodes: [Node], initializers: [String: Tensor] = [:], inputs: [ValueInfo],
         outputs: [ValueInfo], valueInfo: [ValueInfo] = []
@@ -83,8 +89,21 @@ public enum Dimension: Sendable, Equatable, CustomStringConvertible {
     case fixed(Int)
     /// A named free extent such as `batch_size`.
     case symbolic(String)
-    /// An extent the exporter left blank.
+    /// An extent the exporter left blank (or wrote as `-1`, `0` or `?`).
     case unknown
+
+    /// A `dim_param`: a name, or a placeholder some exporters write for a blank (`?`, `-1`).
+    init(parameter: String) {
+        let placeholder = parameter.isEmpty || parameter == "?" || Int(parameter).map { $0 <= 0 } == true
+        self = placeholder ? .unknown : .symbolic(parameter)
+    }
+
+    /// The extent when the axis is fixed; `nil` when it is dynamic. Exporters mark dynamic axes
+    /// with names, blanks, `-1` or `0`, so only a positive extent is fixed.
+    public var fixedExtent: Int? {
+        guard case .fixed(let value) = self, value > 0 else { return nil }
+        return value
+    }
 
     public var description: String {
         switch self {
@@ -121,6 +140,19 @@ public struct Node: Sendable {
         self.outputs = outputs
         self.attributes = attributes
         self.metadata = metadata
+    }
+
+    /// The tensor a standard-domain `Constant` node holds, from whichever `value…` attribute it
+    /// sets; `nil` for any other node.
+    public func constantValue() throws -> Tensor? {
+        guard opType == "Constant", domain.isEmpty else { return nil }
+        if let tensor = try attribute("value", as: Tensor.self) { return tensor }
+        if let float = try attribute("value_float", as: Float.self) { return Tensor(scalar: float) }
+        if let floats = try attribute("value_floats", as: [Float].self) { return try Tensor(shape: [floats.count], scalars: floats) }
+        if let int = try attribute("value_int", as: Int.self) { return Tensor(scalar: Int64(int)) }
+        if let ints = try attribute("value_ints", as: [Int].self) { return try Tensor(shape: [ints.count], scalars: ints.map { Int64($0) }) }
+        let set = attributes.keys.sorted().joined(separator: ", ")
+        throw attributeError(set.isEmpty ? "value" : set, "no supported value attribute (value, value_float(s), value_int(s))")
     }
 
     /// How errors name this node: its name (or first output) and op type.

@@ -93,9 +93,12 @@ struct ProtoDecoder {
         var shape: [Dimension]?
         if let shapeProto = tensorType.pointee.shape {
             shape = messages(shapeProto.pointee.n_dim, shapeProto.pointee.dim).map { dim in
+                // paddle2onnx and tf2onnx write `-1`, `0` or `?` for a free axis: all three are dynamic.
                 switch dim.pointee.value_case {
-                case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE: .fixed(Int(dim.pointee.dim_value))
-                case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM: .symbolic(string(dim.pointee.dim_param))
+                case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE where dim.pointee.dim_value > 0:
+                    .fixed(Int(dim.pointee.dim_value))
+                case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM:
+                    Dimension(parameter: string(dim.pointee.dim_param))
                 default: .unknown
                 }
             }

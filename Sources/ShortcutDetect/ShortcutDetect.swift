@@ -3,4 +3,5 @@
 @_exported import GraphEngine
 @_exported import Explain
 @_exported import Imaging
+@_exported import Detectors
 @_exported import Audit

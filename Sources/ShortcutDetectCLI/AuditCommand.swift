@@ -9,8 +9,10 @@ struct AuditCommand: ParsableCommand {
         abstract: "Audit a dataset: does the model look at a shortcut region, and differently per group?",
         discussion: """
             groups.csv has a header with 'file' and 'group' columns and optionally 'label'; files are
-            relative to --images. REPORT gets summary.json, samples.csv, group mean and divergence maps,
-            the comparison figure, the most and least region-reliant overlays per group, and report.html.
+            relative to --images. Before the heatmaps, the embedding detectors (as `detect`) read the
+            pooled output of --embed-layer (default --layer) from the same forward pass. REPORT gets
+            summary.json, samples.csv, group mean and divergence maps, the comparison figure, the most
+            and least region-reliant overlays per group, and report.html.
             --shard K/N audits every N-th batch starting at the K-th; `shortcut-detect merge` combines the
             shard reports into exactly the report one run with the same --batch-size writes.
             """)
@@ -26,6 +28,12 @@ struct AuditCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Target layer (module path, node or tensor name).", valueName: "LAYER"))
     var layer: String
+
+    @Option(help: ArgumentHelp("Layer whose pooled output the embedding detectors read (default: --layer).", valueName: "LAYER"))
+    var embedLayer: String?
+
+    @Option(help: ArgumentHelp("The model output to explain (default: the first).", valueName: "NAME"))
+    var outputName: String?
 
     @Option(help: ArgumentHelp("The shortcut region as a PNG (bright = inside).", valueName: "PNG"))
     var mask: String?
@@ -86,7 +94,8 @@ struct AuditCommand: ParsableCommand {
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
         let options = CAMOptions(normalization: maps == "raw" ? .none : .minMax)
         let generator = try GradCAMHeatmapGenerator(
-            model: loaded, targetLayer: layer, method: method.camMethod ?? .gradCAM, options: options)
+            model: loaded, targetLayer: layer, method: method.camMethod ?? .gradCAM, options: options, output: outputName)
+        let embedding = try LayerResolver(model: loaded).resolve(embedLayer ?? layer)
         let prep = try preprocessing.make(for: generator.executor)
         guard let crop = prep.crop else { throw ValidationError("the input size is unknown; give --size") }
         let region = try makeMask(preprocessing: prep, height: crop.height, width: crop.width)
@@ -95,7 +104,7 @@ struct AuditCommand: ParsableCommand {
             method: method.rawValue, maps: maps, target: try AuditTarget(target).description,
             preprocessing: preprocessing.describe(prep), mask: region?.description, maskArea: region?.mask.area,
             threshold: threshold, iouFraction: 0.5, height: crop.height, width: crop.width, total: samples.count,
-            batchSize: batchSize)
+            batchSize: batchSize, embedLayer: embedLayer ?? layer, embedTensor: embedding.tensor)
         let auditor = Auditor(generator: generator, preprocessing: prep, mask: region?.mask, target: try AuditTarget(target), config: config)
         let progress = Progress(total: batches.reduce(0) { $0 + $1.count })
         let state = try auditor.run(batches, folder: folder) { progress.advance(by: $0) }
@@ -215,7 +224,7 @@ struct EmbedCommand: ParsableCommand {
             let chunk = Array(files[start..<min(start + max(batchSize, 1), files.count)])
             let (batch, _) = try prep.batch(chunk.map { folder.appendingPathComponent($0) })
             guard let features = try executor.run([executor.inputs[0].name: batch], fetch: [tensor])[tensor] else { continue }
-            let pooled = try Self.pool(features)
+            let pooled = try Embeddings.pooled(features)
             width = pooled.count / chunk.count
             rows += pooled
             progress.advance(by: chunk.count)
@@ -226,21 +235,5 @@ struct EmbedCommand: ParsableCommand {
         let list = destination.deletingPathExtension().appendingPathExtension("files.txt")
         try FileIO.write(Data((files.joined(separator: "\n") + "\n").utf8), to: list)
         print("wrote \(files.count) x \(width) embeddings to \(out) and the file order to \(list.path)")
-    }
-
-    /// `[N, C, h, w]` averaged over positions, `[N, tokens, C]` over tokens, `[N, C]` as is.
-    static func pool(_ x: Tensor) throws -> [Float] {
-        let values = try x.converted(to: .float32).scalars(as: Float.self)
-        switch x.rank {
-        case 2: return values
-        case 4:
-            let (n, c, size) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
-            return (0..<n * c).map { plane in values[plane * size..<(plane + 1) * size].reduce(0, +) / Float(max(size, 1)) }
-        case 3:
-            let (n, t, c) = (x.shape[0], x.shape[1], x.shape[2])
-            return (0..<n).flatMap { s in (0..<c).map { k in (0..<t).reduce(Float(0)) { $0 + values[(s * t + $1) * c + k] } / Float(max(t, 1)) } }
-        default:
-            throw ValidationError("layer output \(x.shape) is not [N, C], [N, C, h, w] or [N, tokens, C]")
-        }
     }
 }

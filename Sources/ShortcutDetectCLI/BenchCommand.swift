@@ -36,11 +36,15 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "After the timing, print each op type's share of one more forward pass to standard error.")
     var profile = false
 
+    @Flag(name: .customLong("no-fold"), help: "Forward only: build the executor without constant folding (what folding costs at load, saves per run).")
+    var noFold = false
+
     @OptionGroup var resources: ResourceOptions
 
     func validate() throws {
         try FlagCheck.count(runs, "--runs")
         try FlagCheck.count(threads, "--threads")
+        if noFold && layer != nil { throw ValidationError("--no-fold times forward passes; drop --layer") }
     }
 
     func run() throws {
@@ -54,7 +58,7 @@ struct BenchCommand: ParsableCommand {
             let generator = try GradCAMHeatmapGenerator(model: loaded, targetLayer: layer, method: method.camMethod ?? .gradCAM)
             job = { _ = try generator.explain(images) }
         } else {
-            let executor = try Executor(model: loaded)
+            let executor = try Executor(model: loaded, foldConstants: !noFold)
             let name = executor.inputs.first?.name ?? "input"
             job = { _ = try executor.run([name: images]) }
         }
@@ -86,7 +90,7 @@ struct BenchCommand: ParsableCommand {
 
     /// Per op type: milliseconds, share and node count of one forward pass, slowest first.
     private func printProfile(_ url: URL, _ images: Tensor) throws {
-        let executor = try Executor(model: try Model(contentsOf: url))
+        let executor = try Executor(model: try Model(contentsOf: url), foldConstants: !noFold)
         let name = executor.inputs.first?.name ?? "input"
         _ = try executor.profile([name: images])  // warm-up
         let timings = try executor.profile([name: images])

@@ -9,7 +9,8 @@ struct GradCAMCommand: ParsableCommand {
         abstract: "Compute class activation maps for image files or a NumPy batch.",
         discussion: """
             With --image/--images, each image is preprocessed as torchvision does (resize the shorter
-            side, centre-crop to the model's input size, normalize) and OUT/<stem>.png gets the heatmap
+            side, centre-crop to the model's input size, or to --size HxW where the model leaves it free,
+            normalize) and OUT/<stem>.png gets the heatmap
             drawn over it (OUT/<stem>.npy with --save-npy, OUT/<stem>_panel.png with --panel).
             With --input IN.npy (already preprocessed, [N, C, H, W]), --output HEAT.npy gets float32
             [N, H, W] heatmaps (guided-backprop and guided-gradcam write [N, H, W, 3]) and --raw the
@@ -33,6 +34,9 @@ struct GradCAMCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("CAM method.", valueName: "NAME"))
     var method: CAMMethodName = .gradcam
+
+    @Option(help: ArgumentHelp("The model output to explain, for a model with several heads (default: the first).", valueName: "NAME"))
+    var outputName: String?
 
     @Option(help: ArgumentHelp("With --input: where to write the heatmaps (.npy).", valueName: "PATH"))
     var output: String?
@@ -78,7 +82,7 @@ struct GradCAMCommand: ParsableCommand {
         if let tokenGrid { options.tokenGrid = try FlagCheck.tokenGrid(tokenGrid) }
         return try GradCAMHeatmapGenerator(
             model: loaded, targetLayers: layer.isEmpty ? [] : layer, method: method.camMethod ?? .gradCAM, options: options,
-            allowNoLayers: method == .guidedBackprop)
+            allowNoLayers: method == .guidedBackprop, output: outputName)
     }
 
     func run() throws {

@@ -65,14 +65,15 @@ struct PreprocessingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Shorter side after resizing (default: crop / 0.875, e.g. 256 for 224).", valueName: "N"))
     var resize: Int?
 
-    @Option(help: ArgumentHelp("Input size when the model does not fix it.", valueName: "N"))
-    var size: Int?
+    @Option(help: ArgumentHelp("Input size, N or HxW, where the model leaves height or width free (default: the size it fixes).", valueName: "HxW"))
+    var size: ImageSize?
 
     func validate() throws {
-        for (flag, value, preprocessing) in [
-            ("--resize", resize, Preprocessing(resize: resize, crop: nil)), ("--size", size, Preprocessing(resize: nil, crop: size.map { ($0, $0) })),
+        for (flag, preprocessing) in [
+            ("--resize \(resize ?? 0)", Preprocessing(resize: resize, crop: nil)),
+            ("--size \(size.map { "\($0.height)x\($0.width)" } ?? "")", Preprocessing(resize: nil, crop: size.map { ($0.height, $0.width) })),
         ] {
-            do { try preprocessing.validate() } catch { throw ValidationError("\(flag) \(value ?? 0): \(error)") }
+            do { try preprocessing.validate() } catch { throw ValidationError("\(flag): \(error)") }
         }
         if mean != nil || std != nil {
             guard let mean = mean.flatMap(triple), let std = std.flatMap(triple),
@@ -91,8 +92,9 @@ struct PreprocessingOptions: ParsableArguments {
             normalization = Preprocessing.Normalization(mean: mean, std: std)
         }
         guard let normalization else { throw ValidationError("--preprocess must be imagenet, half or none, got '\(preprocess)'") }
-        guard let size = executor.fixedImageSize ?? size.map({ (height: $0, width: $0) }) else {
-            throw ValidationError("the model's input size is not fixed; give --size N")
+        let size: (height: Int, width: Int)
+        do { size = try executor.imageSize(requested: self.size.map { ($0.height, $0.width) }) } catch {
+            throw ValidationError("\(error)\(self.size == nil ? "; give --size HxW" : "")")
         }
         var result = Preprocessing.evaluation(height: size.height, width: size.width, normalization: normalization)
         if let resize { result.resize = resize }
@@ -109,6 +111,20 @@ struct PreprocessingOptions: ParsableArguments {
     private func triple(_ text: String) -> [Float]? {
         let values = text.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
         return values.count == 3 ? values : nil
+    }
+}
+
+/// An image size on the command line: `N` for a square, or `HxW`.
+struct ImageSize: ExpressibleByArgument, Equatable {
+    let height: Int
+    let width: Int
+
+    init?(argument: String) {
+        let parts = argument.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+        let values = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == parts.count, values.count == 1 || values.count == 2, values.allSatisfy({ $0 > 0 }) else { return nil }
+        height = values[0]
+        width = values[values.count - 1]
     }
 }
 
@@ -215,9 +231,9 @@ struct ImageRun {
     /// Softmax of the first output, per image.
     private func classProbabilities(_ batch: Tensor) throws -> [[Double]] {
         let input = generator.executor.inputs[0].name
-        let output = generator.executor.outputs[0].name
+        let output = generator.outputName
         guard let logits = try generator.executor.run([input: batch], fetch: [output])[output], logits.rank == 2 else {
-            throw ValidationError("the model's first output is not [batch, classes]")
+            throw ValidationError("the model's output \(output) is not [batch, classes]")
         }
         let values = try logits.doubles()
         let width = logits.shape[1]

@@ -17,11 +17,14 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Also list every PyTorch module path that `gradcam --layer` accepts, with its output tensor.")
     var layers = false
 
+    @Option(help: ArgumentHelp("Image size to compute layer shapes at when the model leaves it free (default 224x224).", valueName: "HxW"))
+    var size: ImageSize?
+
     @OptionGroup var resources: ResourceOptions
 
     func run() throws {
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
-        let report = ModelInspection(model: loaded)
+        let report = ModelInspection(model: loaded, imageSize: size.map { ($0.height, $0.width) })
         print(InspectCommand.render(report, allTensors: allTensors))
         if layers {
             print("layers (module path -> output tensor):")
@@ -48,18 +51,14 @@ struct InspectCommand: ParsableCommand {
         lines += model.graph.outputs.map(describe)
         lines.append("ops (\(model.graph.nodes.count) nodes):")
         lines.append("  " + report.opHistogram.map { "\($0.opType) \($0.count)" }.joined(separator: ", "))
-        if report.unsupported.isEmpty {
-            lines.append("unsupported ops: none")
-        } else {
-            lines.append("unsupported ops (\(report.unsupported.count) nodes):")
-            lines += report.unsupported.map { "  \($0.node)" }
-        }
-        lines.append("likely GradCAM layers (module path -> tensor, shape at batch 1):")
+        lines.append("unsupported ops: " + (report.unsupported.isEmpty ? "none" : MissingOperator.summary(report.unsupported)))
+        let probe = report.probedImageSize.map { ", \($0.height)x\($0.width) input" } ?? ""
+        lines.append("likely GradCAM layers (--layer name -> tensor, shape at batch 1\(probe)):")
         if report.candidates.isEmpty { lines.append("  none found (no module scopes recorded by the exporter)") }
         for candidate in report.candidates {
             let shape = candidate.shape.map { "\($0)" } ?? "?"
             let mark = candidate.recommended ? "  <- suggested" : ""
-            lines.append("  \(candidate.modulePath) -> \(candidate.tensor) \(shape) [\(candidate.kind.rawValue)]\(mark)")
+            lines.append("  \(candidate.names.joined(separator: " = ")) -> \(candidate.tensor) \(shape) [\(candidate.kind.rawValue)]\(mark)")
         }
         if let note = report.shapeNote { lines.append("  (\(note))") }
         if allTensors {

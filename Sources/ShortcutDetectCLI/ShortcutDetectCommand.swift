@@ -8,7 +8,7 @@ struct ShortcutDetectCommand: ParsableCommand {
         commandName: "shortcut-detect",
         abstract: "See where an exported ONNX image classifier looks, without Python.",
         version: shortcutDetectVersion,
-        subcommands: [InspectCommand.self, RunCommand.self, GradCAMCommand.self, AuditCommand.self, MergeCommand.self, EmbedCommand.self, BenchCommand.self])
+        subcommands: [InspectCommand.self, RunCommand.self, GradCAMCommand.self, AuditCommand.self, MergeCommand.self, EmbedCommand.self, DetectCommand.self, CompareHeadsCommand.self, BenchCommand.self])
 
     /// ArgumentParser's main, with every error in our own words (see ``CommandFailure``).
     static func main() {

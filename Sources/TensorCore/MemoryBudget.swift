@@ -33,8 +33,9 @@ public enum MemoryBudget {
     }
 
     /// A tighter limit for the work `body` does on the calling task (or thread): the budget is
-    /// then the smaller of this and ``limit``. Kernels' worker threads never allocate, so this
-    /// covers everything a call such as a forward pass sizes from its inputs.
+    /// then the smaller of this and ``limit``. Tensors are allocated on the calling thread, so this
+    /// covers everything a call such as a forward pass sizes from its inputs; the small scratch
+    /// buffers that kernels' worker threads take count against ``limit`` alone.
     public static func withLimit<R>(_ limit: Int, _ body: () throws -> R) rethrows -> R {
         try $scopedLimit.withValue(min(limit, scopedLimit ?? .max), operation: body)
     }

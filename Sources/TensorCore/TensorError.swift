@@ -20,6 +20,8 @@ public enum TensorError: Error, Equatable, CustomStringConvertible {
     case axisOutOfRange(axis: Int, rank: Int)
     /// A `.npy` file could not be read or written.
     case npy(path: String, reason: String)
+    /// A LAPACK routine rejected its input or did not converge.
+    case linearAlgebra(String)
 
     public var description: String {
         switch self {
@@ -39,6 +41,7 @@ public enum TensorError: Error, Equatable, CustomStringConvertible {
         case .notBroadcastable(let a, let b): "shapes \(a) and \(b) cannot be broadcast together"
         case .axisOutOfRange(let axis, let rank): "axis \(axis) is out of range for rank \(rank)"
         case .npy(let path, let reason): "\(path): \(reason)"
+        case .linearAlgebra(let reason): reason
         }
     }
 }

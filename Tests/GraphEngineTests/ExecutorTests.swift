@@ -18,18 +18,21 @@ func makeModel(
 @Suite struct ExecutorValidationTests {
     let x = ValueInfo(name: "x", shape: [.symbolic("batch"), .fixed(3)])
 
-    @Test func listsEveryUnsupportedOperatorAtOnce() {
+    @Test func listsEveryUnsupportedOperatorOnceWithCountAndFirstNodes() {
         let model = makeModel(
             [
-                Node(name: "up", opType: "Resize", inputs: ["x"], outputs: ["a"]),
-                Node(name: "act", opType: "Relu", inputs: ["a"], outputs: ["b"]),
-                Node(name: "custom", opType: "FusedGelu", domain: "com.microsoft", inputs: ["b"], outputs: ["c"]),
-                Node(name: "up2", opType: "Resize", inputs: ["c"], outputs: ["d"]),
-            ], inputs: [x], outputs: ["d"])
-        let text = errorText { try Executor(model: model) }
-        #expect(text.contains("3 node(s) with unsupported operators (FusedGelu, Resize)"))
-        #expect(text.contains("node 'up' (Resize)") && text.contains("node 'up2' (Resize)"))
-        #expect(text.contains("node 'custom' (com.microsoft.FusedGelu)"))
+                Node(name: "/a/Foo", opType: "Foo", inputs: ["x"], outputs: ["a"]),
+                Node(opType: "Bar", inputs: ["a"], outputs: ["e"]),
+                Node(name: "/b/Foo", opType: "Foo", inputs: ["e"], outputs: ["b"]),
+                Node(name: "act", opType: "Relu", inputs: ["b"], outputs: ["r"]),
+                Node(name: "custom", opType: "FusedGelu", domain: "com.microsoft", inputs: ["r"], outputs: ["c"]),
+                Node(name: "/c/Foo", opType: "Foo", inputs: ["c"], outputs: ["d"]),
+                Node(name: "/d/Foo", opType: "Foo", inputs: ["d"], outputs: ["f"]),
+            ], inputs: [x], outputs: ["f"])
+        // Most used first, ties by name; three node names each, then an ellipsis.
+        #expect(
+            errorText { try Executor(model: model) }
+                == "unsupported ops: Foo ×4 (/a/Foo, /b/Foo, /c/Foo, …), Bar ×1 (producing 'e'), com.microsoft.FusedGelu ×1 (custom)")
     }
 
     @Test func rejectsUndefinedInputsDuplicatesAndCycles() {

@@ -31,7 +31,7 @@ struct GradientCheck {
     var tolerance: (absolute: Double, relative: Double) { inputs.first?.dtype == .float64 ? (1e-8, 1e-6) : (2e-4, 2e-3) }
 
     func model() -> Model {
-        let count = max(inputs.count + constants.count, (positions?.max() ?? -1) + 1)
+        let count = max(inputs.count + constants.count, (positions?.max() ?? -1) + 1, (constants.map(\.position).max() ?? -1) + 1)
         var names = [String](repeating: "", count: count)
         var initializers: [String: Tensor] = [:]
         for (position, tensor) in constants {

@@ -9,14 +9,15 @@ import Testing
 struct NodeTestCase: CustomTestStringConvertible, Sendable {
     let name: String
     let note: String
-    /// The folder under `Fixtures/` holding the case (the same layout serves other single-node cases).
+    /// The folder under `Fixtures/` holding the case (the same layout serves other single-node
+    /// cases); the upstream tests themselves come packed in `onnx-node/tests.tar.gz`.
     var root = "onnx-node"
 
     var testDescription: String { name }
-    var folder: URL { Fixtures.url("\(root)/\(name)") }
 
     /// Runs every data set; returns a failure description, or nil when all outputs match.
     func run() throws -> String? {
+        let folder = try (root == "onnx-node" ? Fixtures.unpacked(NodeTestList.archive) : Fixtures.url(root)).appendingPathComponent(name)
         let model = try Model(contentsOf: folder.appendingPathComponent("model.onnx"))
         let executor = try Executor(model: model)
         let sets = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix("test_data_set_") }.sorted()
@@ -47,6 +48,8 @@ struct NodeTestCase: CustomTestStringConvertible, Sendable {
 /// The allowlist beside this file: which upstream node tests run, and why the others do not.
 enum NodeTestList {
     static let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("onnx-node-tests.txt")
+    /// The upstream tests the `run` lines name, written by `tools/copy_node_tests.py`.
+    static let archive = "onnx-node/tests.tar.gz"
 
     /// Parsed lines: (`run` or `skip`, test name, note).
     static let entries: [(kind: String, name: String, note: String)] = {
@@ -72,7 +75,8 @@ enum NodeTestList {
     @Test func allowlistAndFixturesAgree() throws {
         #expect(NodeTestList.runs.count >= 400)
         #expect(NodeTestList.entries.filter { $0.kind == "skip" }.allSatisfy { !$0.note.isEmpty }, "every skip gives a reason")
-        let copied = Set(try FileManager.default.contentsOfDirectory(atPath: Fixtures.url("onnx-node").path).filter { $0.hasPrefix("test_") })
+        let unpacked = try Fixtures.unpacked(NodeTestList.archive)
+        let copied = Set(try FileManager.default.contentsOfDirectory(atPath: unpacked.path).filter { $0.hasPrefix("test_") })
         let listed = Set(NodeTestList.runs.map(\.name))
         #expect(listed.subtracting(copied).isEmpty, "allowlisted but not copied: \(listed.subtracting(copied).sorted())")
         #expect(copied.subtracting(listed).isEmpty, "copied but not allowlisted: \(copied.subtracting(listed).sorted())")

@@ -21,6 +21,29 @@ import Testing
         #expect(weight.dtype == .float32 && weight.rank == 4)
     }
 
+    /// paddle2onnx writes `-1` and `?` for free axes, other writers `0`, blank dims or names: all dynamic.
+    @Test func freeAxesInAnySpellingAreDynamic() throws {
+        let data = ONNXBuilder(
+            nodes: [
+                .init(
+                    "Constant", [], ["w"], name: "weights",
+                    tensors: ["value": .float("w", dims: [2, 3], [1, 2, 3, 4, 5, 6])]),
+                .init("Relu", ["x"], ["y"]),
+            ],
+            inputs: [.init("x", shape: [-1, 3, "?", .blank]), .init("z", shape: [0, "batch", "-1", 7])],
+            outputs: [.init("y", shape: [-1, 3, "?", .blank])]
+        ).serialized()
+        let model = try Model(serializedData: data)
+        #expect(model.graph.inputs[0].shape == [.unknown, .fixed(3), .unknown, .unknown])
+        #expect(model.graph.inputs[1].shape == [.unknown, .symbolic("batch"), .unknown, .fixed(7)])
+        #expect(model.graph.inputs[1].shape?.map(\.fixedExtent) == [nil, nil, nil, 7])
+        #expect(Dimension.fixed(-1).fixedExtent == nil && Dimension.fixed(0).fixedExtent == nil)
+        // Weights in Constant nodes count as parameters.
+        #expect(model.graph.parameterCount == 6)
+        #expect(try model.graph.nodes[0].constantValue()?.shape == [2, 3])
+        #expect(try model.graph.nodes[1].constantValue() == nil)
+    }
+
     @Test func readsDynamoNodeMetadata() throws {
         let model = try Model(contentsOf: Fixtures.url("models/resnet_basic_dyn18.onnx"))
         let scoped = model.graph.nodes.filter { $0.metadata["pkg.torch.onnx.name_scopes"] != nil }

@@ -18,7 +18,7 @@ enum FuzzTargets {
         guard let target = all[name] else { return "no fuzz target named '\(name)'" }
         do { try target(data) } catch {
             let type = String(reflecting: Swift.type(of: error))
-            let ours = ["TensorCore.", "ONNXModel.", "GraphEngine.", "Explain.", "Imaging.", "Audit."]
+            let ours = ["TensorCore.", "ONNXModel.", "GraphEngine.", "Explain.", "Imaging.", "Detectors.", "Audit."]
             if !ours.contains(where: type.hasPrefix) { return "\(type): \(error)" }
         }
         return nil

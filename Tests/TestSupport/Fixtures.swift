@@ -11,6 +11,14 @@ public enum Fixtures {
     /// A file under `Fixtures/`.
     public static func url(_ relativePath: String) -> URL { root.appendingPathComponent(relativePath) }
 
+    /// The folder a committed `.tar.gz` under `Fixtures/` unpacks to, unpacked once per process.
+    ///
+    /// Many small fixture files (the ONNX node tests) are committed as one archive: a thousand
+    /// folders cost ten times their bytes on disk, and the files compress well together.
+    public static func unpacked(_ relativeArchivePath: String) throws -> URL {
+        try Unpacked.shared.folder(for: relativeArchivePath)
+    }
+
     /// A fresh temporary directory, for tests that write files.
     public static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("shortcut-detect-tests-\(UUID().uuidString)")
@@ -89,5 +97,29 @@ public struct SeededRandom {
     /// finite differences never straddle a kink (Relu, Clip, Max).
     public mutating func awayFromZero(_ count: Int, magnitude: ClosedRange<Double> = 0.1...1) -> [Double] {
         (0..<count).map { _ in (generator.next() & 1 == 0 ? 1 : -1) * generator.uniform(magnitude) }
+    }
+}
+
+/// The archives unpacked so far in this process, each in its own temporary folder.
+private final class Unpacked: @unchecked Sendable {
+    static let shared = Unpacked()
+    private let lock = NSLock()
+    private var folders: [String: URL] = [:]
+
+    func folder(for relativeArchivePath: String) throws -> URL {
+        lock.lock()
+        defer { lock.unlock() }
+        if let folder = folders[relativeArchivePath] { return folder }
+        let folder = try Fixtures.temporaryDirectory()
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        tar.arguments = ["tar", "-xzf", Fixtures.url(relativeArchivePath).path, "-C", folder.path]
+        try tar.run()
+        tar.waitUntilExit()
+        guard tar.terminationStatus == 0 else {
+            throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: Fixtures.url(relativeArchivePath).path])
+        }
+        folders[relativeArchivePath] = folder
+        return folder
     }
 }

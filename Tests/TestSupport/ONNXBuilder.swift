@@ -54,13 +54,16 @@ public struct ONNXBuilder {
         public var intLists: [String: [Int]]
         public var floats: [String: Float]
         public var strings: [String: String]
+        /// Tensor attributes (a `Constant` node's `value`).
+        public var tensors: [String: TensorSpec]
         public var domain: String
 
         public init(
             _ op: String, _ inputs: [String], _ outputs: [String], name: String = "", ints: [String: Int] = [:],
             intLists: [String: [Int]] = [:], floats: [String: Float] = [:], strings: [String: String] = [:],
-            domain: String = ""
+            tensors: [String: TensorSpec] = [:], domain: String = ""
         ) {
+            self.tensors = tensors
             self.op = op
             self.inputs = inputs
             self.outputs = outputs
@@ -103,16 +106,34 @@ public struct ONNXBuilder {
         }
     }
 
-    /// A graph input or output: name, ONNX element type code, and dims (`nil` entries are symbolic).
+    /// One axis of a declared shape, as the file spells it.
+    public enum Dim: ExpressibleByIntegerLiteral, ExpressibleByStringLiteral {
+        /// `dim_value` (exporters write `-1` or `0` for a free axis too).
+        case value(Int)
+        /// `dim_param`: a name, or `?`.
+        case param(String)
+        /// Neither field set.
+        case blank
+
+        public init(integerLiteral value: Int) { self = .value(value) }
+        public init(stringLiteral value: String) { self = .param(value) }
+    }
+
+    /// A graph input or output: name, ONNX element type code, and dims.
     public struct ValueSpec {
         public var name: String
         public var elementType: Int
-        public var dims: [Int?]
+        public var shape: [Dim]
 
+        /// Dims given as numbers, `nil` entries symbolic (`dim0`, `dim1`, ...).
         public init(_ name: String, elementType: Int = 1, dims: [Int?]) {
+            self.init(name, elementType: elementType, shape: dims.enumerated().map { axis, dim in dim.map(Dim.value) ?? .param("dim\(axis)") })
+        }
+
+        public init(_ name: String, elementType: Int = 1, shape: [Dim]) {
             self.name = name
             self.elementType = elementType
-            self.dims = dims
+            self.shape = shape
         }
     }
 
@@ -169,6 +190,9 @@ public struct ONNXBuilder {
         for (name, value) in node.strings.sorted(by: { $0.key < $1.key }) {
             w.message(5) { $0.string(1, name); $0.int(20, 3); $0.string(4, value) }
         }
+        for (name, value) in node.tensors.sorted(by: { $0.key < $1.key }) {
+            w.message(5) { a in a.string(1, name); a.int(20, 4); a.message(5) { ONNXBuilder.write(value, into: &$0) } }
+        }
     }
 
     static func write(_ tensor: TensorSpec, into w: inout ProtoWriter) {
@@ -191,9 +215,13 @@ public struct ONNXBuilder {
             type.message(1) { tensor in
                 tensor.int(1, value.elementType)
                 tensor.message(2) { shape in
-                    for (axis, dim) in value.dims.enumerated() {
+                    for dim in value.shape {
                         shape.message(1) { d in
-                            if let dim { d.int(1, dim) } else { d.string(2, "dim\(axis)") }
+                            switch dim {
+                            case .value(let extent): d.int(1, extent)
+                            case .param(let name): d.string(2, name)
+                            case .blank: break
+                            }
                         }
                     }
                 }

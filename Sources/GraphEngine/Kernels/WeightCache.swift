@@ -2,7 +2,7 @@ import Foundation
 import TensorCore
 
 /// What a node derives from one of its weight tensors (Winograd filters, packed panels), made on
-/// first use and kept while the node sees the same tensor, as it always does with an initializer:
+/// first use and kept while the node sees the same tensor, as it always does with a constant (an initializer or folded value):
 /// paid once instead of on every run.
 final class WeightCache<Value>: @unchecked Sendable {
     private let lock = NSLock()

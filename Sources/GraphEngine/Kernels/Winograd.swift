@@ -227,12 +227,22 @@ struct WinogradConvolution {
     ) {
         let plane = filters * stride
         let relu = activation == .relu
+        let other = relu ? nil : activation
         let (filters, outputHeight, outputWidth) = (filters, outputHeight, outputWidth)
         Parallel.forEach(filters, grain: max(1, 4_096 / max(tiles.count, 1))) { filterRange in
             for f in filterRange {
                 let offset = bias?[f] ?? 0
                 forEachTileRun(tiles) { firstColumn, n, ty, firstTx, count in
                     let map = output + (n * filters + f) * outputHeight * outputWidth
+                    // Activations other than ReLU go over the run's output rows once they are written.
+                    defer {
+                        if let other {
+                            let (first, end) = (2 * firstTx, min(2 * (firstTx + count), outputWidth))
+                            for row in 2 * ty..<min(2 * ty + 2, outputHeight) {
+                                other.apply(map + row * outputWidth + first, count: end - first)
+                            }
+                        }
+                    }
                     if VectorKernels.isAvailable {
                         sd_winograd_output(
                             m + f * stride + firstColumn, plane, Int32(count), map, Int32(outputHeight),

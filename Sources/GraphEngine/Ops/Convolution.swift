@@ -211,6 +211,10 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                     PackedGEMM.multiply(
                         m: p.filtersPerGroup, n: count, k: depth, a: .packed(packed), b: .rowMajor(asFloat(b), stride: ldb),
                         c: asMutableFloat(c), ldc: p.outputSize, rowBias: bias.map(asFloat), relu: activation == .relu)
+                    // The kernel stores with ReLU only; other activations follow on the block it wrote.
+                    if let activation, activation != .relu {
+                        applyEpilogue(c, rows: p.filtersPerGroup, columns: count, stride: p.outputSize, bias: nil, activation: activation)
+                    }
                     return
                 }
                 T.gemm(
@@ -316,6 +320,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                     lda: p.patch, b: columns, ldb: count, beta: 0, c: product, ldc: count)
             }
             let relu = activation == .relu
+            let other = relu ? nil : activation
             Parallel.forEach(p.filters, grain: max(1, 16_384 / count)) { filters in
                 for f in filters {
                     let offset = pb?[f] ?? 0
@@ -326,6 +331,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                             let v = from[i] + offset
                             to[i] = relu ? max(v, 0) : v
                         }
+                        other?.apply(to, count: segment.positions.count)
                     }
                 }
             }
@@ -337,6 +343,10 @@ struct Conv: DifferentiableOperator, ActivationFusing {
         fused.activation = activation
         return fused
     }
+
+    /// Every ``Activation``: ReLU inside the product kernels' stores, the others on each block
+    /// right after it is written.
+    func canFuse(_ activation: Activation) -> Bool { true }
 
     func savedForBackward(wanted: [Bool]) -> SavedValues { .bilinear(wanted: wanted) }
 
@@ -415,15 +425,17 @@ func applyEpilogue<T: FloatKernelScalar>(
 ) {
     guard bias != nil || activation != nil else { return }
     let relu = activation == .relu
+    let other = relu ? nil : activation
     Parallel.forEach(rows, grain: max(1, 16_384 / max(columns, 1))) { range in
         for row in range {
             let values = UnsafeMutableBufferPointer(start: block + row * stride, count: columns)
             let offset = bias?[row] ?? 0
             if relu {
                 for i in values.indices { values[i] = max(values[i] + offset, 0) }
-            } else {
+            } else if bias != nil {
                 for i in values.indices { values[i] += offset }
             }
+            other?.apply(block + row * stride, count: columns)
         }
     }
 }
@@ -431,6 +443,7 @@ func applyEpilogue<T: FloatKernelScalar>(
 /// Writes the input patches for output `positions` as columns of a `[patch, positions.count]`
 /// matrix (rows ordered channel, then kernel depth, height, width, as the weights are), with
 /// zeros where the window covers padding.
+@_specialize(where T == Float)
 func im2col<T: GEMMScalar>(
     _ input: UnsafePointer<T>, channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
     into columns: UnsafeMutablePointer<T>, rowStride: Int? = nil
@@ -449,6 +462,8 @@ func im2col<T: GEMMScalar>(
 }
 
 /// The adjoint of ``im2col``: adds each column entry back onto the input position it was read from.
+/// (Specialized for float32: ConvTranspose's forward pass runs it on every image.)
+@_specialize(where T == Float)
 func col2im<T: GEMMScalar>(
     _ columns: UnsafePointer<T>, channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
     into input: UnsafeMutablePointer<T>

@@ -67,7 +67,7 @@ struct BinaryArithmetic: Operator, ActivationFusing {
                     let v = T.add(x, y)
                     return rectified(v)
                 }
-            case (.add, nil): return try broadcastBinary(a, b, as: T.self, T.add)
+            case (.add, _): return try broadcastBinary(a, b, as: T.self, T.add)  // ReLU is all Add takes (canFuse)
             case (.subtract, _): return try activated(broadcastBinary(a, b, as: T.self, T.subtract), as: T.self)
             case (.multiply, _): return try activated(broadcastBinary(a, b, as: T.self, T.multiply), as: T.self)
             case (.divide, _): return try activated(broadcastBinary(a, b, as: T.self, T.divide), as: T.self)
@@ -266,6 +266,7 @@ struct UnaryFloat: Operator {
         if x.dtype == .float32, kind == .erf {
             return [try mapElements(x, as: Float.self) { Float.erf($0) }]
         }
+        if x.dtype == .float32, kind == .sigmoid { return [try elementwise(x, Logistic<Float>())] }
         if x.dtype == .float32, kind == .gelu {
             return [try mapElements(x, as: Float.self) { v in v * (1 + Float.erf(v * 0.70710678118654752440)) / 2 }]
         }
@@ -275,13 +276,7 @@ struct UnaryFloat: Operator {
             case .exp: return try mapElements(x, as: T.self, T.exp)
             case .erf: return try mapElements(x, as: T.self, T.erf)
             case .tanh: return try mapElements(x, as: T.self, T.tanh)
-            case .sigmoid:
-                // Written so that neither branch overflows exp.
-                return try mapElements(x, as: T.self) { v in
-                    if v >= 0 { return 1 / (1 + T.exp(-v)) }
-                    let e = T.exp(v)
-                    return e / (1 + e)
-                }
+            case .sigmoid: return try mapElements(x, as: T.self, logistic)
             case .gelu:
                 let invSqrt2 = T(0.70710678118654752440)
                 return try mapElements(x, as: T.self) { v in v * (1 + T.erf(v * invSqrt2)) / 2 }
@@ -469,6 +464,7 @@ extension UnaryFloat: DifferentiableOperator {
                 ]
             }
         }
+        if g.dtype == .float32, kind == .sigmoid { return [try elementwise(g, step.output(0), LogisticGradient<Float>())] }
         func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
             let twoOverRootPi = T(1.12837916709551257390)
             let derivative: Tensor

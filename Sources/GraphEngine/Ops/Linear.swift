@@ -74,7 +74,7 @@ struct Gemm: Operator {
     let beta: Float
     let transA: Bool
     let transB: Bool
-    /// An initializer `B` as ``PackedGEMM``'s right operand.
+    /// A constant `B` as ``PackedGEMM``'s right operand.
     let packedCache = WeightCache<PackedMatrix>()
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
@@ -123,7 +123,7 @@ struct Gemm: Operator {
 }
 
 /// `b` (`[k, n]`, or `[n, k]` when `transposed`) packed as ``PackedGEMM``'s right operand, kept
-/// in `cache`, for a product with `m` rows: when `b` is a float32 initializer, the kernels run on
+/// in `cache`, for a product with `m` rows: when `b` is a float32 constant, the kernels run on
 /// this machine and packing pays, else `nil` (BLAS then multiplies).
 ///
 /// Below 16 rows the product is a few matrix-vector products, bound by reading `b` whatever its
@@ -145,7 +145,7 @@ func packedRight(
 
 /// `MatMul`: NumPy `matmul`, with batch axes broadcast and 1-D operands promoted and dropped.
 struct MatMul: Operator {
-    /// An initializer right operand (a Linear layer's weights) as ``PackedGEMM``'s right operand.
+    /// A constant right operand (a Linear layer's weights) as ``PackedGEMM``'s right operand.
     let packedCache = WeightCache<PackedMatrix>()
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
@@ -209,7 +209,7 @@ struct MatMul: Operator {
 
 extension MatMul {
     /// `A · B (+ bias)` with `B` packed once for ``PackedGEMM`` and the bias added in its stores:
-    /// when `B` is a 2-D float32 initializer that ``packedRight`` packs, `A` has rank 2 or more and
+    /// when `B` is a 2-D float32 constant that ``packedRight`` packs, `A` has rank 2 or more and
     /// the bias (if any) is `[n]` float32; else `nil`.
     func packedProduct(_ a: Tensor, _ b: Tensor, constant: Bool, bias: Tensor?) throws -> Tensor? {
         guard a.rank >= 2, b.rank == 2, a.dtype == .float32, b.dtype == .float32, a.shape[a.rank - 1] == b.shape[0] else {

@@ -1,13 +1,15 @@
 import ONNXModel
 import TensorCore
 
-// Normalization at inference time: BatchNormalization with running statistics, LayerNormalization.
+// Normalization at inference time: BatchNormalization with running statistics, LayerNormalization
+// (training-mode BatchNormalization is in Normalization+Training.swift).
 
 extension OpRegistry {
     mutating func registerNormalization() {
         register("BatchNormalization") { context in
-            if try context.attribute("training_mode", default: 0) != 0 {
-                throw context.invalid("training_mode", "training-mode batch normalization is not supported; export the model in eval mode")
+            // training_mode (opset 14+) normalizes with the batch's own statistics.
+            if context.opset >= 14, try context.attribute("training_mode", default: 0) != 0 {
+                return try TrainingBatchNormalization(context)
             }
             return BatchNormalization(epsilon: try context.attribute("epsilon", default: 1e-5))
         }

@@ -335,20 +335,8 @@ struct Constant: Operator {
     let value: Tensor
 
     init(_ context: OpContext) throws {
-        if let tensor = try context.attribute("value", as: Tensor.self) {
-            value = tensor
-        } else if let float = try context.attribute("value_float", as: Float.self) {
-            value = Tensor(scalar: float)
-        } else if let floats = try context.attribute("value_floats", as: [Float].self) {
-            value = try Tensor(shape: [floats.count], scalars: floats)
-        } else if let int = try context.attribute("value_int", as: Int.self) {
-            value = Tensor(scalar: Int64(int))
-        } else if let ints = try context.attribute("value_ints", as: [Int].self) {
-            value = try Tensor(shape: [ints.count], scalars: ints.map { Int64($0) })
-        } else {
-            let set = context.node.attributes.keys.sorted().joined(separator: ", ")
-            throw context.invalid(set.isEmpty ? "value" : set, "no supported value attribute (value, value_float(s), value_int(s))")
-        }
+        guard let value = try context.node.constantValue() else { throw OpError("not a Constant node") }
+        self.value = value
     }
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] { [value] }

@@ -1,0 +1,11 @@
+/// Why the detectors could not run.
+public enum DetectorError: Error, Equatable, CustomStringConvertible {
+    /// The embeddings, groups or labels are unusable (wrong shape, too few, not finite).
+    case invalidInput(String)
+
+    public var description: String {
+        switch self {
+        case .invalidInput(let reason): reason
+        }
+    }
+}

@@ -1,0 +1,293 @@
+import TensorCore
+
+/// How one axis is resampled: each output coordinate reads `width` input coordinates with weights
+/// (one tap of weight 1 for nearest), or is outside the region of interest and takes the
+/// extrapolation value (tf_crop_and_resize).
+struct AxisTaps {
+    let inLength: Int
+    let outLength: Int
+    let width: Int
+    /// `outLength × width` input coordinates, already clamped into the axis.
+    var indices: [Int]
+    var weights: [Double]
+    /// Output coordinates that take the extrapolation value; empty when none do.
+    var outside: [Int]
+
+    /// Whether the axis is copied unchanged (scale 1 with every tap on its own coordinate).
+    var isIdentity: Bool {
+        guard inLength == outLength, outside.isEmpty else { return false }
+        for j in 0..<outLength {
+            for k in 0..<width {
+                let (index, weight) = (indices[j * width + k], weights[j * width + k])
+                if weight != 0 && (index != j || weight != 1) { return false }
+            }
+        }
+        return true
+    }
+
+    /// The same axis as one tap per output when every coordinate reads a single input element
+    /// with weight 1 (linear sampling on the grid, or nearest), else `nil`.
+    var singleTap: AxisTaps? {
+        if width == 1 { return self }
+        var indices = [Int](repeating: 0, count: outLength)
+        for j in 0..<outLength {
+            var found = false
+            for k in 0..<width where weights[j * width + k] != 0 {
+                guard weights[j * width + k] == 1, !found else { return nil }
+                indices[j] = self.indices[j * width + k]
+                found = true
+            }
+            guard found else { return nil }
+        }
+        return AxisTaps(inLength: inLength, outLength: outLength, width: 1, indices: indices,
+                        weights: .init(repeating: 1, count: outLength), outside: outside)
+    }
+}
+
+/// Separable resampling: one pass per resized axis over a tensor read as `[outer, length, inner]`.
+enum Resampling {
+    /// The extents around `axis`: elements before it and after it.
+    static func split(_ shape: [Int], _ axis: Int) -> (outer: Int, inner: Int) {
+        (shape[..<axis].reduce(1, *), shape[(axis + 1)...].reduce(1, *))
+    }
+
+    /// One interpolation pass along `axis`: `y[o, j, i] = Σ_k w[j, k] · x[o, index[j, k], i]`,
+    /// the products summed in tap order (the fast path below sums in the same order, so both give
+    /// the same bits). Outer blocks split over threads.
+    @_specialize(where T == Float)
+    static func interpolate<T: FloatKernelScalar>(_ x: Tensor, axis: Int, taps: AxisTaps, as type: T.Type) throws -> Tensor {
+        var shape = x.shape
+        shape[axis] = taps.outLength
+        let y = try Tensor(uninitialized: x.dtype, shape: shape)
+        let (outer, inner) = split(x.shape, axis)
+        let weights = taps.weights.map { T($0) }
+        let (width, inLength, outLength) = (taps.width, taps.inLength, taps.outLength)
+        let source = UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self))
+        let target = y.storage.base.assumingMemoryBound(to: T.self)
+        withExtendedLifetime(x) {
+            taps.indices.withUnsafeBufferPointer { indices in
+                weights.withUnsafeBufferPointer { weights in
+                    Parallel.forEach(outer, grain: max(1, 8_192 / max(outLength * inner * width, 1))) { blocks in
+                        for o in blocks {
+                            let input = source + o * inLength * inner
+                            let output = target + o * outLength * inner
+                            if inner == 1 {
+                                // Resampling the innermost axis: one dot product per output element.
+                                for j in 0..<outLength {
+                                    let tap = j * width
+                                    var value = weights[tap] * input[indices[tap]]
+                                    for k in 1..<max(width, 1) { value += weights[tap + k] * input[indices[tap + k]] }
+                                    output[j] = value
+                                }
+                                continue
+                            }
+                            for j in 0..<outLength {
+                                let out = output + j * inner
+                                let tap = j * width
+                                let first = input + indices[tap] * inner
+                                let w0 = weights[tap]
+                                for i in 0..<inner { out[i] = w0 * first[i] }
+                                for k in 1..<max(width, 1) {
+                                    let row = input + indices[tap + k] * inner
+                                    let w = weights[tap + k]
+                                    for i in 0..<inner { out[i] += w * row[i] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// The adjoint of ``interpolate(_:axis:taps:as:)``: `gx[o, index[j, k], i] += w[j, k] · g[o, j, i]`,
+    /// output coordinates in order.
+    @_specialize(where T == Float)
+    static func scatter<T: FloatKernelScalar>(_ g: Tensor, axis: Int, taps: AxisTaps, as type: T.Type) throws -> Tensor {
+        var shape = g.shape
+        shape[axis] = taps.inLength
+        let gx = try Tensor(zeros: g.dtype, shape: shape)
+        let (outer, inner) = split(g.shape, axis)
+        let weights = taps.weights.map { T($0) }
+        let (width, inLength, outLength) = (taps.width, taps.inLength, taps.outLength)
+        let source = UnsafePointer(g.storage.base.assumingMemoryBound(to: T.self))
+        let target = gx.storage.base.assumingMemoryBound(to: T.self)
+        withExtendedLifetime(g) {
+            taps.indices.withUnsafeBufferPointer { indices in
+                weights.withUnsafeBufferPointer { weights in
+                    // Each outer block writes only its own rows, so blocks split over threads.
+                    Parallel.forEach(outer, grain: max(1, 8_192 / max(inner * outLength * width, 1))) { blocks in
+                        for o in blocks {
+                            let gradient = source + o * outLength * inner
+                            let output = target + o * inLength * inner
+                            for j in 0..<outLength {
+                                let row = gradient + j * inner
+                                for k in 0..<width {
+                                    let out = output + indices[j * width + k] * inner
+                                    let w = weights[j * width + k]
+                                    for i in 0..<inner { out[i] += w * row[i] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return gx
+    }
+
+    /// Nearest sampling along `axis` for any element type: `y[o, j, i] = x[o, index[j], i]`,
+    /// elements moved as same-sized unsigned integers.
+    static func gather(_ x: Tensor, axis: Int, taps: AxisTaps) throws -> Tensor {
+        var shape = x.shape
+        shape[axis] = taps.outLength
+        let y = try Tensor(uninitialized: x.dtype, shape: shape)
+        let (outer, inner) = split(x.shape, axis)
+        let (inLength, outLength, width) = (taps.inLength, taps.outLength, taps.width)
+        func run<E>(_ type: E.Type) {
+            let source = UnsafePointer(x.storage.base.assumingMemoryBound(to: E.self))
+            let target = y.storage.base.assumingMemoryBound(to: E.self)
+            taps.indices.withUnsafeBufferPointer { indices in
+                for o in 0..<outer {
+                    let input = source + o * inLength * inner
+                    let output = target + o * outLength * inner
+                    if inner == 1 {
+                        for j in 0..<outLength { output[j] = input[indices[j * width]] }
+                    } else {
+                        for j in 0..<outLength { (output + j * inner).update(from: input + indices[j * width] * inner, count: inner) }
+                    }
+                }
+            }
+        }
+        withExtendedLifetime(x) {
+            switch x.dtype.byteSize {
+            case 1: run(UInt8.self)
+            case 2: run(UInt16.self)
+            case 4: run(UInt32.self)
+            default: run(UInt64.self)
+            }
+        }
+        return y
+    }
+
+    /// Sets every element whose coordinate on some axis is outside the region to `value` (one
+    /// element of the tensor's type), as tf_crop_and_resize asks.
+    static func fillOutside(_ y: Tensor, taps: [AxisTaps?], value: Tensor) {
+        let size = y.dtype.byteSize
+        for (axis, axisTaps) in taps.enumerated() {
+            guard let axisTaps, !axisTaps.outside.isEmpty else { continue }
+            let (outer, inner) = split(y.shape, axis)
+            withExtendedLifetime(value) {
+                for o in 0..<outer {
+                    for j in axisTaps.outside {
+                        let start = y.storage.base + ((o * axisTaps.outLength + j) * inner) * size
+                        for i in 0..<inner { (start + i * size).copyMemory(from: value.storage.base, byteCount: size) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Zeroes the gradient of every extrapolated element (it does not depend on the input).
+    static func clearOutside(_ g: Tensor, taps: [AxisTaps?]) throws -> Tensor {
+        guard taps.contains(where: { !($0?.outside.isEmpty ?? true) }) else { return g }
+        let copy = try stridedCopy(g, shape: g.shape, strides: Shape.strides(g.shape))
+        fillOutside(copy, taps: taps, value: try Tensor(zeros: g.dtype, shape: []))
+        return copy
+    }
+
+    // MARK: - Float32 NCHW fast path
+
+    /// Whether ``planar(_:rows:columns:)`` applies: float32 `[N, C, H, W]` with N and C unchanged and
+    /// at most two taps per output on H and W (nearest, or linear without a widened filter).
+    static func planarApplies(_ x: Tensor, _ taps: [AxisTaps?]) -> Bool {
+        x.dtype == .float32 && x.rank == 4 && taps[0] == nil && taps[1] == nil
+            && taps[2...].allSatisfy { ($0?.width ?? 1) <= 2 }
+    }
+
+    /// Resamples each `[H, W]` plane in one go, planes over threads: rows through a buffer of the
+    /// blended input rows, with the same products in the same order as two ``interpolate`` passes
+    /// (H, then W), so the result is bit for bit theirs.
+    static func planar(_ x: Tensor, rows: AxisTaps, columns: AxisTaps) throws -> Tensor {
+        let (planes, inH, inW) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
+        let (outH, outW) = (rows.outLength, columns.outLength)
+        let y = try Tensor(uninitialized: .float32, shape: [x.shape[0], x.shape[1], outH, outW])
+        let (rowWidth, columnWidth) = (rows.width, columns.width)
+        let rowWeights = rows.weights.map { Float($0) }
+        let columnWeights = columns.weights.map { Float($0) }
+        let source = UnsafePointer(x.storage.base.assumingMemoryBound(to: Float.self))
+        let target = y.storage.base.assumingMemoryBound(to: Float.self)
+        try withExtendedLifetime(x) {
+            try Parallel.tryForEach(planes, grain: max(1, 16_384 / max(outH * outW, 1))) { range in
+                try BufferPool.withScratch(Float.self, count: inW) { blended in
+                    for plane in range {
+                        let input = source + plane * inH * inW
+                        let output = target + plane * outH * outW
+                        for j in 0..<outH {
+                            let tap = j * rowWidth
+                            let first = input + rows.indices[tap] * inW
+                            let w0 = rowWeights[tap]
+                            for i in 0..<inW { blended[i] = w0 * first[i] }
+                            if rowWidth == 2 {
+                                let second = input + rows.indices[tap + 1] * inW
+                                let w1 = rowWeights[tap + 1]
+                                for i in 0..<inW { blended[i] += w1 * second[i] }
+                            }
+                            let out = output + j * outW
+                            if columnWidth == 2 {
+                                for c in 0..<outW {
+                                    var value = columnWeights[2 * c] * blended[columns.indices[2 * c]]
+                                    value += columnWeights[2 * c + 1] * blended[columns.indices[2 * c + 1]]
+                                    out[c] = value
+                                }
+                            } else {
+                                for c in 0..<outW { out[c] = columnWeights[c] * blended[columns.indices[c]] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// The adjoint of ``planar(_:rows:columns:)``, in the order of the two ``scatter`` passes it
+    /// stands for (W, then H), planes over threads.
+    static func planarGradient(_ g: Tensor, inputShape: [Int], rows: AxisTaps, columns: AxisTaps) throws -> Tensor {
+        let (planes, inH, inW) = (inputShape[0] * inputShape[1], inputShape[2], inputShape[3])
+        let (outH, outW) = (rows.outLength, columns.outLength)
+        let gx = try Tensor(zeros: .float32, shape: inputShape)
+        let (rowWidth, columnWidth) = (rows.width, columns.width)
+        let rowWeights = rows.weights.map { Float($0) }
+        let columnWeights = columns.weights.map { Float($0) }
+        let source = UnsafePointer(g.storage.base.assumingMemoryBound(to: Float.self))
+        let target = gx.storage.base.assumingMemoryBound(to: Float.self)
+        try withExtendedLifetime(g) {
+            try Parallel.tryForEach(planes, grain: max(1, 16_384 / max(outH * outW, 1))) { range in
+                try BufferPool.withScratch(Float.self, count: inW) { spread in
+                    for plane in range {
+                        let gradient = source + plane * outH * outW
+                        let output = target + plane * inH * inW
+                        for j in 0..<outH {
+                            // The row's gradient spread back over the input columns.
+                            spread.update(repeating: 0, count: inW)
+                            let row = gradient + j * outW
+                            for c in 0..<outW {
+                                for k in 0..<columnWidth {
+                                    spread[columns.indices[c * columnWidth + k]] += columnWeights[c * columnWidth + k] * row[c]
+                                }
+                            }
+                            for k in 0..<rowWidth {
+                                let out = output + rows.indices[j * rowWidth + k] * inW
+                                let w = rowWeights[j * rowWidth + k]
+                                for i in 0..<inW { out[i] += w * spread[i] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return gx
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import ShortcutDetect
+
+/// `shortcut-detect detect`: embedding-based shortcut detection on saved embeddings.
+struct DetectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "detect",
+        abstract: "Does an embedding encode the protected group? Probes, statistics, clustering and geometry.",
+        discussion: """
+            G.csv is read by header name: 'group' (required), 'label' and 'file' (optional), other columns
+            ignored. With a 'file' column and E.files.txt beside E.npy (as `embed` writes it), rows are
+            matched by file; otherwise by position. With labels, HBAC clusters by them (as the reference
+            does); the other methods read the groups. OUT gets detect.json and report.html.
+            """)
+
+    @Option(help: ArgumentHelp("Embeddings, a float [N, D] .npy file (e.g. from `embed`).", valueName: "E.npy"))
+    var embeddings: String
+
+    @Option(help: ArgumentHelp("CSV with a 'group' column, optionally 'label' and 'file'.", valueName: "G.csv"))
+    var groups: String
+
+    @Option(help: ArgumentHelp("Comma-separated methods: probe, statistical, hbac, geometric.", valueName: "LIST"))
+    var methods: String = DetectionMethod.allCases.map(\.rawValue).joined(separator: ",")
+
+    @Option(help: ArgumentHelp("Seed of the holdout splits and k-means.", valueName: "S"))
+    var seed: UInt32 = 42
+
+    @Option(help: ArgumentHelp("The output folder.", valueName: "DIR"))
+    var out: String
+
+    @OptionGroup var resources: ResourceOptions
+
+    func validate() throws {
+        _ = try parsedMethods()
+        try FlagCheck.outputsSpareInputs([("--out", out)], inputs: [("--embeddings", embeddings), ("--groups", groups)])
+    }
+
+    func parsedMethods() throws -> [DetectionMethod] {
+        let names = methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let parsed = try names.map { name -> DetectionMethod in
+            guard let method = DetectionMethod(rawValue: name) else {
+                throw ValidationError("unknown method '\(name)' in --methods; choose from \(DetectionMethod.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return method
+        }
+        guard !parsed.isEmpty else { throw ValidationError("--methods names no method") }
+        return parsed
+    }
+
+    func run() throws {
+        let url = URL(fileURLWithPath: embeddings)
+        let matrix = try Tensor(npyAt: url)
+        guard matrix.rank == 2 else { throw ValidationError("\(embeddings) holds a \(matrix.shape) array; detect needs [N, D]") }
+        let table = try GroupTable.read(csv: URL(fileURLWithPath: groups))
+        let list = url.deletingPathExtension().appendingPathExtension("files.txt")
+        let files = FileManager.default.fileExists(atPath: list.path)
+            ? try FileIO.text(of: list.path).split(whereSeparator: \.isNewline).map(String.init) : nil
+        let (groupNames, labels) = try table.aligned(count: matrix.shape[0], files: table.hasFiles ? files : nil)
+
+        let detector = ShortcutDetector(methods: try parsedMethods(), seed: seed)
+        let report = try detector.fit(embeddings: matrix, groups: groupNames, labels: labels)
+        let folder = URL(fileURLWithPath: out)
+        try FileIO.createFolder(folder)
+        try FileIO.write(report.json(), to: folder.appendingPathComponent("detect.json"))
+        try FileIO.write(Data(report.html().utf8), to: folder.appendingPathComponent("report.html"))
+        print(report.summary)
+        let matched = table.hasFiles && files != nil ? "matched by file" : "matched by position"
+        print("wrote detect.json and report.html for \(report.n) x \(report.dim) embeddings (\(matched)) to \(folder.path)")
+    }
+}
