@@ -32,15 +32,36 @@ public enum MemoryBudget {
         set { state.withLock { $0.limit = max(newValue, 0) } }
     }
 
-    /// A tighter limit for the work `body` does on the calling task (or thread): the budget is
-    /// then the smaller of this and ``limit``. Tensors are allocated on the calling thread, so this
-    /// covers everything a call such as a forward pass sizes from its inputs; the small scratch
-    /// buffers that kernels' worker threads take count against ``limit`` alone.
+    /// Runs `body` with at most `limit` bytes for what it allocates on the calling task (or
+    /// thread), on top of the process-wide ``limit``: a per-call budget, such as one request's.
+    /// Tensors are allocated on the calling thread, so this covers everything a call such as a
+    /// forward pass sizes from its inputs; the small scratch buffers that kernels' worker threads
+    /// take count against ``limit`` alone. Scopes nest; each counts what is allocated inside it.
     public static func withLimit<R>(_ limit: Int, _ body: () throws -> R) rethrows -> R {
-        try $scopedLimit.withValue(min(limit, scopedLimit ?? .max), operation: body)
+        try $scope.withValue(Scope(limit: max(limit, 0), parent: scope), operation: body)
     }
 
-    @TaskLocal private static var scopedLimit: Int?
+    /// A ``withLimit(_:_:)`` in force, and the bytes allocated inside it that are still alive.
+    final class Scope: @unchecked Sendable {
+        let limit: Int
+        let parent: Scope?
+        /// Guarded by the budget's lock.
+        var inUse = 0
+
+        init(limit: Int, parent: Scope?) {
+            self.limit = limit
+            self.parent = parent
+        }
+    }
+
+    @TaskLocal private static var scope: Scope?
+
+    /// Bytes counted against the budget and the scopes they were allocated in, to give back.
+    struct Charge {
+        let bytes: Int
+        let scope: Scope?
+        static let none = Charge(bytes: 0, scope: nil)
+    }
 
     /// Bytes of tensor storage alive now.
     public static var inUse: Int { state.withLock { $0.inUse } }
@@ -60,9 +81,8 @@ public enum MemoryBudget {
     /// Throws unless a buffer of `bytes` fits beside the tensors alive now; `what` (such as
     /// "image photo.png decoded at 1000000x1") names it in the error.
     public static func check(_ bytes: Int, for what: @autoclosure () -> String) throws {
-        let scoped = scopedLimit ?? .max
-        let (inUse, limit) = state.withLock { ($0.inUse, min($0.limit, scoped)) }
-        guard bytes >= 0, bytes <= limit - inUse else {
+        let scope = scope
+        if let (inUse, limit) = state.withLock({ refusal(bytes, $0, scope) }) {
             throw TensorError.overBudget(what: what(), bytes: bytes, inUse: inUse, limit: limit)
         }
     }
@@ -70,27 +90,53 @@ public enum MemoryBudget {
     /// Runs `body` with `bytes` counted as in use, for a buffer that is not a tensor (a decoded
     /// image); throws before `body` when they do not fit.
     public static func withReservation<R>(_ bytes: Int, for what: @autoclosure () -> String, _ body: () throws -> R) throws -> R {
-        try reserve(bytes, for: what)
-        defer { release(bytes) }
+        let charge = try reserve(bytes, for: what)
+        defer { release(charge) }
         return try body()
     }
 
     /// Counts `bytes` as in use, or throws when they do not fit.
-    static func reserve(_ bytes: Int, for what: () -> String) throws {
-        let scoped = scopedLimit ?? .max
+    static func reserve(_ bytes: Int, for what: () -> String) throws -> Charge {
+        let scope = scope
         let refused: (Int, Int)? = state.withLock { budget in
-            let limit = min(budget.limit, scoped)
-            guard bytes >= 0, bytes <= limit - budget.inUse else { return (budget.inUse, limit) }
+            if let refused = refusal(bytes, budget, scope) { return refused }
             budget.inUse += bytes
+            var current = scope
+            while let open = current {
+                open.inUse += bytes
+                current = open.parent
+            }
             return nil
         }
         if let (inUse, limit) = refused {
             throw TensorError.overBudget(what: what(), bytes: bytes, inUse: inUse, limit: limit)
         }
+        return Charge(bytes: bytes, scope: scope)
     }
 
-    /// Returns bytes counted by ``reserve(_:for:)``.
-    static func release(_ bytes: Int) { state.withLock { $0.inUse -= bytes } }
+    /// Gives back what ``reserve(_:for:)`` counted.
+    static func release(_ charge: Charge) {
+        state.withLock { budget in
+            budget.inUse -= charge.bytes
+            var current = charge.scope
+            while let open = current {
+                open.inUse -= charge.bytes
+                current = open.parent
+            }
+        }
+    }
+
+    /// The (in use, limit) of the process or scope that has no room for `bytes`, or `nil`.
+    /// Called with the lock held.
+    private static func refusal(_ bytes: Int, _ budget: State.Budget, _ scope: Scope?) -> (Int, Int)? {
+        guard bytes >= 0, bytes <= budget.limit - budget.inUse else { return (budget.inUse, budget.limit) }
+        var current = scope
+        while let open = current {
+            guard bytes <= open.limit - open.inUse else { return (open.inUse, open.limit) }
+            current = open.parent
+        }
+        return nil
+    }
 
     /// The product of `factors` (element counts, sizes), or `nil` when one is negative or the
     /// product overflows: the way to size anything a file or flag describes.

@@ -17,8 +17,8 @@ public final class TensorStorage: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
     /// Size of the buffer in bytes.
     public let byteCount: Int
-    /// Bytes counted against the ``MemoryBudget`` until this storage is freed.
-    private let budgeted: Int
+    /// What is counted against the ``MemoryBudget`` until this storage is freed.
+    private let charge: MemoryBudget.Charge
     private let deallocate: @Sendable (UnsafeMutableRawPointer) -> Void
 
     /// Allocates `byteCount` zeroed bytes.
@@ -43,14 +43,14 @@ public final class TensorStorage: @unchecked Sendable {
     /// Allocates `byteCount` bytes without clearing them, counted against the ``MemoryBudget``;
     /// `what` names the buffer in the error when it does not fit or the system refuses it.
     init(uninitializedByteCount byteCount: Int, for what: () -> String) throws {
-        try MemoryBudget.reserve(byteCount, for: what)
+        let charge = try MemoryBudget.reserve(byteCount, for: what)
         guard let pointer = BufferPool.shared.take(byteCount) else {
-            MemoryBudget.release(byteCount)
+            MemoryBudget.release(charge)
             throw TensorError.allocationFailed(what: what(), bytes: byteCount)
         }
         self.base = pointer
         self.byteCount = byteCount
-        self.budgeted = byteCount
+        self.charge = charge
         self.deallocate = { BufferPool.shared.give($0, byteCount: byteCount) }
     }
 
@@ -58,7 +58,7 @@ public final class TensorStorage: @unchecked Sendable {
     init(adopting pointer: UnsafeMutableRawPointer, byteCount: Int) {
         self.base = pointer
         self.byteCount = byteCount
-        self.budgeted = 0
+        self.charge = .none
         self.deallocate = { $0.deallocate() }
     }
 
@@ -66,16 +66,15 @@ public final class TensorStorage: @unchecked Sendable {
     /// from now on; it is released with `free`. Throws (and frees nothing: the caller still owns
     /// `pointer`) when it does not fit.
     public init(adoptingMalloced pointer: UnsafeMutableRawPointer, byteCount: Int) throws {
-        try MemoryBudget.reserve(byteCount) { "a decoded tensor" }
+        self.charge = try MemoryBudget.reserve(byteCount) { "a decoded tensor" }
         self.base = pointer
         self.byteCount = byteCount
-        self.budgeted = byteCount
         self.deallocate = { free($0) }
     }
 
     deinit {
         deallocate(base)
-        MemoryBudget.release(budgeted)
+        MemoryBudget.release(charge)
     }
 }
 

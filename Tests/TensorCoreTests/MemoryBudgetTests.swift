@@ -32,14 +32,17 @@ import Testing
 
     @Test func aScopedLimitRefusesTensorsScratchAndChecks() throws {
         try MemoryBudget.withLimit(1 << 20) {
-            // Other tests' tensors count too, so only sizes far past the limit are certain to fail.
             let text = errorText { try Tensor(zeros: .float32, shape: [1024, 1024]) }
             #expect(text.hasPrefix("a float32 tensor of shape [1024, 1024] needs 4.0 MiB (4194304 bytes), more than the memory budget allows (1.0 MiB"), "\(text)")
             #expect(throws: TensorError.self) { try BufferPool.withScratch(Float.self, count: 1 << 20) { _ in } }
             #expect(throws: TensorError.self) { try MemoryBudget.check(2 << 20, for: "a test buffer") }
             #expect(throws: TensorError.self) { try MemoryBudget.withReservation(2 << 20, for: "a test buffer") {} }
-            // Nesting can only tighten.
-            MemoryBudget.withLimit(1 << 40) { #expect(throws: TensorError.self) { try MemoryBudget.check(2 << 20, for: "x") } }
+            // A scope counts what is allocated inside it (not other tests' tensors); nesting can only tighten.
+            let kept = try Tensor(zeros: .float32, shape: [192 * 1024])
+            #expect(throws: TensorError.self) { try Tensor(zeros: .float32, shape: [128 * 1024]) }
+            MemoryBudget.withLimit(1 << 40) { #expect(throws: TensorError.self) { try MemoryBudget.check(512 << 10, for: "x") } }
+            _ = kept
+            #expect(try Tensor(zeros: .float32, shape: [64 * 1024]).count == 64 * 1024)  // exactly fills it
         }
         #expect(throws: TensorError.shapeTooLarge(shape: [Int.max, 4])) { try BufferPool.withScratch(Float.self, count: .max) { _ in } }
     }
