@@ -13,10 +13,18 @@ For every model x thread count (--threads, default 1 2) x batch (--batches,
 default 1 8) it measures:
 
   forward   ours: `shortcut-detect bench MODEL --input IN.npy --runs N --threads T`
+            at every kernel level of --kernels (default: each level this CPU
+            runs, widest first: avx512, avx2, portable), forced with
+            SHORTCUT_DETECT_KERNELS; the first level is "ours" in the table
+            and the targets, the others get their own column
             onnxruntime: InferenceSession(CPUExecutionProvider, default graph
             optimisation level ORT_ENABLE_ALL, intra_op_num_threads=T,
             inter_op_num_threads=1), session.run on the same input
-  gradcam   ours: the same with `--layer L --method gradcam` (forward, backward
+            PyTorch held to AVX2 (only when avx2 is among the levels): the
+            seeded torchvision model's forward under torch.inference_mode()
+            with ONEDNN_MAX_CPU_ISA=AVX2, MKL_ENABLE_INSTRUCTIONS=AVX2 and
+            ATEN_CPU_CAPABILITY=avx2, the yardstick of our avx2 level
+  gradcam   ours: the same with `--layer L --method gradcam` at the first level (forward, backward
             to the layer, heatmap; each sample's predicted class)
             pytorch-grad-cam: GradCAM(model, target_layers)(input_tensor=x,
             targets=[ClassifierOutputTarget(argmax of sample i) ...]) with
@@ -65,11 +73,16 @@ CPU flags, fp32 FMA throughput: avx512f or avx2+fma -> 32 (two 256-bit FMA
 pipes: Zen 2-4 execute AVX-512 as 2 x 256 bits; Intel parts with two 512-bit
 FMA units reach 64, pass --flops-per-cycle 64 there), avx -> 16, else 8.
 
-Output: progress lines, then ONE Markdown table of medians and ratios
-(forward ours/ORT, GradCAM pytorch-grad-cam/ours speedup, load ours/ORT,
-peak RSS), then the targets of issue 4 (report only: missing one does not
-change the exit status):
-  * forward ours <= 1.25x onnxruntime: resnet18, resnet50, vit_b_16; b1, b8; 2 threads
+Output: progress lines (the CPU model and its SIMD features first, then our
+kernel level and OpenBLAS's core as our binary reports them), then ONE
+Markdown table of medians and ratios (forward ours/ORT at each level,
+GradCAM pytorch-grad-cam/ours speedup and ours/ORT forward, load ours/ORT,
+peak RSS), then the targets of issues 4 and 15 (report only: missing one does
+not change the exit status):
+  * forward ours <= 1.0x onnxruntime: resnet18, resnet50, vit_b_16; b1, b8; 2 threads
+  * GradCAM ours <= 1.2x onnxruntime's forward: the same cells
+  * forward at the avx2 level <= 2x onnxruntime's forward: the same cells
+  * forward at the avx2 level <= PyTorch's forward held to AVX2: the same cells
   * GradCAM >= 3x faster than pytorch-grad-cam: resnet18, resnet50, vit_b_16; b1, b8
   * load <= 0.5x onnxruntime session creation: vgg16, resnet50
   * GradCAM peak RSS <= 1/4 of pytorch-grad-cam's: resnet50, b8
@@ -119,9 +132,15 @@ OUR_LAYERS = {
     "vit_b_16": "encoder.layers.encoder_layer_11.ln_1",
 }
 KINDS = ["forward", "gradcam", "load"]
+LEVELS = ["avx512", "avx2", "portable"]  # our kernel levels, widest first
 
-# Targets of issue 4 (report only).
-FORWARD_TARGET = 1.25       # ours / ORT at most
+# Targets of issues 4 and 15 (report only).
+FORWARD_TARGET = 1.0        # ours / ORT at most
+CAM_FORWARD_TARGET = 1.2    # our GradCAM / ORT forward at most
+AVX2_TARGET = 2.0           # ours at the avx2 level / ORT forward (its widest ISA) at most
+TORCH_AVX2_TARGET = 1.0     # ours at the avx2 level / PyTorch held to AVX2 at most
+# What holds PyTorch's libraries (oneDNN, MKL, ATen's own kernels) to AVX2.
+TORCH_AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 FORWARD_TARGET_THREADS = 2
 CAM_TARGET = 3.0            # pytorch-grad-cam / ours at least
 LOAD_TARGET = 0.5           # ours / ORT at most
@@ -236,6 +255,24 @@ def worker_ort_load(a) -> dict:
         del sess
         gc.collect()
     return dict(summarize(times), first_ms=times[0] * 1e3, all_ms=[t * 1e3 for t in times], **_self_rss())
+
+
+def worker_torch_forward(a) -> dict:
+    """The seeded torchvision model's forward (the environment decides PyTorch's instruction set)."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(a.threads)
+    fc = _import_torch_side()
+    model = fc.build(a.torch_model).eval()
+    x = torch.from_numpy(np.load(a.input))
+
+    def forward():
+        with torch.inference_mode():
+            return model(x)
+
+    out = _timed_runs(forward, a.runs, a.budget)
+    return dict(out, cpu_capability=torch.backends.cpu.get_cpu_capability(), **_self_rss())
 
 
 def _import_torch_side():
@@ -402,6 +439,7 @@ WORKERS = {
     "ort-forward": worker_ort_forward,
     "ort-load": worker_ort_load,
     "pgc": worker_pgc,
+    "torch-forward": worker_torch_forward,
     "prepare": worker_prepare,
 }
 
@@ -427,8 +465,10 @@ def worker_main(argv: list) -> int:
 # --------------------------------------------------------------------------- driver side
 
 
-def job_env(threads: int) -> dict:
+def job_env(threads: int, kernels=None) -> dict:
     env = dict(os.environ)
+    if kernels:
+        env["SHORTCUT_DETECT_KERNELS"] = kernels
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
     env.setdefault("TQDM_DISABLE", "1")
@@ -473,7 +513,7 @@ def run_job(cmd: list, env: dict, timeout: float) -> dict:
     return rec
 
 
-def python_worker(kind: str, threads: int, timeout: float, **kw) -> dict:
+def python_worker(kind: str, threads: int, timeout: float, env=None, **kw) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--threads", str(threads)]
     for key, value in kw.items():
         flag = "--" + key.replace("_", "-")
@@ -481,7 +521,7 @@ def python_worker(kind: str, threads: int, timeout: float, **kw) -> dict:
             cmd += [flag] + [str(v) for v in value]
         else:
             cmd += [flag, str(value)]
-    return run_job(cmd, job_env(threads), timeout)
+    return run_job(cmd, {**job_env(threads), **(env or {})}, timeout)
 
 
 def wait_for(binary: Path, seconds: float = 300) -> None:
@@ -499,16 +539,19 @@ def binary_stamp(binary: Path):
         return None
 
 
-def ours_job(binary: Path, model: Path, inp: Path, threads: int, runs: int, timeout: float, layer=None) -> dict:
+def ours_job(binary: Path, model: Path, inp: Path, threads: int, runs: int, timeout: float, layer=None,
+             kernels=None) -> dict:
     wait_for(binary)
     cmd = [str(binary), "bench", str(model), "--input", str(inp), "--runs", str(runs), "--threads", str(threads)]
     if layer:
         cmd += ["--layer", layer, "--method", "gradcam"]
     parent_hwm = mib(vm_hwm())
-    rec = run_job(cmd, job_env(threads), timeout)
+    rec = run_job(cmd, job_env(threads, kernels), timeout)
     rec["binary_stamp"] = binary_stamp(binary)
     res = rec["result"]
-    if res is not None:
+    if res is not None and kernels and res.get("kernels") != kernels:
+        rec["result"], rec["error"] = None, f"asked for the {kernels} kernels, the binary ran {res.get('kernels')}"
+    elif res is not None:
         # ru_maxrss includes the pre-exec address space (this driver's) when that was larger.
         reported = res.get("peak_rss_mb")
         res["reported_rss_mib"] = reported
@@ -533,6 +576,18 @@ def check_binary(binary: Path):
     return None
 
 
+def cpu_levels(machine: dict) -> list:
+    """Our kernel levels this CPU runs, widest first (as the binary decides from the same flags)."""
+    flags = set(machine.get("flags", []))
+    runs = {"avx512": "avx512f" in flags, "avx2": {"avx2", "fma"} <= flags, "portable": True}
+    return [level for level in LEVELS if runs[level]]
+
+
+def level_side(level: str, levels: list) -> str:
+    """The cell side of our forward at `level`: "ours" for the first level measured."""
+    return "ours" if level == levels[0] else f"ours-{level}"
+
+
 def machine_info(ghz_override, fpc_override) -> dict:
     info = {"platform": platform.platform(), "machine": platform.machine()}
     fields, mhz = {}, []
@@ -553,6 +608,7 @@ def machine_info(ghz_override, fpc_override) -> dict:
         "cpu_family": fields.get("cpu family"), "cpu_model_number": fields.get("model"),
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "simd": sorted(f for f in flags if f in ("avx512f", "avx2", "fma", "avx", "sse4_2")),
+        "flags": sorted(flags),
     })
     try:
         with open("/proc/meminfo") as fh:
@@ -630,12 +686,15 @@ def all_shares(cells: dict, flops: dict, machine: dict) -> list:
             for k, v in cells.items() if k[3] == "forward"]
 
 
-def table(cells: dict, loads: dict, models, threads_list, batches, flops, machine) -> list:
+def table(cells: dict, loads: dict, models, threads_list, batches, flops, machine, levels) -> list:
     header = ["model", "B", "T",
-              "fwd ours ms", "fwd ORT ms", "fwd ours/ORT", "fwd % peak ours (ORT)",
-              "fwd RSS MiB ours (ORT)",
-              "CAM ours ms", "CAM pgc ms", "CAM speedup pgc/ours", "CAM RSS MiB ours (pgc)",
-              "load ours ms", "load ORT ms", "load ours/ORT"]
+              f"fwd ours ({levels[0]}) ms", "fwd ORT ms", "fwd ours/ORT", "fwd % peak ours (ORT)",
+              "fwd RSS MiB ours (ORT)"]
+    header += [f"fwd {level} ms (/ORT)" for level in levels[1:]]
+    if "avx2" in levels:
+        header += ["fwd torch AVX2 ms"]
+    header += ["CAM ours ms", "CAM pgc ms", "CAM speedup pgc/ours", "CAM ours/ORT fwd", "CAM RSS MiB ours (pgc)",
+               "load ours ms", "load ORT ms", "load ours/ORT"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
 
     def med(model, b, t, kind, side):
@@ -657,18 +716,21 @@ def table(cells: dict, loads: dict, models, threads_list, batches, flops, machin
                     share_s += f" ({100 * share[1]:.0f}%)"
                 lo, lr = loads.get((model, t, "ours")), loads.get((model, t, "ort"))
                 lo, lr = (None if lo is None else lo["median_ms"]), (None if lr is None else lr["median_ms"])
+                others = [med(model, b, t, "forward", level_side(level, levels)) for level in levels[1:]]
                 lines.append("| " + " | ".join([
                     model, str(b), str(t),
                     fmt_ms(fo), fmt_ms(fr), fmt_ratio(ratio(fo, fr)), share_s,
                     fmt_pair(rss(model, b, t, "forward", "ours"), rss(model, b, t, "forward", "ort"), fmt_mib),
-                    fmt_ms(co), fmt_ms(cp), fmt_ratio(ratio(cp, co)),
+                ] + [f"{fmt_ms(v)} ({fmt_ratio(ratio(v, fr))})" for v in others]
+                    + ([fmt_ms(med(model, b, t, "forward", "torch-avx2"))] if "avx2" in levels else []) + [
+                    fmt_ms(co), fmt_ms(cp), fmt_ratio(ratio(cp, co)), fmt_ratio(ratio(co, fr)),
                     fmt_pair(rss(model, b, t, "gradcam", "ours"), rss(model, b, t, "gradcam", "pgc"), fmt_mib),
                     fmt_ms(lo), fmt_ms(lr), fmt_ratio(ratio(lo, lr)),
                 ]) + " |")
     return lines
 
 
-def targets(cells: dict, loads: dict, models, threads_list, batches) -> list:
+def targets(cells: dict, loads: dict, models, threads_list, batches, levels) -> list:
     """[{target, cells: [{cell, value, met}], met, total}] for the cells that were measured."""
     out = []
 
@@ -689,6 +751,32 @@ def targets(cells: dict, loads: dict, models, threads_list, batches) -> list:
             r = ratio(val((m, b, t, "forward", "ours")), val((m, b, t, "forward", "ort")))
             entries.append({"cell": f"{m} b{b} t{t}", "value": r, "met": r is not None and r <= FORWARD_TARGET})
     add(f"forward ours/ORT <= {FORWARD_TARGET} (2 threads)", entries)
+
+    entries = []
+    for m in [m for m in TARGET_MODELS if m in models]:
+        for b in cam_batches:
+            t = FORWARD_TARGET_THREADS
+            r = ratio(val((m, b, t, "gradcam", "ours")), val((m, b, t, "forward", "ort")))
+            entries.append({"cell": f"{m} b{b} t{t}", "value": r, "met": r is not None and r <= CAM_FORWARD_TARGET})
+    add(f"GradCAM ours / ORT forward <= {CAM_FORWARD_TARGET} (2 threads)", entries)
+
+    entries = []
+    if "avx2" in levels:
+        for m in [m for m in TARGET_MODELS if m in models]:
+            for b in cam_batches:
+                t = FORWARD_TARGET_THREADS
+                r = ratio(val((m, b, t, "forward", level_side("avx2", levels))), val((m, b, t, "forward", "ort")))
+                entries.append({"cell": f"{m} b{b} t{t}", "value": r, "met": r is not None and r <= AVX2_TARGET})
+    add(f"forward at the avx2 level / ORT forward <= {AVX2_TARGET:g} (2 threads)", entries)
+
+    entries = []
+    if "avx2" in levels:
+        for m in [m for m in TARGET_MODELS if m in models]:
+            for b in cam_batches:
+                t = FORWARD_TARGET_THREADS
+                r = ratio(val((m, b, t, "forward", level_side("avx2", levels))), val((m, b, t, "forward", "torch-avx2")))
+                entries.append({"cell": f"{m} b{b} t{t}", "value": r, "met": r is not None and r <= TORCH_AVX2_TARGET})
+    add(f"forward at the avx2 level / PyTorch held to AVX2 <= {TORCH_AVX2_TARGET:g} (2 threads)", entries)
 
     entries = []
     for m in [m for m in TARGET_MODELS if m in models]:
@@ -734,6 +822,9 @@ def main() -> int:
                          "each side's best median: on a shared or virtual machine other tenants slow single "
                          "runs by tens of percent (default 1)")
     ap.add_argument("--only", nargs="+", choices=KINDS, default=KINDS, help="measure only these (default all)")
+    ap.add_argument("--kernels", nargs="+", choices=LEVELS,
+                    help="our kernel levels to time the forward at, the first also for GradCAM and load "
+                         "(default: every level this CPU runs, widest first)")
     ap.add_argument("--binary", metavar="PATH", default=DEFAULT_BINARY,
                     help=f"shortcut-detect executable (default <repo>/{DEFAULT_BINARY})")
     ap.add_argument("--json", metavar="PATH", default=str(BENCH_DIR / "results.json"),
@@ -760,8 +851,10 @@ def main() -> int:
     print(f"machine: {machine['cpu_model']} (family {machine['cpu_family']} model {machine['cpu_model_number']}), "
           f"{machine['cpus']} CPUs, {ghz}, {machine['flops_per_cycle']} fp32 FLOP/cycle/core "
           f"({machine['flops_per_cycle_source']}); peak {peaks}", flush=True)
+    print(f"SIMD: {' '.join(machine['simd'])}", flush=True)
+    levels = args.kernels or cpu_levels(machine)
     stamp = binary_stamp(binary)
-    print(f"binary: {binary}", flush=True)
+    print(f"binary: {binary}; kernel levels: {' '.join(levels)}", flush=True)
 
     # Exports, inputs, FLOPs and tool versions, in one worker (keeps this process small).
     prep = python_worker("prepare", 1, args.timeout, models=args.models, batches=args.batches)
@@ -816,10 +909,19 @@ def main() -> int:
                             "ort-forward", t, args.timeout, model=onnx_file, input=inp, runs=args.runs,
                             budget=args.budget), "ORT forward")
                         runs = run_count(args.runs, estimate_s((name, b, t, "forward", "ort")), args.budget)
-                        res = record((name, b, t, "forward", "ours"),
-                                     ours_job(binary, onnx_file, inp, t, runs, args.timeout), "ours forward")
-                        if res and res.get("load_ms") is not None:  # each fresh process is one load sample
-                            our_load_samples.setdefault((name, t), []).append(res["load_ms"])
+                        for level in levels:
+                            res = record((name, b, t, "forward", level_side(level, levels)),
+                                         ours_job(binary, onnx_file, inp, t, runs, args.timeout, kernels=level),
+                                         f"ours forward ({level})")
+                            if res and level == levels[0] and res.get("load_ms") is not None:
+                                our_load_samples.setdefault((name, t), []).append(res["load_ms"])  # one load sample
+                            if level == "avx2":
+                                record((name, b, t, "forward", "torch-avx2"), python_worker(
+                                    "torch-forward", t, args.timeout, env=TORCH_AVX2_ENV, torch_model=name, input=inp,
+                                    runs=args.runs, budget=args.budget), "PyTorch forward (AVX2)")
+                            if res and not machine.get("blas_core") and res.get("blas_core"):
+                                machine["blas_core"] = res["blas_core"]
+                                print(f"    OpenBLAS core: {res['blas_core']}", flush=True)
                     if "gradcam" in args.only:
                         layer = OUR_LAYERS[name]
                         record((name, b, t, "gradcam", "pgc"), python_worker(
@@ -828,14 +930,15 @@ def main() -> int:
                         runs = run_count(args.runs, estimate_s((name, b, t, "gradcam", "pgc"),
                                                                (name, b, t, "forward", "ours")), args.budget)
                         record((name, b, t, "gradcam", "ours"),
-                               ours_job(binary, onnx_file, inp, t, runs, args.timeout, layer=layer), "ours GradCAM")
+                               ours_job(binary, onnx_file, inp, t, runs, args.timeout, layer=layer, kernels=levels[0]),
+                               f"ours GradCAM ({levels[0]})")
 
             if "load" in args.only:
                 print(f"{name} load t{t}", flush=True)
                 samples = our_load_samples.setdefault((name, t), [])
                 small = min(args.batches)  # the process also runs 2 forwards: keep them short
                 while len(samples) < args.load_samples:
-                    rec = ours_job(binary, onnx_file, input_path(small), t, 1, args.timeout)
+                    rec = ours_job(binary, onnx_file, input_path(small), t, 1, args.timeout, kernels=levels[0])
                     jobs.append({"cell": [name, small, t, "load", "ours"], "label": "ours load", **rec})
                     if rec["error"]:
                         errors.append(f"{name} t{t} ours load: {rec['error']}")
@@ -865,7 +968,7 @@ def main() -> int:
                 notes.append(f"{name} b{b}: ORT classes {ort.get('classes')} != PyTorch {res.get('classes')}")
 
     print()
-    for line in table(cells, loads, args.models, args.threads, args.batches, flops, machine):
+    for line in table(cells, loads, args.models, args.threads, args.batches, flops, machine, levels):
         print(line)
     print()
     print("B batch, T threads; times are medians over the timed runs (with --rounds, each side's best round); "
@@ -875,7 +978,7 @@ def main() -> int:
     if any(s > 1 for s in all_shares(cells, flops, machine)):
         print("Shares above 100% mean the cores run faster than the clock assumed (boost): pass --ghz "
               "with the sustained clock for a tighter peak.")
-    tg = targets(cells, loads, args.models, args.threads, args.batches)
+    tg = targets(cells, loads, args.models, args.threads, args.batches, levels)
     print()
     print("Targets (report only):")
     for t in tg:

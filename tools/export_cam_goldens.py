@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden CAM heatmaps and gradients from pytorch-grad-cam and PyTorch autograd.
 
-For the tiny fixture models resnet_basic, vgg, vit (torchvision) and deit (timm)
+For the tiny fixture models resnet_basic, vgg, vit, swin (torchvision) and deit (timm)
 this rebuilds the PyTorch model exactly as tools/export_fixtures.py does (same
 builder, seed and parameter randomisation; eval mode), checks its logits on the
 shared input Fixtures/models/inputs/<arch>.npy against the onnxruntime logits
@@ -22,7 +22,8 @@ else abort), and writes to Fixtures/cam/<arch>/ (all float32 .npy, batch N = 2):
 
 with targets = [ClassifierOutputTarget(c_i)], c_i = argmax of the PyTorch logits
 of sample i.  The reshape transform for ViTs is pytorch-grad-cam's tutorial one:
-tokens[:, prefix:, :] -> [N, h, w, C] -> transpose(2, 3).transpose(1, 2).
+tokens[:, prefix:, :] -> [N, h, w, C] -> transpose(2, 3).transpose(1, 2); for Swin's
+channels-last [N, H, W, C] stages the same transposes (channels_last_reshape).
 
 A and G for the raw maps are the cam object's own activations/gradients
 (ActivationsAndGradients, i.e. after the reshape transform), captured at the
@@ -123,6 +124,11 @@ CAM_ARCHS = {
     ),
     "deit": dict(layer=lambda m: "blocks.1.norm1", two=lambda m: ["blocks.0.norm1", "blocks.1.norm1"],
                  vit=_deit_grid),
+    # torchvision Swin keeps its stages channels-last, [N, H, W, C]. The layer is the final norm's
+    # output, what the head pools: at the last stage's output, the norm's input, sum_k G_k A_k is
+    # zero at every position (a LayerNorm's output does not change when its input is shifted or
+    # scaled), so HiResCAM's map there is rounding noise.
+    "swin": dict(layer=lambda m: "norm", two=lambda m: ["features.1", "norm"], vit=None, channels_last=True),
 }
 
 
@@ -145,6 +151,14 @@ def make_reshape_transform(prefix: int, grid):
         return result.transpose(2, 3).transpose(1, 2)
 
     return reshape_transform
+
+
+def channels_last_reshape(tensor):
+    """pytorch-grad-cam's Swin transform (usage_examples/swinT_example.py: reshape to [N, h, w, C],
+    then transpose(2, 3).transpose(1, 2)) with h and w read from the tensor: torchvision's Swin
+    stages are already [N, H, W, C] (the example's [N, h*w, C] is timm's older token layout)."""
+    result = tensor.reshape(tensor.size(0), tensor.size(1), tensor.size(2), tensor.size(3))
+    return result.transpose(2, 3).transpose(1, 2)
 
 
 def tool_versions() -> dict:
@@ -309,6 +323,8 @@ def process_arch(arch) -> dict:
         if prefix != 1:
             raise RuntimeError(f"{arch.name}: expected 1 prefix token, model has {prefix}")
         reshape = make_reshape_transform(prefix, grid)
+    if cfg.get("channels_last"):
+        reshape = channels_last_reshape
 
     with torch.no_grad():
         logits = model(x).numpy()
@@ -442,7 +458,9 @@ def process_arch(arch) -> dict:
         "layers_two": layers_two,
         "prefix_tokens": prefix,
         "grid": list(grid) if grid is not None else None,
+        "layer_layout": "nhwc" if cfg.get("channels_last") else ("tokens" if grid is not None else "nchw"),
         "reshape_transform": (None if reshape is None else
+                              "t.reshape(N, H, W, C).transpose(2, 3).transpose(1, 2)" if grid is None else
                               f"t[:, {prefix}:, :].reshape(N, {grid[0]}, {grid[1]}, C).transpose(2, 3).transpose(1, 2)"),
         "classes": classes,
         "top1_margins": margins,

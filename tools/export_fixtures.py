@@ -198,6 +198,17 @@ def build_convnext():
     return ConvNeXt([CNBlockConfig(*stage) for stage in CONVNEXT_STAGES], num_classes=10)
 
 
+SWIN_CONFIG = dict(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[1, 2], window_size=[4, 4], mlp_ratio=2.0)
+
+
+def build_swin():
+    # swin_t's architecture (patch embedding, shifted-window blocks, patch merging, channels-last
+    # stages and norm) at a tiny width: 32x32 input, an 8x8 then 4x4 grid of 16 then 32 channels.
+    from torchvision.models.swin_transformer import SwinTransformer
+
+    return SwinTransformer(**SWIN_CONFIG, stochastic_depth_prob=0.0, num_classes=10)
+
+
 @dataclass
 class Arch:
     name: str
@@ -313,6 +324,16 @@ ARCHS = [
         32,
         [("features.1", "output"), ("features.3", "output"), ("classifier.2", "input")],
         110,
+    ),
+    Arch(
+        "swin",
+        build_swin,
+        f"torchvision.models.swin_transformer.SwinTransformer(**{SWIN_CONFIG}, stochastic_depth_prob=0, "
+        "num_classes=10): swin_t's blocks (shifted 4x4 windows in stage 1, PatchMerging); every stage, "
+        "the final norm and the 'features' output are channels-last [N, H, W, C]",
+        32,
+        [("features.1", "output"), ("features.3", "output"), ("norm", "output"), ("head", "input")],
+        111,
     ),
 ]
 

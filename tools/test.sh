@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The test suite: installs missing system libraries, then runs every test (no Python needed).
+# The test suite: installs missing system libraries, then runs every test (no Python needed) once
+# at every kernel level this CPU runs (avx512, avx2 with FMA, portable), so each level's paths stay
+# tested: the products, element-wise loops and transforms differ between them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
-swift test "$@"
-# Where the CPU has AVX-512 the run above used our AVX-512 kernels; run again on the portable paths
-# (BLAS products, Swift loops) that other CPUs take, so both are tested.
-if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
-    SHORTCUT_DETECT_KERNELS=portable swift test --skip-build "$@"
-fi
+swift build --build-tests
+levels=(portable)
+grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && levels=(avx2 "${levels[@]}")
+grep -qw avx512f /proc/cpuinfo 2>/dev/null && levels=(avx512 "${levels[@]}")
+for level in "${levels[@]}"; do
+    echo "== tests with SHORTCUT_DETECT_KERNELS=$level"
+    SHORTCUT_DETECT_KERNELS=$level swift test --skip-build "$@"
+done

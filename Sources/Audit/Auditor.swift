@@ -120,7 +120,9 @@ public struct Auditor {
             guard let logits = forward[output], logits.rank == 2 else {
                 throw AuditError.invalid("the model's output \(output) is not [batch, classes]")
             }
-            let embeddings = try config.embedTensor.flatMap { forward[$0] }.map(Embeddings.pooled) ?? []
+            let embeddings = try config.embedTensor.flatMap { name in
+                try forward[name].map { try Embeddings.pooled(generator.channelsFirstMap($0, of: name, inputs: batch)) }
+            } ?? []
             let width = embeddings.count / max(chunk.count, 1)
             let probabilities = softmaxRows(try logits.doubles(), width: logits.shape[1])
             let predicted = probabilities.map { row in row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) } ?? 0 }

@@ -21,20 +21,26 @@ public struct CAMOptions: Sendable {
     public var augSmooth: Bool
     public var normalization: HeatmapNormalization
     public var upsampling: MapResize
-    /// How to lay out transformer tokens; inferred from the token count and input size when `nil`.
-    public var tokenGrid: TokenGrid?
+    /// How the target layers hold channels and positions; decided per layer from the graph and
+    /// the tensor's shape when `nil` (see ``LayerLayouts``).
+    public var layerLayout: LayerLayout?
+    /// How the model's input orders an image batch; read from its declared shape when `nil`
+    /// (see ``ImageLayout/declared(by:)``).
+    public var inputLayout: ImageLayout?
     /// Masked inputs per forward pass in ScoreCAM (pytorch-grad-cam's default is 16).
     public var scoreCAMBatchSize: Int
 
     public init(
         eigenSmooth: Bool = false, augSmooth: Bool = false, normalization: HeatmapNormalization = .minMax,
-        upsampling: MapResize = .bilinear, tokenGrid: TokenGrid? = nil, scoreCAMBatchSize: Int = 16
+        upsampling: MapResize = .bilinear, layerLayout: LayerLayout? = nil, inputLayout: ImageLayout? = nil,
+        scoreCAMBatchSize: Int = 16
     ) {
         self.eigenSmooth = eigenSmooth
         self.augSmooth = augSmooth
         self.normalization = normalization
         self.upsampling = upsampling
-        self.tokenGrid = tokenGrid
+        self.layerLayout = layerLayout
+        self.inputLayout = inputLayout
         self.scoreCAMBatchSize = scoreCAMBatchSize
     }
 }
@@ -49,6 +55,8 @@ public struct CAMResult: Sendable {
     public let classes: [Int]
     /// The model output for the (unaugmented) batch.
     public let logits: Tensor
+    /// Per target layer, the layout its tensor was read in.
+    public let layerLayouts: [LayerLayout]
 }
 
 /// Class activation maps of an ONNX image classifier at chosen layers, with pytorch-grad-cam's numbers.
@@ -68,10 +76,15 @@ public final class GradCAMHeatmapGenerator: Sendable {
     public let options: CAMOptions
     /// The model output the maps explain (its first unless another was chosen).
     public let outputName: String
+    /// How the model's input orders an image batch (`[N, C, H, W]` unless it is channels-last).
+    public let inputLayout: ImageLayout
+    /// Decides each layer's layout when ``CAMOptions/layerLayout`` does not.
+    public let layouts: LayerLayouts
     private let inputName: String
 
     /// - Parameters:
-    ///   - model: The classifier; its first input takes `[N, C, H, W]` images, its first output `[N, classes]`.
+    ///   - model: The classifier; its first input takes `[N, C, H, W]` images (`[N, H, W, C]` when
+    ///     it is channels-last), its first output `[N, classes]`.
     ///   - targetLayers: Layers by tensor name, node name or PyTorch module path (see ``LayerResolver``).
     ///   - useGuided: Multiply the map by guided backpropagation (Guided GradCAM).
     ///   - method: The CAM method.
@@ -95,6 +108,8 @@ public final class GradCAMHeatmapGenerator: Sendable {
         }
         inputName = input
         outputName = output ?? first
+        inputLayout = options.inputLayout ?? executor.imageLayout
+        layouts = LayerLayouts(model: model, inputLayout: inputLayout)
         self.useGuided = useGuided
         self.method = method
         self.options = options
@@ -108,18 +123,19 @@ public final class GradCAMHeatmapGenerator: Sendable {
         try self.init(model: model, targetLayers: [targetLayer], useGuided: useGuided, method: method, options: options, output: output)
     }
 
-    /// The heatmap of one image (`[C, H, W]` or `[1, C, H, W]`) for `targetClass`, or for the
-    /// predicted class: `[H, W]`, or `[H, W, 3]` with `useGuided`.
+    /// The heatmap of one image (`[C, H, W]` or `[1, C, H, W]`, channels last for a channels-last
+    /// model) for `targetClass`, or for the predicted class: `[H, W]`, or `[H, W, 3]` with `useGuided`.
     public func generate(_ input: Tensor, targetClass: Int? = nil) throws -> Tensor {
         let batch = input.rank == 3 ? try input.reshaped([1] + input.shape) : input
         guard batch.rank == 4, batch.shape[0] == 1 else {
-            throw OpError("generate takes one image shaped [C, H, W] or [1, C, H, W], got \(input.shape); use generateBatch")
+            throw OpError("generate takes one image shaped \(inputLayout == .nchw ? "[C, H, W] or [1, C, H, W]" : "[H, W, C] or [1, H, W, C]"), got \(input.shape); use generateBatch")
         }
         let maps = try generateBatch(batch, targetClasses: targetClass.map { [$0] })
         return maps[0]
     }
 
-    /// One heatmap per image of a `[N, C, H, W]` batch; `targetClasses` nil explains each prediction.
+    /// One heatmap per image of a batch (`[N, C, H, W]`, or `[N, H, W, C]` for a channels-last
+    /// model); `targetClasses` nil explains each prediction.
     public func generateBatch(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> [Tensor] {
         let result = try explain(inputs, targetClasses: targetClasses)
         var maps = result.heatmaps
@@ -130,25 +146,37 @@ public final class GradCAMHeatmapGenerator: Sendable {
         return try (0..<maps.shape[0]).map { try maps.sliced(axis: 0, $0..<$0 + 1).reshaped(Array(maps.shape.dropFirst())) }
     }
 
-    /// Heatmaps, raw layer maps, classes and logits for a `[N, C, H, W]` batch.
+    /// Heatmaps, raw layer maps, classes and logits for a batch in the model's ``inputLayout``.
     public func explain(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> CAMResult {
-        guard inputs.rank == 4 else { throw OpError("images must be [N, C, H, W], got \(inputs.shape)") }
+        guard inputs.rank == 4 else {
+            throw OpError("images must be \(inputLayout == .nchw ? "[N, C, H, W]" : "[N, H, W, C]"), got \(inputs.shape)")
+        }
         guard options.augSmooth else { return try explainOnce(inputs, targetClasses: targetClasses) }
         var sum: [Double]?
         var plain: CAMResult?
         for flip in [false, true] {
             for factor in [0.9, 1, 1.1] {
-                var augmented = flip ? try Self.flipped(inputs) : inputs
+                var augmented = flip ? try Self.flipped(inputs, axis: inputLayout.widthAxis) : inputs
                 if factor != 1 { augmented = try Self.scaled(augmented, by: factor) }
                 let result = try explainOnce(augmented, targetClasses: targetClasses)
                 if !flip && factor == 1 { plain = result }
-                let maps = try (flip ? Self.flipped(result.heatmaps) : result.heatmaps).doubles()
+                let maps = try (flip ? Self.flipped(result.heatmaps, axis: 2) : result.heatmaps).doubles()
                 sum = sum.map { zip($0, maps).map { $0 + $1 } } ?? maps
             }
         }
         guard let plain, let sum else { throw OpError("augmentation produced no maps") }
         let mean = try Tensor(shape: plain.heatmaps.shape, scalars: sum.map { Float($0 / 6) })
-        return CAMResult(heatmaps: mean, rawMaps: plain.rawMaps, classes: plain.classes, logits: plain.logits)
+        return CAMResult(
+            heatmaps: mean, rawMaps: plain.rawMaps, classes: plain.classes, logits: plain.logits, layerLayouts: plain.layerLayouts)
+    }
+
+    /// `x`, the value of `tensor` for the batch `inputs`, as `[N, C, h, w]` when it is a 4-D map
+    /// (read in ``CAMOptions/layerLayout`` when `tensor` is a target layer's); other ranks unchanged.
+    public func channelsFirstMap(_ x: Tensor, of tensor: String, inputs: Tensor) throws -> Tensor {
+        guard inputs.rank == 4 else { throw OpError("images must be a 4-D batch, got \(inputs.shape)") }
+        let layout = layers.contains { $0.tensor == tensor } ? options.layerLayout : nil
+        return try layouts.channelsFirstMap(
+            x, of: tensor, image: (inputs.shape[inputLayout.heightAxis], inputs.shape[inputLayout.widthAxis]), layout: layout)
     }
 
     /// Each image's highest-scoring class.
@@ -164,7 +192,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
         let result = try executor.gradients(
             [inputName: inputs], of: .logit(classes: targetClasses), output: outputName, wrt: [inputName], guided: true)
         guard let gradient = result.gradients[inputName] else { throw OpError("no input gradient") }
-        return try gradient.transposed([0, 2, 3, 1])
+        return inputLayout == .nhwc ? gradient : try gradient.transposed([0, 2, 3, 1])
     }
 
     /// Guided GradCAM: guided backpropagation `[N, H, W, C]` times the heatmaps `[N, H, W]`.
@@ -193,14 +221,15 @@ public final class GradCAMHeatmapGenerator: Sendable {
         }
         let scores = try logits.doubles()
         let classes = targetClasses ?? GradientTarget.argmax(scores, rows: logits.shape[0], width: logits.shape[1])
-        let (batch, height, width) = (inputs.shape[0], inputs.shape[2], inputs.shape[3])
+        let (batch, height, width) = (inputs.shape[0], inputs.shape[inputLayout.heightAxis], inputs.shape[inputLayout.widthAxis])
 
         var raws: [Tensor] = []
         var upsampled: [[Double]] = []
+        var layerLayouts: [LayerLayout] = []
         for layer in layers {
             guard let value = activations[layer.tensor] else { throw OpError("layer \(layer.request) was not computed") }
-            let a = try spatial(value, height: height, width: width, layer: layer)
-            let g = try gradients[layer.tensor].map { try spatial($0, height: height, width: width, layer: layer) }
+            let (a, g, layout) = try read(value, gradients[layer.tensor], layer: layer, height: height, width: width)
+            layerLayouts.append(layout)
             let (channels, h, w) = (a.shape[1], a.shape[2], a.shape[3])
             let positions = h * w
             let av = try a.doubles()
@@ -231,19 +260,21 @@ public final class GradCAMHeatmapGenerator: Sendable {
             for i in 0..<size { heatmaps[n * size + i] = Float(mean[i]) }
         }
         return CAMResult(
-            heatmaps: try Tensor(shape: [batch, height, width], scalars: heatmaps), rawMaps: raws, classes: classes, logits: logits)
+            heatmaps: try Tensor(shape: [batch, height, width], scalars: heatmaps), rawMaps: raws, classes: classes, logits: logits,
+            layerLayouts: layerLayouts)
     }
 
-    /// A layer's output as `[N, C, h, w]`: spatial maps pass through, tokens are laid on their grid.
-    private func spatial(_ x: Tensor, height: Int, width: Int, layer: ResolvedLayer) throws -> Tensor {
-        switch x.rank {
-        case 4: return x
-        case 3:
-            let grid = try options.tokenGrid ?? TokenGrid.infer(tokens: x.shape[1], inputHeight: height, inputWidth: width)
-            return try grid.spatial(x)
-        default:
-            throw OpError(
-                "layer '\(layer.request)' (tensor '\(layer.tensor)') has shape \(x.shape); CAM needs [N, C, h, w] maps or [N, tokens, C] tokens")
+    /// A layer's activations and gradients as `[N, C, h, w]` (channels-last maps transposed,
+    /// tokens laid on their grid), and the layout they were read in.
+    private func read(_ a: Tensor, _ g: Tensor?, layer: ResolvedLayer, height: Int, width: Int) throws -> (Tensor, Tensor?, LayerLayout) {
+        do {
+            let layout = try options.layerLayout ?? layouts.layout(of: layer.tensor, shape: a.shape, image: (height, width))
+            return (
+                try layout.channelsFirst(a, height: height, width: width), try g.map { try layout.channelsFirst($0, height: height, width: width) },
+                layout
+            )
+        } catch {
+            throw OpError("layer '\(layer.request)': \(error)")
         }
     }
 
@@ -251,7 +282,8 @@ public final class GradCAMHeatmapGenerator: Sendable {
     /// input masked by each channel (upsampled with aligned corners and scaled to [0, 1]).
     private func scoreWeights(_ inputs: Tensor, activations a: Tensor, classes: [Int]) throws -> [[Double]] {
         let (batch, channels, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
-        let (inputChannels, height, width) = (inputs.shape[1], inputs.shape[2], inputs.shape[3])
+        let layout = inputLayout
+        let (inputChannels, height, width) = (inputs.shape[layout.channelAxis], inputs.shape[layout.heightAxis], inputs.shape[layout.widthAxis])
         let av = try a.doubles()
         let image = try inputs.converted(to: .float32).scalars(as: Float.self)
         let imageSize = inputChannels * height * width
@@ -270,11 +302,12 @@ public final class GradCAMHeatmapGenerator: Sendable {
                     for c in 0..<inputChannels {
                         for p in 0..<height * width {
                             let mask = (up[p] - low) / (high - low + 1e-8)
-                            masked[j * imageSize + c * height * width + p] = image[n * imageSize + c * height * width + p] * Float(mask)
+                            let offset = layout == .nchw ? c * height * width + p : p * inputChannels + c
+                            masked[j * imageSize + offset] = image[n * imageSize + offset] * Float(mask)
                         }
                     }
                 }
-                let batchInput = try Tensor(shape: [count, inputChannels, height, width], scalars: masked).converted(to: inputs.dtype)
+                let batchInput = try Tensor(shape: [count] + inputs.shape.dropFirst(), scalars: masked).converted(to: inputs.dtype)
                 guard let output = try executor.run([inputName: batchInput], fetch: [outputName])[outputName] else {
                     throw OpError("the model produced no output")
                 }
@@ -297,13 +330,17 @@ public final class GradCAMHeatmapGenerator: Sendable {
         return shifted.map { $0 / (1e-7 + high) }
     }
 
-    /// The batch mirrored left to right (the last axis).
-    static func flipped(_ x: Tensor) throws -> Tensor {
-        let width = x.shape[x.rank - 1]
+    /// The batch mirrored left to right: reversed along `axis`, the width.
+    static func flipped(_ x: Tensor, axis: Int) throws -> Tensor {
+        let width = x.shape[axis]
+        let inner = x.shape[(axis + 1)...].reduce(1, *)
         let values = try x.converted(to: .float32).scalars(as: Float.self)
         var result = values
-        for row in 0..<(x.count / max(width, 1)) {
-            for i in 0..<width { result[row * width + i] = values[row * width + width - 1 - i] }
+        for row in 0..<(x.count / max(width * inner, 1)) {
+            for i in 0..<width {
+                let (to, from) = ((row * width + i) * inner, (row * width + width - 1 - i) * inner)
+                for k in 0..<inner { result[to + k] = values[from + k] }
+            }
         }
         return try Tensor(shape: x.shape, scalars: result).converted(to: x.dtype)
     }

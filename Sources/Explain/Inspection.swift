@@ -18,12 +18,16 @@ public struct ModelInspection {
         /// The tensor's shape at batch 1, when it could be computed.
         public let shape: [Int]?
         public let kind: Kind
+        /// How the tensor holds channels and positions, for maps and tokens.
+        public let layout: LayerLayout?
         /// Whether this is the layer we would pick first.
         public let recommended: Bool
 
         /// The name to pass to `gradcam --layer`.
         public var name: String { names[0] }
     }
+
+    typealias Kind = LayerCandidate.Kind
 
     public let model: Model
     /// Op types with how often each occurs, most frequent first.
@@ -39,8 +43,9 @@ public struct ModelInspection {
     /// Why shapes (and so a suggestion) are missing, when they are.
     public let shapeNote: String?
 
-    /// The layer to try first: the last spatial map of a CNN (at least 2×2), or the last
-    /// transformer block's token sequence; `nil` when no candidate qualifies.
+    /// The layer to try first: the last spatial map before the head pools it (at least 2×2, in
+    /// either layout), or the last transformer block's normalized tokens (what its attention
+    /// reads); `nil` when no candidate qualifies.
     public var suggested: LayerCandidate? { candidates.first { $0.recommended } }
 
     /// Inspects `model`.
@@ -84,50 +89,155 @@ public struct ModelInspection {
         var image: (height: Int, width: Int)?
         var probed: (height: Int, width: Int)?
         var note: String?
+        var layouts = LayerLayouts(model: model)
         if !unsupported.isEmpty {
             note = "shapes unavailable until the unsupported ops above are implemented"
         } else {
             do {
+                let executor = try Executor(model: model, registry: registry)
+                layouts = LayerLayouts(model: model, inputLayout: executor.imageLayout)
                 let everything = graph.nodes.flatMap(\.outputs).filter { !$0.isEmpty }
-                (shapes, image, probed) = try ModelInspection.shapesAtBatchOne(
-                    model, tensors: everything, registry: registry, imageSize: imageSize)
+                (shapes, image, probed) = try ModelInspection.shapesAtBatchOne(executor, tensors: everything, imageSize: imageSize)
             } catch {
                 note = "shapes unavailable: \(error)"
             }
         }
-        func kind(_ tensor: String) -> LayerCandidate.Kind {
-            shapes[tensor].map { ModelInspection.kind(of: $0, image: image) } ?? .unknown
+        var classified: [String: (Kind, LayerLayout?)] = [:]
+        func classify(_ tensor: String) -> (kind: Kind, layout: LayerLayout?) {
+            if let known = classified[tensor] { return known }
+            var result: (Kind, LayerLayout?) = (.unknown, nil)
+            if let shape = shapes[tensor] {
+                if shape.count == 3, shape[0] == 1, shape[1] > 1 {
+                    result = (.tokens, .tokens(nil))
+                } else if shape.count == 4 {
+                    let layout = image.map {
+                        LayerLayouts.layout(shape: shape, image: $0, graph: layouts.evidence(for: tensor), input: layouts.inputLayout)
+                    } ?? .nchw
+                    let kind = ModelInspection.kind(of: shape, layout: layout, image: image)
+                    result = (kind, kind == .convolutional ? (layout == .nhwc ? .channelsLast : .channelsFirst) : nil)
+                }
+            }
+            classified[tensor] = result
+            return result
         }
-        // In a CNN, the last spatial map before pooling is the classic GradCAM layer.
-        let hasTokens = blocks.contains { kind($0.tensor) == .tokens }
-        let pools: Set<String> = ["MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean"]
-        let finalMap = hasTokens ? nil : graph.nodes.indices.last { index in
-            !pools.contains(graph.nodes[index].opType) && graph.nodes[index].outputs.first.map { kind($0) == .convolutional } == true
-        }
-        if let finalMap, let tensor = graph.nodes[finalMap].outputs.first, !blocks.contains(where: { $0.tensor == tensor }) {
-            blocks.append((Array(ModuleScopes.paths(of: graph.nodes[finalMap]).suffix(1)), tensor))
-        }
+        func kind(_ tensor: String) -> Kind { classify(tensor).kind }
+        let constants = layouts.constants
         // Keep spatial and token outputs (everything when shapes are unknown); a norm1 counts only on tokens.
-        let kept = blocks.filter { block in
+        var kept = blocks.filter { block in
             guard !shapes.isEmpty else { return true }
             let k = kind(block.tensor)
             let isNorm = block.paths.contains { $0.hasSuffix(".norm1") || $0.hasSuffix(".ln_1") }
             return isNorm ? k == .tokens : k != .unknown
         }
-        // Recommend the final spatial map for CNNs, the last block's first norm for transformers.
+        func add(_ tensor: String) {
+            guard !kept.contains(where: { $0.tensor == tensor }), let index = producer[tensor] else { return }
+            kept.append((Array(ModuleScopes.paths(of: graph.nodes[index]).suffix(1)), tensor))
+        }
+        // Transformers: the last block's first norm by module path, else the tokens the last
+        // attention projects (the same tensor, found from the graph). CNNs and channels-last
+        // stages: the map the head pools, found from the graph.
         let tokens = kept.filter { kind($0.tensor) == .tokens }
-        let pick =
-            tokens.isEmpty
-            ? kept.last { kind($0.tensor) == .convolutional }?.tensor
-            : (tokens.last { $0.paths.contains { $0.hasSuffix(".norm1") || $0.hasSuffix(".ln_1") } } ?? tokens.last)?.tensor
+        var pick: String?
+        let head = graph.outputs.first.flatMap {
+            ModelInspection.headFeature(of: graph, output: $0.name, producer: producer, constants: constants, kind: kind)
+        }
+        func attentionInput() -> String? {
+            ModelInspection.lastAttentionInput(of: graph, producer: producer, constants: constants, rank: { shapes[$0]?.count }, kind: kind)
+        }
+        if !tokens.isEmpty {
+            // A class-token model's last block output gets no gradient at its patch tokens: never fall back to it first.
+            pick = tokens.last { $0.paths.contains { $0.hasSuffix(".norm1") || $0.hasSuffix(".ln_1") } }?.tensor ?? attentionInput() ?? tokens.last?.tensor
+        } else if let head, kind(head) == .tokens {
+            pick = attentionInput() ?? head
+        } else {
+            pick = head ?? kept.last { kind($0.tensor) == .convolutional }?.tensor
+        }
+        if let pick { add(pick) }
+        kept.sort { (producer[$0.tensor] ?? 0) < (producer[$1.tensor] ?? 0) }
         candidates = kept.map { block in
             LayerCandidate(
                 names: ModelInspection.names(for: block.tensor, paths: block.paths, resolver: resolver, graph: graph, producer: producer),
-                tensor: block.tensor, shape: shapes[block.tensor], kind: kind(block.tensor),
+                tensor: block.tensor, shape: shapes[block.tensor], kind: kind(block.tensor), layout: classify(block.tensor).layout,
                 recommended: block.tensor == pick)
         }
         probedImageSize = probed
         shapeNote = note
+    }
+
+    /// The feature the classifier head reads: going back from `output` through the graph's data
+    /// (not weights, not shape computations), the nearest map of at least 2×2 that is not a
+    /// pooling op's output or a transposed copy, or the nearest token sequence.
+    static func headFeature(
+        of graph: Graph, output: String, producer: [String: Int], constants: Set<String>, kind: (String) -> Kind
+    ) -> String? {
+        let pools: Set<String> = [
+            "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ReduceMean", "ReduceMax", "Transpose",
+        ]
+        var queue = [output]
+        var seen: Set<String> = [output]
+        var position = 0
+        while position < queue.count {
+            let tensor = queue[position]
+            position += 1
+            guard let index = producer[tensor] else { continue }
+            let node = graph.nodes[index]
+            switch kind(tensor) {
+            case .tokens: return tensor
+            case .convolutional where !pools.contains(node.opType): return tensor
+            default: break
+            }
+            guard node.opType != "Shape", node.opType != "Size" else { continue }
+            for input in node.inputs where !input.isEmpty && !constants.contains(input) && seen.insert(input).inserted {
+                queue.append(input)
+            }
+        }
+        return nil
+    }
+
+    /// The token sequence the last attention projects into queries, keys and values (a
+    /// transformer's last block's first norm): going back from the last attention Softmax (over
+    /// scores of rank 3 or more; a classifier's own Softmax is rank 2) or opset 23's Attention,
+    /// the first tokens a MatMul or Gemm multiplies by a constant matrix, directly or after a
+    /// reshape or transpose (torchvision's attention runs sequence-first).
+    static func lastAttentionInput(
+        of graph: Graph, producer: [String: Int], constants: Set<String>, rank: (String) -> Int?, kind: (String) -> Kind
+    ) -> String? {
+        let attention = graph.nodes.last { node in
+            node.opType == "Attention" || (node.opType == "Softmax" && (node.inputs.first.flatMap(rank) ?? 0) >= 3)
+        }
+        guard let attention else { return nil }
+        let relayouts: Set<String> = ["Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Cast"]
+        func tokens(before tensor: String) -> String? {
+            var current = tensor
+            for _ in graph.nodes.indices where kind(current) != .tokens {  // bounded: a malformed graph may loop
+                guard let index = producer[current], relayouts.contains(graph.nodes[index].opType),
+                    let input = graph.nodes[index].inputs.first
+                else { return nil }
+                current = input
+            }
+            return kind(current) == .tokens ? current : nil
+        }
+        var queue = attention.inputs.filter { !$0.isEmpty && !constants.contains($0) }
+        var seen = Set(queue)
+        var position = 0
+        while position < queue.count {
+            guard let index = producer[queue[position]] else {
+                position += 1
+                continue
+            }
+            position += 1
+            let node = graph.nodes[index]
+            if node.opType == "MatMul" || node.opType == "Gemm", node.inputs.count >= 2, constants.contains(node.inputs[1]),
+                let found = tokens(before: node.inputs[0])
+            {
+                return found
+            }
+            guard node.opType != "Shape", node.opType != "Size" else { continue }
+            for input in node.inputs where !input.isEmpty && !constants.contains(input) && seen.insert(input).inserted {
+                queue.append(input)
+            }
+        }
+        return nil
     }
 
     /// The names of `paths` that `gradcam --layer` resolves to `tensor`; else the producing
@@ -144,21 +254,14 @@ public struct ModelInspection {
         return [tensor]
     }
 
-    /// How a tensor of `shape` (at batch 1) reads as a CAM target: a `[1, C, h, w]` map with
-    /// `h, w ≥ 2` (a pooled `[1, C, 1, 1]` gives a constant heatmap), or a `[1, tokens, C]` sequence.
-    ///
-    /// With the input's `image` size known, a map larger than the image, or one that reads better
-    /// as channels-last `[1, h, w, C]` (a LayerNorm over channels, timm's Swin stages: its `h × w`
-    /// has the image's aspect ratio where `w × C` does not), is not a spatial map.
-    static func kind(of shape: [Int], image: (height: Int, width: Int)?) -> LayerCandidate.Kind {
+    /// How a tensor of `shape` (at batch 1) read in `layout` serves as a CAM target: a map of
+    /// `h, w ≥ 2` that fits in the input `image` (a pooled `[1, C, 1, 1]` gives a constant
+    /// heatmap), or a `[1, tokens, C]` sequence.
+    static func kind(of shape: [Int], layout: ImageLayout, image: (height: Int, width: Int)?) -> LayerCandidate.Kind {
         if shape.count == 3, shape[1] > 1 { return .tokens }
-        guard shape.count == 4, shape[2] >= 2, shape[3] >= 2 else { return .unknown }
+        guard let size = layout.spatialSize(of: shape), size.height >= 2, size.width >= 2 else { return .unknown }
         guard let image else { return .convolutional }
-        guard shape[2] <= image.height, shape[3] <= image.width else { return .unknown }
-        func aspectMismatch(_ height: Int, _ width: Int) -> Double {
-            abs(log(Double(height) * Double(image.width) / (Double(width) * Double(image.height))))
-        }
-        return aspectMismatch(shape[1], shape[2]) < aspectMismatch(shape[2], shape[3]) ? .unknown : .convolutional
+        return size.height <= image.height && size.width <= image.width ? .convolutional : .unknown
     }
 
     /// A module is a block when it is a numbered child of a container (`layer4.1`, `features.30`,
@@ -179,16 +282,18 @@ public struct ModelInspection {
     }
 
     /// Runs the model once on zeros at batch 1 and returns the shapes of `tensors`, the first
-    /// input's image size when it is `[N, C, H, W]`, and that size again when the model left it
-    /// free (free height and width take `imageSize`, else 224).
+    /// input's image size when it is a 4-D image batch (in either layout), and that size again
+    /// when the model left it free (free height and width take `imageSize`, else 224).
     static func shapesAtBatchOne(
-        _ model: Model, tensors: [String], registry: OpRegistry, imageSize: (height: Int, width: Int)?
+        _ executor: Executor, tensors: [String], imageSize: (height: Int, width: Int)?
     ) throws -> (shapes: [String: [Int]], image: (height: Int, width: Int)?, probed: (height: Int, width: Int)?) {
-        let executor = try Executor(model: model, registry: registry)
         var image: (height: Int, width: Int)?
         var probed: (height: Int, width: Int)?
+        let layout = executor.imageLayout
         if let dims = executor.inputs.first?.shape, dims.count == 4 {
-            let requested = (height: dims[2].fixedExtent ?? imageSize?.height ?? 224, width: dims[3].fixedExtent ?? imageSize?.width ?? 224)
+            let requested = (
+                height: dims[layout.heightAxis].fixedExtent ?? imageSize?.height ?? 224,
+                width: dims[layout.widthAxis].fixedExtent ?? imageSize?.width ?? 224)
             image = try executor.imageSize(requested: imageSize ?? requested)
             if executor.fixedImageSize == nil { probed = image }
         }
@@ -200,7 +305,9 @@ public struct ModelInspection {
             let shape = try dims.enumerated().map { axis, dim -> Int in
                 if let size = dim.fixedExtent { return size }
                 if axis == 0 { return 1 }
-                if position == 0, let image, axis >= 2 { return axis == 2 ? image.height : image.width }
+                if position == 0, let image, axis == layout.heightAxis || axis == layout.widthAxis {
+                    return axis == layout.heightAxis ? image.height : image.width
+                }
                 throw OpError("input '\(input.name)' has a free extent on axis \(axis)")
             }
             feeds[input.name] = try Tensor(zeros: dtype, shape: shape)

@@ -38,10 +38,14 @@ public final class Executor: Sendable {
 
     /// Validates `model`, builds an operator for every node with `registry`, and folds constants.
     ///
+    /// Throws ``KernelSelectionError`` first when `SHORTCUT_DETECT_KERNELS` names a kernel level
+    /// that does not exist or that this CPU cannot run: nothing runs on a level nobody asked for.
+    ///
     /// - Parameter foldConstants: Evaluate nodes whose inputs are all constant once, now (see
     ///   ``foldedTensors``, and ``constantFoldingLimit`` for the size limit); `false` runs them on
     ///   every run, as written (`Constant` nodes are always read at load).
     public init(model: Model, registry: OpRegistry = .standard, foldConstants: Bool = true) throws {
+        try Kernels.validateSelection()
         guard let opset = model.defaultOpset else { throw GraphError.missingOpset }
         let graph = model.graph
         var slots: [String: Int] = [:]
@@ -149,9 +153,14 @@ public final class Executor: Sendable {
     public var inputs: [ValueInfo] { model.graph.inputs }
     /// The graph's outputs.
     public var outputs: [ValueInfo] { model.graph.outputs }
-    /// The height and width of the first input when it is a `[N, C, H, W]` image with fixed `H` and `W`.
+    /// How the first input orders an image batch, read from its declared shape (see ``ImageLayout/declared(by:)``).
+    public var imageLayout: ImageLayout { ImageLayout.declared(by: inputs.first?.shape ?? []) }
+
+    /// The height and width of the first input when it is a 4-D image batch with fixed height and width.
     public var fixedImageSize: (height: Int, width: Int)? {
-        guard let dims = inputs.first?.shape, dims.count == 4, let height = dims[2].fixedExtent, let width = dims[3].fixedExtent
+        let layout = imageLayout
+        guard let dims = inputs.first?.shape, dims.count == 4, let height = dims[layout.heightAxis].fixedExtent,
+            let width = dims[layout.widthAxis].fixedExtent
         else { return nil }
         return (height, width)
     }
@@ -159,17 +168,20 @@ public final class Executor: Sendable {
     /// The image size to feed the first input: `requested` where the model leaves height and
     /// width free, else the size it fixes. Throws when `requested` contradicts a fixed axis, or
     /// when an axis is free and nothing was requested.
-    public func imageSize(requested: (height: Int, width: Int)?) throws -> (height: Int, width: Int) {
+    ///
+    /// - Parameter layout: How the input orders its axes; ``imageLayout`` when `nil`.
+    public func imageSize(requested: (height: Int, width: Int)?, layout: ImageLayout? = nil) throws -> (height: Int, width: Int) {
         guard let input = inputs.first else { throw GraphError.inputMismatch("the model has no inputs") }
+        let layout = layout ?? imageLayout
         let declared = "[" + (input.shape ?? []).map(\.description).joined(separator: ", ") + "]"
         let dims = input.shape ?? []
         guard dims.isEmpty || dims.count == 4 else {
-            throw GraphError.wrongInput(name: input.name, reason: "expects \(declared), not a [N, C, H, W] image batch")
+            throw GraphError.wrongInput(name: input.name, reason: "expects \(declared), not a 4-D image batch")
         }
         var size: [Int] = []
-        for (axis, name) in [(2, "height"), (3, "width")] {
+        for (axis, name) in [(layout.heightAxis, "height"), (layout.widthAxis, "width")] {
             let fixed = dims.isEmpty ? nil : dims[axis].fixedExtent
-            let wanted = requested.map { axis == 2 ? $0.height : $0.width }
+            let wanted = requested.map { name == "height" ? $0.height : $0.width }
             if let wanted, wanted < 1 { throw GraphError.wrongInput(name: input.name, reason: "an image \(name) of \(wanted) is empty") }
             if let fixed, let wanted, wanted != fixed {
                 throw GraphError.wrongInput(
@@ -373,5 +385,15 @@ public final class Executor: Sendable {
             previous = current
         }
         return previous[b.count]
+    }
+}
+
+extension ImageLayout {
+    /// The layout a declared input shape implies: channels-last when the last axis is fixed at 3
+    /// or 1 and the second is not (Keras's `[N, H, W, 3]`), channels-first otherwise.
+    public static func declared(by dims: [Dimension]) -> ImageLayout {
+        guard dims.count == 4, let last = dims[3].fixedExtent, last == 3 || last == 1 else { return .nchw }
+        if let second = dims[1].fixedExtent, second == 3 || second == 1 { return .nchw }
+        return .nhwc
     }
 }

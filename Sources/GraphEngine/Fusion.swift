@@ -210,12 +210,12 @@ struct GELUChain: Operator {
         let x = try inputs.required(0)
         // One-element constants of higher rank than `x` would broadcast it to more axes: the ops do that.
         let sameShape = ([inputs[1]] + constants).allSatisfy { ($0?.rank ?? 0) <= x.rank }
-        if x.dtype == .float32, VectorKernels.isAvailable, ops.count == 5, sameShape {
+        if x.dtype == .float32, let vector = Kernels.current.vector, ops.count == 5, sameShape {
             return [
                 try x.withUnsafeBuffer(as: Float.self) { xs in
                     try Tensor.build(Float.self, shape: x.shape, writesAll: true) { out in
                         guard let from = xs.baseAddress, let to = out.baseAddress else { return }
-                        VectorKernels.geluChain(from, into: to, count: xs.count, divisor: divisor, one: one, half: half)
+                        vector.geluChain(from, into: to, count: xs.count, divisor: divisor, one: one, half: half)
                     }
                 }
             ]

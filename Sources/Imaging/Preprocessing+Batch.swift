@@ -2,7 +2,8 @@ import Foundation
 import TensorCore
 
 extension Preprocessing {
-    /// Reads and preprocesses image files into one `[N, 3, H, W]` batch, decoding in parallel;
+    /// Reads and preprocesses image files into one `[N, 3, H, W]` batch (`[N, H, W, 3]` for a
+    /// channels-last ``layout``), decoding in parallel;
     /// also returns each image as the model saw it (resized and cropped), for overlays.
     public func batch(_ urls: [URL]) throws -> (tensor: Tensor, images: [RGBImage]) {
         let results = ConcurrentResults<(Tensor, RGBImage)>(count: urls.count)

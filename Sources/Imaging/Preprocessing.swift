@@ -32,11 +32,15 @@ public struct Preprocessing: Sendable, Equatable {
     /// The centre crop, height and width; `nil` skips the crop.
     public var crop: (height: Int, width: Int)?
     public var normalization: Normalization
+    /// How ``tensor(_:)`` orders the axes: `[3, H, W]` for `.nchw` models, `[H, W, 3]` for
+    /// channels-last ones (Keras); batches add `N` in front.
+    public var layout: ImageLayout
 
-    public init(resize: Int?, crop: (height: Int, width: Int)?, normalization: Normalization = .imagenet) {
+    public init(resize: Int?, crop: (height: Int, width: Int)?, normalization: Normalization = .imagenet, layout: ImageLayout = .nchw) {
         self.resize = resize
         self.crop = crop
         self.normalization = normalization
+        self.layout = layout
     }
 
     /// The usual evaluation transform for a model taking `height` x `width` inputs: resize the
@@ -101,7 +105,7 @@ public struct Preprocessing: Sendable, Equatable {
 
     public static func == (a: Preprocessing, b: Preprocessing) -> Bool {
         a.resize == b.resize && a.crop?.height == b.crop?.height && a.crop?.width == b.crop?.width
-            && a.normalization == b.normalization
+            && a.normalization == b.normalization && a.layout == b.layout
     }
 
     /// The image after resizing and cropping, still 8-bit: what an overlay is drawn on.
@@ -116,17 +120,19 @@ public struct Preprocessing: Sendable, Equatable {
         return result
     }
 
-    /// The `[3, H, W]` float32 tensor the model takes.
+    /// The float32 tensor the model takes: `[3, H, W]`, or `[H, W, 3]` when ``layout`` is `.nhwc`.
     public func tensor(_ image: RGBImage) throws -> Tensor {
         let prepared = try resizedAndCropped(image)
         let plane = prepared.width * prepared.height
-        return try Tensor.build(Float.self, shape: [3, prepared.height, prepared.width]) { out in
+        let shape = layout == .nchw ? [3, prepared.height, prepared.width] : [prepared.height, prepared.width, 3]
+        return try Tensor.build(Float.self, shape: shape) { out in
             for c in 0..<3 {
                 let mean = normalization.mean[c]
                 let std = normalization.std[c]
                 for p in 0..<plane {
                     // ToTensor divides by 255 in float32, then Normalize subtracts and divides.
-                    out[c * plane + p] = (Float(prepared.pixels[p * 3 + c]) / 255 - mean) / std
+                    let value = (Float(prepared.pixels[p * 3 + c]) / 255 - mean) / std
+                    out[layout == .nchw ? c * plane + p : p * 3 + c] = value
                 }
             }
         }

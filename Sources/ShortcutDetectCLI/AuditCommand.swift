@@ -26,8 +26,11 @@ struct AuditCommand: ParsableCommand {
     @Option(help: ArgumentHelp("CSV with file,group[,label] columns.", valueName: "CSV"))
     var groups: String
 
-    @Option(help: ArgumentHelp("Target layer (module path, node or tensor name).", valueName: "LAYER"))
-    var layer: String
+    @Option(help: ArgumentHelp("Target layer (module path, node or tensor name). Default: the layer `inspect` suggests.", valueName: "LAYER"))
+    var layer: String?
+
+    @Option(help: ArgumentHelp("How the layer holds channels: nchw, nhwc or tokens. Default: from the graph and the shape.", valueName: "LAYOUT"))
+    var layerLayout: LayerLayout?
 
     @Option(help: ArgumentHelp("Layer whose pooled output the embedding detectors read (default: --layer).", valueName: "LAYER"))
     var embedLayer: String?
@@ -92,7 +95,9 @@ struct AuditCommand: ParsableCommand {
         let batches = Auditor.batches(samples, batchSize: batchSize, part: part, of: parts)
 
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
-        let options = CAMOptions(normalization: maps == "raw" ? .none : .minMax)
+        let layer = try LayerChoice.layer(self.layer, model: loaded, size: preprocessing.size)
+        let options = CAMOptions(
+            normalization: maps == "raw" ? .none : .minMax, layerLayout: layerLayout, inputLayout: preprocessing.inputLayout)
         let generator = try GradCAMHeatmapGenerator(
             model: loaded, targetLayer: layer, method: method.camMethod ?? .gradCAM, options: options, output: outputName)
         let embedding = try LayerResolver(model: loaded).resolve(embedLayer ?? layer)
@@ -187,8 +192,11 @@ struct EmbedCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A folder of PNG and JPEG images.", valueName: "DIR"))
     var images: String
 
-    @Option(help: ArgumentHelp("Layer (module path, node or tensor name).", valueName: "LAYER"))
-    var layer: String
+    @Option(help: ArgumentHelp("Layer (module path, node or tensor name). Default: the layer `inspect` suggests.", valueName: "LAYER"))
+    var layer: String?
+
+    @Option(help: ArgumentHelp("How the layer holds channels: nchw, nhwc or tokens. Default: from the graph and the shape.", valueName: "LAYOUT"))
+    var layerLayout: LayerLayout?
 
     @OptionGroup var preprocessing: PreprocessingOptions
 
@@ -208,8 +216,9 @@ struct EmbedCommand: ParsableCommand {
     func run() throws {
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
         let executor = try Executor(model: loaded)
-        let tensor = try LayerResolver(model: loaded).resolve(layer).tensor
+        let tensor = try LayerResolver(model: loaded).resolve(LayerChoice.layer(layer, model: loaded, size: preprocessing.size)).tensor
         let prep = try preprocessing.make(for: executor)
+        let layouts = LayerLayouts(model: loaded, inputLayout: prep.layout)
         let folder = URL(fileURLWithPath: images)
         let names: [String]
         do { names = try FileIO.contentsOfFolder(folder) } catch let error as FileError {
@@ -224,7 +233,8 @@ struct EmbedCommand: ParsableCommand {
             let chunk = Array(files[start..<min(start + max(batchSize, 1), files.count)])
             let (batch, _) = try prep.batch(chunk.map { folder.appendingPathComponent($0) })
             guard let features = try executor.run([executor.inputs[0].name: batch], fetch: [tensor])[tensor] else { continue }
-            let pooled = try Embeddings.pooled(features)
+            let image = (prep.crop?.height ?? 0, prep.crop?.width ?? 0)
+            let pooled = try Embeddings.pooled(layouts.channelsFirstMap(features, of: tensor, image: image, layout: layerLayout))
             width = pooled.count / chunk.count
             rows += pooled
             progress.advance(by: chunk.count)

@@ -13,7 +13,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time forward passes, or GradCAM when --layer is given; prints one JSON line.",
-        discussion: "Fields: median_ms, min_ms, runs, threads, peak_rss_mb, load_ms (decoding the file and building the executor or generator) and decode_ms (its decoding part). The first run is a warm-up and not counted.")
+        discussion: "Fields: median_ms, min_ms, runs, threads, peak_rss_mb, load_ms (decoding the file and building the executor or generator), decode_ms (its decoding part), kernels (the kernel level: avx512, avx2 or portable; SHORTCUT_DETECT_KERNELS forces one) and blas_core (the core OpenBLAS chose, or null). The first run is a warm-up and not counted.")
 
     @Argument(help: "The .onnx model file.")
     var model: String
@@ -85,7 +85,8 @@ struct BenchCommand: ParsableCommand {
         #endif
         func fixed(_ x: Double) -> String { String(format: "%.3f", x) }
         defer { if profile { try? printProfile(URL(fileURLWithPath: model), images) } }
-        print("{\"median_ms\": \(fixed(median)), \"min_ms\": \(fixed(times[0])), \"runs\": \(times.count), \"threads\": \(threads), \"peak_rss_mb\": \(fixed(peak)), \"load_ms\": \(fixed(loadMilliseconds)), \"decode_ms\": \(fixed(Double(decoded.uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e6))}")
+        let blasCore = BLAS.coreName.map { "\"\($0)\"" } ?? "null"
+        print("{\"median_ms\": \(fixed(median)), \"min_ms\": \(fixed(times[0])), \"runs\": \(times.count), \"threads\": \(threads), \"peak_rss_mb\": \(fixed(peak)), \"load_ms\": \(fixed(loadMilliseconds)), \"decode_ms\": \(fixed(Double(decoded.uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e6)), \"kernels\": \"\(Kernels.current.level)\", \"blas_core\": \(blasCore)}")
     }
 
     /// Per op type: milliseconds, share and node count of one forward pass, slowest first.

@@ -9,7 +9,7 @@ struct CompareHeadsCommand: ParsableCommand {
         abstract: "Compare where the heads of a multi-output model look: Dice, IoU and cosine of their heatmaps.",
         discussion: """
             Each --head names a model output (`inspect` lists them). Every head's heatmap explains its own
-            prediction at --layer; each pair of heads is compared per image and on average: Dice and IoU of
+            prediction at --layer (default: the layer `inspect` suggests); each pair of heads is compared per image and on average: Dice and IoU of
             the maps thresholded at --threshold, and the cosine similarity of the maps (the reference's
             calculate_overlap). Does the model look at the same place to predict the disease as to
             predict the protected attribute?
@@ -21,10 +21,13 @@ struct CompareHeadsCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A model output to explain; give two or more.", valueName: "NAME"))
     var head: [String] = []
 
-    @Option(help: ArgumentHelp("Target layer (module path, node or tensor name).", valueName: "LAYER"))
-    var layer: String
+    @Option(help: ArgumentHelp("Target layer (module path, node or tensor name). Default: the layer `inspect` suggests.", valueName: "LAYER"))
+    var layer: String?
 
-    @Option(help: ArgumentHelp("Images as a float32 .npy of shape [N, C, H, W], already preprocessed.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("How the layer holds channels: nchw, nhwc or tokens. Default: from the graph and the shape.", valueName: "LAYOUT"))
+    var layerLayout: LayerLayout?
+
+    @Option(help: ArgumentHelp("Images as a float32 .npy of shape [N, C, H, W] ([N, H, W, C] for a channels-last model), already preprocessed.", valueName: "PATH"))
     var input: String?
 
     @Option(help: ArgumentHelp("An image file (PNG or JPEG); repeatable.", valueName: "PATH"))
@@ -58,8 +61,10 @@ struct CompareHeadsCommand: ParsableCommand {
 
     func run() throws {
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
+        let layer = try LayerChoice.layer(self.layer, model: loaded, size: preprocessing.size)
+        let options = CAMOptions(layerLayout: layerLayout, inputLayout: preprocessing.inputLayout)
         let generators = try head.map {
-            try GradCAMHeatmapGenerator(model: loaded, targetLayer: layer, method: method.camMethod ?? .gradCAM, output: $0)
+            try GradCAMHeatmapGenerator(model: loaded, targetLayer: layer, method: method.camMethod ?? .gradCAM, options: options, output: $0)
         }
         let (batch, names) = try inputs(generators[0].executor)
         let results = try generators.map { try $0.explain(batch) }
@@ -92,7 +97,7 @@ struct CompareHeadsCommand: ParsableCommand {
     private func inputs(_ executor: Executor) throws -> (Tensor, [String]) {
         if let input {
             let batch = try Tensor(npyAt: URL(fileURLWithPath: input))
-            guard batch.rank == 4 else { throw ValidationError("--input must be [N, C, H, W], got \(batch.shape)") }
+            guard batch.rank == 4 else { throw ValidationError("--input must be a 4-D batch of images, got \(batch.shape)") }
             return (batch, (0..<batch.shape[0]).map { "#\($0)" })
         }
         var files = image.map { URL(fileURLWithPath: $0) }

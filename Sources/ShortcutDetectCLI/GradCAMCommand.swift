@@ -12,21 +12,25 @@ struct GradCAMCommand: ParsableCommand {
             side, centre-crop to the model's input size, or to --size HxW where the model leaves it free,
             normalize) and OUT/<stem>.png gets the heatmap
             drawn over it (OUT/<stem>.npy with --save-npy, OUT/<stem>_panel.png with --panel).
-            With --input IN.npy (already preprocessed, [N, C, H, W]), --output HEAT.npy gets float32
+            With --input IN.npy (already preprocessed, [N, C, H, W], or [N, H, W, C] for a channels-last
+            model), --output HEAT.npy gets float32
             [N, H, W] heatmaps (guided-backprop and guided-gradcam write [N, H, W, 3]) and --raw the
             first layer's map before ReLU and scaling, [N, h, w].
+            Without --layer, the layer `inspect` suggests is explained (standard error names it).
+            Layers are read as [N, C, h, w] maps, [N, h, w, C] maps or [N, tokens, C] tokens as the
+            graph and the tensor's shape say; --layer-layout overrides.
             Methods: \(CAMMethodName.allCases.map(\.rawValue).joined(separator: ", ")).
             """)
 
     @Argument(help: "The .onnx model file.")
     var model: String
 
-    @Option(help: ArgumentHelp("Images as a float32 .npy of shape [N, C, H, W], already preprocessed.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Images as a float32 .npy of shape [N, C, H, W] ([N, H, W, C] for a channels-last model), already preprocessed.", valueName: "PATH"))
     var input: String?
 
     @OptionGroup var images: ImageOptions
 
-    @Option(help: ArgumentHelp("Target layer: module path (layer4, features.29, blocks[-1].norm1), node or tensor name. Repeat to average layers.", valueName: "LAYER"))
+    @Option(help: ArgumentHelp("Target layer: module path (layer4, features.29, blocks[-1].norm1), node or tensor name. Repeat to average layers. Default: the layer `inspect` suggests.", valueName: "LAYER"))
     var layer: [String] = []
 
     @Option(name: .customLong("class"), help: ArgumentHelp("Class to explain: one for all samples, or one per sample (comma-separated). Default: each sample's prediction.", valueName: "C"))
@@ -59,11 +63,14 @@ struct GradCAMCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Token layout for transformer layers, PREFIX:HxW (e.g. 1:14x14). Default: inferred.", valueName: "SPEC"))
     var tokenGrid: String?
 
+    @Option(help: ArgumentHelp("How the layers hold channels: nchw, nhwc or tokens. Default: from the graph and the shape.", valueName: "LAYOUT"))
+    var layerLayout: LayerLayout?
+
     @OptionGroup var resources: ResourceOptions
 
     func validate() throws {
-        if layer.isEmpty && method != .guidedBackprop {
-            throw ValidationError("--layer is required for \(method.rawValue)")
+        if tokenGrid != nil, let layerLayout, layerLayout != .tokens(nil) {
+            throw ValidationError("--token-grid lays out tokens; it does not go with --layer-layout \(layerLayout)")
         }
         let sources = [input != nil, !images.image.isEmpty, images.images != nil].filter { $0 }.count
         guard sources == 1 else { throw ValidationError("give exactly one of --input, --image or --images") }
@@ -78,10 +85,14 @@ struct GradCAMCommand: ParsableCommand {
 
     /// The heatmap generator these options describe.
     func makeGenerator(_ loaded: Model) throws -> GradCAMHeatmapGenerator {
-        var options = CAMOptions(eigenSmooth: eigenSmooth, augSmooth: augSmooth, normalization: normalization, upsampling: upsampling)
-        if let tokenGrid { options.tokenGrid = try FlagCheck.tokenGrid(tokenGrid) }
+        var options = CAMOptions(
+            eigenSmooth: eigenSmooth, augSmooth: augSmooth, normalization: normalization, upsampling: upsampling,
+            layerLayout: layerLayout, inputLayout: images.preprocessing.inputLayout)
+        if let tokenGrid { options.layerLayout = .tokens(try FlagCheck.tokenGrid(tokenGrid)) }
+        let layers = layer.isEmpty && method != .guidedBackprop
+            ? [try LayerChoice.layer(nil, model: loaded, size: images.preprocessing.size)] : layer
         return try GradCAMHeatmapGenerator(
-            model: loaded, targetLayers: layer.isEmpty ? [] : layer, method: method.camMethod ?? .gradCAM, options: options,
+            model: loaded, targetLayers: layers, method: method.camMethod ?? .gradCAM, options: options,
             allowNoLayers: method == .guidedBackprop, output: outputName)
     }
 
@@ -93,7 +104,7 @@ struct GradCAMCommand: ParsableCommand {
             return
         }
         let images = try Tensor(npyAt: URL(fileURLWithPath: input))
-        guard images.rank == 4 else { throw ValidationError("--input must be [N, C, H, W], got \(images.shape)") }
+        guard images.rank == 4 else { throw ValidationError("--input must be a 4-D batch of images, got \(images.shape)") }
         let classes = try parseClasses(count: images.shape[0])
 
         let heatmaps: Tensor

@@ -68,6 +68,9 @@ struct PreprocessingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Input size, N or HxW, where the model leaves height or width free (default: the size it fixes).", valueName: "HxW"))
     var size: ImageSize?
 
+    @Option(help: ArgumentHelp("How the model takes images: nchw or nhwc (default: from its declared input shape).", valueName: "LAYOUT"))
+    var inputLayout: ImageLayout?
+
     func validate() throws {
         for (flag, preprocessing) in [
             ("--resize \(resize ?? 0)", Preprocessing(resize: resize, crop: nil)),
@@ -93,10 +96,12 @@ struct PreprocessingOptions: ParsableArguments {
         }
         guard let normalization else { throw ValidationError("--preprocess must be imagenet, half or none, got '\(preprocess)'") }
         let size: (height: Int, width: Int)
-        do { size = try executor.imageSize(requested: self.size.map { ($0.height, $0.width) }) } catch {
+        let layout = inputLayout ?? executor.imageLayout
+        do { size = try executor.imageSize(requested: self.size.map { ($0.height, $0.width) }, layout: layout) } catch {
             throw ValidationError("\(error)\(self.size == nil ? "; give --size HxW" : "")")
         }
         var result = Preprocessing.evaluation(height: size.height, width: size.width, normalization: normalization)
+        result.layout = layout
         if let resize { result.resize = resize }
         try result.validate()
         return result

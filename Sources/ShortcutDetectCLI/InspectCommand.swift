@@ -54,11 +54,12 @@ struct InspectCommand: ParsableCommand {
         lines.append("unsupported ops: " + (report.unsupported.isEmpty ? "none" : MissingOperator.summary(report.unsupported)))
         let probe = report.probedImageSize.map { ", \($0.height)x\($0.width) input" } ?? ""
         lines.append("likely GradCAM layers (--layer name -> tensor, shape at batch 1\(probe)):")
-        if report.candidates.isEmpty { lines.append("  none found (no module scopes recorded by the exporter)") }
+        if report.candidates.isEmpty { lines.append("  none found") }
         for candidate in report.candidates {
             let shape = candidate.shape.map { "\($0)" } ?? "?"
             let mark = candidate.recommended ? "  <- suggested" : ""
-            lines.append("  \(candidate.names.joined(separator: " = ")) -> \(candidate.tensor) \(shape) [\(candidate.kind.rawValue)]\(mark)")
+            let layout = candidate.layout == .channelsLast ? ", nhwc" : ""
+            lines.append("  \(candidate.names.joined(separator: " = ")) -> \(candidate.tensor) \(shape) [\(candidate.kind.rawValue)\(layout)]\(mark)")
         }
         if let note = report.shapeNote { lines.append("  (\(note))") }
         if allTensors {

@@ -92,6 +92,27 @@ public enum BLAS {
         }
     }
 
+    /// The CPU core the BLAS chose its kernels for (`openblas_get_corename()`), or `nil` where the
+    /// library does not say (Accelerate).
+    public static let coreName: String? = {
+        #if canImport(Accelerate)
+        return nil
+        #else
+        return openblas_get_corename().map { String(cString: $0) }
+        #endif
+    }()
+
+    /// Whether the BLAS runs a generic core on a CPU that has AVX2: OpenBLAS did not recognize the
+    /// CPU (Debian's 0.3.21 falls back to its SSE3 "Prescott" kernels on Sapphire Rapids) and its
+    /// products run at a fraction of the machine's speed. On the AVX2 and AVX-512 levels every
+    /// float32 product runs on our kernels but matrix-vector products against weights too large to
+    /// keep packed, and those too where this is true; only the forced portable level (and float64)
+    /// still reaches such a BLAS.
+    public static let misidentifiesCPU: Bool = {
+        guard let core = coreName?.lowercased(), KernelLevel.avx2.isSupported else { return false }
+        return ["prescott", "generic", "core2", "nehalem", "katmai", "coppermine", "northwood", "banias"].contains(core)
+    }()
+
     /// Sets the threads matrix products (and every other kernel) use: ``Parallel/setWidth(_:)``.
     public static func setThreads(_ count: Int) { Parallel.setWidth(count) }
 

@@ -1,79 +1,95 @@
 import CKernels
-import Foundation
 
-/// Which of our CPU-specific kernels (the `CKernels` target) this process runs.
-public enum CPUKernels {
-    /// The AVX-512 kernels run: the CPU has AVX-512 and `SHORTCUT_DETECT_KERNELS=portable` is not
-    /// set. Otherwise every product goes through the BLAS and every element-wise loop stays in
-    /// Swift (the test script runs the suite both ways).
-    public static let avx512 =
-        sd_avx512_available() == 1 && ProcessInfo.processInfo.environment["SHORTCUT_DETECT_KERNELS"] != "portable"
-}
+/// Element-wise float32 kernels at one ``KernelLevel``'s vector width, for the transcendental
+/// functions and transforms whose Swift loops stay at SSE2's four lanes (the package builds for
+/// the baseline CPU). Loops are split over ``Parallel``'s threads unless said otherwise.
+public struct VectorKernels: @unchecked Sendable {
+    private let table: UnsafePointer<sd_kernels>
 
-/// Element-wise float32 kernels in AVX-512, for the transcendental functions whose Swift loops
-/// stay at SSE2's four lanes (the package builds for the baseline CPU).
-public enum VectorKernels {
-    /// Whether they run (``CPUKernels/avx512``); callers otherwise use their Swift loops.
-    public static var isAvailable: Bool { CPUKernels.avx512 }
+    init(_ table: UnsafePointer<sd_kernels>) { self.table = table }
 
     /// `y[i] = erf(x[i])`, the same rational approximation as the Swift kernel (error ≤ 4.1e-7).
-    public static func erf(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
-        map(x, y, count, sd_erf)
+    public func erf(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+        map(x, y, count, table.pointee.erf)
     }
 
     /// `y[i] = x[i] (1 + erf(x[i] / √2)) / 2`.
-    public static func gelu(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
-        map(x, y, count, sd_gelu)
+    public func gelu(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+        map(x, y, count, table.pointee.gelu)
     }
 
-    /// The softmax of each of `rows` contiguous rows of `extent` values, max-subtracted, rows
-    /// split over the kernel threads; `exp` within 2 ulp (Cephes' expf polynomial).
-    public static func softmax(
-        _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, extent: Int
-    ) {
+    /// The softmax of each of `rows` contiguous rows of `extent` values, max-subtracted; `exp`
+    /// within 2 ulp (Cephes' expf polynomial).
+    public func softmax(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, extent: Int) {
+        guard let kernel = table.pointee.softmax_rows else { return }
         Parallel.forEach(rows, grain: max(1, 8_192 / max(extent, 1))) { range in
-            sd_softmax_rows(x + range.lowerBound * extent, y + range.lowerBound * extent, range.count, extent)
+            kernel(x + range.lowerBound * extent, y + range.lowerBound * extent, range.count, extent)
         }
     }
 
     /// `y[i] = (x[i] · (erf(x[i] / divisor) + one)) · half`: the exporters' five-node GELU in one
     /// pass, each operation rounded as the separate nodes round it.
-    public static func geluChain(
+    public func geluChain(
         _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, divisor: Float, one: Float, half: Float
     ) {
+        guard let kernel = table.pointee.gelu_chain else { return }
         Parallel.forEach(count, grain: 65_536) { r in
-            sd_gelu_chain(x + r.lowerBound, y + r.lowerBound, r.count, divisor, one, half)
+            kernel(x + r.lowerBound, y + r.lowerBound, r.count, divisor, one, half)
         }
     }
 
     /// `out[i] = g[i] · erf′(x[i]) = g[i] · 2/√π · e^(−x[i]²)`.
-    public static func erfBackward(
+    public func erfBackward(
         _ x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int
     ) {
-        map(x, g, out, count, sd_erf_backward)
+        map(x, g, out, count, table.pointee.erf_backward)
     }
 
     /// `out[i] = g[i] · GELU′(x[i]) = g[i] · (Φ(x) + x φ(x))`.
-    public static func geluBackward(
+    public func geluBackward(
         _ x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int
     ) {
-        map(x, g, out, count, sd_gelu_backward)
+        map(x, g, out, count, table.pointee.gelu_backward)
     }
 
-    private static func map(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
-        _ kernel: (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void
+    /// Winograd F(2×2, 3×3)'s input transform of `count` tiles in tile row `ty` from tile column
+    /// `tx` of one channel plane (`height × width`, zero outside): `(Bᵀ d B)[ξ][ν]` of each tile to
+    /// `v[(4ξ + ν) · plane + t]` for tile `t` of the run. On the calling thread.
+    public func winogradInput(
+        _ image: UnsafePointer<Float>, height: Int, width: Int, padTop: Int, padLeft: Int, ty: Int, tx: Int, count: Int,
+        into v: UnsafeMutablePointer<Float>, plane: Int
     ) {
+        table.pointee.winograd_input?(
+            image, Int32(height), Int32(width), Int32(padTop), Int32(padLeft), Int32(ty), Int32(tx), Int32(count), v, plane)
+    }
+
+    /// Winograd's output transform of `count` tiles (tile `t`'s 16 points at `m[point · plane + t]`)
+    /// into the 2×2 blocks of one output plane at tile row `ty` from tile column `tx`, plus `bias`,
+    /// then `max(0, ·)` when `relu` (NaN kept). On the calling thread.
+    public func winogradOutput(
+        _ m: UnsafePointer<Float>, plane: Int, count: Int, into map: UnsafeMutablePointer<Float>, height: Int, width: Int,
+        ty: Int, tx: Int, bias: Float, relu: Bool
+    ) {
+        table.pointee.winograd_output?(
+            m, plane, Int32(count), map, Int32(height), Int32(width), Int32(ty), Int32(tx), bias, relu ? 1 : 0)
+    }
+
+    private func map(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
+        _ kernel: (@convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void)?
+    ) {
+        guard let kernel else { return }
         Parallel.forEach(count, grain: 65_536) { range in
             kernel(x + range.lowerBound, y + range.lowerBound, range.count)
         }
     }
 
     /// ``map(_:_:_:_:)`` for kernels of two inputs.
-    private static func map(
+    private func map(
         _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ count: Int,
-        _ kernel: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void
+        _ kernel: (@convention(c) (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void)?
     ) {
+        guard let kernel else { return }
         Parallel.forEach(count, grain: 65_536) { range in
             kernel(x + range.lowerBound, g + range.lowerBound, out + range.lowerBound, range.count)
         }

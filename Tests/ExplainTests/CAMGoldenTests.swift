@@ -6,8 +6,9 @@ import TensorCore
 import TestSupport
 import Testing
 
-/// Every CAM method on every export of the ResNet-, VGG- and ViT-style fixtures against
-/// pytorch-grad-cam 1.5.7 on the PyTorch model the export came from.
+/// Every CAM method on every export of the ResNet-, VGG-, ViT- and Swin-style fixtures against
+/// pytorch-grad-cam 1.5.7 on the PyTorch model the export came from. The layer's layout
+/// (channels-first, Swin's channels-last, tokens) is inferred, never given.
 @Suite struct CAMGoldenTests {
     /// Heatmaps live in [0, 1), so this is absolute. Activations and gradients agree with
     /// PyTorch to ~1e-6 relative and min-max scaling can amplify that; the worst pixel measured
@@ -44,6 +45,7 @@ import Testing
             let generator = try GradCAMHeatmapGenerator(model: model, targetLayer: export.entry.layer, method: method)
             let result = try generator.explain(input, targetClasses: export.entry.classes)
             let label = "\(export.fixture) \(method.rawValue)"
+            #expect(result.layerLayouts.map(\.description) == [export.entry.layer_layout], "\(label)")
             if let signs = golden.svd_max_abs_entry_positive {
                 // The singular vector's sign is arbitrary: raw maps match up to sign, heatmaps where the conventions agree.
                 try checkUpToSign(result.rawMaps[0], try #require(golden.raw), label)

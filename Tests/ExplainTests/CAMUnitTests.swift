@@ -73,7 +73,7 @@ import Testing
         let model = try Model(contentsOf: Fixtures.url("models/resnet_basic_ts17.onnx"))
         let input = try Tensor(npyAt: Fixtures.url("models/inputs/resnet_basic.npy"))
         let text = errorText { try GradCAMHeatmapGenerator(model: model, targetLayer: "fc").explain(input) }
-        #expect(text.contains("has shape [2, 10]; CAM needs [N, C, h, w] maps or [N, tokens, C] tokens"))
+        #expect(text.contains("layer 'fc': tensor 'logits' has shape [2, 10]; CAM needs [N, C, h, w] or [N, h, w, C] maps or [N, tokens, C] tokens"))
         #expect(errorText { try GradCAMHeatmapGenerator(model: model, targetLayer: "layer4").explain(try input.sliced(axis: 1, 0..<1)) }.contains("input"))
     }
 }

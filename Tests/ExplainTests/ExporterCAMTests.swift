@@ -39,15 +39,12 @@ import Testing
     }
 }
 
-/// Checks that need more than ops: they wait for issue 11's layer-suggestion and channels-last
-/// work and run only with `SHORTCUT_DETECT_PENDING_TESTS=1` (the lead enables them by deleting
-/// the trait once they pass). What each waits for:
-/// - `suggestedLayerWorks`: `inspect` suggests nothing for these graphs (no PyTorch module
-///   scopes) and cannot compute shapes for dynamic H and W; item 5 wants a usable suggestion.
+/// Checks that needed more than ops (issue 11's layer-suggestion and channels-last work):
+/// - `suggestedLayerWorks`: these graphs have no PyTorch module scopes and leave H and W
+///   free; `inspect` suggests the map the head pools, named so `--layer` accepts it.
 /// - `channelsLastGradCAM`: tf2onnx keeps Keras's NHWC input and NHWC feature maps; GradCAM
-///   takes axis 1 as channels.
-@Suite(.enabled(if: ProcessInfo.processInfo.environment["SHORTCUT_DETECT_PENDING_TESTS"] == "1"))
-struct PendingExporterTests {
+///   reads both channels-last, inferred from the graph.
+@Suite struct PendingExporterTests {
     /// Mirrors ExporterFixtureTests.pendingOps (a separate test target).
     static let pendingOps: Set<String> = ["ConvTranspose", "HardSigmoid", "HardSwish", "Pad", "Resize"]
 
@@ -88,6 +85,7 @@ struct PendingExporterTests {
         let result = try GradCAMHeatmapGenerator(model: model, targetLayer: entry.cam.layer)
             .explain(input, targetClasses: entry.cam.classes)
         let expected = try Tensor(npyAt: Fixtures.url("exporters/\(entry.cam.raw)"))
+        #expect(result.layerLayouts == [.channelsLast])
         let comparison = try TensorComparison(result.rawMaps[0].converted(to: .float32), expected)
         #expect(comparison.sameShape && comparison.relativeToLargest <= ExporterCAMTests.rawTolerance, "\(entry.name): \(comparison)")
         try Self.expectUsableHeatmaps(result.heatmaps, input: input, layout: entry.input_layout, entry.name)

@@ -19,7 +19,7 @@ extension CAMExport: CustomTestStringConvertible {
     /// leaves ~10x headroom.
     static let tolerance = 1e-5
 
-    @Test func manifestIsPresent() { #expect((CAMManifest.committed?.models.count ?? 0) == 4) }
+    @Test func manifestIsPresent() { #expect((CAMManifest.committed?.models.count ?? 0) == 5) }
 
     @Test(arguments: CAMManifest.exports)
     func matchesPyTorchAutograd(_ export: CAMExport) throws {

@@ -64,7 +64,8 @@ import Testing
 
     @Test(arguments: [1, 2])
     func fusedLinearBiasAndGELUEqualTheNodesRunApart(_ batch: Int) throws {
-        // 13 rows (BLAS, the bias added after) and 26 (the packed product, the bias in its stores).
+        // 13 rows (B read in place, or by BLAS on the portable level; the bias added after) and 26
+        // (B packed once, the bias in the product's stores).
         let executor = try mlpHalf()
         let x = try signed([batch, 13, 30], seed: 42)
         let kinds = Set(try executor.profile(["x": x]).map(\.opType))
@@ -179,7 +180,7 @@ import Testing
         // erff. Over 40,001 points of [-6, 6] it must stay within 5e-7 of double-precision erf:
         // its measured worst case is 4.1e-7 (about 7 float ulps near ±1); a wrong coefficient
         // shows up as 1e-4 or worse.
-        // A NaN last (the AVX-512 kernel's masked tail) must come out NaN.
+        // A NaN last (the vector kernels' masked tail) must come out NaN.
         let points = (0...40_000).map { Float(-6 + 12 * Double($0) / 40_000) } + [.nan]
         let executor = try Executor(model: makeModel(
             [Node(opType: "Erf", inputs: ["x"], outputs: ["y"])], inputs: [ValueInfo(name: "x", shape: [.fixed(points.count)])],

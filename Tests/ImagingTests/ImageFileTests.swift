@@ -101,6 +101,15 @@ import Testing
             let ours = try preprocessing.tensor(image)
             let comparison = try TensorComparison(ours, golden)
             #expect(comparison.sameShape && comparison.maxAbsoluteDifference == 0, "\(testCase.file): \(comparison)")
+            // For channels-last (Keras) models: the same values as [H, W, 3].
+            var channelsLast = preprocessing
+            channelsLast.layout = .nhwc
+            let planes = try golden.scalars(as: Float.self)
+            let (height, width) = (golden.shape[1], golden.shape[2])
+            let interleaved = (0..<height * width).flatMap { p in (0..<3).map { planes[$0 * height * width + p] } }
+            let nhwc = try channelsLast.tensor(image)
+            #expect(nhwc.shape == [height, width, 3])
+            #expect(try nhwc.scalars(as: Float.self) == interleaved, "\(testCase.file) nhwc")
         }
     }
 }

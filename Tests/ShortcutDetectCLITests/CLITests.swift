@@ -12,13 +12,14 @@ import Testing
         let stderr: String
     }
 
-    /// Runs the binary built beside this test bundle.
-    func cli(_ arguments: [String]) throws -> Outcome {
+    /// Runs the binary built beside this test bundle, with `environment` added to this process's.
+    func cli(_ arguments: [String], environment: [String: String] = [:]) throws -> Outcome {
         let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let binary = folder.appendingPathComponent("shortcut-detect")
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -145,8 +146,10 @@ import Testing
         #expect(unknown.status != 0 && unknown.stderr.contains("no layer named 'layer9'") && unknown.stderr.contains("layer4"))
         let method = try cli(["gradcam", model, "--input", input, "--layer", "layer4", "--method", "fullgrad", "--output", heat])
         #expect(method.status != 0 && method.stderr.contains("fullgrad"))
-        let noLayer = try cli(["gradcam", model, "--input", input, "--output", heat])
-        #expect(noLayer.status != 0 && noLayer.stderr.contains("--layer is required"))
+        let flat = try Fixtures.temporaryDirectory().appendingPathComponent("flat.onnx")
+        try ONNXBuilder(nodes: [.init("Relu", ["x"], ["y"])], inputs: [.init("x", dims: [1, 3])], outputs: [.init("y", dims: [1, 3])]).write(to: flat)
+        let noLayer = try cli(["gradcam", flat.path, "--input", input, "--output", heat])
+        #expect(noLayer.status != 0 && noLayer.stderr.contains("no --layer given and `inspect` has no layer to suggest; give --layer"), "\(noLayer.stderr)")
         let classes = try cli(["gradcam", model, "--input", input, "--layer", "layer4", "--class", "1,2,3", "--output", heat])
         #expect(classes.status != 0 && classes.stderr.contains("3 classes for 2 samples"))
         let range = try cli(["gradcam", model, "--input", input, "--layer", "layer4", "--class", "10", "--output", heat])
@@ -197,5 +200,28 @@ import Testing
         #expect(preset.status != 0 && preset.stderr.contains("--preprocess must be imagenet, half or none"))
         let both = try cli(["gradcam", model, "--input", input, "--image", "x.png", "--layer", "layer4", "--out", out.path])
         #expect(both.status != 0 && both.stderr.contains("exactly one of --input, --image or --images"))
+    }
+
+    @Test(arguments: KernelLevel.supported)
+    func benchNamesTheKernelLevelItRan(_ level: KernelLevel) throws {
+        let result = try cli(["bench", model, "--input", input, "--runs", "1"], environment: ["SHORTCUT_DETECT_KERNELS": level.rawValue])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("\"kernels\": \"\(level)\""), "\(result.stdout)")
+        #expect(result.stdout.contains("\"blas_core\": "))
+    }
+
+    @Test func aKernelLevelThatDoesNotExistIsAnError() throws {
+        let out = try Fixtures.temporaryDirectory().appendingPathComponent("logits.npy").path
+        let result = try cli(["run", model, "--input", input, "--output", out], environment: ["SHORTCUT_DETECT_KERNELS": "avx3"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("SHORTCUT_DETECT_KERNELS=avx3 is not a kernel level: use avx512, avx2 or portable"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
+    @Test(.enabled(if: !KernelLevel.avx512.isSupported, "this CPU runs every level"))
+    func aKernelLevelThisCPULacksIsAnError() throws {
+        let result = try cli(["bench", model, "--input", input, "--runs", "1"], environment: ["SHORTCUT_DETECT_KERNELS": "avx512"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("this CPU does not run the avx512 kernels"), "\(result.stderr)")
     }
 }

@@ -24,6 +24,8 @@ public struct CAMManifest: Decodable, Sendable {
         public let layers_two: [String]
         public let prefix_tokens: Int?
         public let grid: [Int]?
+        /// How pytorch-grad-cam's reshape transform read the layer: `nchw`, `nhwc` or `tokens`.
+        public let layer_layout: String
         public let classes: [Int]
         public let methods: [String: Method]
         public let variants: [String: Variant]

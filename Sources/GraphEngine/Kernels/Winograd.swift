@@ -1,4 +1,3 @@
-import CKernels
 import Foundation
 import TensorCore
 
@@ -20,11 +19,11 @@ struct WinogradConvolution {
     let tilesHigh, tilesWide: Int
 
     /// Maps with fewer tiles than this make the 16 products too narrow to beat im2col's one wide
-    /// product. With the filters packed once (``PackedGEMM``), 16 tiles (a 7×7 map) still pay:
+    /// product. With the filters packed once (the kernel table's products), 16 tiles (a 7×7 map) still pay:
     /// ResNet-18 at batch 1 runs about 10% faster than with 64, ResNet-50 about 5%. With BLAS,
     /// which repacks the filters on every call, only 64 and up pay. Counted per sample, so a
     /// sample's result never depends on the batch it came in.
-    static var minimumTiles: Int { PackedGEMM.isAvailable ? 16 : 64 }
+    static var minimumTiles: Int { Kernels.current.gemm != nil ? 16 : 64 }
 
     /// The Winograd plan for a convolution plan, or `nil` where it does not apply or would not pay.
     init?(_ p: Conv.Plan) {
@@ -57,8 +56,8 @@ struct WinogradConvolution {
                         for point in points {
                             let (b, c) = (v + point * channels * count, m + point * filters * count)
                             switch u {
-                            case .packed(let panels):
-                                PackedGEMM.multiply(
+                            case .packed(let gemm, let panels):
+                                gemm.multiply(
                                     m: filters, n: count, k: channels, a: .packed(panels[point]),
                                     b: .rowMajor(b, stride: count), c: c, ldc: count, threaded: false)
                             case .transformed(let tensor):
@@ -75,14 +74,14 @@ struct WinogradConvolution {
         }
     }
 
-    /// The filters of `weights` in Winograd's domain, packed for ``PackedGEMM`` where it runs.
+    /// The filters of `weights` in Winograd's domain, packed for the kernel table's products where it has them.
     func filters(_ weights: Tensor) throws -> WinogradFilters {
         let u = try transformFilters(weights)
-        guard PackedGEMM.isAvailable else { return .transformed(u) }
+        guard let gemm = Kernels.current.gemm else { return .transformed(u) }
         let base = u.storage.base.assumingMemoryBound(to: Float.self)
         return try withExtendedLifetime(u) {
-            .packed(try (0..<16).map { point in
-                try PackedGEMM.pack(left: base + point * filters * channels, rows: filters, depth: channels, rowStride: channels)
+            .packed(gemm, try (0..<16).map { point in
+                try gemm.pack(left: base + point * filters * channels, rows: filters, depth: channels, rowStride: channels)
             })
         }
     }
@@ -158,14 +157,15 @@ struct WinogradConvolution {
     ) {
         let plane = channels * stride
         let (height, width, channels, padTop, padLeft) = (height, width, channels, padTop, padLeft)
+        let vector = Kernels.current.vector
         Parallel.forEach(channels, grain: max(1, 4_096 / max(tiles.count, 1))) { channelRange in
             for c in channelRange {
                 forEachTileRun(tiles) { firstColumn, n, ty, firstTx, count in
                     let source = input + (n * channels + c) * height * width
-                    if VectorKernels.isAvailable {  // sixteen tiles per vector, the same arithmetic
-                        sd_winograd_input(
-                            source, Int32(height), Int32(width), Int32(padTop), Int32(padLeft), Int32(ty), Int32(firstTx),
-                            Int32(count), v + c * stride + firstColumn, plane)
+                    if let vector {  // eight or sixteen tiles per vector, the same arithmetic
+                        vector.winogradInput(
+                            source, height: height, width: width, padTop: padTop, padLeft: padLeft, ty: ty, tx: firstTx,
+                            count: count, into: v + c * stride + firstColumn, plane: plane)
                         return
                     }
                     let top = 2 * ty - padTop
@@ -229,6 +229,7 @@ struct WinogradConvolution {
         let relu = activation == .relu
         let other = relu ? nil : activation
         let (filters, outputHeight, outputWidth) = (filters, outputHeight, outputWidth)
+        let vector = Kernels.current.vector
         Parallel.forEach(filters, grain: max(1, 4_096 / max(tiles.count, 1))) { filterRange in
             for f in filterRange {
                 let offset = bias?[f] ?? 0
@@ -243,10 +244,10 @@ struct WinogradConvolution {
                             }
                         }
                     }
-                    if VectorKernels.isAvailable {
-                        sd_winograd_output(
-                            m + f * stride + firstColumn, plane, Int32(count), map, Int32(outputHeight),
-                            Int32(outputWidth), Int32(ty), Int32(firstTx), offset, relu ? 1 : 0)
+                    if let vector {
+                        vector.winogradOutput(
+                            m + f * stride + firstColumn, plane: plane, count: count, into: map, height: outputHeight,
+                            width: outputWidth, ty: ty, tx: firstTx, bias: offset, relu: relu)
                         return
                     }
                     var done = 0
@@ -326,8 +327,8 @@ private struct Quad {
 }
 
 /// A Conv node's filters in Winograd's domain: the `[16, F, C]` tensor for BLAS, or the 16
-/// products' left operands packed for ``PackedGEMM``.
+/// products' left operands packed for the kernel table's products.
 enum WinogradFilters {
     case transformed(Tensor)
-    case packed([PackedMatrix])
+    case packed(PackedGEMM, [PackedMatrix])
 }

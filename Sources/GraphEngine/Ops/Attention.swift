@@ -253,16 +253,17 @@ extension Attention: DifferentiableOperator {
                                 let t = capped[row + j] / softcap
                                 d *= 1 - t * t
                             }
-                            dScores[row + j] = d
+                            // The √scale of ∂Q = √s ∂S K̃ and ∂K += √s ∂Sᵀ Q̃, taken here once.
+                            dScores[row + j] = d * p.rootScale
                         }
                     }
-                    // Scores are Q̃ K̃ᵀ: ∂Q̃ = ∂S K̃, ∂K̃ += ∂Sᵀ Q̃; the √scale factors come at the end.
+                    // Scores are Q̃ K̃ᵀ: ∂Q̃ = ∂S K̃, ∂K̃ += ∂Sᵀ Q̃.
                     Float.gemm(
-                        transposeA: false, transposeB: false, m: p.queries, n: p.depth, k: p.keys, alpha: p.rootScale,
+                        transposeA: false, transposeB: false, m: p.queries, n: p.depth, k: p.keys, alpha: 1,
                         a: dScores, lda: p.keys, b: pk + p.kOffset(b, h), ldb: p.depth, beta: 0,
                         c: pdq + p.qOffset(b, h), ldc: p.depth)
                     Float.gemm(
-                        transposeA: true, transposeB: false, m: p.keys, n: p.depth, k: p.queries, alpha: p.rootScale,
+                        transposeA: true, transposeB: false, m: p.keys, n: p.depth, k: p.queries, alpha: 1,
                         a: dScores, lda: p.keys, b: pq + p.qOffset(b, h), ldb: p.depth, beta: 1,
                         c: pdk + p.kOffset(b, h), ldc: p.depth)
                 }

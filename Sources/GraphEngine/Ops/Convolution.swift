@@ -1,7 +1,7 @@
 import ONNXModel
 import TensorCore
 
-// Convolution over 1 to 3 spatial axes: im2col in tiles, then one BLAS product per tile.
+// Convolution over 1 to 3 spatial axes: im2col in tiles, then one product per tile (Winograd for 3×3, stride 1).
 
 extension OpRegistry {
     mutating func registerConvolution() {
@@ -123,7 +123,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     var activation: Activation?
     /// The weights in Winograd's domain, for 3×3 stride-1 layers (shared by fused copies).
     let winogradCache = WeightCache<WinogradFilters>()
-    /// The weights as ``PackedGEMM``'s left operand, for the other float32 layers of one group.
+    /// The weights as the kernel table's packed left operand, for the other float32 layers of one group.
     let packedCache = WeightCache<PackedMatrix>()
 
     init(_ context: OpContext) throws {
@@ -178,13 +178,15 @@ struct Conv: DifferentiableOperator, ActivationFusing {
         // 3×3, stride-1 float32 convolutions go through Winograd's transform domain.
         let winograd = x.dtype == .float32 ? WinogradConvolution(p) : nil
         let winogradFilters = try winograd.map { plan in try winogradCache.value(for: w) { try plan.filters(w) } }
-        let packed =
-            winograd == nil && x.dtype == .float32 && p.groups == 1 && PackedGEMM.isAvailable
-            ? try packedCache.value(for: w) {
-                try PackedGEMM.pack(
+        let gemm = winograd == nil && x.dtype == .float32 && p.groups == 1 ? Kernels.current.gemm : nil
+        let packed: PackedWeights? = try gemm.map { gemm in
+            let matrix = try packedCache.value(for: w) {
+                try gemm.pack(
                     left: w.storage.base.assumingMemoryBound(to: Float.self), rows: p.filters, depth: p.patch,
                     rowStride: p.patch)
-            } : nil
+            }
+            return (gemm, matrix)
+        }
         func run<T: GEMMScalar>(_ type: T.Type) throws {
             let px = x.storage.base.assumingMemoryBound(to: T.self)
             let pw = w.storage.base.assumingMemoryBound(to: T.self)
@@ -208,8 +210,8 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 _ c: UnsafeMutablePointer<T>, bias: UnsafePointer<T>?
             ) {
                 if let packed {
-                    PackedGEMM.multiply(
-                        m: p.filtersPerGroup, n: count, k: depth, a: .packed(packed), b: .rowMajor(asFloat(b), stride: ldb),
+                    packed.gemm.multiply(
+                        m: p.filtersPerGroup, n: count, k: depth, a: .packed(packed.matrix), b: .rowMajor(asFloat(b), stride: ldb),
                         c: asMutableFloat(c), ldc: p.outputSize, rowBias: bias.map(asFloat), relu: activation == .relu)
                     // The kernel stores with ReLU only; other activations follow on the block it wrote.
                     if let activation, activation != .relu {
@@ -270,7 +272,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     /// with the bias and activation.
     private func forwardMerged<T: GEMMScalar>(
         _ p: Plan, _ px: UnsafePointer<T>, _ pw: UnsafePointer<T>, _ pb: UnsafePointer<T>?,
-        _ py: UnsafeMutablePointer<T>, packed: PackedMatrix?
+        _ py: UnsafeMutablePointer<T>, packed: PackedWeights?
     ) throws {
         let total = p.batch * p.outputSize
         let tile = max(16, min(total, (1 << 21) / max(p.patch, 1)))
@@ -285,7 +287,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     /// `product` for `[filters, tile]`.
     private func mergedTiles<T: GEMMScalar>(
         _ p: Plan, _ px: UnsafePointer<T>, _ pw: UnsafePointer<T>, _ pb: UnsafePointer<T>?,
-        _ py: UnsafeMutablePointer<T>, packed: PackedMatrix?, tile: Int, columns: UnsafeMutablePointer<T>,
+        _ py: UnsafeMutablePointer<T>, packed: PackedWeights?, tile: Int, columns: UnsafeMutablePointer<T>,
         product: UnsafeMutablePointer<T>
     ) {
         let total = p.batch * p.outputSize
@@ -311,8 +313,8 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 }
             }
             if let packed {
-                PackedGEMM.multiply(
-                    m: p.filters, n: count, k: p.patch, a: .packed(packed), b: .rowMajor(asFloat(UnsafePointer(columns)), stride: count),
+                packed.gemm.multiply(
+                    m: p.filters, n: count, k: p.patch, a: .packed(packed.matrix), b: .rowMajor(asFloat(UnsafePointer(columns)), stride: count),
                     c: asMutableFloat(product), ldc: count)
             } else {
                 T.gemm(
@@ -404,7 +406,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     }
 }
 
-/// `pointer` as float32, for the ``PackedGEMM`` paths, taken only when `T` is `Float`.
+/// `pointer` as float32, for the packed-weight paths, taken only when `T` is `Float`.
 @inline(__always)
 func asFloat<T>(_ pointer: UnsafePointer<T>) -> UnsafePointer<Float> {
     UnsafeRawPointer(pointer).assumingMemoryBound(to: Float.self)

@@ -248,17 +248,17 @@ struct UnaryFloat: Operator {
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
-        // float32 erf and GELU: sixteen lanes at a time where the CPU has AVX-512; else with the
+        // float32 erf and GELU: on the kernel table's vector kernels where it has them; else with the
         // arithmetic written out on `Float`, so the loop inlines the rational erf and vectorizes
         // (a generic `T.erf` is one witness call per element).
-        if x.dtype == .float32, kind == .erf || kind == .gelu, VectorKernels.isAvailable {
+        if x.dtype == .float32, kind == .erf || kind == .gelu, let vector = Kernels.current.vector {
             return [
                 try x.withUnsafeBuffer(as: Float.self) { input in
                     try Tensor.build(Float.self, shape: x.shape, writesAll: true) { out in
                         guard let from = input.baseAddress, let to = out.baseAddress else { return }
                         kind == .erf
-                            ? VectorKernels.erf(from, into: to, count: input.count)
-                            : VectorKernels.gelu(from, into: to, count: input.count)
+                            ? vector.erf(from, into: to, count: input.count)
+                            : vector.gelu(from, into: to, count: input.count)
                     }
                 }
             ]
@@ -447,7 +447,7 @@ extension UnaryFloat: DifferentiableOperator {
 
     func backward(_ step: BackwardStep) throws -> [Tensor?] {
         let g = try step.gradient()
-        if g.dtype == .float32, kind == .erf || kind == .gelu, VectorKernels.isAvailable {
+        if g.dtype == .float32, kind == .erf || kind == .gelu, let vector = Kernels.current.vector {
             let x = try step.input(0)
             if x.shape == g.shape, x.dtype == .float32 {
                 return [
@@ -456,8 +456,8 @@ extension UnaryFloat: DifferentiableOperator {
                             try Tensor.build(Float.self, shape: g.shape, writesAll: true) { out in
                                 guard let x = xs.baseAddress, let g = gs.baseAddress, let o = out.baseAddress else { return }
                                 kind == .erf
-                                    ? VectorKernels.erfBackward(x, gradient: g, into: o, count: out.count)
-                                    : VectorKernels.geluBackward(x, gradient: g, into: o, count: out.count)
+                                    ? vector.erfBackward(x, gradient: g, into: o, count: out.count)
+                                    : vector.geluBackward(x, gradient: g, into: o, count: out.count)
                             }
                         }
                     }

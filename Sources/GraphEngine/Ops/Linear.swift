@@ -1,7 +1,7 @@
 import ONNXModel
 import TensorCore
 
-// Matrix products: Gemm and MatMul, both through BLAS.
+// Matrix products: Gemm and MatMul, through the kernel table's products (float32 on x86) or BLAS.
 
 extension OpRegistry {
     mutating func registerLinear() {
@@ -15,9 +15,10 @@ extension OpRegistry {
     }
 }
 
-/// A floating-point type with a BLAS matrix product.
+/// A floating-point type with a matrix product.
 protocol GEMMScalar: FloatKernelScalar {
-    /// `C = alpha op(A) op(B) + beta C` through ``BLAS``; `threaded: false` inside a parallel loop.
+    /// `C = alpha op(A) op(B) + beta C` through the kernel table's products where it has them
+    /// (float32 on the AVX2 and AVX-512 levels), else ``BLAS``; `threaded: false` inside a parallel loop.
     static func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Self,
         a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int, beta: Self,
@@ -42,6 +43,15 @@ extension Float: GEMMScalar {
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threaded: Bool
     ) {
+        // A few rows against a large transposed B (VGG-16's classifier at a small batch, whose
+        // weights are too large to keep packed) read B once in the BLAS's matrix-vector kernels, where
+        // ours would pack B on every call; only where the BLAS runs kernels made for this CPU.
+        let matrixVector = transposeB && m < 16 && k * n > 1 << 24 && !BLAS.misidentifiesCPU
+        if let gemm = Kernels.current.gemm, !matrixVector {
+            return gemm.sgemm(
+                transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
+                ldb: ldb, beta: beta, c: c, ldc: ldc, threaded: threaded)
+        }
         BLAS.sgemm(
             transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
             ldb: ldb, beta: beta, c: c, ldc: ldc, threaded: threaded)
@@ -74,7 +84,7 @@ struct Gemm: Operator {
     let beta: Float
     let transA: Bool
     let transB: Bool
-    /// A constant `B` as ``PackedGEMM``'s right operand.
+    /// A constant `B` as the kernel table's packed right operand.
     let packedCache = WeightCache<PackedMatrix>()
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
@@ -101,9 +111,9 @@ struct Gemm: Operator {
                 b, inputs.isConstant(1), packedCache, rows: m, depth: k, columns: n, transposed: transB)
         {
             withExtendedLifetime(a) {
-                PackedGEMM.multiply(
+                packed.gemm.multiply(
                     m: m, n: n, k: k, a: .rowMajor(a.storage.base.assumingMemoryBound(to: Float.self), stride: k),
-                    b: .packed(packed), c: output.storage.base.assumingMemoryBound(to: Float.self), ldc: n,
+                        b: .packed(packed.matrix), c: output.storage.base.assumingMemoryBound(to: Float.self), ldc: n,
                     accumulate: beta == 1)
             }
             return [output]
@@ -122,30 +132,37 @@ struct Gemm: Operator {
     }
 }
 
-/// `b` (`[k, n]`, or `[n, k]` when `transposed`) packed as ``PackedGEMM``'s right operand, kept
-/// in `cache`, for a product with `m` rows: when `b` is a float32 constant, the kernels run on
-/// this machine and packing pays, else `nil` (BLAS then multiplies).
+/// Weights packed once for the kernel table's products, with the products that read them.
+typealias PackedWeights = (gemm: PackedGEMM, matrix: PackedMatrix)
+
+/// `b` (`[k, n]`, or `[n, k]` when `transposed`) packed as the kernel table's right operand, kept
+/// in `cache`, for a product with `m` rows: when `b` is a float32 constant, the table has
+/// products and packing pays, else `nil` (BLAS then multiplies).
 ///
 /// Below 16 rows the product is a few matrix-vector products, bound by reading `b` whatever its
-/// layout; above 16 M elements (64 MB, VGG-16's first classifier layer is 103 M) a packed copy
-/// would cost more memory than its speed is worth.
+/// layout, unless `b` is stored transposed (a classifier's `Gemm` with `transB`): the product would
+/// then pack it on every call. Above 16 M elements (64 MB, VGG-16's first classifier layer is
+/// 103 M) a packed copy would cost more memory than its speed is worth.
 func packedRight(
     _ b: Tensor, _ isConstant: Bool, _ cache: WeightCache<PackedMatrix>, rows m: Int, depth k: Int, columns n: Int,
     transposed: Bool
-) throws -> PackedMatrix? {
-    guard isConstant, b.dtype == .float32, PackedGEMM.isAvailable, m >= 16, k > 0, n > 0, k * n <= 1 << 24 else {
+) throws -> PackedWeights? {
+    guard isConstant, b.dtype == .float32, let gemm = Kernels.current.gemm, m >= 16 || transposed, k > 0, n > 0,
+        k * n <= 1 << 24
+    else {
         return nil
     }
-    return try cache.value(for: b) {
-        try PackedGEMM.pack(
+    let matrix = try cache.value(for: b) {
+        try gemm.pack(
             right: b.storage.base.assumingMemoryBound(to: Float.self), depth: k, columns: n,
             depthStride: transposed ? 1 : n, columnStride: transposed ? k : 1)
     }
+    return (gemm, matrix)
 }
 
 /// `MatMul`: NumPy `matmul`, with batch axes broadcast and 1-D operands promoted and dropped.
 struct MatMul: Operator {
-    /// A constant right operand (a Linear layer's weights) as ``PackedGEMM``'s right operand.
+    /// A constant right operand (a Linear layer's weights) as the kernel table's packed right operand.
     let packedCache = WeightCache<PackedMatrix>()
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
@@ -158,57 +175,67 @@ struct MatMul: Operator {
         let vectorB = b.rank == 1
         if vectorA { a = try a.reshaped([1, a.shape[0]]) }
         if vectorB { b = try b.reshaped([b.shape[0], 1]) }
-        let (m, k) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
-        let (kb, n) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
-        guard k == kb else { throw OpError("cannot multiply \(a.shape) by \(b.shape): inner extents \(k) and \(kb) differ") }
-        let batchA = Array(a.shape.dropLast(2))
-        let batchB = Array(b.shape.dropLast(2))
-        let batch = try Shape.broadcast(batchA, batchB)
-        var shape = batch + [m, n]
-        let output = try Tensor(zeros: a.dtype, shape: shape)
-        let batchCount = batch.reduce(1, *)
-
-        func run<T: GEMMScalar>(_ type: T.Type) {
-            let pa = a.storage.base.assumingMemoryBound(to: T.self)
-            let pb = b.storage.base.assumingMemoryBound(to: T.self)
-            let pc = output.storage.base.assumingMemoryBound(to: T.self)
-            if batchB.reduce(1, *) == 1 && batchA == batch {
-                // Shared right operand (a Linear layer): fold A's batch axes into its rows.
-                T.gemm(
-                    transposeA: false, transposeB: false, m: batchCount * m, n: n, k: k, alpha: 1, a: pa, lda: k,
-                    b: pb, ldb: n, beta: 0, c: pc, ldc: n)
-                return
-            }
-            let stridesA = Shape.broadcastStrides(batchA, to: batch)
-            let stridesB = Shape.broadcastStrides(batchB, to: batch)
-            let batchStrides = Shape.strides(batch)
-            // Many small products (attention heads) go one per thread; a few large ones split inside.
-            let perThread = batchCount >= Parallel.width
-            Parallel.forEach(batchCount, grain: perThread ? 1 : batchCount) { indices in
-                for index in indices {
-                    var offsetA = 0
-                    var offsetB = 0
-                    for axis in 0..<batch.count {
-                        let coordinate = (index / batchStrides[axis]) % batch[axis]
-                        offsetA += coordinate * stridesA[axis]
-                        offsetB += coordinate * stridesB[axis]
-                    }
-                    T.gemm(
-                        transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: pa + offsetA * m * k,
-                        lda: k, b: pb + offsetB * k * n, ldb: n, beta: 0, c: pc + index * m * n, ldc: n,
-                        threaded: !perThread)
-                }
-            }
-        }
-        try withExtendedLifetime((a, b)) { try withGEMMType(a.dtype, "MatMul") { run($0) } }
+        let output = try batchedProduct(a, b)
+        var shape = output.shape
         if vectorA { shape.remove(at: shape.count - 2) }
         if vectorB { shape.removeLast() }
         return [try output.reshaped(shape)]
     }
 }
 
+/// `op(A) · op(B)` over the last two axes of each (`op(X)` = `X`, or `Xᵀ` when asked, read in
+/// place), batch axes broadcast NumPy-style; `a` and `b` have rank 2 or more and one dtype.
+func batchedProduct(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) throws -> Tensor {
+    guard a.dtype == b.dtype else { throw OpError("MatMul inputs have different types: \(a.dtype) and \(b.dtype)") }
+    let (rowsA, columnsA) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+    let (rowsB, columnsB) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
+    let (m, k) = transposeA ? (columnsA, rowsA) : (rowsA, columnsA)
+    let (kb, n) = transposeB ? (columnsB, rowsB) : (rowsB, columnsB)
+    guard k == kb else { throw OpError("cannot multiply \(a.shape) by \(b.shape): inner extents \(k) and \(kb) differ") }
+    let batchA = Array(a.shape.dropLast(2))
+    let batchB = Array(b.shape.dropLast(2))
+    let batch = try Shape.broadcast(batchA, batchB)
+    let output = try Tensor(zeros: a.dtype, shape: batch + [m, n])
+    let batchCount = batch.reduce(1, *)
+
+    func run<T: GEMMScalar>(_ type: T.Type) {
+        let pa = a.storage.base.assumingMemoryBound(to: T.self)
+        let pb = b.storage.base.assumingMemoryBound(to: T.self)
+        let pc = output.storage.base.assumingMemoryBound(to: T.self)
+        if batchB.reduce(1, *) == 1 && batchA == batch && !transposeA {
+            // Shared right operand (a Linear layer): fold A's batch axes into its rows.
+            T.gemm(
+                transposeA: false, transposeB: transposeB, m: batchCount * m, n: n, k: k, alpha: 1, a: pa, lda: columnsA,
+                b: pb, ldb: columnsB, beta: 0, c: pc, ldc: n)
+            return
+        }
+        let stridesA = Shape.broadcastStrides(batchA, to: batch)
+        let stridesB = Shape.broadcastStrides(batchB, to: batch)
+        let batchStrides = Shape.strides(batch)
+        // Many small products (attention heads) go one per thread; a few large ones split inside.
+        let perThread = batchCount >= Parallel.width
+        Parallel.forEach(batchCount, grain: perThread ? 1 : batchCount) { indices in
+            for index in indices {
+                var offsetA = 0
+                var offsetB = 0
+                for axis in 0..<batch.count {
+                    let coordinate = (index / batchStrides[axis]) % batch[axis]
+                    offsetA += coordinate * stridesA[axis]
+                    offsetB += coordinate * stridesB[axis]
+                }
+                T.gemm(
+                    transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
+                    a: pa + offsetA * rowsA * columnsA, lda: columnsA, b: pb + offsetB * rowsB * columnsB, ldb: columnsB,
+                    beta: 0, c: pc + index * m * n, ldc: n, threaded: !perThread)
+            }
+        }
+    }
+    try withExtendedLifetime((a, b)) { try withGEMMType(a.dtype, "MatMul") { run($0) } }
+    return output
+}
+
 extension MatMul {
-    /// `A · B (+ bias)` with `B` packed once for ``PackedGEMM`` and the bias added in its stores:
+    /// `A · B (+ bias)` with `B` packed once for the kernel table's products and the bias added in its stores:
     /// when `B` is a 2-D float32 constant that ``packedRight`` packs, `A` has rank 2 or more and
     /// the bias (if any) is `[n]` float32; else `nil`.
     func packedProduct(_ a: Tensor, _ b: Tensor, constant: Bool, bias: Tensor?) throws -> Tensor? {
@@ -223,9 +250,9 @@ extension MatMul {
         }
         let output = try Tensor(uninitialized: .float32, shape: Array(a.shape.dropLast()) + [n])
         withExtendedLifetime((a, bias)) {
-            PackedGEMM.multiply(
+            packed.gemm.multiply(
                 m: rows, n: n, k: k, a: .rowMajor(a.storage.base.assumingMemoryBound(to: Float.self), stride: k),
-                b: .packed(packed), c: output.storage.base.assumingMemoryBound(to: Float.self), ldc: n,
+                b: .packed(packed.matrix), c: output.storage.base.assumingMemoryBound(to: Float.self), ldc: n,
                 columnBias: bias.map { UnsafePointer($0.storage.base.assumingMemoryBound(to: Float.self)) })
         }
         return output
@@ -302,15 +329,10 @@ extension MatMul: DifferentiableOperator {
         let promotedB = shapeB.count == 1 ? shapeB + [1] : shapeB
         let batch = try Shape.broadcast(Array(promotedA.dropLast(2)), Array(promotedB.dropLast(2)))
         let g = try step.gradient().reshaped(batch + [promotedA[promotedA.count - 2], promotedB[promotedB.count - 1]])
-        func swapLast(_ x: Tensor) throws -> Tensor {
-            var perm = Array(0..<x.rank)
-            perm.swapAt(x.rank - 1, x.rank - 2)
-            return try Transpose(perm: perm).forward(OpInputs([x]))[0] ?? x
-        }
         var result: [Tensor?] = [nil, nil]
         if promotedB.count == 2 {
-            // A shared right operand (a Linear layer): the batch axes fold into rows and BLAS reads
-            // Bᵀ and Aᵀ in place (a transposed copy of the weights cost more than the product).
+            // A shared right operand (a Linear layer): the batch axes fold into rows and the product
+            // reads Bᵀ and Aᵀ in place (a transposed copy of the weights cost more than the product).
             let (rows, k, n) = (g.count / max(promotedB[1], 1), promotedB[0], promotedB[1])
             let flatG = try g.reshaped([rows, n])
             if step.wants(0) {
@@ -323,14 +345,13 @@ extension MatMul: DifferentiableOperator {
             }
             return result
         }
+        // ∂A = g Bᵀ and ∂B = Aᵀ g per batch, the operands read transposed in place.
         if step.wants(0) {
-            let b = try step.input(1).reshaped(promotedB)
-            let ga = try MatMul().forward(OpInputs([g, swapLast(b)]))[0] ?? g
+            let ga = try batchedProduct(g, step.input(1).reshaped(promotedB), transposeB: true)
             result[0] = shapeA.count == 1 ? try ga.reshaped(batch + shapeA) : ga
         }
         if step.wants(1) {
-            let a = try step.input(0).reshaped(promotedA)
-            let gb = try MatMul().forward(OpInputs([swapLast(a), g]))[0] ?? g
+            let gb = try batchedProduct(step.input(0).reshaped(promotedA), g, transposeA: true)
             result[1] = shapeB.count == 1 ? try gb.reshaped(batch + shapeB) : gb
         }
         return result

@@ -108,11 +108,11 @@ struct Recurrent: Operator {
         return try pass.forward(packed: try packedProjection(inputs, constant: constantWeights))
     }
 
-    /// `W` packed for the input projection when it is a float32 initializer and ``PackedGEMM``
-    /// runs here, else `nil` (BLAS multiplies). Below 16 rows (steps × batch) packing does not pay.
+    /// `W` packed for the input projection when it is a float32 constant and the kernel table has
+    /// products, else `nil` (BLAS multiplies). Below 16 rows (steps × batch) packing does not pay.
     private func packedProjection(_ inputs: RecurrentInputs, constant: Bool) throws -> [PackedMatrix]? {
         let shape = inputs.shape
-        guard constant, inputs.w.dtype == .float32, PackedGEMM.isAvailable, shape.steps * shape.batch >= 16,
+        guard constant, inputs.w.dtype == .float32, let gemm = Kernels.current.gemm, shape.steps * shape.batch >= 16,
             shape.inputSize > 0, shape.gateWidth * shape.inputSize <= 1 << 24
         else { return nil }
         let w = inputs.w
@@ -120,7 +120,7 @@ struct Recurrent: Operator {
             try withExtendedLifetime(w) {
                 let base = w.storage.base.assumingMemoryBound(to: Float.self)
                 return try (0..<shape.directions).map { direction in
-                    try PackedGEMM.pack(
+                    try gemm.pack(
                         right: base + direction * shape.gateWidth * shape.inputSize, depth: shape.inputSize,
                         columns: shape.gateWidth, depthStride: 1, columnStride: shape.inputSize)
                 }

@@ -225,7 +225,7 @@ struct RecurrentPass<T: GEMMScalar> {
     }
 
     /// `X·W_dᵀ + bias` for every step at once: `[steps·batch, gates·hidden]`, through
-    /// ``PackedGEMM`` when `W` was packed, else BLAS.
+    /// the kernel table's products when `W` was packed, else BLAS.
     private func inputProjection(_ d: Int, packed: PackedMatrix?, bias: [T]) throws -> Tensor {
         let (rows, width, depth) = (shape.steps * shape.batch, shape.gateWidth, shape.inputSize)
         let projection = try Tensor(uninitialized: T.dtype, shape: [rows, width])
@@ -233,9 +233,9 @@ struct RecurrentPass<T: GEMMScalar> {
         withExtendedLifetime((inputs, projection)) {
             bias.withUnsafeBufferPointer { bias in
                 guard let biasBase = bias.baseAddress else { return }
-                if let packed, T.self == Float.self {
+                if let packed, T.self == Float.self, let gemm = Kernels.current.gemm {
                     let float = { (p: UnsafeMutablePointer<T>) in UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
-                    PackedGEMM.multiply(
+                    gemm.multiply(
                         m: rows, n: width, k: depth, a: .rowMajor(UnsafePointer(float(mutable(inputs.x))), stride: depth),
                         b: .packed(packed), c: float(out), ldc: width, columnBias: UnsafePointer(float(UnsafeMutablePointer(mutating: biasBase))))
                     return

@@ -23,10 +23,10 @@ struct Softmax: Operator {
         let outer = x.shape[..<axis].reduce(1, *)
         let extent = flattens ? x.shape[axis...].reduce(1, *) : x.shape[axis]
         let inner = flattens ? 1 : x.shape[(axis + 1)...].reduce(1, *)
-        if x.dtype == .float32, inner == 1, VectorKernels.isAvailable {
+        if x.dtype == .float32, inner == 1, let vector = Kernels.current.vector {
             let output = try Tensor(uninitialized: .float32, shape: x.shape)
             withExtendedLifetime(x) {
-                VectorKernels.softmax(
+                vector.softmax(
                     x.storage.base.assumingMemoryBound(to: Float.self),
                     into: output.storage.base.assumingMemoryBound(to: Float.self), rows: outer, extent: extent)
             }

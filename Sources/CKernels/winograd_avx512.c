@@ -1,26 +1,21 @@
 // Winograd F(2x2, 3x3) input and output transforms with AVX-512: sixteen neighbouring tiles per
 // vector lane set, the stride-2 tile taps split out of two contiguous loads by permutes, masked
 // loads and stores at the image edges.
-#include "CKernels.h"
+#include "levels.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-
-#define AVX512 __attribute__((target("avx512f")))
-
-/// Lanes 0..count-1 set (count <= 16).
-static inline __mmask16 lanes(int count) { return (__mmask16)(count >= 16 ? 0xFFFF : (1u << count) - 1); }
+#include "vector_math.h"
 
 /// The 16 floats row[start + k], k = 0..15, zero where start + k is outside [0, width).
-static inline __attribute__((always_inline)) AVX512 __m512 load16(const float *row, int start, int width) {
+INLINE AVX512 __m512 load16(const float *row, int start, int width) {
     int first = start < 0 ? -start : 0;
     int last = width - start;  // lanes >= last are outside
     if (first >= 16 || last <= 0) return _mm512_setzero_ps();
-    __mmask16 mask = (__mmask16)(lanes(last > 16 ? 16 : last) & ~lanes(first));
+    __mmask16 mask = (__mmask16)(lanes_below16(last > 16 ? 16 : last) & ~lanes_below16(first));
     return _mm512_maskz_loadu_ps(mask, row + start);
 }
 
-AVX512 void sd_winograd_input(const float *image, int height, int width, int pad_top, int pad_left, int ty, int tx,
+AVX512 void sd_winograd_input_avx512(const float *image, int height, int width, int pad_top, int pad_left, int ty, int tx,
                               int count, float *v, long plane) {
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
@@ -44,7 +39,7 @@ AVX512 void sd_winograd_input(const float *image, int height, int width, int pad
             d[i][2] = _mm512_permutex2var_ps(b0, even, b1);
             d[i][3] = _mm512_permutex2var_ps(b0, odd, b1);
         }
-        __mmask16 mask = lanes(n);
+        __mmask16 mask = lanes_below16(n);
         float *out = v + done;
         for (int j = 0; j < 4; j++) {  // t = B^T d, column j
             __m512 t0 = _mm512_sub_ps(d[0][j], d[2][j]), t1 = _mm512_add_ps(d[1][j], d[2][j]);
@@ -61,14 +56,14 @@ AVX512 void sd_winograd_input(const float *image, int height, int width, int pad
     }
 }
 
-AVX512 void sd_winograd_output(const float *m, long plane, int count, float *map, int height, int width, int ty, int tx,
+AVX512 void sd_winograd_output_avx512(const float *m, long plane, int count, float *map, int height, int width, int ty, int tx,
                                float bias, int relu) {
     const __m512i low = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i high = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
     const __m512 zero = _mm512_setzero_ps(), offset = _mm512_set1_ps(bias);
     for (int done = 0; done < count; done += 16) {
         int n = count - done < 16 ? count - done : 16;
-        __mmask16 mask = lanes(n);
+        __mmask16 mask = lanes_below16(n);
         const float *in = m + done;
         __m512 p[16];
         for (int point = 0; point < 16; point++) p[point] = _mm512_maskz_loadu_ps(mask, in + point * plane);
@@ -94,23 +89,10 @@ AVX512 void sd_winograd_output(const float *m, long plane, int count, float *map
                 o = _mm512_max_ps(zero, o);
             }
             float *row = map + (long)h * width + column;
-            _mm512_mask_storeu_ps(row, lanes(valid), _mm512_permutex2var_ps(e, low, o));
-            if (valid > 16) _mm512_mask_storeu_ps(row + 16, lanes(valid - 16), _mm512_permutex2var_ps(e, high, o));
+            _mm512_mask_storeu_ps(row, lanes_below16(valid), _mm512_permutex2var_ps(e, low, o));
+            if (valid > 16) _mm512_mask_storeu_ps(row + 16, lanes_below16(valid - 16), _mm512_permutex2var_ps(e, high, o));
         }
     }
-}
-
-#else
-
-void sd_winograd_input(const float *image, int height, int width, int pad_top, int pad_left, int ty, int tx,
-                       int count, float *v, long plane) {
-    (void)image; (void)height; (void)width; (void)pad_top; (void)pad_left; (void)ty; (void)tx; (void)count;
-    (void)v; (void)plane;
-}
-void sd_winograd_output(const float *m, long plane, int count, float *map, int height, int width, int ty, int tx,
-                        float bias, int relu) {
-    (void)m; (void)plane; (void)count; (void)map; (void)height; (void)width; (void)ty; (void)tx; (void)bias;
-    (void)relu;
 }
 
 #endif
