@@ -79,3 +79,27 @@ import Testing
             == "\(missing.path): cannot write it (the folder \(folder.path)/missing does not exist)")
     }
 }
+
+/// Parts that can fail (scratch over the budget) report it after every part has run.
+@Suite struct ParallelFailureTests {
+    struct PartFailed: Error, Equatable { let part: Int }
+
+    @Test func theFirstErrorIsRethrownAfterEveryPart() {
+        let ran = Counter()
+        #expect(throws: PartFailed.self) {
+            try Parallel.tryForEach(64, grain: 1) { range in
+                ran.add(range.count)
+                if range.contains(0) { throw PartFailed(part: 0) }
+            }
+        }
+        #expect(ran.value == 64)
+        #expect(throws: Never.self) { try Parallel.tryForEach(10, grain: 1) { _ in } }
+    }
+
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var count = 0
+        func add(_ n: Int) { lock.withLock { count += n } }
+        var value: Int { lock.withLock { count } }
+    }
+}
