@@ -17,6 +17,9 @@ targets=("$@")
 scratch=.build-fuzz
 work=$scratch/corpus
 
+# A path dependency's added or removed files do not always re-plan the build: plan afresh each time
+# (the objects stay, so the build is still incremental).
+rm -f "$scratch/release.yaml" "$scratch/build.db"
 swift build --package-path tools/fuzz --scratch-path "$scratch" -c release \
     --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=address
 binary=$scratch/release/shortcut-detect-fuzz
