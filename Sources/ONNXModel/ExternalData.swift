@@ -37,7 +37,18 @@ enum ExternalData {
             throw fail("length is \(length) bytes but the tensor's shape needs \(expectedBytes)")
         }
 
-        return try FileIO.withDescriptor(of: path) { fd, fileSize in
+        do {
+            return try read(path, location: location, offset: offset, length: length, fail: fail)
+        } catch let error as FileError {
+            throw fail("cannot read \(location): \(error.reason)")
+        }
+    }
+
+    /// `length` bytes from `offset` of the file at `path`, checked against its size first.
+    private static func read(_ path: String, location: String, offset: Int, length: Int, fail: (String) -> ONNXError) throws
+        -> TensorStorage
+    {
+        try FileIO.withDescriptor(of: path) { fd, fileSize in
             // Compared without adding: an offset near Int.max must not overflow.
             guard offset <= fileSize, length <= fileSize - offset else {
                 throw fail("\(length) bytes from offset \(offset) lie beyond the end of \(location) (\(fileSize) bytes)")

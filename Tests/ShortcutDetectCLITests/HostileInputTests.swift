@@ -159,6 +159,12 @@ import Darwin
         try refuses(["audit", model, "--images", folder.path, "--groups", fifo, "--layer", "layer4", "--out", out],
                     saying: "cannot read \(fifo): it is a FIFO")
         try refuses(["inspect", folder.path], saying: "it is a folder, not a regular file")
+        let external = folder.appendingPathComponent("external.onnx")
+        try ONNXBuilder(
+            nodes: [.init("Relu", ["w"], ["y"])], initializers: [.init("w", dims: [4], data: .external([("location", "pipe")]))],
+            inputs: [], outputs: [.init("y", dims: [4])]
+        ).write(to: external)
+        try refuses(["inspect", external.path], saying: "external data of tensor 'w': cannot read pipe: it is a FIFO")
     }
 
     /// Non-finite and out-of-range numbers fail while the flags are parsed, before any work.
