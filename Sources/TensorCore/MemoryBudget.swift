@@ -26,7 +26,7 @@ import Darwin
 public enum MemoryBudget {
     private static let state = State()
 
-    /// The most bytes of tensors (and, checked one at a time, image buffers) a process may hold.
+    /// The most bytes of tensors and decoding buffers the process may hold at once.
     public static var limit: Int {
         get { state.withLock { $0.limit } }
         set { state.withLock { $0.limit = max(newValue, 0) } }
