@@ -21,8 +21,8 @@ for sanitizer in "${sanitizers[@]}"; do
     swift build --build-tests --sanitize="$sanitizer" --scratch-path "$scratch" || { status=1; continue; }
     built=$(date +%s)
     # halt_on_error: the first report fails the run with the report on standard error.
-    # allocator_may_return_null: a refused allocation is an error we handle (tests ask for 256 PiB).
-    ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:allocator_may_return_null=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    # allocator_may_return_null: a refused allocation is an error we handle (a test asks for 256 PiB).
+    ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:allocator_may_return_null=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:allocator_may_return_null=1 \
         swift test --skip-build --sanitize="$sanitizer" --scratch-path "$scratch"
     result=$?
     [ $result -eq 0 ] || status=1
