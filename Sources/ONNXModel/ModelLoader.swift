@@ -11,6 +11,7 @@ extension Model {
     public init(contentsOf url: URL) throws {
         let path = url.path
         let proto: UnsafeMutablePointer<Onnx__ModelProto> = try withMappedFile(path) { bytes, size in
+            try WireDepth.check(UnsafeRawBufferPointer(start: bytes, count: size), path: path)
             guard let proto = onnx__model_proto__unpack(nil, size, bytes) else {
                 throw ONNXError.notONNX(
                     path: path, reason: "protobuf decoding failed; the file is truncated, corrupt, or not an ONNX model")
@@ -23,8 +24,9 @@ extension Model {
 
     /// Decodes a model from serialized bytes. External data is refused: there is no folder to read it from.
     public init(serializedData data: Data) throws {
-        let proto: UnsafeMutablePointer<Onnx__ModelProto>? = data.withUnsafeBytes { raw in
+        let proto: UnsafeMutablePointer<Onnx__ModelProto>? = try data.withUnsafeBytes { raw in
             guard let base = raw.baseAddress else { return nil }
+            try WireDepth.check(raw, path: "<memory>")
             return onnx__model_proto__unpack(nil, raw.count, base.assumingMemoryBound(to: UInt8.self))
         }
         guard let proto else {

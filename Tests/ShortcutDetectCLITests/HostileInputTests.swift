@@ -147,6 +147,13 @@ import Darwin
                     saying: "the system refused the 256.0 PiB that a float32 tensor of shape [268435456, 268435456] needs")
     }
 
+    /// If branches nested 5,000 deep (100 KB) overflowed the stack of the recursive decoders.
+    @Test func deeplyNestedSubgraphs() throws {
+        let url = try Fixtures.temporaryDirectory().appendingPathComponent("nested.onnx")
+        try NestedModels.nestedGraphs(5_000).write(to: url)
+        try refuses(["inspect", url.path], saying: "\(url.path) is not a readable ONNX model: it nests graphs or types more than 100 messages deep")
+    }
+
     /// `inspect` on a FIFO blocked forever in `open`; every file we read is checked first.
     @Test func fifosAreRefusedWithoutBlocking() throws {
         let folder = try Fixtures.temporaryDirectory()
