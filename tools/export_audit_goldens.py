@@ -29,6 +29,8 @@ Outputs (Fixtures/audit/goldens/):
                      per-cluster summaries and its Clever-Hans flags
   cams_<model>.npy pytorch-grad-cam's maps of the first 8 images of each group ([16, 64, 64]), for
                    the metric tests that must start from the reference's own maps
+  blur_img_000.npy torchvision's gaussian_blur of the first preprocessed image at the audit's sigma
+                   ([3, 64, 64]): the blur fill and the insertion curve's start
   torch_random.json torch.randn draws for a few seeds (the generator ROAD's noise comes from)
 
 Definitions the Swift side implements (Sources/Audit):
@@ -310,6 +312,7 @@ def main() -> int:
     region = np.asarray(Image.open(AUDIT / "mask.png").convert("L")) > 127
     cam_rows = [i for g in sorted(set(groups)) for i in [j for j in range(len(files)) if groups[j] == g][:CAM_SAMPLES_PER_GROUP]]
     OUT.mkdir(parents=True, exist_ok=True)
+    fl.save_npy(OUT / "blur_img_000.npy", blur(x[0]).numpy())
 
     reference = {
         "generator": "tools/export_audit_goldens.py",

@@ -11,7 +11,7 @@ public enum GaussianBlur {
 
     /// The taps of the 1-D kernel: `exp(−x² / 2σ²)` at `x = −r…r`, normalized to sum 1, with
     /// `r = ⌈3σ⌉` shortened to `limit − 1` so reflect padding stays inside the image.
-    static func kernel(sigma: Double, limit: Int) -> [Double] {
+    public static func kernel(sigma: Double, limit: Int) -> [Double] {
         let radius = max(0, min(Int((3 * sigma).rounded(.up)), limit - 1))
         let pdf = (-radius...radius).map { x in exp(-0.5 * (Double(x) / sigma) * (Double(x) / sigma)) }
         let total = pdf.reduce(0, +)
