@@ -39,7 +39,7 @@ public struct CounterfactualSummary: Sendable {
         var byLabel: [Int: CounterfactualSummary] = [:]
         if perLabel {
             for label in Set(labelled.compactMap(\.0.label)).sorted() {
-                byLabel[label] = of(records.filter { $0.label == label }, seed: seed &+ UInt64(16 * (label + 1)), perLabel: false)
+                byLabel[label] = of(records.filter { $0.label == label }, seed: seed &+ 16 &* UInt64(truncatingIfNeeded: label &+ 1), perLabel: false)
             }
         }
         return CounterfactualSummary(

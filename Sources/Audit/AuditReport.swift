@@ -16,7 +16,7 @@ public struct AuditReport {
     public let accuracyGap: AccuracyGap?
     /// Spectral relevance analysis of the maps, when it ran.
     public let spray: SpRAyResult?
-    /// Why spectral relevance analysis did not run, when it was asked to.
+    /// How spectral relevance analysis ran on a subset, or why it did not run when asked to.
     public let sprayNote: String?
     /// The embedding detectors on the embed layer's pooled outputs, when they ran.
     public let detection: DetectionReport?
@@ -87,7 +87,7 @@ public struct AuditReport {
             let rows = members.filter { $0.label == label }
             byLabel[label] = LabelSummary(
                 n: rows.count,
-                maskAttention: hasScores ? Estimate.of(rows.compactMap { $0.scores?.inMask }, seed: seed &+ 0x200 &+ UInt64(label & 0xFFFF)) : nil,
+                maskAttention: hasScores ? Estimate.of(rows.compactMap { $0.scores?.inMask }, seed: seed &+ 0x200 &+ UInt64(truncatingIfNeeded: label & 0xFFFF)) : nil,
                 accuracy: Double(rows.filter { $0.predicted == label }.count) / Double(rows.count))
         }
         return GroupSummary(
@@ -114,15 +114,24 @@ public struct AuditReport {
         return AccuracyGap(best: best.key, worst: worst.key, gap: gap, flagged: gap > 0 && low.1 < high.0)
     }
 
+    /// The most maps spectral relevance analysis clusters: its affinity holds the square of the
+    /// count, and the eigensolver's time grows with its cube (2,000 maps: 32 MB, seconds).
+    static let sprayLimit = 2000
+
     /// Spectral relevance analysis on the pooled maps: when no region was given, or when asked.
+    /// Beyond ``sprayLimit`` samples it clusters every k-th (by position in the audit), k the
+    /// smallest that fits, and the report names the samples it used.
     static func cluster(_ state: AuditState) -> (SpRAyResult?, String?) {
         guard state.config.spray ?? (state.config.mask == nil) else { return (nil, nil) }
         let grid = state.grid
+        let step = (state.records.count + sprayLimit - 1) / sprayLimit
+        let picked = Swift.stride(from: 0, to: state.records.count, by: max(step, 1)).map { $0 }
         do {
+            let maps = step <= 1 ? state.pooled : picked.flatMap { state.pooled[$0 * grid.cells..<($0 + 1) * grid.cells] }
             let result = try SpRAy.fit(
-                maps: state.pooled, count: state.records.count, height: grid.rows, width: grid.columns,
-                groups: state.records.map(\.group), labels: state.records.map(\.label))
-            return (result, nil)
+                maps: maps, count: picked.count, height: grid.rows, width: grid.columns,
+                groups: picked.map { state.records[$0].group }, labels: picked.map { state.records[$0].label })
+            return (step <= 1 ? result : result.remapped(to: picked), step <= 1 ? nil : "spectral relevance analysis clustered every \(step)th of the \(state.records.count) maps (\(picked.count))")
         } catch {
             return (nil, "spectral relevance analysis did not run: \(error)")
         }

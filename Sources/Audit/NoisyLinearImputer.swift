@@ -28,6 +28,14 @@ public enum NoisyLinearImputer {
     public static func impute(
         _ image: [Float], channels: Int, height: Int, width: Int, keep: [Bool], noise: Float = 0.01, generator: inout TorchGenerator
     ) throws -> [Float] {
+        try impute(image, channels: channels, height: height, width: width, keep: keep, noise: noise, generator: &generator, bandLimit: 1 << 24)
+    }
+
+    /// ``impute(_:channels:height:width:keep:noise:generator:)`` with systems whose band exceeds
+    /// `bandLimit` values solved by conjugate gradients.
+    static func impute(
+        _ image: [Float], channels: Int, height: Int, width: Int, keep: [Bool], noise: Float, generator: inout TorchGenerator, bandLimit: Int
+    ) throws -> [Float] {
         let size = height * width
         guard channels > 0, size > 0, image.count == channels * size, keep.count == size else {
             throw AuditError.invalid("the imputer needs \(channels) planes of \(height)x\(width) and as many flags")
@@ -61,7 +69,7 @@ public enum NoisyLinearImputer {
         }
         var result = image
         // A x = b with A = −M: solve M x = −b, all channels at once.
-        let solution = try system.solve((0..<channels).flatMap { c in (0..<count).map { -b[$0 * channels + c] } }, columns: channels)
+        let solution = try system.solve((0..<channels).flatMap { c in (0..<count).map { -b[$0 * channels + c] } }, columns: channels, bandLimit: bandLimit)
         // torch.randn_like(res.t()): SciPy returns the solution `res` [removed, channels] in
         // column-major order and torch.tensor keeps those strides, so res.t() is a contiguous
         // [channels, removed] tensor, filled channel by channel.
@@ -85,12 +93,16 @@ public enum NoisyLinearImputer {
         /// factorization of `M`'s band (removed pixels are numbered row by row, so couplings lie
         /// within about one image row of the diagonal). `M` is symmetric and diagonally dominant,
         /// positive definite unless no pixel is kept anywhere; then the right-hand sides are zero
-        /// and so is the solution, as the reference's solver returns.
-        func solve(_ rhs: [Double], columns count: Int) throws -> [Double] {
+        /// and so is the solution, as the reference's solver returns. A band of more than
+        /// `bandLimit` values (inputs far above 224x224) is solved by conjugate gradients instead.
+        func solve(_ rhs: [Double], columns count: Int, bandLimit: Int = 1 << 24) throws -> [Double] {
             guard rhs.contains(where: { $0 != 0 }) else { return rhs }
             let n = diagonal.count
             var bandwidth = 0
             for i in 0..<n { for e in rowStart[i]..<rowStart[i + 1] { bandwidth = max(bandwidth, abs(columns[e] - i)) } }
+            guard (bandwidth + 1).multipliedReportingOverflow(by: n).partialValue <= bandLimit else {
+                return (0..<count).flatMap { c in conjugateGradients(Array(rhs[c * n..<(c + 1) * n])) }
+            }
             var band = [Double](repeating: 0, count: (bandwidth + 1) * n)
             for j in 0..<n {
                 band[j * (bandwidth + 1)] = diagonal[j]
@@ -99,6 +111,46 @@ public enum NoisyLinearImputer {
                 }
             }
             return try LAPACK.bandedPositiveDefiniteSolve(band: band, n: n, bandwidth: bandwidth, rhs: rhs, columns: count)
+        }
+
+        /// `M x = r` by Jacobi-preconditioned conjugate gradients from 0, to a relative residual of
+        /// 1e-12 (agreeing with a direct solve far below float32's resolution).
+        func conjugateGradients(_ rhs: [Double]) -> [Double] {
+            let n = rhs.count
+            var x = [Double](repeating: 0, count: n)
+            let norm = rhs.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            guard norm > 0 else { return x }
+            let inverse = diagonal.map { $0 > 0 ? 1 / $0 : 1 }
+            var r = rhs
+            var z = (0..<n).map { r[$0] * inverse[$0] }
+            var p = z
+            var q = [Double](repeating: 0, count: n)
+            var rz = (0..<n).reduce(0) { $0 + r[$1] * z[$1] }
+            for _ in 0..<max(10 * n, 100) {
+                for i in 0..<n {
+                    var sum = diagonal[i] * p[i]
+                    for e in rowStart[i]..<rowStart[i + 1] { sum -= weights[e] * p[columns[e]] }
+                    q[i] = sum
+                }
+                let pq = (0..<n).reduce(0) { $0 + p[$1] * q[$1] }
+                guard pq > 0 else { break }
+                let alpha = rz / pq
+                var residual = 0.0
+                for i in 0..<n {
+                    x[i] += alpha * p[i]
+                    r[i] -= alpha * q[i]
+                    residual += r[i] * r[i]
+                }
+                if residual.squareRoot() <= 1e-12 * norm { break }
+                var next = 0.0
+                for i in 0..<n {
+                    z[i] = r[i] * inverse[i]
+                    next += r[i] * z[i]
+                }
+                for i in 0..<n { p[i] = z[i] + next / rz * p[i] }
+                rz = next
+            }
+            return x
         }
     }
 }

@@ -74,6 +74,19 @@ public struct SpRAyResult: Sendable {
     public let referenceFlags: [String]
     /// The ids of the candidate shortcut clusters.
     public var candidates: [Int] { clusters.filter(\.candidate).map(\.id) }
+
+    /// The same result with sample `i` renamed `indices[i]` (after clustering a subset of samples).
+    public func remapped(to indices: [Int]) -> SpRAyResult {
+        SpRAyResult(
+            clusterCount: clusterCount, labels: labels,
+            clusters: clusters.map { c in
+                Cluster(
+                    id: c.id, members: c.members.map { indices[$0] }, fraction: c.fraction, groupPurity: c.groupPurity,
+                    dominantGroup: c.dominantGroup, labelPurity: c.labelPurity, dominantLabel: c.dominantLabel, focusMean: c.focusMean,
+                    focusStd: c.focusStd, meanMap: c.meanMap, candidate: c.candidate)
+            },
+            eigenvalues: eigenvalues, focus: focus, silhouette: silhouette, referenceFlags: referenceFlags)
+    }
 }
 
 public enum SpRAy {
