@@ -10,7 +10,8 @@ extension AuditReport {
         func figure(_ image: ReportImage, minimum: Int = 160) -> String {
             // Small pictures are enlarged by a whole factor so each side reaches `minimum` pixels.
             let scale = max(1, (minimum + image.height - 1) / max(image.height, 1))
-            return "<figure><img src=\"data:image/png;base64,\(image.data.base64EncodedString())\" alt=\"\(escape(image.file))\" "
+            // The caption wraps at the picture's width, so rows hold as many pictures as fit.
+            return "<figure style=\"width:\(max(image.width * scale, 220))px\"><img src=\"data:image/png;base64,\(image.data.base64EncodedString())\" alt=\"\(escape(image.file))\" "
                 + "width=\"\(image.width * scale)\" height=\"\(image.height * scale)\"><figcaption>\(escape(image.caption))</figcaption></figure>\n"
         }
         func pictures(_ prefix: String, minimum: Int = 160) -> String {
@@ -52,7 +53,7 @@ extension AuditReport {
             th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}td.l{text-align:left}
             .flag{color:#a40000;font-weight:600}.note{color:#555;font-size:.92em}
             .row{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-start}
-            figure{margin:4px;max-width:100%}img{image-rendering:pixelated;max-width:100%;height:auto}figcaption{font-size:.85em;max-width:400px}
+            figure{margin:4px;max-width:100%}img{image-rendering:pixelated;max-width:100%;height:auto}figcaption{font-size:.85em}
             .swatch{display:inline-block;width:.9em;height:.9em;vertical-align:middle;border:1px solid #888}
             dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:600}dd{margin:0}
             </style>

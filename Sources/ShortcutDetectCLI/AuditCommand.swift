@@ -54,7 +54,7 @@ struct AuditCommand: ParsableCommand {
     var counterfactual: CounterfactualFill?
 
     @Option(help: ArgumentHelp("Faithfulness metrics (ROAD, input x map) on at most N images spread over the audit; 0 for none, all for every image.", valueName: "N"))
-    var faithfulness: String = "128"
+    var faithfulness: String = "64"
 
     @Option(name: .customLong("road-percentiles"), help: ArgumentHelp("The percentiles ROAD removes pixels at.", valueName: "P,P,..."))
     var roadPercentiles: String = "20,40,60,80"
