@@ -197,5 +197,4 @@ public struct Auditor {
         let size = x.shape.dropFirst().reduce(1, *)
         return try Tensor(shape: [picks.count] + x.shape.dropFirst(), scalars: picks.flatMap { values[$0 * size..<($0 + 1) * size] })
     }
-
 }
