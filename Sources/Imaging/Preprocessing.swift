@@ -34,29 +34,65 @@ public struct Preprocessing: Sendable, Equatable {
     /// How ``tensor(_:)`` orders the axes: `[3, H, W]` for `.nchw` models, `[H, W, 3]` for
     /// channels-last ones (Keras); batches add `N` in front.
     public var layout: ImageLayout
+    /// Images that already have the crop's size are used as they are, neither resized nor
+    /// cropped. Resizing such an image to `crop / 0.875` and cropping it back moves and rescales
+    /// everything in it, a shortcut region given in its pixels included.
+    public var inputSizedAsIs: Bool
 
-    public init(resize: Int?, crop: (height: Int, width: Int)?, normalization: Normalization = .imagenet, layout: ImageLayout = .nchw) {
+    /// torchvision's transform exactly; `inputSizedAsIs` exempts images of the crop's size.
+    public init(
+        resize: Int?, crop: (height: Int, width: Int)?, normalization: Normalization = .imagenet, layout: ImageLayout = .nchw,
+        inputSizedAsIs: Bool = false
+    ) {
         self.resize = resize
         self.crop = crop
         self.normalization = normalization
         self.layout = layout
+        self.inputSizedAsIs = inputSizedAsIs
     }
 
     /// The usual evaluation transform for a model taking `height` x `width` inputs: resize the
-    /// shorter side to `crop / 0.875` (256 for 224), then centre-crop.
+    /// shorter side to `crop / 0.875` (256 for 224), then centre-crop; images that already are
+    /// `height` x `width` are used as they are.
     public static func evaluation(height: Int, width: Int, normalization: Normalization = .imagenet) -> Preprocessing {
         Preprocessing(
-            resize: Int((Double(min(height, width)) / 0.875).rounded(.down)), crop: (height, width), normalization: normalization)
+            resize: Int((Double(min(height, width)) / 0.875).rounded(.down)), crop: (height, width), normalization: normalization,
+            inputSizedAsIs: true)
     }
 
     public static func == (a: Preprocessing, b: Preprocessing) -> Bool {
         a.resize == b.resize && a.crop?.height == b.crop?.height && a.crop?.width == b.crop?.width
-            && a.normalization == b.normalization && a.layout == b.layout
+            && a.normalization == b.normalization && a.layout == b.layout && a.inputSizedAsIs == b.inputSizedAsIs
+    }
+
+    /// Whether an image of this size is used as it is (see ``inputSizedAsIs``).
+    public func usesAsIs(width: Int, height: Int) -> Bool {
+        inputSizedAsIs && crop.map { $0.width == width && $0.height == height } == true
+    }
+
+    /// The steps an image of this size goes through, in words: `as is` or
+    /// `resize 73, centre crop 64x64`.
+    public func steps(width: Int, height: Int) -> String {
+        if usesAsIs(width: width, height: height) { return "as is" }
+        let parts = [resize.map { "resize the shorter side to \($0)" }, crop.map { "centre crop \($0.height)x\($0.width)" }]
+        let joined = parts.compactMap { $0 }.joined(separator: ", ")
+        return joined.isEmpty ? "as is" : joined
+    }
+
+    /// The transform in words, for reports.
+    public var summary: String {
+        let n = normalization
+        let resizing = [resize.map { "resize the shorter side to \($0)" }, crop.map { "centre crop \($0.height)x\($0.width)" }]
+            .compactMap { $0 }.joined(separator: ", ")
+        var text = resizing.isEmpty ? "no resize or crop" : resizing
+        if inputSizedAsIs, let crop { text = "images of \(crop.height)x\(crop.width) as they are; others: " + text }
+        return text + "; normalize mean \(n.mean) std \(n.std)"
     }
 
     /// The image after resizing and cropping, still 8-bit: what an overlay is drawn on.
     /// `nearest` resizes by nearest neighbour instead, for masks.
     public func resizedAndCropped(_ image: RGBImage, nearest: Bool = false) throws -> RGBImage {
+        if usesAsIs(width: image.width, height: image.height) { return image }
         var result = image
         if let resize {
             // torchvision: the shorter side becomes `resize`, the longer keeps the aspect (truncated).
