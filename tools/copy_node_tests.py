@@ -39,11 +39,8 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import gzip
-import io
 import shutil
 import sys
-import tarfile
 import tempfile
 import warnings
 from pathlib import Path
@@ -138,7 +135,7 @@ def _to_proto(value, vi: onnx.ValueInfoProto) -> onnx.TensorProto:
 def case_bytes(src) -> int:
     """Bytes the test would occupy once copied (a packaged test dir or a generated case)."""
     if isinstance(src, Path):
-        return dir_bytes(src)
+        return fl.dir_bytes(src)
     size = len(src.model.SerializeToString())
     for inputs, outputs in src.data_sets:
         size += sum(len(_to_proto(v, src.model.graph.input[j]).SerializeToString()) for j, v in enumerate(inputs))
@@ -159,27 +156,6 @@ def write_generated_case(case, dest: Path) -> None:
 
 
 ARCHIVE = "tests.tar.gz"
-
-
-def write_archive(folder: Path, archive: Path) -> None:
-    """Every file under `folder` in one gzipped tar that is byte-identical for identical inputs."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for path in sorted(folder.rglob("*")):
-            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(folder)))
-            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-            info.mode = 0o755 if path.is_dir() else 0o644
-            if path.is_file():
-                with open(path, "rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)
-    with open(archive, "wb") as out, gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz:
-        gz.write(buffer.getvalue())
-
-
-def dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def read_allowlist(path: Path) -> tuple[dict, dict, list]:
@@ -278,7 +254,7 @@ def main() -> int:
         else:
             write_generated_case(src, dest)
         n_sets = len(list(dest.glob("test_data_set_*")))
-        size = dir_bytes(dest)
+        size = fl.dir_bytes(dest)
         if args.max_test_bytes and size > args.max_test_bytes:
             if allow is None:
                 shutil.rmtree(dest)
@@ -293,7 +269,7 @@ def main() -> int:
             "outputs": [value_desc(v) for v in model.graph.output],
             "data_sets": n_sets,
             "expanded": "_expanded" in name,
-            "bytes": dir_bytes(dest),
+            "bytes": fl.dir_bytes(dest),
         })
 
     missing_runs = sorted(set(allow["runs"]) - available) if allow is not None else []
@@ -309,7 +285,7 @@ def main() -> int:
         selection = ("every node test whose model (incl. subgraphs/functions) uses only supported_ops in the "
                      "default domain and whose graph inputs/outputs are all tensor types")
 
-    total = dir_bytes(stage)
+    total = fl.dir_bytes(stage)
     source = {
         "generator": "tools/copy_node_tests.py",
         "generated": fl.now_iso(),
@@ -337,7 +313,7 @@ def main() -> int:
     text = json.dumps(source, indent=1)[:-2] + ',\n "tests": [\n'
     text += ",\n".join("  " + json.dumps(t, separators=(",", ":")) for t in tests) + "\n ]\n}\n"
     (OUT_DIR / "SOURCE.json").write_text(text)
-    write_archive(stage, OUT_DIR / ARCHIVE)
+    fl.write_archive(stage, OUT_DIR / ARCHIVE)
     shutil.rmtree(stage)
 
     per_op = collections.Counter()

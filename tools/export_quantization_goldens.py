@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Goldens for QuantizeLinear and DequantizeLinear beyond the upstream node tests.
 
-1. Single-node cases (Fixtures/quantization/ops/<case>/, the node-test layout:
+1. Single-node cases (<case>/ packed in Fixtures/quantization/ops.tar.gz, the node-test layout:
    model.onnx + test_data_set_0/{input,output}_K.pb) at opsets 10, 13, 19, 21,
    23 and 25: per tensor, per axis (negative axis too), blocked with a
    remainder block, int8/uint8 outputs, int32 DequantizeLinear input, float16
@@ -24,15 +24,13 @@
    the spec defines them).  The logits of onnxruntime's optimised session
    (integer QLinear kernels) are compared in the manifest, for information.
 
-Fixtures/quantization/manifest.json records the cases and tool versions.  The
-directory is regenerated from scratch.
+Fixtures/quantization/manifest.json records the cases and tool versions (no
+timestamp).  The directory is regenerated from scratch.
 
 Run with tools/.venv/bin/python tools/export_quantization_goldens.py
 """
 from __future__ import annotations
 
-import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -46,7 +44,7 @@ import onnx  # noqa: E402
 import onnxruntime  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static  # noqa: E402
 from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
@@ -55,8 +53,6 @@ from torchvision.models.resnet import BasicBlock  # noqa: E402
 import fixturelib as fl  # noqa: E402
 
 OUT_DIR = fl.REPO_DIR / "Fixtures" / "quantization"
-ELEM = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float16): TensorProto.FLOAT16,
-        np.dtype(np.int32): TensorProto.INT32, np.dtype(np.int8): TensorProto.INT8, np.dtype(np.uint8): TensorProto.UINT8}
 
 
 # --------------------------------------------------------------------------- single-node cases
@@ -136,32 +132,13 @@ def quantize_cases(rng):
     return cases
 
 
-def node_model(c):
-    names = ["x", "scale", "zero_point"][: len(c["inputs"])]
-    out_type = _output_type(c)
-    node = helper.make_node(c["op"], names, ["y"], name=c["name"], **c["attrs"])
-    graph = helper.make_graph(
-        [node], c["name"],
-        [helper.make_tensor_value_info(n, ELEM[v.dtype], list(v.shape)) for n, v in zip(names, c["inputs"])],
-        [helper.make_tensor_value_info("y", out_type, list(c["inputs"][0].shape))])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", c["opset"])])
-    model.ir_version = 10 if c["opset"] >= 21 else 8
-    return model
-
-
-def _output_type(c):
-    inputs, attrs = c["inputs"], c["attrs"]
-    if c["op"] == "QuantizeLinear":
-        if len(inputs) > 2:
-            return ELEM[inputs[2].dtype]
-        return attrs.get("output_dtype", TensorProto.UINT8)
-    return attrs.get("output_dtype", ELEM[inputs[1].dtype])
-
-
-def write_case(c) -> dict:
-    model = node_model(c)
+def write_case(c, stage: Path) -> dict:
+    """Writes the case under `stage` (packed into ops.tar.gz by main) and returns its manifest entry."""
+    names = ["x", "scale", "zero_point"]
+    model = fl.node_model(c["op"], c["opset"], list(zip(names, c["inputs"])), c["attrs"], ["y"], name=c["name"],
+                          ir_version=10 if c["opset"] >= 21 else 8)
     onnx.checker.check_model(model)
-    feeds = dict(zip(["x", "scale", "zero_point"], c["inputs"]))
+    feeds = dict(zip(names, c["inputs"]))
     results, failures = {}, {}
     for source, run in [("onnxruntime", lambda: fl.ort_session(model.SerializeToString()).run(None, feeds)[0]),
                         ("onnx.reference", lambda: ReferenceEvaluator(model).run(None, feeds)[0])]:
@@ -180,12 +157,7 @@ def write_case(c) -> dict:
         (name, golden), = results.items()
         other = next(iter(failures))
         source = f"{name} ({other} cannot run it: {failures[other]})"
-    dest = OUT_DIR / "ops" / c["name"]
-    (dest / "test_data_set_0").mkdir(parents=True)
-    (dest / "model.onnx").write_bytes(model.SerializeToString())
-    for k, (vi, value) in enumerate(zip(model.graph.input, c["inputs"])):
-        (dest / "test_data_set_0" / f"input_{k}.pb").write_bytes(numpy_helper.from_array(value, vi.name).SerializeToString())
-    (dest / "test_data_set_0" / "output_0.pb").write_bytes(numpy_helper.from_array(golden, "y").SerializeToString())
+    fl.write_node_case(stage / c["name"], model, c["inputs"], [("y", golden)])
     return dict(name=c["name"], op=c["op"], opset=c["opset"], attrs=c["attrs"], note=c["note"], golden=source,
                 output_dtype=str(golden.dtype))
 
@@ -310,25 +282,22 @@ def write_qdq_models() -> list:
 
 def main() -> int:
     fl.quiet_warnings()
-    if OUT_DIR.exists():
-        shutil.rmtree(OUT_DIR)
-    OUT_DIR.mkdir(parents=True)
+    fl.fresh_dir(OUT_DIR)
     rng = np.random.default_rng(2024)
-    cases = [write_case(c) for c in quantize_cases(rng)]
+    with tempfile.TemporaryDirectory() as stage:
+        cases = [write_case(c, Path(stage)) for c in quantize_cases(rng)]
+        fl.write_archive(Path(stage), OUT_DIR / "ops.tar.gz")
     ste = [write_ste(c) for c in ste_cases(np.random.default_rng(7))]
     models = write_qdq_models()
     manifest = {
         "generator": "tools/export_quantization_goldens.py",
-        "generated": fl.now_iso(),
         "tools": fl.tool_versions(),
-        "onnxruntime_settings": {"providers": ["CPUExecutionProvider"], "graph_optimization_level": "ORT_DISABLE_ALL",
-                                 "intra_op_num_threads": 1},
+        "onnxruntime_settings": fl.ORT_SETTINGS,
         "cases": cases,
         "ste": ste,
         "models": models,
     }
-    (OUT_DIR / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    total = sum(p.stat().st_size for p in OUT_DIR.rglob("*") if p.is_file())
+    total = fl.write_manifest(OUT_DIR, manifest)
     print(f"{len(cases)} cases, {len(ste)} STE goldens, {len(models)} models, {total / 1e3:.1f} KB in {OUT_DIR}")
     for c in cases:
         print(f"  {c['name']:45s} {c['golden'][:60]}")

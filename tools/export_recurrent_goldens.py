@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Goldens for RNN, GRU and LSTM beyond the upstream node tests.
 
-1. Single-node cases (Fixtures/recurrent/ops/<case>/), in the node-test layout
+1. Single-node cases (<case>/ packed in Fixtures/recurrent/ops.tar.gz), in the node-test layout
    (model.onnx + test_data_set_0/{input,output}_K.pb), outputs from onnxruntime
    (CPU, graph optimisations off): every direction and both layouts,
    sequence_lens (including lengths 0 and 1), initial states, peepholes, clip,
@@ -26,7 +26,8 @@
    pytorch-grad-cam's GradCAM heatmap at its conv features (module
    "features"), which backpropagates through both LSTM layers.
 
-Fixtures/recurrent/manifest.json records the cases and tool versions.  The
+Fixtures/recurrent/manifest.json records the cases and tool versions (no
+timestamp, so an unchanged regeneration leaves the files as they were).  The
 directory is regenerated from scratch.
 
 Run with tools/.venv/bin/python tools/export_recurrent_goldens.py
@@ -35,9 +36,8 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
-import json
-import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,7 +48,6 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from pytorch_grad_cam import GradCAM  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
@@ -132,43 +131,24 @@ def case_inputs(c, rng):
     return {k: (v if v is None or v.dtype == np.int32 else v.astype(np_type)) for k, v in values.items()}
 
 
-def case_model(c, values, elem_type):
+def case_model(c, values):
+    """The case's node over `values` (None where an input is omitted; weights named in
+    `initializers` become initializers), outputs as the case lists them."""
     names = INPUTS[: 8 if c["op"] == "LSTM" else 6]
-    node_inputs = [n if values.get(n) is not None else "" for n in names]
-    while node_inputs and node_inputs[-1] == "":
-        node_inputs.pop()
-    all_outputs = ["Y", "Y_h", "Y_c"][: 3 if c["op"] == "LSTM" else 2]
-    node_outputs = c["outputs"] or all_outputs
     attrs = dict(hidden_size=c["hidden"], direction=c["direction"], **c["attrs"])
     if c["layout"]:
         attrs["layout"] = c["layout"]
-    node = helper.make_node(c["op"], node_inputs, node_outputs, name=c["name"], **attrs)
-    graph_inputs, initializers = [], []
-    for n in node_inputs:
-        if not n:
-            continue
-        v = values[n]
-        t = TensorProto.INT32 if v.dtype == np.int32 else elem_type
-        if n in c["initializers"]:
-            initializers.append(numpy_helper.from_array(v, n))
-        else:
-            graph_inputs.append(helper.make_tensor_value_info(n, t, list(v.shape)))
-    d = 2 if c["direction"] == "bidirectional" else 1
-    s, b, h = c["steps"], c["batch"], c["hidden"]
-    shapes = {"Y": [b, s, d, h] if c["layout"] else [s, d, b, h], "Y_h": [b, d, h] if c["layout"] else [d, b, h]}
-    shapes["Y_c"] = shapes["Y_h"]
-    outs = [helper.make_tensor_value_info(o, elem_type, shapes[o]) for o in node_outputs if o]
-    graph = helper.make_graph([node], c["name"], graph_inputs, outs, initializer=initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", c["opset"])])
-    model.ir_version = 8
-    return model
+    all_outputs = ["Y", "Y_h", "Y_c"][: 3 if c["op"] == "LSTM" else 2]
+    return fl.node_model(c["op"], c["opset"], [(n, values.get(n)) for n in names], attrs, c["outputs"] or all_outputs,
+                         name=c["name"], initializers=c["initializers"], ir_version=8)
 
 
-def write_case(c) -> dict:
+def write_case(c, stage: Path) -> dict:
+    """Writes the case under `stage` (packed into ops.tar.gz by main) and returns its manifest entry."""
     rng = np.random.default_rng(1000 + c["seed"])
     values = case_inputs(c, rng)
     half = c["dtype"] == "float16"
-    model = case_model(c, values, TensorProto.FLOAT16 if half else TensorProto.FLOAT)
+    model = case_model(c, values)
     onnx.checker.check_model(model)
     # onnxruntime runs the float32 twin (float16 values widen exactly).
     wide = {k: (v.astype(np.float32) if v is not None and v.dtype == np.float16 else v) for k, v in values.items()}
@@ -177,7 +157,7 @@ def write_case(c) -> dict:
         # definition of layout 1), outputs transposed back.
         wide = {k: (v.transpose(1, 0, 2) if v is not None and k in ("X", "initial_h", "initial_c") else v)
                 for k, v in wide.items()}
-    ort_model = case_model(dict(c, layout=0), wide, TensorProto.FLOAT)
+    ort_model = case_model(dict(c, layout=0), wide)
     session = fl.ort_session(ort_model.SerializeToString())
     feeds = {i.name: wide[i.name] for i in session.get_inputs()}
     results = session.run(None, feeds)
@@ -185,14 +165,8 @@ def write_case(c) -> dict:
         results = [r.transpose(2, 0, 1, 3) if r.ndim == 4 else r.transpose(1, 0, 2) for r in results]
     if half:
         results = [r.astype(np.float16) for r in results]
-    dest = OUT_DIR / "ops" / c["name"]
-    (dest / "test_data_set_0").mkdir(parents=True)
-    (dest / "model.onnx").write_bytes(model.SerializeToString())
-    for k, vi in enumerate(model.graph.input):
-        (dest / "test_data_set_0" / f"input_{k}.pb").write_bytes(
-            numpy_helper.from_array(values[vi.name], vi.name).SerializeToString())
-    for k, (vi, r) in enumerate(zip(model.graph.output, results)):
-        (dest / "test_data_set_0" / f"output_{k}.pb").write_bytes(numpy_helper.from_array(r, vi.name).SerializeToString())
+    fl.write_node_case(stage / c["name"], model, [values[vi.name] for vi in model.graph.input],
+                       [(vi.name, r) for vi, r in zip(model.graph.output, results)])
     entry = {k: v for k, v in c.items() if k != "seed"}
     entry["golden"] = ("onnxruntime float32 on the widened inputs, rounded to float16" if half else "onnxruntime")
     return entry
@@ -308,23 +282,20 @@ def write_model(name, build, shape, exporter, opset, classes) -> dict:
 
 def main() -> int:
     fl.quiet_warnings()
-    if OUT_DIR.exists():
-        shutil.rmtree(OUT_DIR)
-    OUT_DIR.mkdir(parents=True)
-    cases = [write_case(c) for c in CASES]
+    fl.fresh_dir(OUT_DIR)
+    with tempfile.TemporaryDirectory() as stage:
+        cases = [write_case(c, Path(stage)) for c in CASES]
+        fl.write_archive(Path(stage), OUT_DIR / "ops.tar.gz")
     models = [write_model(*m) for m in MODELS]
     manifest = {
         "generator": "tools/export_recurrent_goldens.py",
-        "generated": fl.now_iso(),
         "tools": {**fl.tool_versions(), "grad_cam": importlib.metadata.version("grad-cam")},
-        "onnxruntime_settings": {"providers": ["CPUExecutionProvider"], "graph_optimization_level": "ORT_DISABLE_ALL",
-                                 "intra_op_num_threads": 1},
+        "onnxruntime_settings": fl.ORT_SETTINGS,
         "gradient_target": "sum_n logits[n, classes[n]], PyTorch autograd on a float64 copy of the model",
         "cases": cases,
         "models": models,
     }
-    (OUT_DIR / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    total = sum(p.stat().st_size for p in OUT_DIR.rglob("*") if p.is_file())
+    total = fl.write_manifest(OUT_DIR, manifest)
     print(f"{len(cases)} cases, {len(models)} models, {total / 1e3:.1f} KB in {OUT_DIR}")
     for m in models:
         print(f"  {m['name']}: {m['ops']}  ort-vs-torch {m['max_abs_ort_minus_torch_logits']:.2e}")

@@ -24,29 +24,15 @@ Run with the project venv:  /work/main/tools/.venv/bin/python tools/export_spati
 from __future__ import annotations
 
 import json
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
-from onnx import helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fixturelib as fl  # noqa: E402
 
 OUT_DIR = fl.REPO_DIR / "Fixtures" / "spatial"
-ONNX_TYPES = {
-    "float32": onnx.TensorProto.FLOAT, "float16": onnx.TensorProto.FLOAT16, "float64": onnx.TensorProto.DOUBLE,
-    "int64": onnx.TensorProto.INT64, "int32": onnx.TensorProto.INT32, "int8": onnx.TensorProto.INT8,
-    "uint8": onnx.TensorProto.UINT8, "bool": onnx.TensorProto.BOOL,
-}
-
-
-def versions() -> dict:
-    return {"python": platform.python_version(), "numpy": np.__version__, "onnx": onnx.__version__,
-            "onnxruntime": ort.__version__}
 
 
 def values(array: np.ndarray) -> list:
@@ -74,16 +60,7 @@ def attribute(value) -> dict:
 def run_case(name, op, opset, inputs, attrs, outputs=1):
     """inputs: list of (name, array or None); None = omitted optional input. Returns a case dict, or
     (name, message) when onnxruntime refuses it."""
-    node_inputs = [n if a is not None else "" for n, a in inputs]
-    while node_inputs and node_inputs[-1] == "":
-        node_inputs.pop()
-    out_names = [f"y{i}" for i in range(outputs)]
-    node = helper.make_node(op, node_inputs, out_names, **attrs)
-    graph_inputs = [helper.make_tensor_value_info(n, ONNX_TYPES[str(a.dtype) if a.dtype != np.bool_ else "bool"], a.shape)
-                    for n, a in inputs if a is not None]
-    graph = helper.make_graph([node], name, graph_inputs, [onnx.ValueInfoProto(name=o) for o in out_names])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8 if opset < 21 else 10
+    model = fl.node_model(op, opset, inputs, attrs, outputs, name=name, ir_version=8 if opset < 21 else 10)
     try:
         session = fl.ort_session(model.SerializeToString())
         results = session.run(None, {n: a for n, a in inputs if a is not None})
@@ -104,7 +81,8 @@ def run_case(name, op, opset, inputs, attrs, outputs=1):
 def write(path: Path, description: str, cases: list) -> None:
     kept = [c for c in cases if isinstance(c, dict)]
     refused = [{"name": c[0], "onnxruntime": c[1]} for c in cases if not isinstance(c, dict)]
-    doc = {"generator": "tools/export_spatial_goldens.py", "description": description, "tool_versions": versions(),
+    doc = {"generator": "tools/export_spatial_goldens.py", "description": description,
+           "tool_versions": fl.package_versions("numpy", "onnx", "onnxruntime"),
            "cases": kept, "refused": refused}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")

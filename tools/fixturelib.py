@@ -1,10 +1,16 @@
-"""Helpers shared by the fixture scripts (tool versions, ORT runs, graph stats)."""
+"""Helpers shared by the fixture scripts: tool versions, onnxruntime and reference-evaluator runs,
+single-node models in the upstream node-test layout, tensor files, deterministic archives, graph stats."""
 from __future__ import annotations
 
 import collections
 import datetime as _dt
+import gzip
+import importlib.metadata
+import io
 import platform
 import re
+import shutil
+import tarfile
 import warnings
 from pathlib import Path
 
@@ -45,6 +51,11 @@ def tool_versions() -> dict:
     }
 
 
+def package_versions(*packages: str) -> dict:
+    """Python's and the named distributions' versions (as pip spells their names), for a manifest."""
+    return {"python": platform.python_version()} | {name: importlib.metadata.version(name) for name in packages}
+
+
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -59,6 +70,19 @@ def save_npy(path: Path, array) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         np.lib.format.write_array(fh, arr, version=(1, 0), allow_pickle=False)
+
+
+# How ort_session runs a model, for the manifests.
+ORT_SETTINGS = {"providers": ["CPUExecutionProvider"], "graph_optimization_level": "ORT_DISABLE_ALL",
+                "intra_op_num_threads": 1}
+
+
+def write_manifest(folder: Path, manifest: dict) -> int:
+    """`folder`/manifest.json (indented, newline-terminated); returns the folder's size in bytes."""
+    import json
+
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return dir_bytes(folder)
 
 
 def ort_session(model, threads: int = 1):
@@ -187,3 +211,104 @@ def randomize(model, gen) -> None:
                     p.copy_(torch.randn(p.shape, generator=gen) / float(p.shape[-1]) ** 0.5)
                 else:
                     p.add_((torch.rand(p.shape, generator=gen) - 0.5) * 0.4)
+
+
+# --------------------------------------------------------------------------- single-node cases
+
+
+def fresh_dir(path: Path) -> Path:
+    """`path` emptied (a fixture folder is regenerated from scratch)."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def node_model(op: str, opset: int, inputs: list, attributes: dict | None = None, outputs=1, name: str = "case",
+               initializers=(), ir_version: int | None = None, producer: str = ""):
+    """A one-node model: `inputs` is a list of (name, array or None), None an omitted optional
+    input (trailing ones are dropped); arrays named in `initializers` become initializers, the
+    others graph inputs. `outputs` is a count (y0, y1, ...) or a list of names ("" skips an
+    output). The outputs' types and shapes are onnx's shape inference where it gives them, else
+    left open; the IR version is the lowest that carries the opset unless given."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    node_inputs = [n if a is not None else "" for n, a in inputs]
+    while node_inputs and node_inputs[-1] == "":
+        node_inputs.pop()
+    names = [f"y{k}" for k in range(outputs)] if isinstance(outputs, int) else list(outputs)
+    node = helper.make_node(op, node_inputs, names, **(attributes or {}))
+    graph_inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+                    for n, a in inputs if a is not None and n not in initializers]
+    weights = [numpy_helper.from_array(a, n) for n, a in inputs if a is not None and n in initializers]
+    graph = helper.make_graph([node], name, graph_inputs, [helper.make_empty_tensor_value_info(o) for o in names if o],
+                              initializer=weights)
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name=producer,
+                              ir_version=ir_version or helper.find_min_ir_version_for(opsets))
+    try:
+        inferred = {v.name: v for v in onnx.shape_inference.infer_shapes(model, check_type=True).graph.value_info}
+    except Exception:  # noqa: BLE001 - inference is a convenience; the runtimes judge the model
+        inferred = {}
+    for k, output in enumerate(model.graph.output):
+        if output.name in inferred and inferred[output.name].type.tensor_type.elem_type:
+            model.graph.output[k].CopyFrom(inferred[output.name])
+    return model
+
+
+def reference_outputs(model, feeds: dict, reason_for_reference: str | None = None) -> tuple[list, str]:
+    """onnxruntime's outputs (CPU, graph optimisations off), or the ONNX reference evaluator's
+    where onnxruntime has no kernel for the case (or `reason_for_reference` says why the reference
+    is the better oracle); the second value names the tool that produced them, and why."""
+    import onnx
+    import onnxruntime
+    from onnx.reference import ReferenceEvaluator
+
+    if reason_for_reference:
+        return ReferenceEvaluator(model).run(None, feeds), f"onnx.reference {onnx.__version__} ({reason_for_reference})"
+    try:
+        return ort_session(model.SerializeToString()).run(None, feeds), f"onnxruntime {onnxruntime.__version__}"
+    except Exception as error:  # noqa: BLE001 - NOT_IMPLEMENTED kernels, opsets onnxruntime does not load
+        reason = str(error).strip().splitlines()[0][:160]
+    return ReferenceEvaluator(model).run(None, feeds), f"onnx.reference {onnx.__version__} (onnxruntime: {reason})"
+
+
+def write_tensor(path: Path, array, name: str) -> None:
+    """One ONNX TensorProto file, as the node tests store their data."""
+    from onnx import numpy_helper
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(numpy_helper.from_array(np.asarray(array), name).SerializeToString())
+
+
+def write_node_case(folder: Path, model, inputs: list, outputs: list) -> None:
+    """`folder`/model.onnx and test_data_set_0/{input,output}_K.pb, the upstream node-test layout:
+    `inputs` are the graph inputs' arrays in order, `outputs` the outputs' (name, array)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.onnx").write_bytes(model.SerializeToString())
+    for k, (graph_input, array) in enumerate(zip(model.graph.input, inputs)):
+        write_tensor(folder / "test_data_set_0" / f"input_{k}.pb", array, graph_input.name)
+    for k, (name, array) in enumerate(outputs):
+        write_tensor(folder / "test_data_set_0" / f"output_{k}.pb", array, name)
+
+
+def write_archive(folder: Path, archive: Path) -> None:
+    """Every file under `folder` in one gzipped tar that is byte-identical for identical inputs."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for path in sorted(folder.rglob("*")):
+            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(folder)))
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            info.mode = 0o755 if path.is_dir() else 0o644
+            if path.is_file():
+                with open(path, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+    with open(archive, "wb") as out, gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz:
+        gz.write(buffer.getvalue())
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

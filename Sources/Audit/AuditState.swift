@@ -29,6 +29,53 @@ public struct AuditConfig: Codable, Sendable, Equatable {
     /// they do not run.
     public var embedLayer: String?
     public var embedTensor: String?
+    /// How the model's output was read: `logits`, `probabilities` or `auto` (see ``OutputKind``).
+    public var outputKind: String?
+    /// The transform, step by step (``transform``).
+    public var transform: Transform?
+    /// Which space the region was drawn in (`image` or `model`), why, and its flags (``RegionMask/packed``).
+    public var maskSpace: String?
+    public var maskReason: String?
+    public var maskPixels: String?
+    /// The images' size an image-space region was drawn at; every image must have it.
+    public var maskImageSize: [Int]?
+    /// The counterfactual fill, when the test ran.
+    public var counterfactual: String?
+    /// The base seed of the counterfactual noise and ROAD's imputation noise.
+    public var seed: UInt32?
+    /// The faithfulness metrics' settings, when they ran.
+    public var faithfulness: FaithfulnessOptions?
+    /// The metrics run on the samples whose index is a multiple of this (1: every sample).
+    public var faithfulnessStride: Int?
+    /// Whether spectral relevance analysis runs on the maps.
+    public var spray: Bool?
+
+    /// The preprocessing, as the report states it.
+    public struct Transform: Codable, Sendable, Equatable {
+        public var resize: Int?
+        /// Height and width of the centre crop.
+        public var crop: [Int]?
+        public var mean: [Float]
+        public var std: [Float]
+        public var inputSizedAsIs: Bool
+        public var summary: String
+
+        public init(_ preprocessing: Preprocessing) {
+            resize = preprocessing.resize
+            crop = preprocessing.crop.map { [$0.height, $0.width] }
+            mean = preprocessing.normalization.mean
+            std = preprocessing.normalization.std
+            inputSizedAsIs = preprocessing.inputSizedAsIs
+            summary = preprocessing.summary
+        }
+
+        /// The transform back, to describe what an image of a given size went through.
+        public var preprocessing: Preprocessing {
+            Preprocessing(
+                resize: resize, crop: crop.flatMap { $0.count == 2 ? ($0[0], $0[1]) : nil },
+                normalization: Preprocessing.Normalization(mean: mean, std: std), inputSizedAsIs: inputSizedAsIs)
+        }
+    }
 
     public init(
         model: String, layer: String, tensor: String, method: String, maps: String, target: String, preprocessing: String,
@@ -67,6 +114,12 @@ public struct SampleRecord: Codable, Sendable, Equatable {
     /// The class the heatmap explains.
     public let target: Int
     public let scores: RegionScores?
+    /// The image file's own size (width, height), before any resize or crop.
+    public var imageSize: [Int]?
+    /// The prediction once the region is filled, when the counterfactual test ran.
+    public var counterfactual: CounterfactualRecord?
+    /// How well the heatmap explains its class, when the metrics ran.
+    public var faithfulness: FaithfulnessScores?
 }
 
 /// Everything a report is rendered from, kept small enough to hold for any dataset: per-sample

@@ -110,7 +110,7 @@ struct CompareHeadsCommand: ParsableCommand {
                 .map { URL(fileURLWithPath: images).appendingPathComponent($0) }
             guard !files.isEmpty else { throw ValidationError("no .png, .jpg or .jpeg files in \(images)") }
         }
-        let (batch, _) = try preprocessing.make(for: executor).batch(files)
+        let (batch, _, _) = try preprocessing.make(for: executor).batch(files)
         return (batch, files.map(\.lastPathComponent))
     }
 

@@ -66,6 +66,18 @@ struct GradCAMCommand: ParsableCommand {
     @Option(help: ArgumentHelp("How the layers hold channels: nchw, nhwc or tokens. Default: from the graph and the shape.", valueName: "LAYOUT"))
     var layerLayout: LayerLayout?
 
+    @Option(name: .customLong("metrics-json"), help: ArgumentHelp("Also write the maps' faithfulness metrics (pytorch-grad-cam's ROAD, input x map; deletion and insertion AUC) per sample.", valueName: "PATH"))
+    var metricsJSON: String?
+
+    @Option(name: .customLong("road-percentiles"), help: ArgumentHelp("The percentiles ROAD removes pixels at.", valueName: "P,P,..."))
+    var roadPercentiles: String = "20,40,60,80"
+
+    @Option(help: ArgumentHelp("Seed of ROAD's imputation noise.", valueName: "S"))
+    var seed: UInt32 = 0
+
+    @Option(name: .customLong("output-kind"), help: ArgumentHelp("How to read the model's output: logits (softmaxed) or probabilities (used as is). Default: probabilities when the graph ends in Softmax, else each row decides.", valueName: "KIND"))
+    var outputKind: OutputKind?
+
     @OptionGroup var resources: ResourceOptions
 
     func validate() throws {
@@ -80,7 +92,23 @@ struct GradCAMCommand: ParsableCommand {
         if let tokenGrid { _ = try FlagCheck.tokenGrid(tokenGrid) }
         _ = try parseClasses(count: 1, checkingCount: false)
         let inputs = [("model", model)] + (input.map { [("--input", $0)] } ?? [])
-        try FlagCheck.outputsSpareInputs([output.map { ("--output", $0) }, raw.map { ("--raw", $0) }].compactMap { $0 }, inputs: inputs)
+        let outputs = [output.map { ("--output", $0) }, raw.map { ("--raw", $0) }, metricsJSON.map { ("--metrics-json", $0) }]
+        try FlagCheck.outputsSpareInputs(outputs.compactMap { $0 }, inputs: inputs)
+        if metricsJSON != nil && method == .guidedBackprop { throw ValidationError("--metrics-json needs a CAM method, not guided-backprop") }
+        _ = try parsePercentiles(roadPercentiles)
+    }
+
+    /// The faithfulness metrics these options ask for, on the generator's model.
+    func makeFaithfulness(_ generator: GradCAMHeatmapGenerator) throws -> Faithfulness? {
+        guard metricsJSON != nil else { return nil }
+        return Faithfulness(
+            executor: generator.executor, output: generator.outputName, kind: outputKind,
+            options: FaithfulnessOptions(percentiles: try parsePercentiles(roadPercentiles), seed: seed, curves: true))
+    }
+
+    /// The maps the metrics read: in [0, 1] as pytorch-grad-cam scales them, even with `--normalization none`.
+    func metricMaps(_ heatmaps: Tensor) throws -> Tensor {
+        normalization == .none ? try Faithfulness.unitScaled(heatmaps) : heatmaps
     }
 
     /// The heatmap generator these options describe.
@@ -122,6 +150,12 @@ struct GradCAMCommand: ParsableCommand {
                 : result.heatmaps
         }
         try heatmaps.writeNPY(to: URL(fileURLWithPath: output))
+        if let faithfulness = try makeFaithfulness(generator), let metricsJSON {
+            let maps = method == .guidedGradCAM ? try generator.explain(images, targetClasses: chosen).heatmaps : heatmaps
+            let scores = try faithfulness.evaluate(images, heatmaps: metricMaps(maps), classes: chosen, indices: Array(0..<chosen.count))
+            try faithfulness.json(scores, classes: chosen).write(to: URL(fileURLWithPath: metricsJSON))
+            print("wrote the faithfulness metrics of \(chosen.count) map(s) to \(metricsJSON)")
+        }
         let layers = generator.layers.map { "\($0.request) -> \($0.tensor)" }.joined(separator: ", ")
         print("\(method.rawValue)\(layers.isEmpty ? "" : " at \(layers)"): classes \(chosen.map(String.init).joined(separator: ", "))")
         print("wrote \(heatmaps.dtype)\(heatmaps.shape) to \(output)")

@@ -28,7 +28,7 @@ extension QuantizationManifest.StraightThrough: CustomTestStringConvertible {
     /// (rounded once more to float16 where the output is float16) on both sides.
     @Test(arguments: manifest?.cases ?? [])
     func matchesOnnxruntime(_ golden: QuantizationManifest.Case) throws {
-        let mismatches = try GoldenCase(folder: Fixtures.url("quantization/ops/\(golden.name)")).mismatches(absolute: 0, relative: 0)
+        let mismatches = try GoldenCase(folder: Fixtures.unpacked("quantization/ops.tar.gz").appendingPathComponent(golden.name)).mismatches(absolute: 0, relative: 0)
         #expect(mismatches == [], "\(golden.name)")
     }
 

@@ -11,7 +11,8 @@ struct RecurrentManifest: Decodable {
         let name: String
         let dtype: String
         var testDescription: String { name }
-        var folder: URL { Fixtures.url("recurrent/ops/\(name)") }
+        /// The case's folder in `recurrent/ops.tar.gz`.
+        func folder() throws -> URL { try Fixtures.unpacked("recurrent/ops.tar.gz").appendingPathComponent(name) }
     }
 
     struct Export: Decodable, CustomTestStringConvertible, Sendable {
@@ -106,7 +107,7 @@ struct GoldenCase {
     @Test(arguments: cases)
     func matchesOnnxruntime(_ golden: RecurrentManifest.Case) throws {
         let tolerance = Self.tolerance(golden.dtype)
-        let mismatches = try GoldenCase(folder: golden.folder).mismatches(absolute: tolerance.absolute, relative: tolerance.relative)
+        let mismatches = try GoldenCase(folder: golden.folder()).mismatches(absolute: tolerance.absolute, relative: tolerance.relative)
         #expect(mismatches == [], "\(golden.name)")
     }
 
@@ -114,7 +115,7 @@ struct GoldenCase {
     /// onnxruntime's float32 result, the same tolerance as above (largest measured 2.4e-7).
     @Test(arguments: cases.filter { $0.dtype == "float32" })
     func float64MatchesOnnxruntime(_ golden: RecurrentManifest.Case) throws {
-        let mismatches = try GoldenCase(folder: golden.folder).widened().mismatches(absolute: 2e-6, relative: 0)
+        let mismatches = try GoldenCase(folder: golden.folder()).widened().mismatches(absolute: 2e-6, relative: 0)
         #expect(mismatches == [], "\(golden.name)")
     }
 

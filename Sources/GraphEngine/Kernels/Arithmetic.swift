@@ -56,16 +56,9 @@ extension Int8: ArithmeticScalar {}
 extension UInt8: ArithmeticScalar {}
 
 /// Dispatches `body` on the arithmetic Swift type of `dtype`; float16 and bool are not arithmetic.
+/// (The arithmetic types are the reducible ones, so one switch serves both.)
 func withArithmeticType<R>(_ dtype: DType, _ op: String, _ body: (any ArithmeticScalar.Type) throws -> R) throws -> R {
-    switch dtype {
-    case .float32: return try body(Float.self)
-    case .float64: return try body(Double.self)
-    case .int64: return try body(Int64.self)
-    case .int32: return try body(Int32.self)
-    case .int8: return try body(Int8.self)
-    case .uint8: return try body(UInt8.self)
-    case .float16, .bool: throw OpError("\(op) does not support \(dtype) tensors")
-    }
+    try withReducibleType(dtype, op) { try body($0) }
 }
 
 /// Dispatches `body` on the floating-point Swift type of `dtype`.

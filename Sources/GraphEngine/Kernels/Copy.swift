@@ -65,13 +65,18 @@ private func transfer(strided: Tensor, contiguous: Tensor, shape: [Int], strides
             if axis < 0 { return }
         }
     }
-    withExtendedLifetime((strided, contiguous)) {
-        switch strided.dtype.byteSize {
-        case 1: run(UInt8.self)
-        case 2: run(UInt16.self)
-        case 4: run(UInt32.self)
-        default: run(UInt64.self)
-        }
+    withExtendedLifetime((strided, contiguous)) { moving(strided.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
+}
+
+/// Runs one of four loops by element width: kernels that only move elements (copies, gathers,
+/// scatters, padding) need no more than that, and move them as same-sized unsigned integers.
+@inline(__always)
+func moving(_ dtype: DType, _ byte: @autoclosure () -> Void, _ half: @autoclosure () -> Void, _ word: @autoclosure () -> Void, _ double: @autoclosure () -> Void) {
+    switch dtype.byteSize {
+    case 1: byte()
+    case 2: half()
+    case 4: word()
+    default: double()
     }
 }
 

@@ -146,17 +146,6 @@ extension IndexedSlices {
     }
 }
 
-/// Runs one of four loops by element width: ops that only move elements need no more than that.
-@inline(__always)
-func moving(_ dtype: DType, _ byte: @autoclosure () -> Void, _ half: @autoclosure () -> Void, _ word: @autoclosure () -> Void, _ double: @autoclosure () -> Void) {
-    switch dtype.byteSize {
-    case 1: byte()
-    case 2: half()
-    case 4: word()
-    default: double()
-    }
-}
-
 // MARK: - Scatter
 
 /// How a scatter combines an update with the element already there (`reduction`, opset 16 and 18).

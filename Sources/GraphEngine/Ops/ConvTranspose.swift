@@ -63,23 +63,19 @@ struct ConvTranspose: DifferentiableOperator {
         guard kernel.allSatisfy({ $0 >= 1 && $0 <= Int(Int32.max) }) else {
             throw OpError("weights' spatial extents \(kernel) must be in 1...\(Int32.max)")
         }
-        if let declared = geometry.kernel, declared != kernel {
-            throw OpError("kernel_shape \(declared) disagrees with the weights' spatial extents \(kernel)")
-        }
-        let strides = geometry.strides ?? Array(repeating: 1, count: rank)
-        let dilations = geometry.dilations ?? Array(repeating: 1, count: rank)
+        try geometry.checkKernel(kernel)
+        let (strides, dilations) = try geometry.steps(rank: rank)
         let padding = outputPadding ?? Array(repeating: 0, count: rank)
-        guard strides.count == rank, dilations.count == rank, padding.count == rank else {
-            throw OpError("strides \(strides), dilations \(dilations) or output_padding \(padding) do not match \(rank) spatial axes")
-        }
+        guard padding.count == rank else { throw OpError("output_padding \(padding) does not match \(rank) spatial axes") }
         // output_shape may also list N and C, as some exporters write it.
         let requested = outputShape.map { $0.count == rank + 2 ? Array($0[2...]) : $0 }
         if let requested, requested.count != rank {
             throw OpError("output_shape \(outputShape ?? []) does not match \(rank) spatial axes")
         }
         var spatial = [Int](repeating: 0, count: rank)
-        var padBegin = [Int](repeating: 0, count: rank)
-        var padEnd = [Int](repeating: 0, count: rank)
+        // Explicit pads apply only where no output size is asked for; the others are derived below.
+        let none = [Int](repeating: 0, count: rank)
+        var (padBegin, padEnd) = requested == nil ? try geometry.explicitPads(rank: rank) : (none, none)
         for axis in 0..<rank {
             // Attributes and kernel extents are below 2³¹, so only the products can overflow.
             let (extent, overflow1) = (kernel[axis] - 1).multipliedReportingOverflow(by: dilations[axis])
@@ -109,11 +105,6 @@ struct ConvTranspose: DifferentiableOperator {
                 padEnd[axis] = total - padBegin[axis]
                 spatial[axis] = target
             } else {
-                if geometry.autoPad == .notSet, let pads = geometry.pads {
-                    guard pads.count == 2 * rank else { throw OpError("pads \(pads) must hold \(2 * rank) values") }
-                    padBegin[axis] = pads[axis]
-                    padEnd[axis] = pads[axis + rank]
-                }
                 spatial[axis] = full - padBegin[axis] - padEnd[axis]
                 guard spatial[axis] >= 0 else {
                     throw OpError("pads \(padBegin[axis]), \(padEnd[axis]) exceed the output extent \(full) of spatial axis \(axis)")

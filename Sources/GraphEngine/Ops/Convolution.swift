@@ -56,32 +56,44 @@ struct WindowGeometry: Sendable {
         let padEnd: [Int]
     }
 
+    /// Throws unless `kernel_shape`, where set, equals the weights' spatial extents.
+    func checkKernel(_ weights: [Int]) throws {
+        if let kernel, kernel != weights {
+            throw OpError("kernel_shape \(kernel) disagrees with the weights' spatial extents \(weights)")
+        }
+    }
+
+    /// Strides and dilations over `rank` spatial axes (1 where unset), checked against the rank.
+    func steps(rank: Int) throws -> (strides: [Int], dilations: [Int]) {
+        let strides = self.strides ?? Array(repeating: 1, count: rank)
+        let dilations = self.dilations ?? Array(repeating: 1, count: rank)
+        guard strides.count == rank, dilations.count == rank else {
+            throw OpError("strides \(strides) or dilations \(dilations) do not match \(rank) spatial axes")
+        }
+        return (strides, dilations)
+    }
+
+    /// The `pads` attribute as begin and end pads over `rank` axes; zeros unless auto_pad is NOTSET.
+    func explicitPads(rank: Int) throws -> (begin: [Int], end: [Int]) {
+        guard autoPad == .notSet, let pads else { return (Array(repeating: 0, count: rank), Array(repeating: 0, count: rank)) }
+        guard pads.count == 2 * rank else { throw OpError("pads \(pads) must hold \(2 * rank) values") }
+        return (Array(pads[..<rank]), Array(pads[rank...]))
+    }
+
     /// Resolves the window for `spatial` input extents; `kernel` comes from the weights for Conv.
     func resolve(spatial: [Int], kernel inferred: [Int]? = nil) throws -> Resolved {
         let rank = spatial.count
         guard let kernel = self.kernel ?? inferred, kernel.count == rank else {
             throw OpError("kernel_shape \(self.kernel ?? inferred ?? []) does not match \(rank) spatial axes")
         }
-        if let inferred, kernel != inferred {
-            throw OpError("kernel_shape \(kernel) disagrees with the weights' spatial extents \(inferred)")
-        }
-        let strides = self.strides ?? Array(repeating: 1, count: rank)
-        let dilations = self.dilations ?? Array(repeating: 1, count: rank)
-        guard strides.count == rank, dilations.count == rank else {
-            throw OpError("strides \(strides) or dilations \(dilations) do not match \(rank) spatial axes")
-        }
-        var padBegin = Array(repeating: 0, count: rank)
-        var padEnd = Array(repeating: 0, count: rank)
+        if let inferred { try checkKernel(inferred) }
+        let (strides, dilations) = try steps(rank: rank)
+        var (padBegin, padEnd) = try explicitPads(rank: rank)
         var output = Array(repeating: 0, count: rank)
         for axis in 0..<rank {
             let extent = (kernel[axis] - 1) * dilations[axis] + 1
             switch autoPad {
             case .notSet, .valid:
-                if autoPad == .notSet, let pads {
-                    guard pads.count == 2 * rank else { throw OpError("pads \(pads) must hold \(2 * rank) values") }
-                    padBegin[axis] = pads[axis]
-                    padEnd[axis] = pads[axis + rank]
-                }
                 let span = spatial[axis] + padBegin[axis] + padEnd[axis] - extent
                 guard span >= 0 else {
                     throw OpError("window of extent \(extent) does not fit spatial axis \(axis) of size \(spatial[axis]) with padding")

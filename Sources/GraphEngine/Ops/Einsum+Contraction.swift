@@ -118,20 +118,14 @@ enum EinsumContraction {
             labels.reduce(1) { $0 * term.tensor.shape[term.labels.firstIndex(of: $1) ?? 0] }
         }
         let (batchCount, m, k, n) = (extent(batch, a), extent(left, a), extent(contracted, a), extent(right, b))
-        var transposeA = false
-        var left0 = a.tensor
-        if a.labels == batch + contracted + left, !left.isEmpty, !contracted.isEmpty {
-            transposeA = true
-        } else {
-            left0 = try permuted(a, to: batch + left + contracted)
+        /// The operand as the product reads it: as stored, transposed by the product itself when its
+        /// axes already run `batch, swapped`, else permuted to `batch, natural`.
+        func operand(_ term: LabeledTensor, natural: [Int], swapped: [Int], free: [Int]) throws -> (Tensor, Bool) {
+            term.labels == batch + swapped && !free.isEmpty && !contracted.isEmpty
+                ? (term.tensor, true) : (try permuted(term, to: batch + natural), false)
         }
-        var transposeB = false
-        var right0 = b.tensor
-        if b.labels == batch + right + contracted, !right.isEmpty, !contracted.isEmpty {
-            transposeB = true
-        } else {
-            right0 = try permuted(b, to: batch + contracted + right)
-        }
+        let (left0, transposeA) = try operand(a, natural: left + contracted, swapped: contracted + left, free: left)
+        let (right0, transposeB) = try operand(b, natural: contracted + right, swapped: right + contracted, free: right)
         let shape = (batch + left).map { a.tensor.shape[a.labels.firstIndex(of: $0) ?? 0] }
             + right.map { b.tensor.shape[b.labels.firstIndex(of: $0) ?? 0] }
         let product = try batchedProduct(

@@ -84,23 +84,14 @@ struct StatisticNormalization: DifferentiableOperator {
             while split > 0, axes.contains(split - 1) { split -= 1 }
             let length = shape[split...].reduce(1, *)
             let prefix = Array(shape[..<split])
-            let segments = prefix.reduce(1, *)
-            var owners = [Int](repeating: 0, count: segments)
-            var counter = [Int](repeating: 0, count: prefix.count)
-            var ownerCount = 1
-            for axis in 0..<prefix.count where !axes.contains(axis) { ownerCount *= prefix[axis] }
-            for segment in 0..<segments {
-                var owner = 0
-                for axis in 0..<prefix.count where !axes.contains(axis) { owner = owner * prefix[axis] + counter[axis] }
-                owners[segment] = owner
-                var axis = prefix.count - 1
-                while axis >= 0 {
-                    counter[axis] += 1
-                    if counter[axis] < prefix[axis] { break }
-                    counter[axis] = 0
-                    axis -= 1
-                }
+            // A segment's statistics group is its position with the reduced axes dropped: the
+            // output element a reduction over those axes would fold it into.
+            let groups = try ReductionLayout(prefix, reduced: prefix.indices.map { axes.contains($0) }, keepDims: true)
+            var owners = [Int](repeating: 0, count: prefix.reduce(1, *))
+            groups.forEachRow { i, o, step, count in
+                for k in 0..<count { owners[i + k] = o + k * step }
             }
+            let (segments, ownerCount) = (owners.count, groups.outputCount)
             return SegmentNormalization(
                 segments: segments, length: length, owners: owners, ownerCount: ownerCount, channels: nil,
                 epsilon: epsilon, epsilonOutsideRoot: true)

@@ -24,20 +24,62 @@ extension OpRegistry {
     }
 }
 
+/// LRN and LpNormalization: an input read as three extents, normalized and differentiated by
+/// float32 or float64 loops over that layout; forward and backward are shared.
+protocol LocalNormalization: DifferentiableOperator {
+    var opType: String { get }
+    /// The three extents the loops walk, checked against the op's needs.
+    func layout(_ shape: [Int]) throws -> (Int, Int, Int)
+    func normalize<T: FloatKernelScalar>(_ x: UnsafePointer<T>, _ layout: (Int, Int, Int), into y: UnsafeMutablePointer<T>)
+    func gradient<T: FloatKernelScalar>(
+        _ x: UnsafePointer<T>, _ g: UnsafePointer<T>, _ layout: (Int, Int, Int), into gx: UnsafeMutablePointer<T>)
+}
+
+extension LocalNormalization {
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let x = try inputs.required(0)
+        let extents = try layout(x.shape)
+        let y = try Tensor(uninitialized: x.dtype, shape: x.shape)
+        func run<T: FloatKernelScalar>(_ type: T.Type) {
+            normalize(UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)), extents, into: y.storage.base.assumingMemoryBound(to: T.self))
+        }
+        try withExtendedLifetime(x) { try withFloatType(x.dtype, opType) { run($0) } }
+        return [y]
+    }
+
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(0) }
+
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let x = try step.input(0)
+        let g = try step.gradient()
+        let extents = try layout(x.shape)
+        // Zeros: LpNormalization leaves the gradient of a zero norm's line at 0.
+        let gx = try Tensor(zeros: x.dtype, shape: x.shape)
+        func run<T: FloatKernelScalar>(_ type: T.Type) {
+            gradient(
+                UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)), UnsafePointer(g.storage.base.assumingMemoryBound(to: T.self)),
+                extents, into: gx.storage.base.assumingMemoryBound(to: T.self))
+        }
+        try withExtendedLifetime((x, g)) { try withFloatType(x.dtype, opType) { run($0) } }
+        return [gx]
+    }
+}
+
 /// `LRN`: `y = x / (bias + alpha / size · Σ x²)^beta`, the sum over channels
 /// `c − ⌊(size − 1)/2⌋ … c + ⌈(size − 1)/2⌉` at the same sample and position.
-struct LRN: DifferentiableOperator {
+struct LRN: LocalNormalization {
     let size: Int
     let alpha: Double
     let beta: Double
     let bias: Double
+    var opType: String { "LRN" }
 
     /// Channels below and above `c` in its window.
     var below: Int { (size - 1) / 2 }
     var above: Int { size / 2 }
 
     /// `[N, C, positions]` of an input shape.
-    private func layout(_ shape: [Int]) throws -> (Int, Int, Int) {
+    func layout(_ shape: [Int]) throws -> (Int, Int, Int) {
         guard shape.count >= 2 else { throw OpError("LRN needs an input of rank 2 or more, got \(shape)") }
         return (shape[0], shape[1], shape[2...].reduce(1, *))
     }
@@ -49,7 +91,8 @@ struct LRN: DifferentiableOperator {
         let factor = alpha / Double(size)
         result.withUnsafeMutableBufferPointer { out in
             guard let base = out.baseAddress else { return }
-            Parallel.forEach(n * c, grain: max(1, 8_192 / max(positions * size, 1))) { planes in
+            // A window reads at most c channels, whatever `size` a file declares (positions · size could overflow).
+            Parallel.forEach(n * c, grain: max(1, 8_192 / max(positions * min(size, c), 1))) { planes in
                 for plane in planes {
                     let (sample, channel) = (plane / c, plane % c)
                     let target = base + plane * positions
@@ -67,45 +110,20 @@ struct LRN: DifferentiableOperator {
         return result
     }
 
-    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
-        let x = try inputs.required(0)
-        let (n, c, positions) = try layout(x.shape)
-        let y = try Tensor(uninitialized: x.dtype, shape: x.shape)
-        func run<T: FloatKernelScalar>(_ type: T.Type) {
-            normalize(UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)), n, c, positions, into: y.storage.base.assumingMemoryBound(to: T.self))
-        }
-        try withExtendedLifetime(x) { try withFloatType(x.dtype, "LRN") { run($0) } }
-        return [y]
-    }
-
     @_specialize(where T == Float)
-    private func normalize<T: FloatKernelScalar>(_ x: UnsafePointer<T>, _ n: Int, _ c: Int, _ positions: Int, into y: UnsafeMutablePointer<T>) {
+    func normalize<T: FloatKernelScalar>(_ x: UnsafePointer<T>, _ layout: (Int, Int, Int), into y: UnsafeMutablePointer<T>) {
+        let (n, c, positions) = layout
         let s = denominators(x, n, c, positions)
         for i in 0..<n * c * positions { y[i] = T(Double(x[i]) * Foundation.pow(s[i], -beta)) }
     }
 
-    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(0) }
-
     /// With `s` the denominators: `∂x_k = g_k s_k^−β − (2 alpha beta / size) x_k Σ g_c x_c s_c^(−β−1)`,
     /// the sum over the channels `c` whose window holds `k`.
-    func backward(_ step: BackwardStep) throws -> [Tensor?] {
-        let x = try step.input(0)
-        let g = try step.gradient()
-        let (n, c, positions) = try layout(x.shape)
-        let gx = try Tensor(uninitialized: x.dtype, shape: x.shape)
-        func run<T: FloatKernelScalar>(_ type: T.Type) {
-            gradient(
-                UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)), UnsafePointer(g.storage.base.assumingMemoryBound(to: T.self)),
-                n, c, positions, into: gx.storage.base.assumingMemoryBound(to: T.self))
-        }
-        try withExtendedLifetime((x, g)) { try withFloatType(x.dtype, "LRN") { run($0) } }
-        return [gx]
-    }
-
     @_specialize(where T == Float)
-    private func gradient<T: FloatKernelScalar>(
-        _ x: UnsafePointer<T>, _ g: UnsafePointer<T>, _ n: Int, _ c: Int, _ positions: Int, into gx: UnsafeMutablePointer<T>
+    func gradient<T: FloatKernelScalar>(
+        _ x: UnsafePointer<T>, _ g: UnsafePointer<T>, _ layout: (Int, Int, Int), into gx: UnsafeMutablePointer<T>
     ) {
+        let (n, c, positions) = layout
         let s = denominators(x, n, c, positions)
         let t = (0..<n * c * positions).map { Double(g[$0]) * Double(x[$0]) * Foundation.pow(s[$0], -beta - 1) }
         let factor = 2 * alpha * beta / Double(size)
@@ -127,12 +145,13 @@ struct LRN: DifferentiableOperator {
 
 /// `LpNormalization`: `y = x / ‖x‖_p` along `axis` (p = 1 or 2); a zero norm gives zeros, as
 /// the spec (since opset 22) and onnxruntime define it.
-struct LpNormalization: DifferentiableOperator {
+struct LpNormalization: LocalNormalization {
     let axis: Int
     let p: Int
+    var opType: String { "LpNormalization" }
 
     /// `[outer, extent, inner]` around the normalized axis.
-    private func layout(_ shape: [Int]) throws -> (Int, Int, Int) {
+    func layout(_ shape: [Int]) throws -> (Int, Int, Int) {
         let axis = try Shape.normalize(axis: self.axis, rank: shape.count)
         return (shape[..<axis].reduce(1, *), shape[axis], shape[(axis + 1)...].reduce(1, *))
     }
@@ -153,19 +172,9 @@ struct LpNormalization: DifferentiableOperator {
         return p == 1 ? result : result.map { $0.squareRoot() }
     }
 
-    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
-        let x = try inputs.required(0)
-        let (outer, extent, inner) = try layout(x.shape)
-        let y = try Tensor(uninitialized: x.dtype, shape: x.shape)
-        func run<T: FloatKernelScalar>(_ type: T.Type) {
-            normalize(UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)), outer, extent, inner, into: y.storage.base.assumingMemoryBound(to: T.self))
-        }
-        try withExtendedLifetime(x) { try withFloatType(x.dtype, "LpNormalization") { run($0) } }
-        return [y]
-    }
-
     @_specialize(where T == Float)
-    private func normalize<T: FloatKernelScalar>(_ x: UnsafePointer<T>, _ outer: Int, _ extent: Int, _ inner: Int, into y: UnsafeMutablePointer<T>) {
+    func normalize<T: FloatKernelScalar>(_ x: UnsafePointer<T>, _ layout: (Int, Int, Int), into y: UnsafeMutablePointer<T>) {
+        let (outer, extent, inner) = layout
         let norm = norms(x, outer, extent, inner)
         for o in 0..<outer {
             for k in 0..<extent {
@@ -178,27 +187,13 @@ struct LpNormalization: DifferentiableOperator {
         }
     }
 
-    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(0) }
-
-    /// With `n` the norm: p = 2, `∂x = (g − y·Σ g y) / n`; p = 1, `∂x = g / n − sign(x) Σ g x / n²`.
-    func backward(_ step: BackwardStep) throws -> [Tensor?] {
-        let x = try step.input(0)
-        let g = try step.gradient()
-        let (outer, extent, inner) = try layout(x.shape)
-        let gx = try Tensor(zeros: x.dtype, shape: x.shape)
-        func run<T: FloatKernelScalar>(_ type: T.Type) {
-            gradient(
-                UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)), UnsafePointer(g.storage.base.assumingMemoryBound(to: T.self)),
-                outer, extent, inner, into: gx.storage.base.assumingMemoryBound(to: T.self))
-        }
-        try withExtendedLifetime((x, g)) { try withFloatType(x.dtype, "LpNormalization") { run($0) } }
-        return [gx]
-    }
-
+    /// With `n` the norm: p = 2, `∂x = (g − y·Σ g y) / n`; p = 1, `∂x = g / n − sign(x) Σ g x / n²`;
+    /// lines with a zero norm keep a zero gradient.
     @_specialize(where T == Float)
-    private func gradient<T: FloatKernelScalar>(
-        _ x: UnsafePointer<T>, _ g: UnsafePointer<T>, _ outer: Int, _ extent: Int, _ inner: Int, into gx: UnsafeMutablePointer<T>
+    func gradient<T: FloatKernelScalar>(
+        _ x: UnsafePointer<T>, _ g: UnsafePointer<T>, _ layout: (Int, Int, Int), into gx: UnsafeMutablePointer<T>
     ) {
+        let (outer, extent, inner) = layout
         let norm = norms(x, outer, extent, inner)
         var dots = [Double](repeating: 0, count: outer * inner)
         for o in 0..<outer {

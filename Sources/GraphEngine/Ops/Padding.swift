@@ -161,14 +161,7 @@ struct Pad: DifferentiableOperator {
                 }
             }
         }
-        withExtendedLifetime((x, fill)) {
-            switch x.dtype.byteSize {
-            case 1: run(UInt8.self)
-            case 2: run(UInt16.self)
-            case 4: run(UInt32.self)
-            default: run(UInt64.self)
-            }
-        }
+        withExtendedLifetime((x, fill)) { moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
         return [output]
     }
 

@@ -89,6 +89,44 @@ private func checkZeroPoint(_ zeroPoint: Tensor?, matches scale: Tensor, names: 
     }
 }
 
+/// The attributes both ops read: the axis and block size that lay the scale over the tensor, and
+/// the opset (per-axis scales came with 13).
+struct QuantizationAxis {
+    let axis: Int
+    let blockSize: Int
+    let opset: Int
+
+    init(_ context: OpContext) throws {
+        axis = try context.attribute("axis", default: 1)
+        blockSize = try context.attribute("block_size", default: 0)
+        if blockSize < 0 { throw context.invalid("block_size", "must not be negative, got \(blockSize)") }
+        opset = context.opset
+    }
+
+    /// The layout of `scale` (named `name`) over a tensor of `shape`.
+    func layout(_ shape: [Int], _ scale: Tensor, name: String) throws -> QuantizationLayout {
+        try QuantizationLayout(shape, scale.shape, name: name, axis: axis, blockSize: blockSize, opset: opset)
+    }
+}
+
+/// A type attribute (`output_dtype`, `precision`): nil when 0 (unset), else one of `allowed`,
+/// described as `expected` in the error.
+private func typeAttribute(_ context: OpContext, _ name: String, allowed: [DType], expected: String) throws -> DType? {
+    let code = try context.attribute(name, default: 0)
+    guard code != 0 else { return nil }
+    guard let type = ONNXDataType.dtype(code: code), allowed.contains(type) else {
+        throw context.invalid(name, "\(ONNXDataType.name(code: code)) is not supported: \(expected)")
+    }
+    return type
+}
+
+/// The scales as float32 and the zero points as int64 (zeros where there is no zero point).
+private func parameters(_ scale: Tensor, _ zeroPoint: Tensor?) throws -> (scales: [Float], zeros: [Int64]) {
+    let scales = try scale.converted(to: .float32).scalars(as: Float.self)
+    let zeros = try zeroPoint?.converted(to: .int64).scalars(as: Int64.self) ?? [Int64](repeating: 0, count: scales.count)
+    return (scales, zeros)
+}
+
 /// The range of an integer quantized type.
 private func quantizedRange(_ dtype: DType) -> ClosedRange<Int64>? {
     switch dtype {
@@ -106,37 +144,16 @@ private func quantizedRange(_ dtype: DType) -> ClosedRange<Int64>? {
 /// `saturate` concerns float8 outputs only; int8 and uint8 always saturate, as the spec says.
 /// NaN quantizes to the zero point.
 struct QuantizeLinear: Operator {
-    let axis: Int
-    let blockSize: Int
+    let attributes: QuantizationAxis
     let outputType: DType?
     /// `nil`: the scale's type.
     let precision: DType?
-    let opset: Int
 
     init(_ context: OpContext) throws {
-        axis = try context.attribute("axis", default: 1)
-        blockSize = try context.attribute("block_size", default: 0)
-        if blockSize < 0 { throw context.invalid("block_size", "must not be negative, got \(blockSize)") }
-        opset = context.opset
-        let code = try context.attribute("output_dtype", default: 0)
-        if code == 0 {
-            outputType = nil
-        } else {
-            guard let type = ONNXDataType.dtype(code: code), type == .uint8 || type == .int8 else {
-                throw context.invalid(
-                    "output_dtype", "\(ONNXDataType.name(code: code)) is not supported: this engine quantizes to INT8 (3) or UINT8 (2)")
-            }
-            outputType = type
-        }
-        let precisionCode = try context.attribute("precision", default: 0)
-        if precisionCode == 0 {
-            precision = nil
-        } else {
-            guard let type = ONNXDataType.dtype(code: precisionCode), type == .float32 || type == .float16 else {
-                throw context.invalid("precision", "\(ONNXDataType.name(code: precisionCode)) is not supported: FLOAT (1) or FLOAT16 (10)")
-            }
-            precision = type
-        }
+        attributes = try QuantizationAxis(context)
+        outputType = try typeAttribute(
+            context, "output_dtype", allowed: [.uint8, .int8], expected: "this engine quantizes to INT8 (3) or UINT8 (2)")
+        precision = try typeAttribute(context, "precision", allowed: [.float32, .float16], expected: "FLOAT (1) or FLOAT16 (10)")
     }
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
@@ -150,10 +167,9 @@ struct QuantizeLinear: Operator {
             throw OpError("input y_scale must be float32 or float16, got \(scale.dtype)")
         }
         let type = try resultType(zeroPoint)
-        let layout = try QuantizationLayout(x.shape, scale.shape, name: "y_scale", axis: axis, blockSize: blockSize, opset: opset)
+        let layout = try attributes.layout(x.shape, scale, name: "y_scale")
         try checkZeroPoint(zeroPoint, matches: scale, names: ("y_zero_point", "y_scale"))
-        let scales = try scale.converted(to: .float32).scalars(as: Float.self)
-        let zeros = try zeroPoint?.converted(to: .int64).scalars(as: Int64.self) ?? [Int64](repeating: 0, count: scales.count)
+        let (scales, zeros) = try parameters(scale, zeroPoint)
         guard let range = quantizedRange(type) else { throw OpError("cannot quantize to \(type)") }
         let half = (precision ?? scale.dtype) == .float16
         let values = try x.converted(to: .float32)
@@ -197,33 +213,19 @@ struct QuantizeLinear: Operator {
 /// `DequantizeLinear`: `y = (x − x_zero_point) · x_scale`, in float32, rounded once to float16
 /// when the scale (or `output_dtype`, opset 23+) is float16.
 struct DequantizeLinear: Operator {
-    let axis: Int
-    let blockSize: Int
+    let attributes: QuantizationAxis
     let outputType: DType?
-    let opset: Int
 
     init(_ context: OpContext) throws {
-        axis = try context.attribute("axis", default: 1)
-        blockSize = try context.attribute("block_size", default: 0)
-        if blockSize < 0 { throw context.invalid("block_size", "must not be negative, got \(blockSize)") }
-        opset = context.opset
-        let code = try context.attribute("output_dtype", default: 0)
-        if code == 0 {
-            outputType = nil
-        } else {
-            guard let type = ONNXDataType.dtype(code: code), type == .float32 || type == .float16 else {
-                throw context.invalid("output_dtype", "\(ONNXDataType.name(code: code)) is not supported: FLOAT (1) or FLOAT16 (10)")
-            }
-            outputType = type
-        }
+        attributes = try QuantizationAxis(context)
+        outputType = try typeAttribute(context, "output_dtype", allowed: [.float32, .float16], expected: "FLOAT (1) or FLOAT16 (10)")
     }
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
         let scale = try inputs.required(1)
         let layout = try layout(x: x, scale: scale, zeroPoint: inputs[2])
-        let scales = try scale.converted(to: .float32).scalars(as: Float.self)
-        let zeros = try inputs[2]?.converted(to: .int64).scalars(as: Int64.self) ?? [Int64](repeating: 0, count: scales.count)
+        let (scales, zeros) = try parameters(scale, inputs[2])
         let values = try x.converted(to: .int64)
         let y = try values.withUnsafeBuffer(as: Int64.self) { xs in
             try Tensor.build(Float.self, shape: x.shape, writesAll: true) { out in
@@ -250,7 +252,7 @@ struct DequantizeLinear: Operator {
             }
             try checkZeroPoint(zeroPoint, matches: scale, names: ("x_zero_point", "x_scale"))
         }
-        return try QuantizationLayout(x.shape, scale.shape, name: "x_scale", axis: axis, blockSize: blockSize, opset: opset)
+        return try attributes.layout(x.shape, scale, name: "x_scale")
     }
 }
 
@@ -270,17 +272,15 @@ extension DequantizeLinear: DifferentiableOperator {
     func backward(_ step: BackwardStep) throws -> [Tensor?] {
         guard step.wants(0) || step.wants(1), let g = step.outputGradients.first ?? nil else { return [nil, nil, nil] }
         let scale = try step.input(1)
-        let layout = try QuantizationLayout(
-            g.shape, scale.shape, name: "x_scale", axis: axis, blockSize: blockSize, opset: opset)
-        let scales = try scale.converted(to: .float32).scalars(as: Float.self)
+        let layout = try attributes.layout(g.shape, scale, name: "x_scale")
+        // The zero point is saved only when the scale's gradient (its one user) is wanted.
+        let (scales, zeros) = try parameters(scale, step.inputs.count > 2 ? step.inputs[2] : nil)
         let gs = try g.converted(to: .float32).scalars(as: Float.self)
         let dx = try step.wants(0) ? Tensor.build(Float.self, shape: g.shape, writesAll: true) { out in
             for i in 0..<gs.count { out[i] = gs[i] * scales[layout.parameter(i)] }
         } : nil
         guard step.wants(1) else { return [dx, nil, nil] }
         let xs = try step.input(0).converted(to: .int64).scalars(as: Int64.self)
-        let zeroPoint = step.inputs.count > 2 ? step.inputs[2] : nil
-        let zeros = try zeroPoint?.converted(to: .int64).scalars(as: Int64.self) ?? [Int64](repeating: 0, count: scales.count)
         var sums = [Double](repeating: 0, count: scales.count)
         for i in 0..<gs.count {
             let p = layout.parameter(i)
@@ -302,9 +302,8 @@ extension QuantizeLinear: DifferentiableOperator {
         let zeroPoint = step.inputs.count > 2 ? step.inputs[2] : nil
         let type = zeroPoint?.dtype ?? outputType ?? .uint8
         guard let range = quantizedRange(type) else { throw OpError("cannot quantize to \(type)") }
-        let layout = try QuantizationLayout(x.shape, scale.shape, name: "y_scale", axis: axis, blockSize: blockSize, opset: opset)
-        let scales = try scale.converted(to: .float32).scalars(as: Float.self)
-        let zeros = try zeroPoint?.converted(to: .int64).scalars(as: Int64.self) ?? [Int64](repeating: 0, count: scales.count)
+        let layout = try attributes.layout(x.shape, scale, name: "y_scale")
+        let (scales, zeros) = try parameters(scale, zeroPoint)
         let half = (precision ?? scale.dtype) == .float16
         let gradient = try x.converted(to: .float32).withUnsafeBuffer(as: Float.self) { xs in
             try g.converted(to: .float32).withUnsafeBuffer(as: Float.self) { gs in

@@ -53,88 +53,83 @@ enum Resampling {
 
     /// One interpolation pass along `axis`: `y[o, j, i] = Σ_k w[j, k] · x[o, index[j, k], i]`,
     /// the products summed in tap order (the fast path below sums in the same order, so both give
-    /// the same bits). Outer blocks split over threads.
+    /// the same bits).
     @_specialize(where T == Float)
     static func interpolate<T: FloatKernelScalar>(_ x: Tensor, axis: Int, taps: AxisTaps, as type: T.Type) throws -> Tensor {
-        var shape = x.shape
-        shape[axis] = taps.outLength
-        let y = try Tensor(uninitialized: x.dtype, shape: shape)
-        let (outer, inner) = split(x.shape, axis)
-        let weights = taps.weights.map { T($0) }
-        let (width, inLength, outLength) = (taps.width, taps.inLength, taps.outLength)
-        let source = UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self))
-        let target = y.storage.base.assumingMemoryBound(to: T.self)
-        withExtendedLifetime(x) {
-            taps.indices.withUnsafeBufferPointer { indices in
-                weights.withUnsafeBufferPointer { weights in
-                    Parallel.forEach(outer, grain: max(1, 8_192 / max(outLength * inner * width, 1))) { blocks in
-                        for o in blocks {
-                            let input = source + o * inLength * inner
-                            let output = target + o * outLength * inner
-                            if inner == 1 {
-                                // Resampling the innermost axis: one dot product per output element.
-                                for j in 0..<outLength {
-                                    let tap = j * width
-                                    var value = weights[tap] * input[indices[tap]]
-                                    for k in 1..<max(width, 1) { value += weights[tap + k] * input[indices[tap + k]] }
-                                    output[j] = value
-                                }
-                                continue
-                            }
-                            for j in 0..<outLength {
-                                let out = output + j * inner
-                                let tap = j * width
-                                let first = input + indices[tap] * inner
-                                let w0 = weights[tap]
-                                for i in 0..<inner { out[i] = w0 * first[i] }
-                                for k in 1..<max(width, 1) {
-                                    let row = input + indices[tap + k] * inner
-                                    let w = weights[tap + k]
-                                    for i in 0..<inner { out[i] += w * row[i] }
-                                }
-                            }
-                        }
-                    }
+        let (width, outLength) = (taps.width, taps.outLength)
+        return try alongAxis(x, axis: axis, taps: taps, adjoint: false) { (input: UnsafePointer<T>, output, inner, indices, weights) in
+            if inner == 1 {
+                // Resampling the innermost axis: one dot product per output element.
+                for j in 0..<outLength {
+                    let tap = j * width
+                    var value = weights[tap] * input[indices[tap]]
+                    for k in 1..<max(width, 1) { value += weights[tap + k] * input[indices[tap + k]] }
+                    output[j] = value
+                }
+                return
+            }
+            for j in 0..<outLength {
+                let out = output + j * inner
+                let tap = j * width
+                let first = input + indices[tap] * inner
+                let w0 = weights[tap]
+                for i in 0..<inner { out[i] = w0 * first[i] }
+                for k in 1..<max(width, 1) {
+                    let row = input + indices[tap + k] * inner
+                    let w = weights[tap + k]
+                    for i in 0..<inner { out[i] += w * row[i] }
                 }
             }
         }
-        return y
     }
 
     /// The adjoint of ``interpolate(_:axis:taps:as:)``: `gx[o, index[j, k], i] += w[j, k] · g[o, j, i]`,
     /// output coordinates in order.
     @_specialize(where T == Float)
     static func scatter<T: FloatKernelScalar>(_ g: Tensor, axis: Int, taps: AxisTaps, as type: T.Type) throws -> Tensor {
-        var shape = g.shape
-        shape[axis] = taps.inLength
-        let gx = try Tensor(zeros: g.dtype, shape: shape)
-        let (outer, inner) = split(g.shape, axis)
+        let (width, outLength) = (taps.width, taps.outLength)
+        return try alongAxis(g, axis: axis, taps: taps, adjoint: true) { (gradient: UnsafePointer<T>, output, inner, indices, weights) in
+            for j in 0..<outLength {
+                let row = gradient + j * inner
+                for k in 0..<width {
+                    let out = output + indices[j * width + k] * inner
+                    let w = weights[j * width + k]
+                    for i in 0..<inner { out[i] += w * row[i] }
+                }
+            }
+        }
+    }
+
+    /// What ``interpolate`` and its adjoint share: `source` read as `[outer, length, inner]`
+    /// blocks, a new tensor of `[outer, length′, inner]` blocks (the taps' output length, or their
+    /// input length for the adjoint, whose sums start from zero), the weights as `T`, and `body`
+    /// filling one block at a time. Each block writes only its own rows, so blocks split over
+    /// threads.
+    private static func alongAxis<T: FloatKernelScalar>(
+        _ source: Tensor, axis: Int, taps: AxisTaps, adjoint: Bool,
+        _ body: (_ input: UnsafePointer<T>, _ output: UnsafeMutablePointer<T>, _ inner: Int,
+                 _ indices: UnsafeBufferPointer<Int>, _ weights: UnsafeBufferPointer<T>) -> Void
+    ) throws -> Tensor {
+        var shape = source.shape
+        shape[axis] = adjoint ? taps.inLength : taps.outLength
+        let result = adjoint ? try Tensor(zeros: source.dtype, shape: shape) : try Tensor(uninitialized: source.dtype, shape: shape)
+        let (outer, inner) = split(source.shape, axis)
         let weights = taps.weights.map { T($0) }
-        let (width, inLength, outLength) = (taps.width, taps.inLength, taps.outLength)
-        let source = UnsafePointer(g.storage.base.assumingMemoryBound(to: T.self))
-        let target = gx.storage.base.assumingMemoryBound(to: T.self)
-        withExtendedLifetime(g) {
+        let (sourceLength, resultLength) = (source.shape[axis], shape[axis])
+        let from = UnsafePointer(source.storage.base.assumingMemoryBound(to: T.self))
+        let to = result.storage.base.assumingMemoryBound(to: T.self)
+        withExtendedLifetime(source) {
             taps.indices.withUnsafeBufferPointer { indices in
                 weights.withUnsafeBufferPointer { weights in
-                    // Each outer block writes only its own rows, so blocks split over threads.
-                    Parallel.forEach(outer, grain: max(1, 8_192 / max(inner * outLength * width, 1))) { blocks in
+                    Parallel.forEach(outer, grain: max(1, 8_192 / max(taps.outLength * inner * taps.width, 1))) { blocks in
                         for o in blocks {
-                            let gradient = source + o * outLength * inner
-                            let output = target + o * inLength * inner
-                            for j in 0..<outLength {
-                                let row = gradient + j * inner
-                                for k in 0..<width {
-                                    let out = output + indices[j * width + k] * inner
-                                    let w = weights[j * width + k]
-                                    for i in 0..<inner { out[i] += w * row[i] }
-                                }
-                            }
+                            body(from + o * sourceLength * inner, to + o * resultLength * inner, inner, indices, weights)
                         }
                     }
                 }
             }
         }
-        return gx
+        return result
     }
 
     /// Nearest sampling along `axis` for any element type: `y[o, j, i] = x[o, index[j], i]`,
@@ -160,14 +155,7 @@ enum Resampling {
                 }
             }
         }
-        withExtendedLifetime(x) {
-            switch x.dtype.byteSize {
-            case 1: run(UInt8.self)
-            case 2: run(UInt16.self)
-            case 4: run(UInt32.self)
-            default: run(UInt64.self)
-            }
-        }
+        withExtendedLifetime(x) { moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
         return y
     }
 
@@ -210,84 +198,83 @@ enum Resampling {
     /// blended input rows, with the same products in the same order as two ``interpolate`` passes
     /// (H, then W), so the result is bit for bit theirs.
     static func planar(_ x: Tensor, rows: AxisTaps, columns: AxisTaps) throws -> Tensor {
-        let (planes, inH, inW) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
-        let (outH, outW) = (rows.outLength, columns.outLength)
-        let y = try Tensor(uninitialized: .float32, shape: [x.shape[0], x.shape[1], outH, outW])
+        let (inW, outW) = (x.shape[3], columns.outLength)
         let (rowWidth, columnWidth) = (rows.width, columns.width)
-        let rowWeights = rows.weights.map { Float($0) }
-        let columnWeights = columns.weights.map { Float($0) }
-        let source = UnsafePointer(x.storage.base.assumingMemoryBound(to: Float.self))
-        let target = y.storage.base.assumingMemoryBound(to: Float.self)
-        try withExtendedLifetime(x) {
-            try Parallel.tryForEach(planes, grain: max(1, 16_384 / max(outH * outW, 1))) { range in
-                try BufferPool.withScratch(Float.self, count: inW) { blended in
-                    for plane in range {
-                        let input = source + plane * inH * inW
-                        let output = target + plane * outH * outW
-                        for j in 0..<outH {
-                            let tap = j * rowWidth
-                            let first = input + rows.indices[tap] * inW
-                            let w0 = rowWeights[tap]
-                            for i in 0..<inW { blended[i] = w0 * first[i] }
-                            if rowWidth == 2 {
-                                let second = input + rows.indices[tap + 1] * inW
-                                let w1 = rowWeights[tap + 1]
-                                for i in 0..<inW { blended[i] += w1 * second[i] }
-                            }
-                            let out = output + j * outW
-                            if columnWidth == 2 {
-                                for c in 0..<outW {
-                                    var value = columnWeights[2 * c] * blended[columns.indices[2 * c]]
-                                    value += columnWeights[2 * c + 1] * blended[columns.indices[2 * c + 1]]
-                                    out[c] = value
-                                }
-                            } else {
-                                for c in 0..<outW { out[c] = columnWeights[c] * blended[columns.indices[c]] }
-                            }
-                        }
+        let shape = [x.shape[0], x.shape[1], rows.outLength, outW]
+        return try overPlanes(x, to: shape, adjoint: false, rows: rows, columns: columns) { input, output, blended, rowWeights, columnWeights in
+            for j in 0..<rows.outLength {
+                let tap = j * rowWidth
+                let first = input + rows.indices[tap] * inW
+                let w0 = rowWeights[tap]
+                for i in 0..<inW { blended[i] = w0 * first[i] }
+                if rowWidth == 2 {
+                    let second = input + rows.indices[tap + 1] * inW
+                    let w1 = rowWeights[tap + 1]
+                    for i in 0..<inW { blended[i] += w1 * second[i] }
+                }
+                let out = output + j * outW
+                if columnWidth == 2 {
+                    for c in 0..<outW {
+                        var value = columnWeights[2 * c] * blended[columns.indices[2 * c]]
+                        value += columnWeights[2 * c + 1] * blended[columns.indices[2 * c + 1]]
+                        out[c] = value
                     }
+                } else {
+                    for c in 0..<outW { out[c] = columnWeights[c] * blended[columns.indices[c]] }
                 }
             }
         }
-        return y
     }
 
     /// The adjoint of ``planar(_:rows:columns:)``, in the order of the two ``scatter`` passes it
     /// stands for (W, then H), planes over threads.
     static func planarGradient(_ g: Tensor, inputShape: [Int], rows: AxisTaps, columns: AxisTaps) throws -> Tensor {
-        let (planes, inH, inW) = (inputShape[0] * inputShape[1], inputShape[2], inputShape[3])
-        let (outH, outW) = (rows.outLength, columns.outLength)
-        let gx = try Tensor(zeros: .float32, shape: inputShape)
+        let (inW, outW) = (inputShape[3], columns.outLength)
         let (rowWidth, columnWidth) = (rows.width, columns.width)
+        return try overPlanes(g, to: inputShape, adjoint: true, rows: rows, columns: columns) { gradient, output, spread, rowWeights, columnWeights in
+            for j in 0..<rows.outLength {
+                // The row's gradient spread back over the input columns.
+                spread.update(repeating: 0, count: inW)
+                let row = gradient + j * outW
+                for c in 0..<outW {
+                    for k in 0..<columnWidth {
+                        spread[columns.indices[c * columnWidth + k]] += columnWeights[c * columnWidth + k] * row[c]
+                    }
+                }
+                for k in 0..<rowWidth {
+                    let out = output + rows.indices[j * rowWidth + k] * inW
+                    let w = rowWeights[j * rowWidth + k]
+                    for i in 0..<inW { out[i] += w * spread[i] }
+                }
+            }
+        }
+    }
+
+    /// What ``planar(_:rows:columns:)`` and its adjoint share: a new float32 tensor of `shape`
+    /// (zeroed for the adjoint, which accumulates), the taps' weights as float32, and `body` run on
+    /// each plane of `source` and the result with a scratch row as wide as the input's, planes
+    /// over threads.
+    private static func overPlanes(
+        _ source: Tensor, to shape: [Int], adjoint: Bool, rows: AxisTaps, columns: AxisTaps,
+        _ body: (_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ scratch: UnsafeMutablePointer<Float>,
+                 _ rowWeights: [Float], _ columnWeights: [Float]) -> Void
+    ) throws -> Tensor {
+        let result = adjoint ? try Tensor(zeros: .float32, shape: shape) : try Tensor(uninitialized: .float32, shape: shape)
+        let (sourcePlane, resultPlane) = (source.shape[2] * source.shape[3], shape[2] * shape[3])
+        let inW = adjoint ? shape[3] : source.shape[3]
         let rowWeights = rows.weights.map { Float($0) }
         let columnWeights = columns.weights.map { Float($0) }
-        let source = UnsafePointer(g.storage.base.assumingMemoryBound(to: Float.self))
-        let target = gx.storage.base.assumingMemoryBound(to: Float.self)
-        try withExtendedLifetime(g) {
-            try Parallel.tryForEach(planes, grain: max(1, 16_384 / max(outH * outW, 1))) { range in
-                try BufferPool.withScratch(Float.self, count: inW) { spread in
+        let from = UnsafePointer(source.storage.base.assumingMemoryBound(to: Float.self))
+        let to = result.storage.base.assumingMemoryBound(to: Float.self)
+        try withExtendedLifetime(source) {
+            try Parallel.tryForEach(shape[0] * shape[1], grain: max(1, 16_384 / max(rows.outLength * columns.outLength, 1))) { range in
+                try BufferPool.withScratch(Float.self, count: inW) { scratch in
                     for plane in range {
-                        let gradient = source + plane * outH * outW
-                        let output = target + plane * inH * inW
-                        for j in 0..<outH {
-                            // The row's gradient spread back over the input columns.
-                            spread.update(repeating: 0, count: inW)
-                            let row = gradient + j * outW
-                            for c in 0..<outW {
-                                for k in 0..<columnWidth {
-                                    spread[columns.indices[c * columnWidth + k]] += columnWeights[c * columnWidth + k] * row[c]
-                                }
-                            }
-                            for k in 0..<rowWidth {
-                                let out = output + rows.indices[j * rowWidth + k] * inW
-                                let w = rowWeights[j * rowWidth + k]
-                                for i in 0..<inW { out[i] += w * spread[i] }
-                            }
-                        }
+                        body(from + plane * sourcePlane, to + plane * resultPlane, scratch, rowWeights, columnWeights)
                     }
                 }
             }
         }
-        return gx
+        return result
     }
 }

@@ -1,1 +1,0 @@
-BupstreamJðîs{Qá¿ÐÃ•àg±º¿Pih,Yµ¸¿

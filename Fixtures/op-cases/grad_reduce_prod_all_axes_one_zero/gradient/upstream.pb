@@ -1,1 +1,0 @@
-BupstreamJ€qÃ’¯"É?
