@@ -475,16 +475,17 @@ func im2col<T: GEMMScalar>(
     }
 }
 
-/// The adjoint of ``im2col``: adds each column entry back onto the input position it was read from.
-/// (Specialized for float32: ConvTranspose's forward pass runs it on every image.)
+/// The adjoint of ``im2col``: adds each column entry back onto the input position it was read from
+/// (wrapping for integers, which Col2Im folds). Specialized for float32: ConvTranspose's forward
+/// pass runs it on every image.
 @_specialize(where T == Float)
-func col2im<T: GEMMScalar>(
+func col2im<T: ArithmeticScalar>(
     _ columns: UnsafePointer<T>, channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
     into input: UnsafeMutablePointer<T>
 ) {
     forEachRun(channels: channels, window: g, positions: positions) { column, count, source, step in
         guard let source else { return }
-        for i in 0..<count { input[source + i * step] += columns[column + i] }
+        for i in 0..<count { input[source + i * step] = T.add(input[source + i * step], columns[column + i]) }
     }
 }
 
