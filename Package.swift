@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "ExplainTests", dependencies: ["Explain", "GraphEngine", "ONNXModel", "TestSupport"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
         .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "TestSupport"]),
-        .testTarget(name: "AuditTests", dependencies: ["Audit", "TestSupport"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "ShortcutDetect", "TestSupport"]),
         .testTarget(name: "ShortcutDetectCLITests", dependencies: ["ShortcutDetectCLI", "ShortcutDetect", "TestSupport"]),
     ]
 )

@@ -526,9 +526,9 @@ def main() -> int:
         "preprocessing": {
             "torchvision": "ToTensor() then Normalize(mean=[0.5,0.5,0.5], std=[0.5,0.5,0.5]); no resize, no crop",
             "mean": list(MEAN), "std": list(STD),
-            "swift_cli": "--preprocess half --resize 64 (the input is 64x64; --resize 64 stops the default "
-                         "evaluation transform from resizing the shorter side to 64/0.875 = 73 before the "
-                         "64x64 centre crop)",
+            "swift_cli": "--preprocess half (the images have the 64x64 input size, so they are used as they "
+                         "are; before issue 14 the default resized them to 64/0.875 = 73 and re-cropped them "
+                         "unless --resize 64 was given)",
         },
         "training": {
             "optimizer": "Adam", "lr": LR, "weight_decay": WEIGHT_DECAY, "betas": [0.9, 0.999],

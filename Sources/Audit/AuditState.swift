@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import TensorCore
 
 /// What an audit is configured with; identical for every shard of one audit.
 public struct AuditConfig: Codable, Sendable, Equatable {
@@ -28,6 +29,53 @@ public struct AuditConfig: Codable, Sendable, Equatable {
     /// they do not run.
     public var embedLayer: String?
     public var embedTensor: String?
+    /// How the model's output was read: `logits`, `probabilities` or `auto` (see ``OutputKind``).
+    public var outputKind: String?
+    /// The transform, step by step (``transform``).
+    public var transform: Transform?
+    /// Which space the region was drawn in (`image` or `model`), why, and its flags (``RegionMask/packed``).
+    public var maskSpace: String?
+    public var maskReason: String?
+    public var maskPixels: String?
+    /// The images' size an image-space region was drawn at; every image must have it.
+    public var maskImageSize: [Int]?
+    /// The counterfactual fill, when the test ran.
+    public var counterfactual: String?
+    /// The base seed of the counterfactual noise and ROAD's imputation noise.
+    public var seed: UInt32?
+    /// The faithfulness metrics' settings, when they ran.
+    public var faithfulness: FaithfulnessOptions?
+    /// The metrics run on the samples whose index is a multiple of this (1: every sample).
+    public var faithfulnessStride: Int?
+    /// Whether spectral relevance analysis runs on the maps.
+    public var spray: Bool?
+
+    /// The preprocessing, as the report states it.
+    public struct Transform: Codable, Sendable, Equatable {
+        public var resize: Int?
+        /// Height and width of the centre crop.
+        public var crop: [Int]?
+        public var mean: [Float]
+        public var std: [Float]
+        public var inputSizedAsIs: Bool
+        public var summary: String
+
+        public init(_ preprocessing: Preprocessing) {
+            resize = preprocessing.resize
+            crop = preprocessing.crop.map { [$0.height, $0.width] }
+            mean = preprocessing.normalization.mean
+            std = preprocessing.normalization.std
+            inputSizedAsIs = preprocessing.inputSizedAsIs
+            summary = preprocessing.summary
+        }
+
+        /// The transform back, to describe what an image of a given size went through.
+        public var preprocessing: Preprocessing {
+            Preprocessing(
+                resize: resize, crop: crop.flatMap { $0.count == 2 ? ($0[0], $0[1]) : nil },
+                normalization: Preprocessing.Normalization(mean: mean, std: std), inputSizedAsIs: inputSizedAsIs)
+        }
+    }
 
     public init(
         model: String, layer: String, tensor: String, method: String, maps: String, target: String, preprocessing: String,
@@ -66,6 +114,12 @@ public struct SampleRecord: Codable, Sendable, Equatable {
     /// The class the heatmap explains.
     public let target: Int
     public let scores: RegionScores?
+    /// The image file's own size (width, height), before any resize or crop.
+    public var imageSize: [Int]?
+    /// The prediction once the region is filled, when the counterfactual test ran.
+    public var counterfactual: CounterfactualRecord?
+    /// How well the heatmap explains its class, when the metrics ran.
+    public var faithfulness: FaithfulnessScores?
 }
 
 /// Everything a report is rendered from, kept small enough to hold for any dataset: per-sample
@@ -177,7 +231,13 @@ public struct AuditState: Sendable {
                 rows.append((record, state.pooled[n * cells..<(n + 1) * cells], state.embeddings[n * width..<(n + 1) * width]))
             }
             for (group, sum) in state.sums {
-                merged.sums[group] = zip(merged.sums[group] ?? [Int64](repeating: 0, count: sum.count), sum).map { $0 + $1 }
+                let total = merged.sums[group] ?? [Int64](repeating: 0, count: sum.count)
+                guard total.count == sum.count else { throw AuditError.invalid("the shards' maps of group '\(group)' differ in size") }
+                merged.sums[group] = try zip(total, sum).map {
+                    let (added, overflow) = $0.addingReportingOverflow($1)
+                    guard !overflow else { throw AuditError.invalid("the shards' sums of group '\(group)' overflow; the reports are corrupt") }
+                    return added
+                }
             }
             merged.overlays.merge(state.overlays) { a, _ in a }
         }
@@ -216,17 +276,35 @@ public struct AuditState: Sendable {
     public static func load(from folder: URL) throws -> AuditState {
         let state = folder.appendingPathComponent("state")
         func read(_ name: String) throws -> Data {
-            do { return try Data(contentsOf: state.appendingPathComponent(name)) } catch {
-                throw AuditError.invalid("\(folder.path) is not an audit report (missing state/\(name))")
+            do { return try FileIO.data(of: state.appendingPathComponent(name).path) } catch let error as FileError {
+                throw AuditError.invalid("\(folder.path) is not an audit report (state/\(name): \(error.reason))")
             }
         }
-        let decoder = JSONDecoder()
-        var result = AuditState(config: try decoder.decode(AuditConfig.self, from: read("config.json")))
-        result.records = try decoder.decode([SampleRecord].self, from: read("records.json"))
-        result.sums = try decoder.decode([String: [Int64]].self, from: read("sums.json"))
+        func decode<T: Decodable>(_ type: T.Type, _ name: String) throws -> T {
+            do { return try JSONDecoder().decode(type, from: read(name)) } catch let error as DecodingError {
+                throw AuditError.invalid("\(folder.path)/state/\(name) is not a valid audit state (\(AuditError.describe(error)))")
+            }
+        }
+        var result = AuditState(config: try decode(AuditConfig.self, "config.json"))
+        result.records = try decode([SampleRecord].self, "records.json")
+        result.sums = try decode([String: [Int64]].self, "sums.json")
+        // Sizes that arithmetic below relies on; consistency between the files is merge's concern.
+        let config = result.config
+        guard config.height >= 1, config.width >= 1, let pixels = MemoryBudget.product(config.height, config.width),
+            pixels <= RGBImage.maximumPixels, config.batchSize >= 1, config.total >= 0, config.threshold.isFinite,
+            config.iouFraction.isFinite
+        else {
+            throw AuditError.invalid("\(folder.path)/state/config.json holds impossible settings (a \(config.height)x\(config.width) input, batch size \(config.batchSize))")
+        }
+        if let (group, sum) = result.sums.first(where: { $0.value.count != pixels }) {
+            throw AuditError.invalid("\(folder.path)/state/sums.json: group '\(group)' holds \(sum.count) values for a \(config.height)x\(config.width) input")
+        }
+        if let record = result.records.first(where: { $0.index < 0 }) {
+            throw AuditError.invalid("\(folder.path)/state/records.json: sample \(record.file) has the negative index \(record.index)")
+        }
         let pooled = try read("pooled.f32")
         result.pooled = pooled.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        guard result.pooled.count == result.records.count * result.grid.cells else {
+        guard result.pooled.count == MemoryBudget.product(result.records.count, result.grid.cells) else {
             throw AuditError.invalid("\(folder.path): state/pooled.f32 does not match its records")
         }
         if result.config.embedTensor != nil {
@@ -239,9 +317,26 @@ public struct AuditState: Sendable {
         let candidates = state.appendingPathComponent("overlays")
         for name in (try? FileManager.default.contentsOfDirectory(atPath: candidates.path)) ?? [] {
             if let index = Int((name as NSString).deletingPathExtension) {
-                result.overlays[index] = try Data(contentsOf: candidates.appendingPathComponent(name))
+                result.overlays[index] = try read("overlays/\(name)")
             }
         }
         return result
+    }
+}
+
+extension AuditError {
+    /// Where and how JSON failed to decode, in words (Foundation's text names Swift types).
+    public static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return keys.isEmpty ? "at the top level" : "at \(keys.hasPrefix(".") ? String(keys.dropFirst()) : keys)"
+        }
+        switch error {
+        case .typeMismatch(let type, let context): return "expected \(type) \(path(context))"
+        case .valueNotFound(let type, let context): return "expected \(type) \(path(context)), found null"
+        case .keyNotFound(let key, let context): return "missing '\(key.stringValue)' \(path(context))"
+        case .dataCorrupted(let context): return context.codingPath.isEmpty ? "not valid JSON" : "a bad value \(path(context))"
+        @unknown default: return "unreadable"
+        }
     }
 }

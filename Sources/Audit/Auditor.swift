@@ -21,22 +21,27 @@ public struct AuditSample: Sendable, Equatable {
     /// then one row per image. Quoted fields may hold commas.
     public static func read(csv url: URL) throws -> [AuditSample] {
         let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw AuditError.invalid("cannot read \(url.path): \(error.localizedDescription)")
+        do { text = try FileIO.text(of: url.path) } catch let error as FileError {
+            throw AuditError.invalid("cannot read \(url.path): \(error.reason)")
         }
+        return try parse(csv: text, path: url.path)
+    }
+
+    /// Parses the text of `groups.csv` (see ``read(csv:)``); `path` labels errors.
+    public static func parse(csv text: String, path: String) throws -> [AuditSample] {
         let rows = text.split(whereSeparator: \.isNewline).map { CSV.fields(in: String($0)) }.filter { !$0.allSatisfy(\.isEmpty) }
         guard let header = rows.first?.map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }),
             let fileColumn = header.firstIndex(of: "file"), let groupColumn = header.firstIndex(of: "group")
-        else { throw AuditError.invalid("\(url.path) needs a header with 'file' and 'group' columns (and optionally 'label')") }
+        else { throw AuditError.invalid("\(path) needs a header with 'file' and 'group' columns (and optionally 'label')") }
         let labelColumn = header.firstIndex(of: "label")
         return try rows.dropFirst().enumerated().map { number, row in
             guard row.count > max(fileColumn, groupColumn) else {
-                throw AuditError.invalid("\(url.path) line \(number + 2) has \(row.count) fields")
+                throw AuditError.invalid("\(path) line \(number + 2) has \(row.count) fields")
             }
             var label: Int?
             if let labelColumn, labelColumn < row.count, !row[labelColumn].isEmpty {
                 guard let value = Int(row[labelColumn].trimmingCharacters(in: .whitespaces)) else {
-                    throw AuditError.invalid("\(url.path) line \(number + 2): label '\(row[labelColumn])' is not a class index")
+                    throw AuditError.invalid("\(path) line \(number + 2): label '\(row[labelColumn])' is not a class index")
                 }
                 label = value
             }
@@ -104,12 +109,26 @@ public struct Auditor {
     }
 
     /// Audits the given batches (see ``batches(_:batchSize:part:of:)``), images resolved against `folder`.
+    ///
+    /// Per batch: one forward pass gives the predictions (read as `config.outputKind` says) and
+    /// the embeddings; the heatmaps follow; with a region and `config.counterfactual`, the filled
+    /// inputs are predicted again; with `config.faithfulness`, the maps' faithfulness metrics run.
     public func run(_ batches: [[(index: Int, sample: AuditSample)]], folder: URL, progress: (Int) -> Void = { _ in }) throws -> AuditState {
         var state = AuditState(config: config)
         let input = generator.executor.inputs[0].name
         let output = generator.outputName
+        let kind = config.outputKind.flatMap(OutputKind.init(rawValue:)) ?? generator.executor.outputKind(of: output)
+        let fill = config.counterfactual.flatMap(CounterfactualFill.init(rawValue:))
+        let seed = config.seed ?? 0
+        let faithfulness = config.faithfulness.map { Faithfulness(executor: generator.executor, output: output, kind: kind, options: $0) }
+        let outline = mask?.outline
         for chunk in batches {
-            let (batch, images) = try preprocessing.batch(chunk.map { folder.appendingPathComponent($0.sample.file) })
+            let (batch, images, sizes) = try preprocessing.batch(chunk.map { folder.appendingPathComponent($0.sample.file) })
+            if let expected = config.maskImageSize, let odd = sizes.indices.first(where: { [sizes[$0].width, sizes[$0].height] != expected }) {
+                throw AuditError.invalid(
+                    "\(chunk[odd].sample.file) is \(sizes[odd].width)x\(sizes[odd].height) but the region was drawn on images of "
+                        + "\(expected[0])x\(expected[1]) (image space); give a mask in model-input coordinates (--mask-space model) for images of several sizes")
+            }
             // The embeddings come from the same forward pass as the predictions, before any heatmap.
             let forward = try generator.executor.run([input: batch], fetch: [output] + (config.embedTensor.map { [$0] } ?? []))
             guard let logits = forward[output], logits.rank == 2 else {
@@ -119,8 +138,8 @@ public struct Auditor {
                 try forward[name].map { try Embeddings.pooled(generator.channelsFirstMap($0, of: name, inputs: batch)) }
             } ?? []
             let width = embeddings.count / max(chunk.count, 1)
-            let probabilities = softmaxRows(try logits.doubles(), width: logits.shape[1])
-            let predicted = probabilities.map { row in row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) } ?? 0 }
+            let probabilities = ClassProbabilities.rows(try logits.doubles(), width: logits.shape[1], kind: kind)
+            let predicted = probabilities.map(ClassProbabilities.argmax)
             let classes: [Int]? = try {
                 switch target {
                 case .predicted: return nil
@@ -137,16 +156,41 @@ public struct Auditor {
             let result = try generator.explain(batch, targetClasses: classes)
             let size = config.height * config.width
             let maps = try result.heatmaps.scalars(as: Float.self)
+
+            var counterfactuals: [CounterfactualRecord]?
+            if let fill, let mask {
+                let filled = try fill.apply(batch: batch, region: mask, seeds: chunk.map { TorchGenerator.seed(base: seed, index: $0.index) })
+                let after = try generator.executor.classProbabilities(filled, output: output, kind: kind)
+                counterfactuals = zip(after, predicted).map { CounterfactualRecord(predicted: ClassProbabilities.argmax($0), confidence: $0[$1]) }
+            }
+            // Faithfulness on the samples the stride picks (the same ones in shards and single runs).
+            var scores: [Int: FaithfulnessScores] = [:]
+            let stride = max(config.faithfulnessStride ?? 1, 1)
+            let picked = chunk.indices.filter { chunk[$0].index % stride == 0 }
+            if let faithfulness, !picked.isEmpty {
+                let maps = config.maps == "raw" ? try Faithfulness.unitScaled(result.heatmaps) : result.heatmaps
+                let evaluated = try faithfulness.evaluate(
+                    Self.rows(batch, picked), heatmaps: Self.rows(maps, picked), classes: picked.map { result.classes[$0] },
+                    indices: picked.map { chunk[$0].index }, baseline: picked.map { probabilities[$0] })
+                for (n, score) in zip(picked, evaluated) { scores[n] = score }
+            }
+
             for (n, item) in chunk.enumerated() {
                 let heatmap = Array(maps[n * size..<(n + 1) * size])
-                let record = SampleRecord(
+                var record = SampleRecord(
                     index: item.index, file: item.sample.file, group: item.sample.group, label: item.sample.label,
                     predicted: predicted[n], confidence: probabilities[n][predicted[n]], target: result.classes[n],
                     scores: mask.map { RegionScores(heatmap: heatmap, mask: $0, iouFraction: config.iouFraction) })
+                record.imageSize = [sizes[n].width, sizes[n].height]
+                record.counterfactual = counterfactuals?[n]
+                record.faithfulness = scores[n]
                 try state.add(record, heatmap: heatmap, embedding: Array(embeddings[n * width..<(n + 1) * width])) {
-                    let overlay = try Overlay.overlay(
+                    // The image as the model saw it beside the overlay, the region outlined on the overlay.
+                    var overlay = try Overlay.overlay(
                         image: images[n], heatmap: Tensor(shape: [config.height, config.width], scalars: heatmap))
-                    return try PNG.encode(width: overlay.width, height: overlay.height, channels: 3, pixels: overlay.pixels)
+                    if let outline { overlay = try overlay.outlined(outline) }
+                    let pair = try Panel.sideBySide([images[n], overlay])
+                    return try PNG.encode(width: pair.width, height: pair.height, channels: 3, pixels: pair.pixels)
                 }
             }
             progress(chunk.count)
@@ -154,13 +198,10 @@ public struct Auditor {
         return state
     }
 
-    private func softmaxRows(_ values: [Double], width: Int) -> [[Double]] {
-        stride(from: 0, to: values.count, by: max(width, 1)).map { start in
-            let row = values[start..<start + width]
-            let largest = row.max() ?? 0
-            let exps = row.map { exp($0 - largest) }
-            let total = exps.reduce(0, +)
-            return exps.map { $0 / total }
-        }
+    /// The rows `picks` of a tensor along its first axis.
+    static func rows(_ x: Tensor, _ picks: [Int]) throws -> Tensor {
+        let values = try x.converted(to: .float32).scalars(as: Float.self)
+        let size = x.shape.dropFirst().reduce(1, *)
+        return try Tensor(shape: [picks.count] + x.shape.dropFirst(), scalars: picks.flatMap { values[$0 * size..<($0 + 1) * size] })
     }
 }

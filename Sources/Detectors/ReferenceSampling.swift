@@ -4,13 +4,14 @@
 /// The reference draws its holdout splits from this generator (scikit-learn's
 /// `train_test_split(..., random_state=seed)` and `np.random.seed(seed); np.random.permutation`),
 /// and which samples land in the holdout moves a probe's score by a few hundredths on a few
-/// hundred samples; drawing the same split makes the scores comparable exactly.
-struct LegacyRandomState {
+/// hundred samples; drawing the same split makes the scores comparable exactly. PyTorch's CPU
+/// generator runs the same engine (the audit's `TorchGenerator`).
+package struct LegacyRandomState {
     private var state = [UInt32](repeating: 0, count: 624)
     private var position = 624
 
     /// `numpy.random.RandomState(seed)` for a seed in `0..<2³²` (MT19937's `init_genrand`).
-    init(seed: UInt32) {
+    package init(seed: UInt32) {
         state[0] = seed
         for i in 1..<624 {
             let previous = state[i - 1]
@@ -19,7 +20,7 @@ struct LegacyRandomState {
     }
 
     /// The next 32 tempered bits.
-    mutating func nextUInt32() -> UInt32 {
+    package mutating func nextUInt32() -> UInt32 {
         if position >= 624 { twist() }
         var y = state[position]
         position += 1

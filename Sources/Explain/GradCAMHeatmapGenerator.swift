@@ -334,10 +334,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
                 let classCount = output.shape.last ?? 1
                 scores += (0..<count).map { values[$0 * classCount + classes[n]] }
             }
-            let largest = scores.max() ?? 0
-            let exps = scores.map { exp($0 - largest) }
-            let total = exps.reduce(0, +)
-            return exps.map { $0 / total }
+            return ClassProbabilities.softmax(scores)
         }
     }
 

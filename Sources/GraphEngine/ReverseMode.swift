@@ -39,11 +39,7 @@ public enum GradientTarget: Sendable {
                     seed[n * width + c] = 1
                     continue
                 }
-                let row = logits[n * width..<(n + 1) * width]
-                let largest = row.max() ?? 0
-                let exps = row.map { Foundation.exp($0 - largest) }
-                let total = exps.reduce(0, +)
-                let p = exps.map { $0 / total }
+                let p = ClassProbabilities.softmax(logits[n * width..<(n + 1) * width])
                 for j in 0..<width { seed[n * width + j] = p[c] * ((j == c ? 1 : 0) - p[j]) }
             }
             return try Tensor(shape: output.shape, scalars: seed).converted(to: output.dtype)

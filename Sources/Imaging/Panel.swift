@@ -67,3 +67,30 @@ public enum Panel {
             colorbars: [Colorbar(after: 1, colormap: colormap, low: "0", high: "1")])
     }
 }
+
+extension Panel {
+    /// Images of one height side by side on white, `gap` pixels apart, at their own resolution.
+    public static func sideBySide(_ images: [RGBImage], gap: Int = 2) throws -> RGBImage {
+        guard let height = images.map(\.height).max(), !images.isEmpty else { throw ImageError.invalid("nothing to put side by side") }
+        var canvas = Canvas(width: images.reduce(0) { $0 + $1.width } + gap * (images.count - 1), height: height)
+        var x = 0
+        for image in images {
+            canvas.draw(image, x: x, y: 0, scale: 1)
+            x += image.width + gap
+        }
+        return try canvas.image()
+    }
+}
+
+extension RGBImage {
+    /// The image with the flagged pixels (`width * height`, row-major) painted in `color`: a
+    /// region's outline over a heatmap or an overlay.
+    public func outlined(_ flags: [Bool], color: (UInt8, UInt8, UInt8) = (255, 255, 255)) throws -> RGBImage {
+        guard flags.count == width * height else {
+            throw ImageError.invalid("an outline of \(flags.count) pixels does not fit a \(width)x\(height) image")
+        }
+        var result = self
+        for (p, flag) in flags.enumerated() where flag { (result.pixels[p * 3], result.pixels[p * 3 + 1], result.pixels[p * 3 + 2]) = color }
+        return result
+    }
+}

@@ -15,6 +15,12 @@ struct AuditCommand: ParsableCommand {
             and least region-reliant overlays per group, and report.html.
             --shard K/N audits every N-th batch starting at the K-th; `shortcut-detect merge` combines the
             shard reports into exactly the report one run with the same --batch-size writes.
+            Images that already have the model's input size are used as they are (--resize N applies to
+            all); a --mask of the images' size is in image coordinates, one of the input size (on images
+            of another size) in model coordinates; --mask-space says so explicitly. --counterfactual
+            fills the region and predicts again; the faithfulness metrics (pytorch-grad-cam's ROAD and
+            input x map) run on up to --faithfulness images; without a region, spectral relevance
+            analysis clusters the heatmaps (--spray runs it with one too).
             """)
 
     @Argument(help: "The .onnx model file.")
@@ -38,11 +44,32 @@ struct AuditCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The model output to explain (default: the first).", valueName: "NAME"))
     var outputName: String?
 
-    @Option(help: ArgumentHelp("The shortcut region as a PNG (bright = inside).", valueName: "PNG"))
+    @Option(help: ArgumentHelp("The shortcut region as a PNG (bright = inside), of the images' size or the model's input size.", valueName: "PNG"))
     var mask: String?
 
-    @Option(name: .customLong("mask-rect"), help: ArgumentHelp("The shortcut region as X,Y,W,H in model-input pixels; repeatable.", valueName: "X,Y,W,H"))
+    @Option(name: .customLong("mask-rect"), help: ArgumentHelp("The shortcut region as X,Y,W,H in model-input pixels (image pixels with --mask-space image); repeatable.", valueName: "X,Y,W,H"))
     var maskRect: [String] = []
+
+    @Option(name: .customLong("mask-space"), help: ArgumentHelp("The region's coordinates: image (transformed as the images are) or model (used as is). Default: from the mask's size.", valueName: "SPACE"))
+    var maskSpace: MaskSpace?
+
+    @Option(help: ArgumentHelp("Fill the region in each input (mean, blur or noise) and predict again: the counterfactual test.", valueName: "FILL"))
+    var counterfactual: CounterfactualFill?
+
+    @Option(help: ArgumentHelp("Faithfulness metrics (ROAD, input x map) on at most N images spread over the audit; 0 for none, all for every image.", valueName: "N"))
+    var faithfulness: String = "64"
+
+    @Option(name: .customLong("road-percentiles"), help: ArgumentHelp("The percentiles ROAD removes pixels at.", valueName: "P,P,..."))
+    var roadPercentiles: String = "20,40,60,80"
+
+    @Option(help: ArgumentHelp("Seed of the counterfactual noise and ROAD's imputation noise.", valueName: "S"))
+    var seed: UInt32 = 0
+
+    @Flag(help: "Cluster the heatmaps (spectral relevance analysis) even with a region; without one it always runs.")
+    var spray = false
+
+    @Option(name: .customLong("output-kind"), help: ArgumentHelp("How to read the model's output: logits (softmaxed) or probabilities (used as is). Default: probabilities when the graph ends in Softmax, else each row decides.", valueName: "KIND"))
+    var outputKind: OutputKind?
 
     @OptionGroup var preprocessing: PreprocessingOptions
 
@@ -67,13 +94,24 @@ struct AuditCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The report folder.", valueName: "REPORT"))
     var out: String
 
+    @OptionGroup var resources: ResourceOptions
+
     func validate() throws {
+        try FlagCheck.number(threshold, "--threshold", in: 0...1)
+        try FlagCheck.count(batchSize, "--batch-size")
+        _ = try parseShard()
+        _ = try parseRectangles()
+        do { _ = try AuditTarget(target) } catch { throw ValidationError("\(error)") }
         if mask != nil && !maskRect.isEmpty { throw ValidationError("give --mask or --mask-rect, not both") }
         guard maps == "normalized" || maps == "raw" else { throw ValidationError("--maps must be normalized or raw") }
-        guard let camMethod = method.camMethod, method != .guidedGradCAM else {
+        guard method.camMethod != nil, method != .guidedGradCAM else {
             throw ValidationError("audits need a CAM method, not \(method.rawValue)")
         }
-        _ = camMethod
+        if counterfactual != nil && mask == nil && maskRect.isEmpty {
+            throw ValidationError("--counterfactual fills the shortcut region: give --mask or --mask-rect")
+        }
+        _ = try faithfulnessBudget(total: 1)
+        _ = try parsePercentiles(roadPercentiles)
     }
 
     func run() throws {
@@ -96,13 +134,31 @@ struct AuditCommand: ParsableCommand {
         let embedding = try LayerResolver(model: loaded).resolve(embedLayer ?? layer)
         let prep = try preprocessing.make(for: generator.executor)
         guard let crop = prep.crop else { throw ValidationError("the input size is unknown; give --size") }
-        let region = try makeMask(preprocessing: prep, height: crop.height, width: crop.width)
-        let config = AuditConfig(
+        // The region's space is settled against the first image of the whole audit, so every shard settles it alike.
+        let first = try RGBImage(contentsOf: folder.appendingPathComponent(samples[0].file))
+        let region = try makeMask(preprocessing: prep, imageSize: (first.width, first.height), height: crop.height, width: crop.width)
+        let budget = try faithfulnessBudget(total: samples.count)
+        var config = AuditConfig(
             model: (model as NSString).lastPathComponent, layer: layer, tensor: generator.layers[0].tensor,
             method: method.rawValue, maps: maps, target: try AuditTarget(target).description,
-            preprocessing: preprocessing.describe(prep), mask: region?.description, maskArea: region?.mask.area,
+            preprocessing: prep.summary, mask: region?.description, maskArea: region?.mask.area,
             threshold: threshold, iouFraction: 0.5, height: crop.height, width: crop.width, total: samples.count,
             batchSize: batchSize, embedLayer: embedLayer ?? layer, embedTensor: embedding.tensor)
+        config.outputKind = (outputKind ?? generator.executor.outputKind(of: generator.outputName)).rawValue
+        config.transform = AuditConfig.Transform(prep)
+        if let region {
+            config.maskSpace = region.space.rawValue
+            config.maskReason = region.reason
+            config.maskPixels = region.mask.packed
+            if region.space == .image { config.maskImageSize = [first.width, first.height] }
+        }
+        config.counterfactual = counterfactual?.rawValue
+        config.seed = seed
+        if budget > 0 {
+            config.faithfulness = FaithfulnessOptions(percentiles: try parsePercentiles(roadPercentiles), seed: seed)
+            config.faithfulnessStride = (samples.count + budget - 1) / budget
+        }
+        config.spray = spray ? true : nil
         let auditor = Auditor(generator: generator, preprocessing: prep, mask: region?.mask, target: try AuditTarget(target), config: config)
         let progress = Progress(total: batches.reduce(0) { $0 + $1.count })
         let state = try auditor.run(batches, folder: folder) { progress.advance(by: $0) }
@@ -114,6 +170,13 @@ struct AuditCommand: ParsableCommand {
         print("wrote the report for \(state.records.count) image(s)\(parts > 1 ? " (shard \(part)/\(parts))" : "") to \(destination.path)")
     }
 
+    /// How many images the faithfulness metrics may take.
+    private func faithfulnessBudget(total: Int) throws -> Int {
+        if faithfulness == "all" { return total }
+        guard let n = Int(faithfulness), n >= 0 else { throw ValidationError("--faithfulness takes a number of images or 'all', got '\(faithfulness)'") }
+        return min(n, total)
+    }
+
     private func parseShard() throws -> (Int, Int) {
         guard let shard else { return (1, 1) }
         let parts = shard.split(separator: "/").compactMap { Int($0) }
@@ -123,18 +186,35 @@ struct AuditCommand: ParsableCommand {
         return (parts[0], parts[1])
     }
 
-    private func makeMask(preprocessing: Preprocessing, height: Int, width: Int) throws -> (mask: RegionMask, description: String)? {
+    private func makeMask(preprocessing: Preprocessing, imageSize: (width: Int, height: Int), height: Int, width: Int) throws
+        -> (mask: RegionMask, space: MaskSpace, reason: String, description: String)?
+    {
         if let mask {
-            return (try RegionMask(png: URL(fileURLWithPath: mask), preprocessing: preprocessing, height: height, width: width),
-                (mask as NSString).lastPathComponent)
+            let url = URL(fileURLWithPath: mask)
+            let name = url.lastPathComponent
+            let resolved = try RegionMask.resolve(
+                preprocessing.load(url), name: name, space: maskSpace, imageSize: imageSize, preprocessing: preprocessing,
+                inputHeight: height, inputWidth: width)
+            return (resolved.mask, resolved.space, resolved.reason, name)
         }
         guard !maskRect.isEmpty else { return nil }
-        let rectangles = try maskRect.map { spec -> (x: Int, y: Int, width: Int, height: Int) in
-            let v = spec.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard v.count == 4 else { throw ValidationError("--mask-rect expects X,Y,W,H, got '\(spec)'") }
-            return (v[0], v[1], v[2], v[3])
+        // Rectangles are in model-input pixels unless --mask-space image puts them on the images.
+        let space = maskSpace ?? .model
+        let canvas: (width: Int, height: Int) = space == .image ? imageSize : (width, height)
+        let drawn = try RegionMask(rectangles: parseRectangles(), height: canvas.height, width: canvas.width)
+        let resolved = try RegionMask.resolve(
+            drawn.picture, name: "--mask-rect", space: space, imageSize: imageSize, preprocessing: preprocessing, inputHeight: height,
+            inputWidth: width)
+        return (resolved.mask, resolved.space, resolved.reason, "rectangles " + maskRect.joined(separator: " "))
+    }
+
+    private func parseRectangles() throws -> [(x: Int, y: Int, width: Int, height: Int)] {
+        try maskRect.map { spec in
+            let v = spec.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard v.count == 4, let x = v[0], let y = v[1], let width = v[2], let height = v[3], x >= 0, y >= 0, width > 0, height > 0
+            else { throw ValidationError("--mask-rect expects X,Y,W,H with X, Y from 0 and W, H from 1, got '\(spec)'") }
+            return (x, y, width, height)
         }
-        return (try RegionMask(rectangles: rectangles, height: height, width: width), "rectangles " + maskRect.joined(separator: " "))
     }
 }
 
@@ -148,6 +228,12 @@ struct MergeCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("The merged report folder.", valueName: "REPORT"))
     var out: String
+
+    @OptionGroup var resources: ResourceOptions
+
+    func validate() throws {
+        try FlagCheck.outputsSpareInputs([("--out", out)], inputs: reports.map { ("report", $0) })
+    }
 
     func run() throws {
         let states = try reports.map { try AuditState.load(from: URL(fileURLWithPath: $0)) }
@@ -189,6 +275,13 @@ struct EmbedCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where to write the embeddings (.npy).", valueName: "PATH"))
     var out: String
 
+    @OptionGroup var resources: ResourceOptions
+
+    func validate() throws {
+        try FlagCheck.count(batchSize, "--batch-size")
+        try FlagCheck.outputsSpareInputs([("--out", out)], inputs: [("model", model)])
+    }
+
     func run() throws {
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
         let executor = try Executor(model: loaded)
@@ -197,8 +290,8 @@ struct EmbedCommand: ParsableCommand {
         let layouts = LayerLayouts(model: loaded, inputLayout: prep.layout)
         let folder = URL(fileURLWithPath: images)
         let names: [String]
-        do { names = try FileManager.default.contentsOfDirectory(atPath: images) } catch {
-            throw ValidationError("cannot list --images \(images): \(error.localizedDescription)")
+        do { names = try FileIO.contentsOfFolder(folder) } catch let error as FileError {
+            throw ValidationError("cannot list --images \(images): \(error.reason)")
         }
         let files = names.filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
         guard !files.isEmpty else { throw ValidationError("no .png, .jpg or .jpeg files in \(images)") }
@@ -207,7 +300,7 @@ struct EmbedCommand: ParsableCommand {
         let progress = Progress(total: files.count)
         for start in stride(from: 0, to: files.count, by: max(batchSize, 1)) {
             let chunk = Array(files[start..<min(start + max(batchSize, 1), files.count)])
-            let (batch, _) = try prep.batch(chunk.map { folder.appendingPathComponent($0) })
+            let (batch, _, _) = try prep.batch(chunk.map { folder.appendingPathComponent($0) })
             guard let features = try executor.run([executor.inputs[0].name: batch], fetch: [tensor])[tensor] else { continue }
             let image = (prep.crop?.height ?? 0, prep.crop?.width ?? 0)
             let pooled = try Embeddings.pooled(layouts.channelsFirstMap(features, of: tensor, image: image, layout: layerLayout))
@@ -219,7 +312,20 @@ struct EmbedCommand: ParsableCommand {
         let destination = URL(fileURLWithPath: out)
         try Tensor(shape: [files.count, width], scalars: rows).writeNPY(to: destination)
         let list = destination.deletingPathExtension().appendingPathExtension("files.txt")
-        try (files.joined(separator: "\n") + "\n").write(to: list, atomically: true, encoding: .utf8)
+        try FileIO.write(Data((files.joined(separator: "\n") + "\n").utf8), to: list)
         print("wrote \(files.count) x \(width) embeddings to \(out) and the file order to \(list.path)")
     }
+}
+
+extension MaskSpace: ExpressibleByArgument {}
+extension CounterfactualFill: ExpressibleByArgument {}
+extension OutputKind: ExpressibleByArgument {}
+
+/// Percentiles from `20,40,60,80`.
+func parsePercentiles(_ text: String) throws -> [Int] {
+    let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !values.isEmpty, values.allSatisfy({ $0.map { (1...99).contains($0) } ?? false }) else {
+        throw ValidationError("--road-percentiles takes comma-separated percentiles between 1 and 99, got '\(text)'")
+    }
+    return values.compactMap { $0 }
 }

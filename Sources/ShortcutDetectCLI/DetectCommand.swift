@@ -29,7 +29,12 @@ struct DetectCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The output folder.", valueName: "DIR"))
     var out: String
 
-    func validate() throws { _ = try parsedMethods() }
+    @OptionGroup var resources: ResourceOptions
+
+    func validate() throws {
+        _ = try parsedMethods()
+        try FlagCheck.outputsSpareInputs([("--out", out)], inputs: [("--embeddings", embeddings), ("--groups", groups)])
+    }
 
     func parsedMethods() throws -> [DetectionMethod] {
         let names = methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -50,15 +55,15 @@ struct DetectCommand: ParsableCommand {
         let table = try GroupTable.read(csv: URL(fileURLWithPath: groups))
         let list = url.deletingPathExtension().appendingPathExtension("files.txt")
         let files = FileManager.default.fileExists(atPath: list.path)
-            ? try String(contentsOf: list, encoding: .utf8).split(whereSeparator: \.isNewline).map(String.init) : nil
+            ? try FileIO.text(of: list.path).split(whereSeparator: \.isNewline).map(String.init) : nil
         let (groupNames, labels) = try table.aligned(count: matrix.shape[0], files: table.hasFiles ? files : nil)
 
         let detector = ShortcutDetector(methods: try parsedMethods(), seed: seed)
         let report = try detector.fit(embeddings: matrix, groups: groupNames, labels: labels)
         let folder = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try report.json().write(to: folder.appendingPathComponent("detect.json"))
-        try Data(report.html().utf8).write(to: folder.appendingPathComponent("report.html"))
+        try FileIO.createFolder(folder)
+        try FileIO.write(report.json(), to: folder.appendingPathComponent("detect.json"))
+        try FileIO.write(Data(report.html().utf8), to: folder.appendingPathComponent("report.html"))
         print(report.summary)
         let matched = table.hasFiles && files != nil ? "matched by file" : "matched by position"
         print("wrote detect.json and report.html for \(report.n) x \(report.dim) embeddings (\(matched)) to \(folder.path)")

@@ -66,6 +66,20 @@ struct GradCAMCommand: ParsableCommand {
     @Option(help: ArgumentHelp("How the layers hold channels: nchw, nhwc or tokens. Default: from the graph and the shape.", valueName: "LAYOUT"))
     var layerLayout: LayerLayout?
 
+    @Option(name: .customLong("metrics-json"), help: ArgumentHelp("Also write the maps' faithfulness metrics (pytorch-grad-cam's ROAD, input x map; deletion and insertion AUC) per sample.", valueName: "PATH"))
+    var metricsJSON: String?
+
+    @Option(name: .customLong("road-percentiles"), help: ArgumentHelp("The percentiles ROAD removes pixels at.", valueName: "P,P,..."))
+    var roadPercentiles: String = "20,40,60,80"
+
+    @Option(help: ArgumentHelp("Seed of ROAD's imputation noise.", valueName: "S"))
+    var seed: UInt32 = 0
+
+    @Option(name: .customLong("output-kind"), help: ArgumentHelp("How to read the model's output: logits (softmaxed) or probabilities (used as is). Default: probabilities when the graph ends in Softmax, else each row decides.", valueName: "KIND"))
+    var outputKind: OutputKind?
+
+    @OptionGroup var resources: ResourceOptions
+
     func validate() throws {
         if tokenGrid != nil, let layerLayout, layerLayout != .tokens(nil) {
             throw ValidationError("--token-grid lays out tokens; it does not go with --layer-layout \(layerLayout)")
@@ -75,6 +89,26 @@ struct GradCAMCommand: ParsableCommand {
         if input != nil && output == nil { throw ValidationError("--input needs --output HEAT.npy") }
         if input == nil && images.out == nil { throw ValidationError("--image/--images need --out DIR") }
         if images.topK != nil && targetClass != nil { throw ValidationError("use --class or --top-k, not both") }
+        if let tokenGrid { _ = try FlagCheck.tokenGrid(tokenGrid) }
+        _ = try parseClasses(count: 1, checkingCount: false)
+        let inputs = [("model", model)] + (input.map { [("--input", $0)] } ?? [])
+        let outputs = [output.map { ("--output", $0) }, raw.map { ("--raw", $0) }, metricsJSON.map { ("--metrics-json", $0) }]
+        try FlagCheck.outputsSpareInputs(outputs.compactMap { $0 }, inputs: inputs)
+        if metricsJSON != nil && method == .guidedBackprop { throw ValidationError("--metrics-json needs a CAM method, not guided-backprop") }
+        _ = try parsePercentiles(roadPercentiles)
+    }
+
+    /// The faithfulness metrics these options ask for, on the generator's model.
+    func makeFaithfulness(_ generator: GradCAMHeatmapGenerator) throws -> Faithfulness? {
+        guard metricsJSON != nil else { return nil }
+        return Faithfulness(
+            executor: generator.executor, output: generator.outputName, kind: outputKind,
+            options: FaithfulnessOptions(percentiles: try parsePercentiles(roadPercentiles), seed: seed, curves: true))
+    }
+
+    /// The maps the metrics read: in [0, 1] as pytorch-grad-cam scales them, even with `--normalization none`.
+    func metricMaps(_ heatmaps: Tensor) throws -> Tensor {
+        normalization == .none ? try Faithfulness.unitScaled(heatmaps) : heatmaps
     }
 
     /// The heatmap generator these options describe.
@@ -82,7 +116,7 @@ struct GradCAMCommand: ParsableCommand {
         var options = CAMOptions(
             eigenSmooth: eigenSmooth, augSmooth: augSmooth, normalization: normalization, upsampling: upsampling,
             layerLayout: layerLayout, inputLayout: images.preprocessing.inputLayout)
-        if let tokenGrid { options.layerLayout = .tokens(try parseGrid(tokenGrid)) }
+        if let tokenGrid { options.layerLayout = .tokens(try FlagCheck.tokenGrid(tokenGrid)) }
         let layers = layer.isEmpty && method != .guidedBackprop
             ? [try LayerChoice.layer(nil, model: loaded, size: images.preprocessing.size)] : layer
         return try GradCAMHeatmapGenerator(
@@ -116,28 +150,29 @@ struct GradCAMCommand: ParsableCommand {
                 : result.heatmaps
         }
         try heatmaps.writeNPY(to: URL(fileURLWithPath: output))
+        if let faithfulness = try makeFaithfulness(generator), let metricsJSON {
+            let maps = method == .guidedGradCAM ? try generator.explain(images, targetClasses: chosen).heatmaps : heatmaps
+            let scores = try faithfulness.evaluate(images, heatmaps: metricMaps(maps), classes: chosen, indices: Array(0..<chosen.count))
+            try faithfulness.json(scores, classes: chosen).write(to: URL(fileURLWithPath: metricsJSON))
+            print("wrote the faithfulness metrics of \(chosen.count) map(s) to \(metricsJSON)")
+        }
         let layers = generator.layers.map { "\($0.request) -> \($0.tensor)" }.joined(separator: ", ")
         print("\(method.rawValue)\(layers.isEmpty ? "" : " at \(layers)"): classes \(chosen.map(String.init).joined(separator: ", "))")
         print("wrote \(heatmaps.dtype)\(heatmaps.shape) to \(output)")
     }
 
-    func parseClasses(count: Int) throws -> [Int]? {
+    func parseClasses(count: Int, checkingCount: Bool = true) throws -> [Int]? {
         guard let targetClass else { return nil }
-        let values = try targetClass.split(separator: ",").map { part -> Int in
-            guard let value = Int(part.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("--class takes integers, got '\(targetClass)'")
+        let values = try targetClass.split(separator: ",", omittingEmptySubsequences: false).map { part -> Int in
+            guard let value = Int(part.trimmingCharacters(in: .whitespaces)), value >= 0 else {
+                throw ValidationError("--class takes class indices (integers from 0), got '\(targetClass)'")
             }
             return value
         }
         if values.count == 1 { return Array(repeating: values[0], count: count) }
+        guard checkingCount else { return values }
         guard values.count == count else { throw ValidationError("--class lists \(values.count) classes for \(count) samples") }
         return values
-    }
-
-    private func parseGrid(_ spec: String) throws -> TokenGrid {
-        let parts = spec.split(whereSeparator: { $0 == ":" || $0 == "x" }).compactMap { Int($0) }
-        guard parts.count == 3 else { throw ValidationError("--token-grid expects PREFIX:HxW, e.g. 1:14x14, got '\(spec)'") }
-        return TokenGrid(prefixTokens: parts[0], height: parts[1], width: parts[2])
     }
 }
 

@@ -41,6 +41,12 @@ struct ImageOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("Images per forward/backward pass.", valueName: "N"))
     var batchSize: Int = 8
+
+    func validate() throws {
+        try FlagCheck.number(alpha, "--alpha", in: 0...1)
+        try FlagCheck.count(batchSize, "--batch-size")
+        if let topK { try FlagCheck.count(topK, "--top-k") }
+    }
 }
 
 extension Colormap: ExpressibleByArgument {}
@@ -56,7 +62,7 @@ struct PreprocessingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Custom normalization std, three comma-separated values.", valueName: "R,G,B"))
     var std: String?
 
-    @Option(help: ArgumentHelp("Shorter side after resizing (default: crop / 0.875, e.g. 256 for 224).", valueName: "N"))
+    @Option(help: ArgumentHelp("Shorter side after resizing, applied to every image (default: crop / 0.875, e.g. 256 for 224, for images not already of the model's input size, which are used as they are).", valueName: "N"))
     var resize: Int?
 
     @Option(help: ArgumentHelp("Input size, N or HxW, where the model leaves height or width free (default: the size it fixes).", valueName: "HxW"))
@@ -64,6 +70,20 @@ struct PreprocessingOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("How the model takes images: nchw or nhwc (default: from its declared input shape).", valueName: "LAYOUT"))
     var inputLayout: ImageLayout?
+
+    func validate() throws {
+        for (flag, preprocessing) in [
+            ("--resize \(resize ?? 0)", Preprocessing(resize: resize, crop: nil)),
+            ("--size \(size.map { "\($0.height)x\($0.width)" } ?? "")", Preprocessing(resize: nil, crop: size.map { ($0.height, $0.width) })),
+        ] {
+            do { try preprocessing.validate() } catch { throw ValidationError("\(flag): \(error)") }
+        }
+        if mean != nil || std != nil {
+            guard let mean = mean.flatMap(triple), let std = std.flatMap(triple),
+                (mean + std).allSatisfy(\.isFinite), !std.contains(0)
+            else { throw ValidationError("--mean and --std each need three finite comma-separated numbers, std not 0") }
+        }
+    }
 
     /// torchvision's evaluation transform for this model's input size.
     func make(for executor: Executor) throws -> Preprocessing {
@@ -82,14 +102,13 @@ struct PreprocessingOptions: ParsableArguments {
         }
         var result = Preprocessing.evaluation(height: size.height, width: size.width, normalization: normalization)
         result.layout = layout
-        if let resize { result.resize = resize }
+        if let resize {
+            // An explicit resize applies to every image, those of the input size included.
+            result.resize = resize
+            result.inputSizedAsIs = false
+        }
+        try result.validate()
         return result
-    }
-
-    /// A one-line description, for reports.
-    func describe(_ preprocessing: Preprocessing) -> String {
-        let n = preprocessing.normalization
-        return "resize \(preprocessing.resize.map(String.init) ?? "none"), crop \(preprocessing.crop.map { "\($0.height)x\($0.width)" } ?? "none"), mean \(n.mean), std \(n.std)"
     }
 
     private func triple(_ text: String) -> [Float]? {
@@ -122,14 +141,17 @@ struct ImageRun {
         let files = try imageFiles()
         guard let outPath = options.out else { return }
         let out = URL(fileURLWithPath: outPath)
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try FileIO.createFolder(out)
         let preprocessing = try options.preprocessing.make(for: generator.executor)
-        let labels = try options.labels.map { try String(contentsOfFile: $0, encoding: .utf8).split(separator: "\n").map(String.init) }
+        let labels = try options.labels.map { try FileIO.text(of: $0).split(separator: "\n").map(String.init) }
         let progress = Progress(total: files.count)
+        let faithfulness = try command.makeFaithfulness(generator)
+        var scores: [FaithfulnessScores] = []
+        var scoredClasses: [Int] = []
         for start in stride(from: 0, to: files.count, by: max(options.batchSize, 1)) {
             let chunk = Array(files[start..<min(start + max(options.batchSize, 1), files.count)])
-            let (batch, images) = try preprocessing.batch(chunk)
-            let probabilities = try classProbabilities(batch)
+            let (batch, images, _) = try preprocessing.batch(chunk)
+            let probabilities = try generator.executor.classProbabilities(batch, output: generator.outputName, kind: command.outputKind)
             let explained: [[Int]]
             if let topK = options.topK {
                 explained = probabilities.map { Array(ranked($0).prefix(max(topK, 1))) }
@@ -147,16 +169,28 @@ struct ImageRun {
             }
             for rank in 0..<(explained.first?.count ?? 1) {
                 let classes = explained.map { $0[min(rank, $0.count - 1)] }
-                try write(batch: batch, images: images, files: chunk, classes: classes, suffix: options.topK == nil ? "" : "_top\(rank + 1)", out: out)
+                let maps = try write(batch: batch, images: images, files: chunk, classes: classes, suffix: options.topK == nil ? "" : "_top\(rank + 1)", out: out)
+                // The metrics score each image's first explained class.
+                if rank == 0, let faithfulness, let maps {
+                    scores += try faithfulness.evaluate(
+                        batch, heatmaps: command.metricMaps(maps), classes: classes, indices: Array(start..<start + chunk.count),
+                        baseline: probabilities)
+                    scoredClasses += classes
+                }
             }
             progress.advance(by: chunk.count)
         }
         progress.finish()
         print("wrote \(files.count) overlay(s) to \(out.path)")
+        if let faithfulness, let path = command.metricsJSON {
+            try faithfulness.json(scores, classes: scoredClasses, files: files.map(\.lastPathComponent)).write(to: URL(fileURLWithPath: path))
+            print("wrote the faithfulness metrics of \(scores.count) map(s) to \(path)")
+        }
     }
 
-    /// Heatmaps for one batch and class choice, then the pictures, written in parallel.
-    private func write(batch: Tensor, images: [RGBImage], files: [URL], classes: [Int], suffix: String, out: URL) throws {
+    /// Heatmaps for one batch and class choice, then the pictures, written in parallel; returns
+    /// the CAM heatmaps (none for pure guided backpropagation).
+    private func write(batch: Tensor, images: [RGBImage], files: [URL], classes: [Int], suffix: String, out: URL) throws -> Tensor? {
         let pictures: [RGBImage]
         var heatmaps: Tensor?
         switch command.method {
@@ -192,6 +226,7 @@ struct ImageRun {
             }
         }
         _ = try results.values()
+        return heatmaps
     }
 
     private func heatmap(_ maps: Tensor, _ index: Int) throws -> Tensor {
@@ -202,32 +237,14 @@ struct ImageRun {
         if let folder = options.images {
             let url = URL(fileURLWithPath: folder)
             let names: [String]
-            do { names = try FileManager.default.contentsOfDirectory(atPath: folder) } catch {
-                throw ValidationError("cannot list --images \(folder): \(error.localizedDescription)")
+            do { names = try FileIO.contentsOfFolder(url) } catch let error as FileError {
+                throw ValidationError("cannot list --images \(folder): \(error.reason)")
             }
             let files = names.filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
             guard !files.isEmpty else { throw ValidationError("no .png, .jpg or .jpeg files in \(folder)") }
             return files.map { url.appendingPathComponent($0) }
         }
         return options.image.map { URL(fileURLWithPath: $0) }
-    }
-
-    /// Softmax of the first output, per image.
-    private func classProbabilities(_ batch: Tensor) throws -> [[Double]] {
-        let input = generator.executor.inputs[0].name
-        let output = generator.outputName
-        guard let logits = try generator.executor.run([input: batch], fetch: [output])[output], logits.rank == 2 else {
-            throw ValidationError("the model's output \(output) is not [batch, classes]")
-        }
-        let values = try logits.doubles()
-        let width = logits.shape[1]
-        return (0..<logits.shape[0]).map { row in
-            let slice = values[row * width..<(row + 1) * width]
-            let largest = slice.max() ?? 0
-            let exps = slice.map { exp($0 - largest) }
-            let total = exps.reduce(0, +)
-            return exps.map { $0 / total }
-        }
     }
 
     private func ranked(_ probabilities: [Double]) -> [Int] {

@@ -46,6 +46,42 @@ public enum LAPACK {
         return (values, a)
     }
 
+    /// Solves `A X = B` for a symmetric positive definite band matrix `A` with `bandwidth`
+    /// diagonals below the main one (LAPACK's Cholesky band solver `dpbsv`).
+    ///
+    /// - Parameters:
+    ///   - band: The lower band, `(bandwidth + 1) × n`, column-major as LAPACK stores it:
+    ///     `band[(i − j) + j · (bandwidth + 1)] = A[i][j]` for `j ≤ i ≤ j + bandwidth`.
+    ///   - rhs: `B`, `n × columns`, column-major (each right-hand side contiguous).
+    /// - Returns: `X`, laid out as `rhs`.
+    public static func bandedPositiveDefiniteSolve(band: [Double], n: Int, bandwidth: Int, rhs: [Double], columns: Int) throws -> [Double] {
+        guard n > 0, columns > 0 else { return rhs }
+        guard bandwidth >= 0, bandwidth < n, band.count == (bandwidth + 1) * n, rhs.count == n * columns,
+            n < Int(Int32.max), (bandwidth + 1) * n < Int(Int32.max), n * columns < Int(Int32.max)
+        else {
+            throw TensorError.linearAlgebra("bandedPositiveDefiniteSolve: a band of \(band.count) values and \(rhs.count) right-hand values do not fit n = \(n), bandwidth \(bandwidth)")
+        }
+        var ab = band
+        var x = rhs
+        var size = Int32(n)
+        var kd = Int32(bandwidth)
+        var nrhs = Int32(columns)
+        var ldab = Int32(bandwidth + 1)
+        var ldb = Int32(n)
+        var info: Int32 = 0
+        var uplo = CChar(UInt8(ascii: "L"))
+        #if canImport(Accelerate)
+        _ = dpbsv_(&uplo, &size, &kd, &nrhs, &ab, &ldab, &x, &ldb, &info)
+        #else
+        dpbsv_(&uplo, &size, &kd, &nrhs, &ab, &ldab, &x, &ldb, &info, 1)
+        #endif
+        guard info == 0 else {
+            throw TensorError.linearAlgebra(
+                info > 0 ? "dpbsv: the matrix is not positive definite (leading minor \(info))" : "dpbsv: argument \(-info) is invalid")
+        }
+        return x
+    }
+
     private static func call(
         _ jobz: UnsafeMutablePointer<CChar>, _ uplo: UnsafeMutablePointer<CChar>, _ n: UnsafeMutablePointer<Int32>,
         _ a: UnsafeMutablePointer<Double>, _ lda: UnsafeMutablePointer<Int32>, _ w: UnsafeMutablePointer<Double>,
