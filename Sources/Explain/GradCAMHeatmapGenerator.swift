@@ -258,13 +258,13 @@ public final class GradCAMHeatmapGenerator: Sendable {
             raws.append(try Tensor(shape: [batch, h, w], scalars: raw))
             // ReLU, per-image scaling and upsampling, in float32 (as pytorch-grad-cam computes them).
             let maps = try Tensor(uninitialized: .float32, shape: [batch, height, width])
-            raw.withUnsafeMutableBufferPointer { raw in
+            try raw.withUnsafeMutableBufferPointer { raw in
                 guard let base = raw.baseAddress else { return }
                 for i in raw.indices { raw[i] = max(raw[i], 0) }
                 if options.normalization == .minMax {
                     for n in 0..<batch { Self.minMax(base + n * positions, count: positions) }
                 }
-                options.upsampling.apply(
+                try options.upsampling.apply(
                     base, count: batch, height: h, width: w, outHeight: height, outWidth: width,
                     into: maps.storage.base.assumingMemoryBound(to: Float.self))
             }

@@ -29,16 +29,17 @@ public enum MapResize: String, Sendable, CaseIterable {
     /// ``apply(_:height:width:outHeight:outWidth:)`` on `count` float32 maps one after another,
     /// in float32: each input row is first resized along its width, then each output row blends
     /// two of those rows (the order OpenCV's `resize` follows, and the same products and sums as
-    /// the double-precision version, rounded to float32).
+    /// the double-precision version, rounded to float32). Throws when the memory budget refuses
+    /// the scratch of one map's rows.
     public func apply(
         _ maps: UnsafePointer<Float>, count: Int, height: Int, width: Int, outHeight: Int, outWidth: Int,
         into out: UnsafeMutablePointer<Float>
-    ) {
+    ) throws {
         let rows = axisTaps(input: height, output: outHeight).map { ($0.0, $0.1, Float(1 - $0.2), Float($0.2)) }
         let columns = axisTaps(input: width, output: outWidth).map { ($0.0, $0.1, Float(1 - $0.2), Float($0.2)) }
         let size = outHeight * outWidth
         // Per map: `height` rows of `outWidth` values, resized along their width.
-        BufferPool.withScratch(Float.self, count: height * outWidth) { wide in
+        try BufferPool.withScratch(Float.self, count: height * outWidth) { wide in
             for map in 0..<count {
                 let source = maps + map * height * width
                 for r in 0..<height {

@@ -71,15 +71,15 @@ import Testing
         let (transposeA, transposeB) = c.gradient == .left ? (false, c.transposed) : (c.transposed, false)
         var dense = [Float](repeating: .nan, count: c.m * c.n)
         var sparse = [Float](repeating: .nan, count: c.m * c.n)
-        a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
+        try a.withUnsafeBufferPointer { a in
+            try b.withUnsafeBufferPointer { b in
                 dense.withUnsafeMutableBufferPointer { out in
                     Float.gemm(
                         transposeA: transposeA, transposeB: transposeB, m: c.m, n: c.n, k: c.k, alpha: c.alpha, a: a.baseAddress!,
                         lda: lda, b: b.baseAddress!, ldb: ldb, beta: 0, c: out.baseAddress!, ldc: c.n)
                 }
-                let skipped = sparse.withUnsafeMutableBufferPointer { out in
-                    gemmSkippingZeroRows(
+                let skipped = try sparse.withUnsafeMutableBufferPointer { out in
+                    try gemmSkippingZeroRows(
                         c.gradient, transposeA: transposeA, transposeB: transposeB, m: c.m, n: c.n, k: c.k, alpha: c.alpha,
                         a: a.baseAddress!, lda: lda, b: b.baseAddress!, ldb: ldb, c: out.baseAddress!, ldc: c.n, threaded: true)
                 }
@@ -100,7 +100,7 @@ import Testing
         }
     }
 
-    @Test func nonFiniteOperandsOrFewZeroRowsKeepTheDenseProduct() {
+    @Test func nonFiniteOperandsOrFewZeroRowsKeepTheDenseProduct() throws {
         let (m, n, k) = (8, 5, 6)
         var g = Self.values(m * k, seed: 5)
         for i in k..<m * k { g[i] = 0 }  // one live row of eight
@@ -108,35 +108,35 @@ import Testing
         weights[7] = .infinity
         var out = [Float](repeating: 0, count: m * n)
         // g · B with an infinity in B: the dense product gives NaN in the zero rows, so it runs.
-        let left = g.withUnsafeBufferPointer { a in
-            weights.withUnsafeBufferPointer { b in
-                out.withUnsafeMutableBufferPointer { c in
-                    gemmSkippingZeroRows(
+        let left = try g.withUnsafeBufferPointer { a in
+            try weights.withUnsafeBufferPointer { b in
+                try out.withUnsafeMutableBufferPointer { c in
+                    try gemmSkippingZeroRows(
                         .left, transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a.baseAddress!, lda: k,
                         b: b.baseAddress!, ldb: n, c: c.baseAddress!, ldc: n, threaded: false)
                 }
             }
         }
         #expect(!left)
-        // op(A) · g with g as the right operand (m × k read as k × n = 8 × 5 here): a NaN in a
+        // op(A) · g with g as the right operand (8 × 6, read as depth × columns): a NaN in a
         // column of op(A) that meets a zero row of g keeps the dense product; in a live one it does not.
-        let right: (Int) -> Bool = { nanAt in
+        let right: (Int) throws -> Bool = { nanAt in
             var a = Self.values(n * m, seed: 7)
             a[nanAt] = .nan
             var c = [Float](repeating: 0, count: n * k)
-            return a.withUnsafeBufferPointer { a in
-                g.withUnsafeBufferPointer { b in
-                    c.withUnsafeMutableBufferPointer { c in
+            return try a.withUnsafeBufferPointer { a in
+                try g.withUnsafeBufferPointer { b in
+                    try c.withUnsafeMutableBufferPointer { c in
                         // A stored n × m (5 × 8), depth m = 8 rows of g, g's row 0 alone live.
-                        gemmSkippingZeroRows(
+                        try gemmSkippingZeroRows(
                             .right, transposeA: false, transposeB: false, m: n, n: k, k: m, alpha: 1, a: a.baseAddress!, lda: m,
                             b: b.baseAddress!, ldb: k, c: c.baseAddress!, ldc: k, threaded: false)
                     }
                 }
             }
         }
-        #expect(!right(3))  // column 3 of A meets g's zero row 3
-        #expect(right(8))  // row 1, column 0: meets g's live row 0
+        #expect(try !right(3))  // column 3 of A meets g's zero row 3
+        #expect(try right(8))  // row 1, column 0: meets g's live row 0
         // Five live rows of eight: more than half, the dense product runs; four are few enough.
         let live: (Int) -> [Int]? = { count in
             let column = (0..<8).map { Float($0 < count ? 1 : 0) }

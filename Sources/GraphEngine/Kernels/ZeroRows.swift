@@ -17,7 +17,8 @@ enum GradientOperand {
 /// without the all-zero rows of the `gradient` operand, which must be read as stored (not
 /// transposed); `false`, with nothing written, when the dense product should run: fewer than
 /// half the rows are zero, or the other operand holds an infinity or NaN where a left-out row
-/// would have met it (the dense product would give NaN there, not zero).
+/// would have met it (the dense product would give NaN there, not zero). Throws when the memory
+/// budget refuses the scratch for the gathered rows.
 ///
 /// On our kernels the result is the dense product's, bit for bit: each element is the chain
 /// `c = fma(a, b, c)` over the depth in order from +0, which a row of the result or a zero term
@@ -27,14 +28,14 @@ func gemmSkippingZeroRows(
     _ gradient: GradientOperand, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
     threaded: Bool
-) -> Bool {
+) throws -> Bool {
     switch gradient {
     case .left:
         guard !transposeA, m > 1, k > 0, let live = liveRows(a, rows: m, columns: k, stride: lda),
             transposeB ? allFinite(b, rows: n, columns: k, stride: ldb) : allFinite(b, rows: k, columns: n, stride: ldb)
         else { return false }
         let r = live.count
-        BufferPool.withScratch(Float.self, count: r * k + r * n) { scratch in
+        try BufferPool.withScratch(Float.self, count: r * k + r * n) { scratch in
             let (rows, product) = (scratch, scratch + r * k)
             for (j, i) in live.enumerated() { (rows + j * k).update(from: a + i * lda, count: k) }
             if r > 0 {
@@ -69,7 +70,7 @@ func gemmSkippingZeroRows(
             for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
             return true
         }
-        BufferPool.withScratch(Float.self, count: m * r + r * n) { scratch in
+        try BufferPool.withScratch(Float.self, count: m * r + r * n) { scratch in
             let (columns, rows) = (scratch, scratch + m * r)
             for (j, p) in live.enumerated() {
                 for i in 0..<m { columns[i * r + j] = a[p * across + i * along] }

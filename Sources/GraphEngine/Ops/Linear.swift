@@ -212,12 +212,13 @@ func batchedProduct(
         let pc = output.storage.base.assumingMemoryBound(to: T.self)
         /// One product of `rows` rows.
         func multiply(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ c: UnsafeMutablePointer<T>, rows: Int, threaded: Bool) {
+            // A refused scratch for the gathered rows leaves the dense product, which needs none.
             if let gradient, T.self == Float.self, k > 0,
-                gemmSkippingZeroRows(
+                (try? gemmSkippingZeroRows(
                     gradient, transposeA: transposeA, transposeB: transposeB, m: rows, n: n, k: k, alpha: Float(alpha),
                     a: UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), lda: columnsA,
                     b: UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), ldb: columnsB,
-                    c: UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc: n, threaded: threaded)
+                    c: UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc: n, threaded: threaded)) == true
             {
                 return
             }
