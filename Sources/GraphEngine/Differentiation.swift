@@ -69,6 +69,12 @@ public struct BackwardStep {
     public let wanted: [Bool]
     /// Guided backpropagation: Relu passes only positive gradients at positive inputs.
     public let guided: Bool
+    /// Which inputs are constants (see ``OpInputs/isConstant(_:)``): the same tensor on every
+    /// run, so a rule may keep what it derives from them.
+    var constantInputs: [Bool] = []
+
+    /// Whether input `index` is a constant (false when unknown).
+    public func isConstant(_ index: Int) -> Bool { index < constantInputs.count && constantInputs[index] }
 
     /// Saved input `index`, which the rule declared in ``SavedValues``.
     public func input(_ index: Int) throws -> Tensor {

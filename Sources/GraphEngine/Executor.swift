@@ -221,19 +221,22 @@ public final class Executor: Sendable {
         public let node: String
         /// The op type, `Conv+Relu` style for a fused pair.
         public let opType: String
+        /// Wall-clock time.
         public let milliseconds: Double
+        /// Processor time of every thread of the process (on a shared machine the steadier
+        /// measure of a step's work: waiting for a core does not count).
+        public let processorMilliseconds: Double
     }
 
     /// Runs the graph outputs once, as ``run(_:fetch:)`` does (fusions included), and times each step.
     public func profile(_ feeds: [String: Tensor]) throws -> [StepTiming] {
         var timings: [StepTiming] = []
-        var last = DispatchTime.now().uptimeNanoseconds
+        var stopwatch = Stopwatch()
         _ = try evaluate(feeds, keeping: try outputs.map { try slot($0.name) }, finished: { index, fused in
-            let now = DispatchTime.now().uptimeNanoseconds
             let step = self.steps[index]
-            let opType = fused ?? step.node.opType
-            timings.append(StepTiming(node: step.node.name, opType: opType, milliseconds: Double(now - last) / 1e6))
-            last = now
+            let (wall, processor) = stopwatch.lap()
+            timings.append(
+                StepTiming(node: step.node.name, opType: fused ?? step.node.opType, milliseconds: wall, processorMilliseconds: processor))
         })
         return timings
     }

@@ -271,7 +271,7 @@ extension BiasedMatMul: DifferentiableOperator {
                 inputs: Array(step.inputs.prefix(2)), inputShapes: Array(step.inputShapes.prefix(2)),
                 inputTypes: Array(step.inputTypes.prefix(2)), outputs: [nil], outputShapes: [productShape],
                 outputTypes: [productGradient.dtype], outputGradients: [productGradient], wanted: Array(step.wanted.prefix(2)),
-                guided: step.guided))
+                guided: step.guided, constantInputs: Array(step.constantInputs.prefix(2))))
         for position in 0..<min(2, operands.count) { result[position] = operands[position] }
         return result
     }

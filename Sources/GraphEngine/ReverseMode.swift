@@ -217,26 +217,44 @@ extension Executor.StepTiming {
 private final class StepClock {
     var forward: [Executor.StepTiming] = []
     var backward: [Executor.StepTiming] = []
-    private var last: UInt64 = 0
+    private var stopwatch = Stopwatch()
 
-    func start() { last = DispatchTime.now().uptimeNanoseconds }
-
-    /// Milliseconds since the last lap.
-    private func lap() -> Double {
-        let now = DispatchTime.now().uptimeNanoseconds
-        defer { last = now }
-        return Double(now - last) / 1e6
-    }
+    func start() { stopwatch = Stopwatch() }
 
     func forward(_ step: Executor.Step, fused: String?) {
-        forward.append(.init(node: step.node.name, opType: fused ?? step.node.opType, milliseconds: lap()))
+        let (wall, processor) = stopwatch.lap()
+        forward.append(.init(node: step.node.name, opType: fused ?? step.node.opType, milliseconds: wall, processorMilliseconds: processor))
     }
 
     func backward(_ node: Node, label: String) {
-        backward.append(.init(node: node.name, opType: label, milliseconds: lap()))
+        let (wall, processor) = stopwatch.lap()
+        backward.append(.init(node: node.name, opType: label, milliseconds: wall, processorMilliseconds: processor))
     }
 
-    func backward(_ label: String) { backward.append(.init(node: "", opType: label, milliseconds: lap())) }
+    func backward(_ label: String) {
+        let (wall, processor) = stopwatch.lap()
+        backward.append(.init(node: "", opType: label, milliseconds: wall, processorMilliseconds: processor))
+    }
+}
+
+/// Wall-clock and process processor time between laps, for profiles.
+struct Stopwatch {
+    private var wall = DispatchTime.now().uptimeNanoseconds
+    private var processor = Stopwatch.processorNanoseconds()
+
+    /// Milliseconds of wall-clock and processor time since the last lap (or the start).
+    mutating func lap() -> (wall: Double, processor: Double) {
+        let (now, used) = (DispatchTime.now().uptimeNanoseconds, Stopwatch.processorNanoseconds())
+        defer { (wall, processor) = (now, used) }
+        return (Double(now - wall) / 1e6, Double(used &- processor) / 1e6)
+    }
+
+    /// The processor time all threads of this process have used.
+    static func processorNanoseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
 }
 
 /// What the forward pass keeps for one step's backward rule: a node's, or a fusion's whose rule
@@ -256,6 +274,7 @@ struct BackwardRecord {
     let outputs: [Tensor?]
     let outputShapes: [[Int]?]
     let outputTypes: [DType?]
+    let constantInputs: [Bool]
 
     /// The record of step `index` of `steps`, run alone or as the producer of `fusion`, keeping
     /// what its rule reads when the inputs `wanted` marks need gradients.
@@ -273,6 +292,7 @@ struct BackwardRecord {
         self.inputs = inputs.tensors.enumerated().map { saved.inputs.contains($0.offset) ? $0.element : nil }
         inputShapes = inputs.tensors.map { $0?.shape }
         inputTypes = inputs.tensors.map { $0?.dtype }
+        constantInputs = inputs.tensors.indices.map(inputs.isConstant)
         outputs = results.enumerated().map { saved.outputs.contains($0.offset) ? $0.element : nil }
         outputShapes = results.map { $0?.shape }
         outputTypes = results.map { $0?.dtype }
@@ -281,6 +301,7 @@ struct BackwardRecord {
     func step(outputGradients: [Tensor?], wanted: [Bool], guided: Bool) -> BackwardStep {
         BackwardStep(
             inputs: inputs, inputShapes: inputShapes, inputTypes: inputTypes, outputs: outputs, outputShapes: outputShapes,
-            outputTypes: outputTypes, outputGradients: outputGradients, wanted: wanted, guided: guided)
+            outputTypes: outputTypes, outputGradients: outputGradients, wanted: wanted, guided: guided,
+            constantInputs: constantInputs)
     }
 }

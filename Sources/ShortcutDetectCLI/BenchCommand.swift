@@ -107,12 +107,21 @@ struct BenchCommand: ParsableCommand {
         printTable(Self.fastest(try (0..<3).map { _ in try executor.profile([name: images]) }))
     }
 
-    /// Each step's fastest time over several profiles of the same run (on a shared machine the
-    /// slowest runs say more about the neighbours than about the step).
-    private static func fastest(_ runs: [[Executor.StepTiming]]) -> [Executor.StepTiming] {
-        guard var best = runs.first else { return [] }
+    /// One step's time in a profile table.
+    private struct Timing {
+        let node, opType: String
+        let wall, cpu: Double
+    }
+
+    /// Each step's fastest wall and processor times over several profiles of the same run (on a
+    /// shared machine the slowest runs say more about the neighbours than about the step).
+    private static func fastest(_ runs: [[Executor.StepTiming]]) -> [Timing] {
+        guard let first = runs.first else { return [] }
+        var best = first.map { Timing(node: $0.node, opType: $0.opType, wall: $0.milliseconds, cpu: $0.processorMilliseconds) }
         for run in runs.dropFirst() where run.count == best.count {
-            best = zip(best, run).map { $0.milliseconds <= $1.milliseconds ? $0 : $1 }
+            best = zip(best, run).map {
+                Timing(node: $0.node, opType: $0.opType, wall: min($0.wall, $1.milliseconds), cpu: min($0.cpu, $1.processorMilliseconds))
+            }
         }
         return best
     }
@@ -169,26 +178,32 @@ struct BenchCommand: ParsableCommand {
         return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6, processor() - cpu)
     }
 
-    /// Milliseconds, share and step count per op type, slowest first, then the slowest steps, on
-    /// standard error.
-    private func printTable(_ timings: [Executor.StepTiming]) {
-        let total = timings.reduce(0) { $0 + $1.milliseconds }
-        var byType: [String: (ms: Double, count: Int)] = [:]
-        for timing in timings { byType[timing.opType, default: (0, 0)].ms += timing.milliseconds; byType[timing.opType]?.count += 1 }
-        func row(_ op: String, _ ms: String, _ share: String, _ nodes: String) -> String {
+    /// Wall and processor milliseconds, share (of the processor time) and step count per op type,
+    /// slowest first, then the slowest steps, on standard error.
+    private func printTable(_ timings: [Timing]) {
+        let total = timings.reduce((wall: 0.0, cpu: 0.0)) { ($0.wall + $1.wall, $0.cpu + $1.cpu) }
+        var byType: [String: (wall: Double, cpu: Double, count: Int)] = [:]
+        for timing in timings {
+            let entry = byType[timing.opType, default: (0, 0, 0)]
+            byType[timing.opType] = (entry.wall + timing.wall, entry.cpu + timing.cpu, entry.count + 1)
+        }
+        func row(_ op: String, _ columns: [String]) -> String {
             op.padding(toLength: max(28, op.count), withPad: " ", startingAt: 0)
-                + [ms, share, nodes].map { String(repeating: " ", count: max(0, 10 - $0.count)) + $0 }.joined()
+                + columns.map { String(repeating: " ", count: max(0, 10 - $0.count)) + $0 }.joined()
         }
-        var lines = [row("op", "ms", "share", "nodes")]
-        for (type, entry) in byType.sorted(by: { $0.value.ms > $1.value.ms }) {
-            lines.append(row(
-                type, String(format: "%.2f", entry.ms), String(format: "%.1f%%", 100 * entry.ms / max(total, 1e-9)),
-                "\(entry.count)"))
+        var lines = [row("op", ["ms", "cpu ms", "share", "nodes"])]
+        for (type, entry) in byType.sorted(by: { $0.value.cpu > $1.value.cpu }) {
+            lines.append(row(type, [
+                String(format: "%.2f", entry.wall), String(format: "%.2f", entry.cpu),
+                String(format: "%.1f%%", 100 * entry.cpu / max(total.cpu, 1e-9)), "\(entry.count)",
+            ]))
         }
-        lines.append(row("total", String(format: "%.2f", total), "", ""))
-        lines.append("slowest steps:")
-        for timing in timings.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(8) {
-            lines.append(String(format: "%10.2f  ", timing.milliseconds) + timing.opType + (timing.node.isEmpty ? "" : "  " + timing.node))
+        lines.append(row("total", [String(format: "%.2f", total.wall), String(format: "%.2f", total.cpu), "", ""]))
+        lines.append("slowest steps (cpu ms, wall ms):")
+        for timing in timings.sorted(by: { $0.cpu > $1.cpu }).prefix(8) {
+            lines.append(
+                String(format: "%10.2f%10.2f  ", timing.cpu, timing.wall) + timing.opType
+                    + (timing.node.isEmpty ? "" : "  " + timing.node))
         }
         FileHandle.standardError.write((lines.joined(separator: "\n") + "\n").data(using: .utf8) ?? Data())
     }

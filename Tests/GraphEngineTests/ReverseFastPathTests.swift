@@ -148,6 +148,36 @@ import Testing
         #expect(zeros.withUnsafeBufferPointer { liveRows($0.baseAddress!, rows: 5, columns: 2, stride: 2) } == [1, 4])
     }
 
+    @Test func fewGradientRowsTimesCachedTransposedWeightsMatchTheDenseProduct() throws {
+        // g (40 × 30) with rows 0, 13 and 27 live, as a class-token readout's gradient reaches a
+        // transformer's last linear layers; W (50 × 30) constant: ∂A = g Wᵀ.
+        let values = Self.values(40 * 30, seed: 72)
+        let g = try Tensor(
+            shape: [40, 30], scalars: values.enumerated().map { [0, 13, 27].contains($0.offset / 30) ? Double($0.element) : 0 }
+        ).converted(to: .float32)
+        var weights = try randomTensor([50, 30], seed: 73, dtype: .float32)
+        let op = MatMul()
+        let fast = try op.fewRowsTimesTransposedWeights(g, weights, isConstant: true)
+        guard Self.ownProducts else {
+            #expect(fast == nil)  // the BLAS multiplies Wᵀ in place
+            return
+        }
+        let dense = try batchedProduct(g, weights, transposeB: true).scalars(as: Float.self)
+        // Packed once, then read from the cache: the same bits both times, and the dense product's.
+        for result in [fast, try op.fewRowsTimesTransposedWeights(g, weights, isConstant: true)] {
+            let ours = try #require(result).scalars(as: Float.self)
+            #expect(ours.map(\.bitPattern) == dense.map(\.bitPattern))
+        }
+        // Weights that may change between runs are not kept; a dense gradient, or a non-finite
+        // weight (the dense product gives NaN in the zero rows), keeps the dense product.
+        #expect(try MatMul().fewRowsTimesTransposedWeights(g, weights, isConstant: false) == nil)
+        #expect(try op.fewRowsTimesTransposedWeights(try randomTensor([40, 30], seed: 74, dtype: .float32), weights, isConstant: true) == nil)
+        var scalars = try weights.scalars(as: Float.self)
+        scalars[31] = .infinity
+        weights = try Tensor(shape: [50, 30], scalars: scalars.map(Double.init)).converted(to: .float32)
+        #expect(try MatMul().fewRowsTimesTransposedWeights(g, weights, isConstant: true) == nil)
+    }
+
     // MARK: - Fused chains in the reverse pass
 
     /// `x → MatMul(W) → Add(b) → h → GELU as five nodes → MatMul(W2) → Add(b2) → y`.

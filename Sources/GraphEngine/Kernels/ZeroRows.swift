@@ -34,26 +34,12 @@ func gemmSkippingZeroRows(
         guard !transposeA, m > 1, k > 0, let live = liveRows(a, rows: m, columns: k, stride: lda),
             transposeB ? allFinite(b, rows: n, columns: k, stride: ldb) : allFinite(b, rows: k, columns: n, stride: ldb)
         else { return false }
-        let r = live.count
-        try BufferPool.withScratch(Float.self, count: r * k + r * n) { scratch in
-            let (rows, product) = (scratch, scratch + r * k)
-            for (j, i) in live.enumerated() { (rows + j * k).update(from: a + i * lda, count: k) }
-            if r > 0 {
-                Float.gemm(
-                    transposeA: false, transposeB: transposeB, m: r, n: n, k: k, alpha: alpha, a: rows, lda: k, b: b,
-                    ldb: ldb, beta: 0, c: product, ldc: n, threaded: threaded)
-            }
-            // The dense product's zero rows: +0 sums, scaled by alpha (−0 when alpha is negative).
-            let zero = 0 * alpha
-            var next = 0
-            for i in 0..<m {
-                if next < r, live[next] == i {
-                    (c + i * ldc).update(from: product + next * n, count: n)
-                    next += 1
-                } else {
-                    (c + i * ldc).update(repeating: zero, count: n)
-                }
-            }
+        // The dense product's zero rows: +0 sums, scaled by alpha (−0 when alpha is negative).
+        try multiplyLiveRows(a, live, rows: m, depth: k, stride: lda, columns: n, zero: 0 * alpha, into: c, ldc: ldc) {
+            rows, count, product in
+            Float.gemm(
+                transposeA: false, transposeB: transposeB, m: count, n: n, k: k, alpha: alpha, a: rows, lda: k, b: b,
+                ldb: ldb, beta: 0, c: product, ldc: n, threaded: threaded)
         }
         return true
     case .right:
@@ -81,6 +67,31 @@ func gemmSkippingZeroRows(
                 beta: 0, c: c, ldc: ldc, threaded: threaded)
         }
         return true
+    }
+}
+
+/// `C = A_live · B` in the `live` rows of `C` (`m × n`, row stride `ldc`) and `zero` in the others:
+/// the `live` rows of `A` (`m × k`, row stride `lda`) are gathered into a `count × k` block and
+/// `product(block, count, out)` writes their `count × n` product (row stride `n`) to `out`.
+func multiplyLiveRows(
+    _ a: UnsafePointer<Float>, _ live: [Int], rows m: Int, depth k: Int, stride lda: Int, columns n: Int, zero: Float,
+    into c: UnsafeMutablePointer<Float>, ldc: Int,
+    _ product: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void
+) throws {
+    let r = live.count
+    try BufferPool.withScratch(Float.self, count: r * k + r * n) { scratch in
+        let (rows, result) = (scratch, scratch + r * k)
+        for (j, i) in live.enumerated() { (rows + j * k).update(from: a + i * lda, count: k) }
+        if r > 0 { product(rows, r, result) }
+        var next = 0
+        for i in 0..<m {
+            if next < r, live[next] == i {
+                (c + i * ldc).update(from: result + next * n, count: n)
+                next += 1
+            } else {
+                (c + i * ldc).update(repeating: zero, count: n)
+            }
+        }
     }
 }
 

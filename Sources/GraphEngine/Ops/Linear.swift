@@ -164,6 +164,8 @@ func packedRight(
 struct MatMul: Operator {
     /// A constant right operand (a Linear layer's weights) as the kernel table's packed right operand.
     let packedCache = WeightCache<PackedMatrix>()
+    /// The same weights transposed, for gradients of few rows (see ``fewRowsTimesTransposedWeights(_:_:isConstant:)``).
+    let transposedCache = WeightCache<TransposedWeights>()
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         var a = try inputs.required(0)
@@ -340,7 +342,9 @@ extension MatMul: DifferentiableOperator {
             let (rows, k, n) = (g.count / max(promotedB[1], 1), promotedB[0], promotedB[1])
             let flatG = try g.reshaped([rows, n])
             if step.wants(0) {
-                let ga = try batchedProduct(flatG, step.input(1).reshaped(promotedB), transposeB: true, gradient: .left)
+                let w = try step.input(1).reshaped(promotedB)
+                let ga = try fewRowsTimesTransposedWeights(flatG, w, isConstant: step.isConstant(1))
+                    ?? batchedProduct(flatG, w, transposeB: true, gradient: .left)
                 result[0] = try ga.reshaped(shapeA.count == 1 ? batch + shapeA : batch + [promotedA[promotedA.count - 2], k])
             }
             if step.wants(1) {
@@ -359,5 +363,48 @@ extension MatMul: DifferentiableOperator {
             result[1] = shapeB.count == 1 ? try gb.reshaped(batch + shapeB) : gb
         }
         return result
+    }
+}
+
+/// A Linear layer's constant weights `W` (`[k, n]`) packed as `Wᵀ` for the kernel table's
+/// products (the right operand of `∂A = g Wᵀ`), and whether every weight is finite.
+struct TransposedWeights {
+    let matrix: PackedMatrix
+    let finite: Bool
+}
+
+extension MatMul {
+    /// `g Wᵀ` for a `rows × n` gradient `g` and constant weights `W` (`[k, n]`) when most rows of
+    /// `g` are zero, as a class-token readout's gradient is in a transformer's last block: the
+    /// live rows times `Wᵀ` packed once and kept, zeros elsewhere (packing the transposed weights
+    /// on every call costs more than a few rows' product). The same bits as the dense product
+    /// (see ``gemmSkippingZeroRows``); `nil` when the float32 kernels do not run, `W` is not a
+    /// constant or holds a non-finite value, or more than half the rows are live.
+    func fewRowsTimesTransposedWeights(_ g: Tensor, _ w: Tensor, isConstant: Bool) throws -> Tensor? {
+        guard isConstant, g.dtype == .float32, w.dtype == .float32, g.rank == 2, w.rank == 2, let gemm = Kernels.current.gemm
+        else { return nil }
+        let (rows, n, k) = (g.shape[0], g.shape[1], w.shape[0])
+        guard w.shape[1] == n, rows > 1, n > 0, k > 0, k * n <= 1 << 24 else { return nil }
+        let base = g.storage.base.assumingMemoryBound(to: Float.self)
+        guard let live = withExtendedLifetime(g, { liveRows(base, rows: rows, columns: n, stride: n) }) else { return nil }
+        let weights = try transposedCache.value(for: w) {
+            let values = w.storage.base.assumingMemoryBound(to: Float.self)
+            return try withExtendedLifetime(w) {
+                TransposedWeights(
+                    matrix: try gemm.pack(right: values, depth: n, columns: k, depthStride: 1, columnStride: n),
+                    finite: allFinite(values, rows: k, columns: n, stride: n))
+            }
+        }
+        guard weights.finite else { return nil }
+        let output = try Tensor(uninitialized: .float32, shape: [rows, k])
+        try withExtendedLifetime(g) {
+            try multiplyLiveRows(
+                base, live, rows: rows, depth: n, stride: n, columns: k, zero: 0,
+                into: output.storage.base.assumingMemoryBound(to: Float.self), ldc: k
+            ) { block, count, product in
+                gemm.multiply(m: count, n: k, k: n, a: .rowMajor(block, stride: n), b: .packed(weights.matrix), c: product, ldc: k)
+            }
+        }
+        return output
     }
 }
