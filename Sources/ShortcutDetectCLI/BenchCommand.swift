@@ -18,7 +18,7 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "The .onnx model file.")
     var model: String
 
-    @Option(help: ArgumentHelp("The input batch as a float32 .npy.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("The input batch as a float32 .npy; - for standard input.", valueName: "PATH"))
     var input: String
 
     @Option(help: ArgumentHelp("Time GradCAM at this layer instead of a forward pass.", valueName: "LAYER"))
@@ -41,6 +41,8 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var resources: ResourceOptions
 
+    @OptionGroup var console: ConsoleOptions
+
     func validate() throws {
         try FlagCheck.count(runs, "--runs")
         try FlagCheck.count(threads, "--threads")
@@ -49,7 +51,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         BLAS.setThreads(threads)
-        let images = try Tensor(npyAt: URL(fileURLWithPath: input))
+        let images = try StandardStreams.readNPY(input, flag: "--input")
         let loadStart = DispatchTime.now()
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
         let decoded = DispatchTime.now()
@@ -84,6 +86,7 @@ struct BenchCommand: ParsableCommand {
         let peak = Double(usage.ru_maxrss) / 1024
         #endif
         func fixed(_ x: Double) -> String { String(format: "%.3f", x) }
+        // The JSON line is the data bench exists for: --quiet keeps it.
         defer { if profile { try? printProfile(URL(fileURLWithPath: model), images) } }
         let blasCore = BLAS.coreName.map { "\"\($0)\"" } ?? "null"
         print("{\"median_ms\": \(fixed(median)), \"min_ms\": \(fixed(times[0])), \"runs\": \(times.count), \"threads\": \(threads), \"peak_rss_mb\": \(fixed(peak)), \"load_ms\": \(fixed(loadMilliseconds)), \"decode_ms\": \(fixed(Double(decoded.uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e6)), \"kernels\": \"\(Kernels.current.level)\", \"blas_core\": \(blasCore)}")
