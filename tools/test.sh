@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite: installs missing system libraries, then runs every test (no Python needed) once
 # at every kernel level this CPU runs (avx512, avx2 with FMA, portable), so each level's paths stay
-# tested: the products, element-wise loops and transforms differ between them.
+# tested: the products, element-wise loops and transforms differ between them. Last, every Swift
+# block of README.md is compiled against the library (tools/check-readme.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
@@ -13,3 +14,5 @@ for level in "${levels[@]}"; do
     echo "== tests with SHORTCUT_DETECT_KERNELS=$level"
     SHORTCUT_DETECT_KERNELS=$level swift test --skip-build "$@"
 done
+echo "== README.md Swift blocks"
+tools/check-readme.sh

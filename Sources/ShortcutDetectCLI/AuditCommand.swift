@@ -71,7 +71,7 @@ struct AuditCommand: ParsableCommand {
     @Flag(help: "Cluster the heatmaps (spectral relevance analysis) even with a region; without one it always runs.")
     var spray = false
 
-    @Option(name: .customLong("output-kind"), help: ArgumentHelp("How to read the model's output: logits are softmaxed, probabilities used as they are, auto decides per row (default: probabilities when the graph ends in Softmax, else auto).", valueName: "KIND"))
+    @Option(name: .customLong("output-kind"), help: ArgumentHelp("How to read the model's output: logits are softmaxed, probabilities used as they are (default: probabilities when the graph ends in Softmax, else decided per row).", valueName: "KIND"))
     var outputKind: OutputKind?
 
     @OptionGroup var preprocessing: PreprocessingOptions

@@ -82,7 +82,7 @@ struct GradCAMCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Seed of ROAD's imputation noise.", valueName: "S"))
     var seed: UInt32 = 0
 
-    @Option(name: .customLong("output-kind"), help: ArgumentHelp("How to read the model's output: logits are softmaxed, probabilities used as they are, auto decides per row (default: probabilities when the graph ends in Softmax, else auto).", valueName: "KIND"))
+    @Option(name: .customLong("output-kind"), help: ArgumentHelp("How to read the model's output: logits are softmaxed, probabilities used as they are (default: probabilities when the graph ends in Softmax, else decided per row).", valueName: "KIND"))
     var outputKind: OutputKind?
 
     @OptionGroup var result: JSONOption
