@@ -168,7 +168,7 @@ struct AuditCommand: ParsableCommand {
         config.spray = spray ? true : nil
         let auditor = Auditor(generator: generator, preprocessing: prep, mask: region?.mask, target: try AuditTarget(target), config: config)
         let progress = Progress(total: batches.reduce(0) { $0 + $1.count })
-        let state = try Console.timed("audited the images") { try auditor.run(batches, folder: folder) { progress.advance(by: $0) } }
+        let state = try auditor.run(batches, folder: folder) { progress.advance(by: $0) }
         progress.finish()
         let report = try AuditReport(state: state)
         let destination = URL(fileURLWithPath: out)

@@ -211,22 +211,18 @@ struct ImageRun {
         let maps = heatmaps
         DispatchQueue.concurrentPerform(iterations: files.count) { index in
             results.set(index) {
-                let stem = out.appendingPathComponent(files[index].deletingPathExtension().lastPathComponent + suffix)
-                var written = [stem.appendingPathExtension("png")]
-                try PNG.write(pictures[index], to: written[0])
+                let stem = files[index].deletingPathExtension().lastPathComponent + suffix
+                try PNG.write(pictures[index], to: out.appendingPathComponent(stem + ".png"))
                 if let maps {
                     let map = try heatmap(maps, index)
-                    if options.saveNpy {
-                        written.append(stem.appendingPathExtension("npy"))
-                        try map.writeNPY(to: written[written.count - 1])
-                    }
+                    if options.saveNpy { try map.writeNPY(to: out.appendingPathComponent(stem + ".npy")) }
                     if options.panel {
                         let figure = try Panel.comparison(image: images[index], heatmap: map, alpha: options.alpha, colormap: options.colormap)
-                        written.append(URL(fileURLWithPath: stem.path + "_panel.png"))
-                        try PNG.write(figure, to: written[written.count - 1])
+                        try PNG.write(figure, to: out.appendingPathComponent(stem + "_panel.png"))
                     }
                 }
-                return written.map(\.path)
+                let endings = [".png"] + (maps != nil && options.saveNpy ? [".npy"] : []) + (maps != nil && options.panel ? ["_panel.png"] : [])
+                return endings.map { out.appendingPathComponent(stem + $0).path }
             }
         }
         return (heatmaps, try results.values())
