@@ -640,7 +640,8 @@ def summarize(rows: list, zoo: list) -> dict:
 
 def refusal_reason(error: str) -> str:
     """An exporter's refusal in one line: the dynamic-batch and static-batch attempts said once when alike."""
-    parts = [p.split(": ", 1) for p in str(error).split(" | ") if p]
+    error = re.sub(r"\s*Next steps:", "", str(error))  # the dynamo exporter's advice to its own developers
+    parts = [p.split(": ", 1) for p in error.split(" | ") if p]
     reasons = {clean(p[-1]) for p in parts}
     if len(parts) > 1 and len(reasons) == 1 and all(p[0].endswith("batch") for p in parts):
         return f"{reasons.pop()} (dynamic and static batch alike)"
