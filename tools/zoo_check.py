@@ -567,7 +567,8 @@ def clean(text) -> str:
 
 
 def who(r: dict) -> str:
-    return f"{r['model']} ({r['exporter']}" + (f", batch {r['batch']})" if r["batch"] != 1 else ")")
+    """A row's name in prose: torchvision and timm share some model names (efficientnet_b0)."""
+    return ("torchvision " if r["source"] == "torchvision" else "") + f"{r['model']} ({r['exporter']}" + (f", batch {r['batch']})" if r["batch"] != 1 else ")")
 
 
 def table_row(r: dict) -> str:
@@ -629,7 +630,7 @@ def summarize(rows: list, zoo: list) -> dict:
     return {"attempted_b1": len(b1), "passed_b1": len(passed1), "percent_b1": 100.0 * len(passed1) / max(len(b1), 1),
             "attempted_b2": len(b2), "passed_b2": sum(r["status"] == "pass" for r in b2),
             "models": len(zoo), "families": len({e["family"] for e in zoo}),
-            "models_passing": len({r["model"] for r in passed}),
+            "models_passing": len({(r["source"], r["model"]) for r in passed}),
             "families_passing": len({r["family"] for r in passed}),
             "refused": len(refused), "skipped": sum(r["status"] == "skipped" for r in rows),
             "refusals": [{"model": r["model"], "exporter": r["exporter"], "status": r["status"],
@@ -680,7 +681,12 @@ def render(results: dict) -> str:
             + f", modified {results['binary_mtime']}.")
     else:
         add(f"- **Binary**: `{results['binary']}`, modified {results['binary_mtime']} (its commit is not known).")
-    add(f"- **Script**: commit `{results['script_commit']}`; scope: {results.get('scope', 'the whole zoo')}; "
+    rendered = results.get("rendered_by")
+    add(f"- **Script**: commit `{results['script_commit']}`"
+        + (" with uncommitted changes to tools/zoo_check.py" if results.get("script_dirty") else "")
+        + (f" (this file rendered again by commit `{rendered}`)" if rendered and rendered != results["script_commit"]
+           else "")
+        + f"; scope: {results.get('scope', 'the whole zoo')}; "
         f"exports {results['export_seconds']:.0f} s (0 when all came from the cache), "
         f"our checks {results['check_seconds']:.0f} s.")
     add("")
@@ -851,6 +857,7 @@ def main() -> int:
         return 0
     if args.render_only:
         results = json.loads(Path(args.json).read_text())
+        results["rendered_by"] = git_out(REPO_DIR, "rev-parse", "HEAD")
         Path(args.markdown).write_text(render(results) + "\n")
         print(f"wrote {args.markdown} from {args.json} (run of {results['generated']})", file=sys.stderr)
         return 0
@@ -945,7 +952,9 @@ def main() -> int:
         "generated": fl.now_iso(), "tools": fl.tool_versions(), "cpu": cpu_model(), "cores": os.cpu_count(),
         "binary": str(binary), "binary_mtime": time.ctime(binary.stat().st_mtime),
         "binary_provenance": binary_provenance(binary),
-        "script_commit": git_out(REPO_DIR, "rev-parse", "HEAD"), "scope": scope, "jobs": args.jobs,
+        "script_commit": git_out(REPO_DIR, "rev-parse", "HEAD"),
+        "script_dirty": bool(git_out(REPO_DIR, "status", "--porcelain", "--", "tools/zoo_check.py")),
+        "scope": scope, "jobs": args.jobs,
         "threads": threads, "loadavg": [load_start, os.getloadavg()[0]],
         "export_seconds": t_exported - t_start, "check_seconds": t_done - t_exported,
         "criteria": {"fwd_tol": FWD_TOL, "noise_factor": NOISE_FACTOR},
