@@ -666,9 +666,10 @@ def render(results: dict) -> str:
     add("")
     add(f"- **Machine**: {results['cpu']} (lscpu), {results.get('cores', '?')} cores; "
         f"{results.get('jobs', '?')} model(s) checked at a time, {results.get('threads', '?')} BLAS thread(s) each"
-        + (f"; load average {results['loadavg'][0]:.1f} at the start and {results['loadavg'][1]:.1f} at the end "
-           "(other jobs shared the machine, so the seconds are wall-clock times under that load)"
-           if results.get("loadavg") else "") + ".")
+        + (f"; load average {results['loadavg'][0]:.1f} at the start and {results['loadavg'][1]:.1f} at the end"
+           if results.get("loadavg") else "")
+        + (" (more runnable jobs than cores: the seconds are wall-clock times under that load)"
+           if max(results.get("loadavg") or [0]) > (results.get("cores") or 1) else "") + ".")
     add(f"- **Tools**: {versions}.")
     if binary.get("commit"):
         state = []
