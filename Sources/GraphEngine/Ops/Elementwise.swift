@@ -550,8 +550,13 @@ struct PassThrough: DifferentiableOperator {
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
         guard withMask else { return [x] }
+        // In training mode a ratio of 0 still keeps every element (the spec's reference does the same);
+        // any other ratio drops random elements, which no exported inference graph should ask for.
         if let training = inputs[2], try training.converted(to: .bool).scalars(as: Bool.self).first == true {
-            throw OpError("Dropout with training_mode = true drops random elements; export the model in eval mode")
+            let ratio = try inputs[1].map { try $0.converted(to: .float64).scalars(as: Double.self).first ?? 0.5 } ?? 0.5
+            guard ratio == 0 else {
+                throw OpError("Dropout with training_mode = true drops random elements; export the model in eval mode")
+            }
         }
         return [x, try Tensor.build(Bool.self, shape: x.shape) { $0.update(repeating: true) }]
     }
