@@ -296,6 +296,7 @@ struct EmbedCommand: ParsableCommand {
     func validate() throws {
         try FlagCheck.count(batchSize, "--batch-size")
         try FlagCheck.outputsSpareInputs([("--out", out)], inputs: [("model", model)])
+        try StandardStreams.check(inputs: [], outputs: [("--out", out)])
     }
 
     func run() throws {

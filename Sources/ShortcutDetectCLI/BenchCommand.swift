@@ -46,6 +46,7 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         try FlagCheck.count(runs, "--runs")
         try FlagCheck.count(threads, "--threads")
+        try StandardStreams.check(inputs: [("--input", input)], outputs: [])
         if noFold && layer != nil { throw ValidationError("--no-fold times forward passes; drop --layer") }
     }
 

@@ -57,6 +57,7 @@ struct CompareHeadsCommand: ParsableCommand {
     func validate() throws {
         try FlagCheck.number(threshold, "--threshold", in: 0...1)
         try FlagCheck.outputsSpareInputs(json.map { [("--json", $0)] } ?? [], inputs: [("model", model)] + (input.map { [("--input", $0)] } ?? []))
+        try StandardStreams.check(inputs: input.map { [("--input", $0)] } ?? [], outputs: [])
         guard Set(head).count >= 2, Set(head).count == head.count else { throw ValidationError("give two or more different --head outputs") }
         guard [input != nil, !image.isEmpty, images != nil].filter({ $0 }).count == 1 else {
             throw ValidationError("give exactly one of --input, --image or --images")

@@ -152,9 +152,6 @@ enum StandardStreams {
 
     /// All of standard input, counted against the memory budget as it grows.
     static func readInput(for flag: String) throws -> Data {
-        guard isatty(STDIN_FILENO) == 0 else {
-            throw ValidationError("\(flag) - reads standard input, which is a terminal; pipe a .npy file into it")
-        }
         var data = Data()
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
@@ -186,13 +183,16 @@ enum StandardStreams {
         }
     }
 
-    /// Checks that at most one argument reads standard input and at most one writes standard output.
-    /// Paths are `(flag, path)`.
+    /// Checks that at most one argument reads standard input and at most one writes standard output,
+    /// and that neither stream is a terminal: a `.npy` is not typed in, nor shown. Paths are `(flag, path)`.
     static func check(inputs: [(String, String)], outputs: [(String, String)]) throws {
-        for (paths, stream) in [(inputs, "standard input"), (outputs, "standard output")] {
+        for (paths, stream, descriptor) in [(inputs, "standard input", STDIN_FILENO), (outputs, "standard output", STDOUT_FILENO)] {
             let dashed = paths.filter { $0.1 == dash }.map(\.0)
             if dashed.count > 1 {
                 throw ValidationError("only one of \(dashed.joined(separator: ", ")) may use \(stream)")
+            }
+            if let flag = dashed.first, flag != "--json", isatty(descriptor) != 0 {
+                throw ValidationError("\(flag) - uses \(stream), which is a terminal; \(descriptor == STDIN_FILENO ? "pipe a .npy file into it" : "redirect it to a file or a pipe")")
             }
         }
     }

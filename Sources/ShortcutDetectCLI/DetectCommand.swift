@@ -37,6 +37,7 @@ struct DetectCommand: ParsableCommand {
     func validate() throws {
         _ = try parsedMethods()
         try FlagCheck.outputsSpareInputs([("--out", out)], inputs: [("--embeddings", embeddings), ("--groups", groups)])
+        try StandardStreams.check(inputs: [("--embeddings", embeddings)], outputs: [])
     }
 
     func parsedMethods() throws -> [DetectionMethod] {

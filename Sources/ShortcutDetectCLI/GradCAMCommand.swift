@@ -105,7 +105,7 @@ struct GradCAMCommand: ParsableCommand {
         let inputs = [("model", model)] + (input.map { [("--input", $0)] } ?? [])
         let outputs = [output.map { ("--output", $0) }, raw.map { ("--raw", $0) }, metricsJSON.map { ("--metrics-json", $0) }]
         try FlagCheck.outputsSpareInputs(outputs.compactMap { $0 }, inputs: inputs)
-        try StandardStreams.check(inputs: inputs, outputs: outputs.compactMap { $0 } + (result.json ? [("--json", StandardStreams.dash)] : []))
+        try StandardStreams.check(inputs: input.map { [("--input", $0)] } ?? [], outputs: outputs.compactMap { $0 } + (result.json ? [("--json", StandardStreams.dash)] : []))
         if input == nil, raw != nil { throw ValidationError("--raw goes with --input; with images, --save-npy saves the heatmaps") }
         if metricsJSON != nil && method == .guidedBackprop { throw ValidationError("--metrics-json needs a CAM method, not guided-backprop") }
         _ = try parsePercentiles(roadPercentiles)

@@ -33,7 +33,7 @@ struct RunCommand: ParsableCommand {
         let inputs = [("model", model)] + input.map { ("--input", path(of: $0)) }
         let outputs = [("--output", output)] + tap.map { ("--tap", path(of: $0)) }
         try FlagCheck.outputsSpareInputs(outputs, inputs: inputs)
-        try StandardStreams.check(inputs: inputs, outputs: outputs)
+        try StandardStreams.check(inputs: input.map { ("--input", path(of: $0)) }, outputs: outputs)
     }
 
     func run() throws {

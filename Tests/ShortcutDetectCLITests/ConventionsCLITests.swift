@@ -21,7 +21,7 @@ import Testing
 
     /// Runs the binary with standard input read from `stdin` (else `/dev/null`) and its output kept
     /// as bytes; `environment` is added to this process's.
-    func cli(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Outcome {
+    func cli(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], executable: String? = nil) throws -> Outcome {
         let folder = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
         let outURL = folder.appendingPathComponent("stdout")
@@ -29,7 +29,8 @@ import Testing
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shortcut-detect")
+        process.executableURL = executable.map { URL(fileURLWithPath: $0) }
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shortcut-detect")
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: stdin ?? "/dev/null"))
@@ -242,6 +243,21 @@ import Testing
         #expect(refused.status == 1 && refused.stderr.hasPrefix("Error: ") && refused.stderr.contains("standard input"), "\(refused.stderr)")
         #expect(refused.stdout.isEmpty)
     }
+
+    #if os(Linux)
+    /// A terminal is neither typed a .npy nor shown one: util-linux's `script` gives the binary one.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script")))
+    func terminalsAreRefusedAsNPYStreams() throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shortcut-detect").path
+        for (arguments, message) in [
+            ("run \(model) --input \(input) --output -", "--output - uses standard output, which is a terminal"),
+            ("run \(model) --input - --output /dev/null", "--input - uses standard input, which is a terminal"),
+        ] {
+            let result = try cli(["-qec", "'\(binary)' \(arguments)", "/dev/null"], executable: "/usr/bin/script")
+            #expect(result.status == 64 && result.text.contains(message), "\(result.text)")
+        }
+    }
+    #endif
 
     // MARK: - --quiet and --verbose
 
