@@ -9,20 +9,19 @@ struct RunCommand: ParsableCommand {
         abstract: "Run a model forward on a NumPy input and save its output.",
         discussion: """
             The input may hold any batch size the model allows. Intermediate tensors can be saved too: \
-            `shortcut-detect inspect MODEL --all-tensors` lists their names. A path of - reads the input \
-            from standard input or writes the output (or one tap) to standard output.
+            `shortcut-detect inspect MODEL --all-tensors` lists their names.
             """)
 
     @Argument(help: "The .onnx model file.")
     var model: String
 
-    @Option(help: ArgumentHelp("The input as a float32 .npy file; NAME=PATH for a model with several inputs.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("The input as a float32 .npy file (- for standard input); NAME=PATH for a model with several inputs.", valueName: "PATH"))
     var input: [String]
 
-    @Option(help: ArgumentHelp("Where to write the model's first output (.npy).", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Where to write the model's first output (.npy; - for standard output).", valueName: "PATH"))
     var output: String
 
-    @Option(help: ArgumentHelp("Also save the intermediate tensor NAME to PATH (repeatable).", valueName: "NAME=PATH"))
+    @Option(help: ArgumentHelp("Also save the intermediate tensor NAME to PATH (repeatable; one PATH may be - for standard output).", valueName: "NAME=PATH"))
     var tap: [String] = []
 
     @OptionGroup var resources: ResourceOptions
