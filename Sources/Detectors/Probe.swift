@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Probes: can a classifier read the group off the embeddings?
 ///
 /// The **linear** probe is the reference's (`SKLearnProbe` with its defaults): a seeded stratified
@@ -68,7 +70,7 @@ enum Probe {
         let xTest = x.rows(test).standardized(mean: mean, std: std)
         let linear = LogisticRegression.fit(xTrain, classes: yTrain, classCount: classCount, c: options.c, maxIterations: options.maxIterations)
         let probabilities = linear.probabilities(xTest)
-        let predicted = LogisticRegression.argmaxRows(probabilities)
+        let predicted = ClassProbabilities.argmax(probabilities.values, width: probabilities.columns)
         let f1 = Metrics.f1(truth: yTest, predicted: predicted, classCount: classCount)
 
         let squaredTrain = withSquares(xTrain)

@@ -98,12 +98,12 @@ public final class GradCAMHeatmapGenerator: Sendable {
         executor = try Executor(model: model)
         let resolver = LayerResolver(model: model)
         layers = try targetLayers.map(resolver.resolve)
-        guard !layers.isEmpty || allowNoLayers else { throw OpError("at least one target layer is needed") }
+        guard !layers.isEmpty || allowNoLayers else { throw ExplainError.invalidConfiguration("at least one target layer is needed") }
         guard let input = executor.inputs.first?.name, let first = executor.outputs.first?.name else {
-            throw GraphError.inputMismatch("the model needs an input and an output")
+            throw ExplainError.invalidConfiguration("the model needs an input and an output")
         }
         if let output, !executor.outputs.contains(where: { $0.name == output }) {
-            throw GraphError.inputMismatch(
+            throw ExplainError.invalidConfiguration(
                 "the model has no output '\(output)'; its outputs are \(executor.outputs.map(\.name).joined(separator: ", "))")
         }
         inputName = input
@@ -128,7 +128,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
     public func generate(_ input: Tensor, targetClass: Int? = nil) throws -> Tensor {
         let batch = input.rank == 3 ? try input.reshaped([1] + input.shape) : input
         guard batch.rank == 4, batch.shape[0] == 1 else {
-            throw OpError("generate takes one image shaped \(inputLayout == .nchw ? "[C, H, W] or [1, C, H, W]" : "[H, W, C] or [1, H, W, C]"), got \(input.shape); use generateBatch")
+            throw ExplainError.invalidInput("generate takes one image shaped \(inputLayout == .nchw ? "[C, H, W] or [1, C, H, W]" : "[H, W, C] or [1, H, W, C]"), got \(input.shape); use generateBatch")
         }
         let maps = try generateBatch(batch, targetClasses: targetClass.map { [$0] })
         return maps[0]
@@ -149,7 +149,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
     /// Heatmaps, raw layer maps, classes and logits for a batch in the model's ``inputLayout``.
     public func explain(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> CAMResult {
         guard inputs.rank == 4 else {
-            throw OpError("images must be \(inputLayout == .nchw ? "[N, C, H, W]" : "[N, H, W, C]"), got \(inputs.shape)")
+            throw ExplainError.invalidInput("images must be \(inputLayout == .nchw ? "[N, C, H, W]" : "[N, H, W, C]"), got \(inputs.shape)")
         }
         guard options.augSmooth else { return try explainOnce(inputs, targetClasses: targetClasses) }
         var sum: [Double]?
@@ -164,7 +164,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
                 sum = sum.map { zip($0, maps).map { $0 + $1 } } ?? maps
             }
         }
-        guard let plain, let sum else { throw OpError("augmentation produced no maps") }
+        guard let plain, let sum else { throw ExplainError.invalidInput("augmentation produced no maps") }
         let mean = try Tensor(shape: plain.heatmaps.shape, scalars: sum.map { Float($0 / 6) })
         return CAMResult(
             heatmaps: mean, rawMaps: plain.rawMaps, classes: plain.classes, logits: plain.logits, layerLayouts: plain.layerLayouts)
@@ -173,7 +173,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
     /// `x`, the value of `tensor` for the batch `inputs`, as `[N, C, h, w]` when it is a 4-D map
     /// (read in ``CAMOptions/layerLayout`` when `tensor` is a target layer's); other ranks unchanged.
     public func channelsFirstMap(_ x: Tensor, of tensor: String, inputs: Tensor) throws -> Tensor {
-        guard inputs.rank == 4 else { throw OpError("images must be a 4-D batch, got \(inputs.shape)") }
+        guard inputs.rank == 4 else { throw ExplainError.invalidInput("images must be a 4-D batch, got \(inputs.shape)") }
         let layout = layers.contains { $0.tensor == tensor } ? options.layerLayout : nil
         return try layouts.channelsFirstMap(
             x, of: tensor, image: (inputs.shape[inputLayout.heightAxis], inputs.shape[inputLayout.widthAxis]), layout: layout)
@@ -181,17 +181,16 @@ public final class GradCAMHeatmapGenerator: Sendable {
 
     /// Each image's highest-scoring class.
     public func predictedClasses(_ inputs: Tensor) throws -> [Int] {
-        guard let logits = try executor.run([inputName: inputs], fetch: [outputName])[outputName], logits.rank == 2 else {
-            throw OpError("the model's output \(outputName) is not [batch, classes]")
-        }
-        return GradientTarget.argmax(try logits.doubles(), rows: logits.shape[0], width: logits.shape[1])
+        let output = try executor.run([inputName: inputs], fetch: [outputName])[outputName]
+        guard let logits = output, logits.rank == 2 else { throw ExplainError.notAClassifier(shape: output?.shape ?? []) }
+        return ClassProbabilities.argmax(try logits.doubles(), width: logits.shape[1])
     }
 
     /// Guided backpropagation: `∂ logit[n, cₙ] / ∂ input` with every Relu gated, as `[N, H, W, C]`.
     public func guidedBackprop(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> Tensor {
         let result = try executor.gradients(
             [inputName: inputs], of: .logit(classes: targetClasses), output: outputName, wrt: [inputName], guided: true)
-        guard let gradient = result.gradients[inputName] else { throw OpError("no input gradient") }
+        guard let gradient = result.gradients[inputName] else { throw ExplainError.invalidInput("no input gradient") }
         return inputLayout == .nhwc ? gradient : try gradient.transposed([0, 2, 3, 1])
     }
 
@@ -213,21 +212,21 @@ public final class GradCAMHeatmapGenerator: Sendable {
             (activations, gradients, logits) = (result.values, result.gradients, result.output)
         } else {
             activations = try executor.run([inputName: inputs], fetch: [outputName] + tensors)
-            guard let output = activations[outputName] else { throw OpError("the model produced no output") }
+            guard let output = activations[outputName] else { throw ExplainError.notAClassifier(shape: []) }
             logits = output
         }
         guard logits.rank == 2, logits.shape[0] == inputs.shape[0] else {
-            throw OpError("CAM needs a [batch, classes] output, got \(logits.shape)")
+            throw ExplainError.notAClassifier(shape: logits.shape)
         }
         let scores = try logits.doubles()
-        let classes = targetClasses ?? GradientTarget.argmax(scores, rows: logits.shape[0], width: logits.shape[1])
+        let classes = targetClasses ?? ClassProbabilities.argmax(scores, width: logits.shape[1])
         let (batch, height, width) = (inputs.shape[0], inputs.shape[inputLayout.heightAxis], inputs.shape[inputLayout.widthAxis])
 
         var raws: [Tensor] = []
         var upsampled: [[Double]] = []
         var layerLayouts: [LayerLayout] = []
         for layer in layers {
-            guard let value = activations[layer.tensor] else { throw OpError("layer \(layer.request) was not computed") }
+            guard let value = activations[layer.tensor] else { throw ExplainError.layer(layer.request, reason: "was not computed") }
             let (a, g, layout) = try read(value, gradients[layer.tensor], layer: layer, height: height, width: width)
             layerLayouts.append(layout)
             let (channels, h, w) = (a.shape[1], a.shape[2], a.shape[3])
@@ -274,7 +273,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
                 layout
             )
         } catch {
-            throw OpError("layer '\(layer.request)': \(error)")
+            throw ExplainError.layer(layer.request, reason: "\(error)")
         }
     }
 
@@ -309,7 +308,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
                 }
                 let batchInput = try Tensor(shape: [count] + inputs.shape.dropFirst(), scalars: masked).converted(to: inputs.dtype)
                 guard let output = try executor.run([inputName: batchInput], fetch: [outputName])[outputName] else {
-                    throw OpError("the model produced no output")
+                    throw ExplainError.notAClassifier(shape: [])
                 }
                 let values = try output.doubles()
                 let classCount = output.shape.last ?? 1

@@ -52,7 +52,12 @@ public struct ModelInspection {
     ///
     /// - Parameter imageSize: The input size to compute layer shapes at where the model leaves
     ///   height or width free (224 per free axis when `nil`).
-    public init(model: Model, registry: OpRegistry = .standard, imageSize: (height: Int, width: Int)? = nil) {
+    public init(model: Model, imageSize: (height: Int, width: Int)? = nil) {
+        self.init(model: model, registry: .standard, imageSize: imageSize)
+    }
+
+    /// Inspects `model` against the ops `registry` builds.
+    package init(model: Model, registry: OpRegistry, imageSize: (height: Int, width: Int)? = nil) {
         self.model = model
         let graph = model.graph
         var counts: [String: Int] = [:]
@@ -300,7 +305,7 @@ public struct ModelInspection {
         var feeds: [String: Tensor] = [:]
         for (position, input) in executor.inputs.enumerated() {
             guard let dims = input.shape, let dtype = input.elementType else {
-                throw OpError("input '\(input.name)' has no declared type and shape")
+                throw ExplainError.invalidInput("input '\(input.name)' has no declared type and shape")
             }
             let shape = try dims.enumerated().map { axis, dim -> Int in
                 if let size = dim.fixedExtent { return size }
@@ -308,7 +313,7 @@ public struct ModelInspection {
                 if position == 0, let image, axis == layout.heightAxis || axis == layout.widthAxis {
                     return axis == layout.heightAxis ? image.height : image.width
                 }
-                throw OpError("input '\(input.name)' has a free extent on axis \(axis)")
+                throw ExplainError.invalidInput("input '\(input.name)' has a free extent on axis \(axis)")
             }
             feeds[input.name] = try Tensor(zeros: dtype, shape: shape)
         }

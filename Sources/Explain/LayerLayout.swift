@@ -38,11 +38,11 @@ public enum LayerLayout: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .channelsFirst, .channelsLast:
             guard x.rank == 4 else {
-                throw OpError("a \(self) layer must be 4-D, got shape \(x.shape); choose the layout with --layer-layout")
+                throw ExplainError.invalidInput("a \(self) layer must be 4-D, got shape \(x.shape); choose another layer layout")
             }
             return self == .channelsFirst ? x : try x.transposed(ImageLayout.nhwc.toChannelsFirst)
         case .tokens(let grid):
-            guard x.rank == 3 else { throw OpError("a token layer must be [N, tokens, C], got shape \(x.shape)") }
+            guard x.rank == 3 else { throw ExplainError.invalidInput("a token layer must be [N, tokens, C], got shape \(x.shape)") }
             return try (grid ?? TokenGrid.infer(tokens: x.shape[1], inputHeight: height, inputWidth: width)).spatial(x)
         }
     }
@@ -104,7 +104,7 @@ public struct LayerLayouts: Sendable {
         case 3: return .tokens(nil)
         case 4: return Self.layout(shape: shape, image: image, graph: evidence(for: tensor), input: inputLayout) == .nhwc ? .channelsLast : .channelsFirst
         default:
-            throw OpError("tensor '\(tensor)' has shape \(shape); CAM needs [N, C, h, w] or [N, h, w, C] maps or [N, tokens, C] tokens")
+            throw ExplainError.invalidInput("tensor '\(tensor)' has shape \(shape); CAM needs [N, C, h, w] or [N, h, w, C] maps or [N, tokens, C] tokens")
         }
     }
 

@@ -21,7 +21,7 @@ public enum LayerError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .unknown(let name, let candidates):
             let hint = candidates.isEmpty ? "" : "; closest: \(candidates.joined(separator: ", "))"
-            return "no layer named '\(name)'\(hint) (`shortcut-detect inspect --layers` lists module paths)"
+            return "no layer named '\(name)'\(hint)"
         case .ambiguous(let name, let matches):
             return "layer '\(name)' is ambiguous; it could be \(matches.prefix(8).joined(separator: ", "))\(matches.count > 8 ? ", ..." : "")"
         }

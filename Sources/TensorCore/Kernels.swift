@@ -51,12 +51,12 @@ public struct KernelSelectionError: Error, Equatable, CustomStringConvertible {
 public struct Kernels: Sendable {
     public let level: KernelLevel
     /// Our float32 products (packed weights, epilogues, any operand layout), or `nil`.
-    public let gemm: PackedGEMM?
+    package let gemm: PackedGEMM?
     /// Our float32 element-wise, softmax and Winograd transform kernels, or `nil`.
-    public let vector: VectorKernels?
+    package let vector: VectorKernels?
 
     /// The kernels of `level`, or `nil` when this CPU cannot run it.
-    public init?(level: KernelLevel) {
+    package init?(level: KernelLevel) {
         self.level = level
         guard level != .portable else {
             (gemm, vector) = (nil, nil)
