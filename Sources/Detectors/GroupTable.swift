@@ -88,9 +88,9 @@ public struct GroupTable: Sendable, Equatable {
 }
 
 /// Comma-separated values.
-public enum CSV {
+package enum CSV {
     /// The fields of one line; quoted fields may hold commas and doubled quotes.
-    public static func fields(in line: String) -> [String] {
+    package static func fields(in line: String) -> [String] {
         var fields: [String] = []
         var current = ""
         var quoted = false

@@ -79,7 +79,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
     /// How the model's input orders an image batch (`[N, C, H, W]` unless it is channels-last).
     public let inputLayout: ImageLayout
     /// Decides each layer's layout when ``CAMOptions/layerLayout`` does not.
-    public let layouts: LayerLayouts
+    package let layouts: LayerLayouts
     private let inputName: String
 
     /// - Parameters:
@@ -172,7 +172,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
 
     /// `x`, the value of `tensor` for the batch `inputs`, as `[N, C, h, w]` when it is a 4-D map
     /// (read in ``CAMOptions/layerLayout`` when `tensor` is a target layer's); other ranks unchanged.
-    public func channelsFirstMap(_ x: Tensor, of tensor: String, inputs: Tensor) throws -> Tensor {
+    package func channelsFirstMap(_ x: Tensor, of tensor: String, inputs: Tensor) throws -> Tensor {
         guard inputs.rank == 4 else { throw ExplainError.invalidInput("images must be a 4-D batch, got \(inputs.shape)") }
         let layout = layers.contains { $0.tensor == tensor } ? options.layerLayout : nil
         return try layouts.channelsFirstMap(

@@ -102,7 +102,7 @@ public struct LayerResolver: Sendable {
     }
 
     /// Direct child module paths of `parent`, in order of first appearance.
-    public func children(of parent: String) -> [String] {
+    package func children(of parent: String) -> [String] {
         let depth = parent.split(separator: ".").count + 1
         return modules.map(\.path).filter { $0.hasPrefix(parent + ".") && $0.split(separator: ".").count == depth }
     }

@@ -35,7 +35,7 @@ public struct TokenGrid: Sendable, Equatable, CustomStringConvertible {
 
     /// The tokens this grid lays out, `prefixTokens + height · width`, or an error when a part is
     /// out of range (a negative prefix, an empty grid) or the count overflows.
-    public func tokenCount() throws -> Int {
+    package func tokenCount() throws -> Int {
         guard prefixTokens >= 0, height >= 1, width >= 1 else {
             throw ExplainError.invalidConfiguration("a token grid needs a prefix of 0 or more tokens and at least one row and column, got \(self)")
         }
@@ -46,7 +46,7 @@ public struct TokenGrid: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// `[N, tokens, C]` as `[N, C, h, w]`.
-    public func spatial(_ tokens: Tensor) throws -> Tensor {
+    package func spatial(_ tokens: Tensor) throws -> Tensor {
         let needed = try tokenCount()
         guard tokens.rank == 3, tokens.shape[1] == needed else {
             throw ExplainError.invalidInput("a \(self) needs \(needed) tokens, the layer has shape \(tokens.shape)")

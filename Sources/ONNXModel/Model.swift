@@ -144,7 +144,7 @@ public struct Node: Sendable {
 
     /// The tensor a standard-domain `Constant` node holds, from whichever `value…` attribute it
     /// sets; `nil` for any other node.
-    public func constantValue() throws -> Tensor? {
+    package func constantValue() throws -> Tensor? {
         guard opType == "Constant", domain.isEmpty else { return nil }
         if let tensor = try attribute("value", as: Tensor.self) { return tensor }
         if let float = try attribute("value_float", as: Float.self) { return Tensor(scalar: float) }
@@ -156,7 +156,7 @@ public struct Node: Sendable {
     }
 
     /// How errors name this node: its name (or first output) and op type.
-    public var label: String {
+    package var label: String {
         let identity = !name.isEmpty ? name : outputs.first.map { "producing '\($0)'" } ?? "unnamed"
         return "node '\(identity)' (\(domain.isEmpty ? "" : domain + ".")\(opType))"
     }

@@ -81,16 +81,20 @@ import Testing
     /// Relu passes a gradient only where its input was positive and the gradient is positive.
     @Test func guidedReluDropsNegativeGradients() throws {
         let x = try Tensor(shape: [4], scalars: [Float(1), -1, 2, 3])
-        let model = Model(
-            opsets: ["": 17],
-            graph: Graph(nodes: [Node(opType: "Relu", inputs: ["x"], outputs: ["y"])], inputs: [ValueInfo(name: "x")], outputs: [ValueInfo(name: "y")]))
+        func relu(_ type: DType) -> Model {
+            Model(
+                opsets: ["": 17],
+                graph: Graph(
+                    nodes: [Node(opType: "Relu", inputs: ["x"], outputs: ["y"])], inputs: [ValueInfo(name: "x", elementType: type)],
+                    outputs: [ValueInfo(name: "y", elementType: type)]))
+        }
         let seed = try Tensor(shape: [4], scalars: [Float(1), 1, -1, 2])
-        let executor = try Executor(model: model)
+        let executor = try Executor(model: relu(.float32))
         let plain = try executor.gradients(["x": x], of: .custom { _ in seed }, wrt: ["x"])
         let guided = try executor.gradients(["x": x], of: .custom { _ in seed }, wrt: ["x"], guided: true)
         #expect(try plain.gradients["x"]?.scalars(as: Float.self) == [1, 0, -1, 2])
         #expect(try guided.gradients["x"]?.scalars(as: Float.self) == [1, 0, 0, 2])
-        let half = try executor.gradients(["x": x.converted(to: .float16)], of: .custom { _ in try seed.converted(to: .float16) }, wrt: ["x"], guided: true)
+        let half = try Executor(model: relu(.float16)).gradients(["x": x.converted(to: .float16)], of: .custom { _ in try seed.converted(to: .float16) }, wrt: ["x"], guided: true)
         #expect(try half.gradients["x"]?.converted(to: .float32).scalars(as: Float.self) == [1, 0, 0, 2])
     }
 }
