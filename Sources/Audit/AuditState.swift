@@ -151,7 +151,7 @@ public struct AuditState: Sendable {
     var grid: PoolingGrid { PoolingGrid(height: config.height, width: config.width, maxCells: 32) }
 
     /// Per group, the current most and least region-reliant samples as (in-region share, index).
-    private var extremesByGroup: [String: (most: [(Double, Int)], least: [(Double, Int)])] = [:]
+    private var extremesByGroup: [String: (most: [RelianceKey], least: [RelianceKey])] = [:]
 
     /// Adds one sample with its heatmap and embedding (and its overlay, kept only while it is an extreme).
     public mutating func add(_ record: SampleRecord, heatmap: [Float], embedding: [Float] = [], overlay: () throws -> Data) rethrows {
@@ -162,19 +162,12 @@ public struct AuditState: Sendable {
         for (i, value) in heatmap.enumerated() { sum[i] += Int64((Double(value) * AuditState.fixedPointScale).rounded()) }
         sums[record.group] = sum
         // Same ranking as extremeIndices, kept incrementally: samples only ever arrive.
-        let key = (record.scores?.inMask ?? 0, record.index)
-        var entry = extremesByGroup[record.group] ?? ([], [])
-        let scored = record.scores != nil
-        entry.most.append(key)
-        entry.most.sort { scored ? ($0.0, -$0.1) > ($1.0, -$1.1) : $0.1 < $1.1 }
-        entry.most = Array(entry.most.prefix(AuditState.extremes))
-        if scored {
-            entry.least.append(key)
-            entry.least.sort { ($0.0, $0.1) < ($1.0, $1.1) }
-            entry.least = Array(entry.least.prefix(AuditState.extremes))
-        }
-        extremesByGroup[record.group] = entry
-        let keep = Set(extremesByGroup.values.flatMap { ($0.most + $0.least).map(\.1) })
+        let key = RelianceKey(record)
+        let entry = extremesByGroup[record.group] ?? ([], [])
+        extremesByGroup[record.group] = (
+            RelianceKey.ranked(entry.most + [key]).most, RelianceKey.ranked(entry.least + [key]).least
+        )
+        let keep = Set(extremesByGroup.values.flatMap { ($0.most + $0.least).map(\.index) })
         if keep.contains(record.index) { overlays[record.index] = try overlay() }
         overlays = overlays.filter { keep.contains($0.key) }
     }
@@ -185,15 +178,8 @@ public struct AuditState: Sendable {
         var chosen = Set<Int>()
         let groups = group.map { [$0] } ?? Array(Set(records.map(\.group)))
         for name in groups {
-            let members = records.filter { $0.group == name }
-            guard members.first?.scores != nil else {
-                chosen.formUnion(members.map(\.index).sorted().prefix(AuditState.extremes))
-                continue
-            }
-            let ranked = members.sorted { ($0.scores?.inMask ?? 0, -$0.index) > ($1.scores?.inMask ?? 0, -$1.index) }
-            chosen.formUnion(ranked.prefix(AuditState.extremes).map(\.index))
-            let least = members.sorted { ($0.scores?.inMask ?? 0, $0.index) < ($1.scores?.inMask ?? 0, $1.index) }
-            chosen.formUnion(least.prefix(AuditState.extremes).map(\.index))
+            let ranked = RelianceKey.ranked(records.filter { $0.group == name }.map(RelianceKey.init))
+            chosen.formUnion((ranked.most + ranked.least).map(\.index))
         }
         return chosen
     }
@@ -338,5 +324,27 @@ extension AuditError {
         case .dataCorrupted(let context): return context.codingPath.isEmpty ? "not valid JSON" : "a bad value \(path(context))"
         @unknown default: return "unreadable"
         }
+    }
+}
+
+/// A sample as the reliance ranking sees it: its share of attention inside the region and its index.
+struct RelianceKey: Equatable {
+    let share: Double
+    let index: Int
+    /// Whether the sample has region scores; without them there is nothing to rank by.
+    let scored: Bool
+
+    init(_ record: SampleRecord) {
+        (share, index, scored) = (record.scores?.inMask ?? 0, record.index, record.scores != nil)
+    }
+
+    /// The one ranking of the most and least region-reliant samples: the `count` with the largest
+    /// in-region share and the `count` with the smallest, ties to the earlier file either way.
+    /// Without region scores, the first `count` files stand in for the most and none for the least.
+    static func ranked(_ keys: [RelianceKey], count: Int = AuditState.extremes) -> (most: [RelianceKey], least: [RelianceKey]) {
+        guard keys.allSatisfy(\.scored) else { return (Array(keys.sorted { $0.index < $1.index }.prefix(count)), []) }
+        let most = keys.sorted { ($0.share, -$0.index) > ($1.share, -$1.index) }
+        let least = keys.sorted { ($0.share, $0.index) < ($1.share, $1.index) }
+        return (Array(most.prefix(count)), Array(least.prefix(count)))
     }
 }

@@ -146,6 +146,40 @@ public final class GradCAMHeatmapGenerator: Sendable {
         return try (0..<maps.shape[0]).map { try maps.sliced(axis: 0, $0..<$0 + 1).reshaped(Array(maps.shape.dropFirst())) }
     }
 
+    /// One heatmap per image of a large batch, computed `batchSize` images at a time, checking for
+    /// cancellation before each chunk and reporting progress after it.
+    ///
+    /// The maps equal those of ``generateBatch(_:targetClasses:)`` called on each chunk. Each chunk
+    /// runs synchronously on the calling task; between chunks the task yields.
+    ///
+    /// - Parameters:
+    ///   - inputs: `[N, C, H, W]` images (`[N, H, W, C]` for a channels-last model).
+    ///   - targetClasses: One class per image, or `nil` to explain each prediction.
+    ///   - batchSize: Images per forward and backward pass.
+    ///   - progress: Called after each chunk with the images done so far and `N`.
+    /// - Throws: `CancellationError` when the task is cancelled (the chunk under way completes first).
+    public func generateBatch(
+        _ inputs: Tensor, targetClasses: [Int]? = nil, batchSize: Int, progress: (@Sendable (BatchProgress) -> Void)? = nil
+    ) async throws -> [Tensor] {
+        guard inputs.rank == 4 else {
+            throw ExplainError.invalidInput("images must be \(inputLayout == .nchw ? "[N, C, H, W]" : "[N, H, W, C]"), got \(inputs.shape)")
+        }
+        guard batchSize > 0 else { throw ExplainError.invalidConfiguration("the batch size must be positive, got \(batchSize)") }
+        let total = inputs.shape[0]
+        if let targetClasses, targetClasses.count != total {
+            throw ExplainError.invalidTarget("\(targetClasses.count) target classes were given for a batch of \(total)")
+        }
+        var maps: [Tensor] = []
+        for start in stride(from: 0, to: total, by: batchSize) {
+            try Task.checkCancellation()
+            let range = start..<min(start + batchSize, total)
+            maps += try generateBatch(inputs.sliced(axis: 0, range), targetClasses: targetClasses.map { Array($0[range]) })
+            progress?(BatchProgress(completed: range.upperBound, total: total))
+            await Task.yield()
+        }
+        return maps
+    }
+
     /// Heatmaps, raw layer maps, classes and logits for a batch in the model's ``inputLayout``.
     public func explain(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> CAMResult {
         guard inputs.rank == 4 else {

@@ -154,15 +154,15 @@ struct ImageRun {
             let probabilities = try generator.executor.classProbabilities(batch, output: generator.outputName, kind: command.outputKind)
             let explained: [[Int]]
             if let topK = options.topK {
-                explained = probabilities.map { Array(ranked($0).prefix(max(topK, 1))) }
+                explained = probabilities.map { Array(ClassProbabilities.ranked($0).prefix(max(topK, 1))) }
             } else if let classes = try command.parseClasses(count: chunk.count) {
                 explained = classes.map { [$0] }
             } else {
-                explained = probabilities.map { [ranked($0)[0]] }
+                explained = probabilities.map { [ClassProbabilities.ranked($0)[0]] }
             }
             progress.clear()
             for (index, url) in chunk.enumerated() {
-                let top = ranked(probabilities[index]).prefix(max(options.topK ?? 3, 1)).map { c in
+                let top = ClassProbabilities.ranked(probabilities[index]).prefix(max(options.topK ?? 3, 1)).map { c in
                     "\(labels.map { c < $0.count ? $0[c] : "\(c)" } ?? "\(c)") \(String(format: "%.1f%%", 100 * probabilities[index][c]))"
                 }
                 print("\(url.lastPathComponent): \(top.joined(separator: ", "))")
@@ -245,10 +245,6 @@ struct ImageRun {
             return files.map { url.appendingPathComponent($0) }
         }
         return options.image.map { URL(fileURLWithPath: $0) }
-    }
-
-    private func ranked(_ probabilities: [Double]) -> [Int] {
-        probabilities.indices.sorted { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
     }
 }
 
