@@ -7,10 +7,14 @@ import TensorCore
 
 /// One row of `groups.csv`: an image, its group and, optionally, its label.
 public struct AuditSample: Sendable, Equatable {
+    /// The image file, relative to the images folder.
     public let file: String
+    /// The image's group.
     public let group: String
+    /// The image's label (a class index), when known.
     public let label: Int?
 
+    /// A sample from its fields.
     public init(file: String, group: String, label: Int?) {
         self.file = file
         self.group = group
@@ -52,10 +56,14 @@ public struct AuditSample: Sendable, Equatable {
 
 /// Which class each heatmap explains.
 public enum AuditTarget: Sendable, Equatable, CustomStringConvertible {
+    /// Each image's predicted class.
     case predicted
+    /// Each image's label from `groups.csv`.
     case label
+    /// One class for every image.
     case fixed(Int)
 
+    /// Reads `predicted`, `label` or a class index.
     public init(_ text: String) throws {
         switch text {
         case "predicted": self = .predicted
@@ -68,6 +76,7 @@ public enum AuditTarget: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// `predicted`, `label` or the class index.
     public var description: String {
         switch self {
         case .predicted: "predicted"
@@ -79,12 +88,18 @@ public enum AuditTarget: Sendable, Equatable, CustomStringConvertible {
 
 /// Runs heatmaps over a dataset in batches, keeping only what the report needs.
 public struct Auditor: Sendable {
+    /// Computes the heatmaps.
     public let generator: GradCAMHeatmapGenerator
+    /// Turns image files into model inputs.
     public let preprocessing: Preprocessing
+    /// The suspected shortcut region, in model-input pixels, if any.
     public let mask: RegionMask?
+    /// Which class each heatmap explains.
     public let target: AuditTarget
+    /// The settings the state records.
     public let config: AuditConfig
 
+    /// An auditor from its parts; `config` must describe them.
     public init(
         generator: GradCAMHeatmapGenerator, preprocessing: Preprocessing, mask: RegionMask?, target: AuditTarget, config: AuditConfig
     ) {
@@ -123,7 +138,7 @@ public struct Auditor: Sendable {
         return state
     }
 
-    /// Audits the given batches as ``run(_:folder:progress:)-(_,_,(Int)->Void)`` does, checking for
+    /// Audits the given batches as the synchronous `run` does, checking for
     /// cancellation before each batch and reporting progress after it.
     ///
     /// Each batch runs synchronously on the calling task; between batches the task yields.

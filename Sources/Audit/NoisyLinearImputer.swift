@@ -12,7 +12,7 @@ import TensorCore
 /// the reference's order. The reference solves it by SuperLU's sparse LU; `−A` is symmetric
 /// positive definite, so we solve it by LAPACK's banded Cholesky: both are direct, double
 /// precision solutions that agree far below float32's resolution. The noise comes from
-/// ``TorchGenerator`` in the order `torch.randn_like(res.t())` draws it.
+/// `TorchGenerator` in the order `torch.randn_like(res.t())` draws it.
 package enum NoisyLinearImputer {
     /// (row offset, column offset, weight), in the reference's order.
     static let neighbours: [(dy: Int, dx: Int, weight: Double)] = [

@@ -15,14 +15,17 @@ public enum HeatmapNormalization: String, Sendable, CaseIterable {
 
 /// Options beyond the method itself.
 public struct CAMOptions: Sendable {
+    /// Take the first principal component of the weighted activations (pytorch-grad-cam's `eigen_smooth`).
     public var eigenSmooth: Bool
     /// Average the heatmaps of six augmented inputs (no flip or horizontal flip, times 0.9, 1
     /// and 1.1), each flipped back, as pytorch-grad-cam's `aug_smooth` does.
     public var augSmooth: Bool
+    /// How maps are scaled before they are returned.
     public var normalization: HeatmapNormalization
+    /// How layer maps are resized to the input's size.
     public var upsampling: MapResize
     /// How the target layers hold channels and positions; decided per layer from the graph and
-    /// the tensor's shape when `nil` (see ``LayerLayouts``).
+    /// the tensor's shape when `nil` (from the ops that produce and read it).
     public var layerLayout: LayerLayout?
     /// How the model's input orders an image batch; read from its declared shape when `nil`
     /// (see ``ImageLayout/declared(by:)``).
@@ -30,6 +33,7 @@ public struct CAMOptions: Sendable {
     /// Masked inputs per forward pass in ScoreCAM (pytorch-grad-cam's default is 16).
     public var scoreCAMBatchSize: Int
 
+    /// Options with pytorch-grad-cam's defaults unless given.
     public init(
         eigenSmooth: Bool = false, augSmooth: Bool = false, normalization: HeatmapNormalization = .minMax,
         upsampling: MapResize = .bilinear, layerLayout: LayerLayout? = nil, inputLayout: ImageLayout? = nil,
@@ -67,12 +71,15 @@ public struct CAMResult: Sendable {
 /// let heatmap = try gradcam.generate(image, targetClass: 1)   // [H, W] in [0, 1)
 /// ```
 public final class GradCAMHeatmapGenerator: Sendable {
+    /// Runs the model forward and backward.
     public let executor: Executor
     /// The resolved target layers; heatmaps average over them.
     public let layers: [ResolvedLayer]
+    /// How activations and gradients become a map.
     public let method: CAMMethod
     /// Guided GradCAM: ``generate(_:targetClass:)`` returns the CAM times guided backpropagation.
     public let useGuided: Bool
+    /// Smoothing, normalization, upsampling and layouts.
     public let options: CAMOptions
     /// The model output the maps explain (its first unless another was chosen).
     public let outputName: String
@@ -82,6 +89,8 @@ public final class GradCAMHeatmapGenerator: Sendable {
     package let layouts: LayerLayouts
     private let inputName: String
 
+    /// A generator for the layers `targetLayers`, whose maps it averages.
+    ///
     /// - Parameters:
     ///   - model: The classifier; its first input takes `[N, C, H, W]` images (`[N, H, W, C]` when
     ///     it is channels-last), its first output `[N, classes]`.

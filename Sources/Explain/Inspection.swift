@@ -8,7 +8,15 @@ import TensorCore
 public struct ModelInspection {
     /// A module whose output is a sensible CAM target.
     public struct LayerCandidate {
-        public enum Kind: String { case convolutional = "conv", tokens = "tokens", unknown = "?" }
+        /// What a candidate's tensor holds.
+        public enum Kind: String {
+            /// A spatial map, `[N, C, h, w]` or `[N, h, w, C]`.
+            case convolutional = "conv"
+            /// Transformer tokens, `[N, tokens, C]`.
+            case tokens = "tokens"
+            /// A shape neither reading fits.
+            case unknown = "?"
+        }
         /// Names `gradcam --layer` accepts for this layer, each resolving to ``tensor``: its PyTorch
         /// module paths (several when nested modules end at the same node, e.g. `layer4.1` and
         /// `layer4.1.relu`), else its node name, else the tensor's own name.
@@ -17,6 +25,7 @@ public struct ModelInspection {
         public let tensor: String
         /// The tensor's shape at batch 1, when it could be computed.
         public let shape: [Int]?
+        /// What the candidate's tensor holds.
         public let kind: Kind
         /// How the tensor holds channels and positions, for maps and tokens.
         public let layout: LayerLayout?
@@ -29,6 +38,7 @@ public struct ModelInspection {
 
     typealias Kind = LayerCandidate.Kind
 
+    /// The inspected model.
     public let model: Model
     /// Op types with how often each occurs, most frequent first.
     public let opHistogram: [(opType: String, count: Int)]

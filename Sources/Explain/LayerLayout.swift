@@ -15,6 +15,7 @@ public enum LayerLayout: Sendable, Equatable, CustomStringConvertible {
     /// count and the input size when `nil`).
     case tokens(TokenGrid?)
 
+    /// `nchw`, `nhwc` or `tokens`, with the grid when one is given.
     public var description: String {
         switch self {
         case .channelsFirst: "nchw"

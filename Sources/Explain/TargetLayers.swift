@@ -14,9 +14,12 @@ public struct ResolvedLayer: Sendable, Equatable {
 
 /// Errors in naming a target layer.
 public enum LayerError: Error, CustomStringConvertible, Equatable {
+    /// No layer has the name; the closest module paths follow.
     case unknown(String, candidates: [String])
+    /// The name fits several layers.
     case ambiguous(String, matches: [String])
 
+    /// The problem in words, with the candidates.
     public var description: String {
         switch self {
         case .unknown(let name, let candidates):
@@ -41,6 +44,7 @@ public struct LayerResolver: Sendable {
     private let nodeOutputs: [String: String]
     private let moduleTensor: [String: String]
 
+    /// Reads the module paths of `model`'s nodes.
     public init(model: Model) {
         var last: [String: Int] = [:]
         var order: [String] = []

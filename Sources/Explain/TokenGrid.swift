@@ -6,15 +6,19 @@ import TensorCore
 public struct TokenGrid: Sendable, Equatable, CustomStringConvertible {
     /// Tokens before the patch tokens (1 for a class token, 2 with a distillation token).
     public var prefixTokens: Int
+    /// Rows of patch tokens.
     public var height: Int
+    /// Columns of patch tokens.
     public var width: Int
 
+    /// A grid of `height` × `width` patches after `prefixTokens` class or register tokens.
     public init(prefixTokens: Int, height: Int, width: Int) {
         self.prefixTokens = prefixTokens
         self.height = height
         self.width = width
     }
 
+    /// The prefix and the grid in words.
     public var description: String { "\(prefixTokens) prefix token(s), \(height)x\(width) grid" }
 
     /// The grid for `tokens` tokens of an input `inputHeight` x `inputWidth`: the fewest prefix

@@ -41,8 +41,10 @@ package struct OpInputs {
 
 /// A problem an op found with its inputs or attributes; the executor adds the node's name.
 public struct OpError: Error, CustomStringConvertible {
+    /// What went wrong, without the node's name (the executor adds it).
     public let message: String
     package init(_ message: String) { self.message = message }
+    /// The message.
     public var description: String { message }
 }
 

@@ -3,9 +3,13 @@
 public enum Colormap: String, Sendable, CaseIterable {
     /// OpenCV's `COLORMAP_JET`, what pytorch-grad-cam overlays use.
     case jet
+    /// Google's Turbo.
     case turbo
+    /// matplotlib's viridis.
     case viridis
+    /// matplotlib's inferno.
     case inferno
+    /// Black to white.
     case gray
     /// Diverging red (low) - white - blue (high): matplotlib's `RdBu`, for divergence maps.
     case redBlue = "rdbu"

@@ -2,15 +2,25 @@ import TensorCore
 
 /// A node attribute value, one case per ONNX `AttributeProto` type we decode.
 public indirect enum Attribute: Sendable {
+    /// `FLOAT`.
     case float(Float)
+    /// `INT`.
     case int(Int)
+    /// `STRING`.
     case string(String)
+    /// `TENSOR`.
     case tensor(Tensor)
+    /// `GRAPH`, a subgraph (If, Loop, Scan bodies).
     case graph(Graph)
+    /// `FLOATS`.
     case floats([Float])
+    /// `INTS`.
     case ints([Int])
+    /// `STRINGS`.
     case strings([String])
+    /// `TENSORS`.
     case tensors([Tensor])
+    /// `GRAPHS`.
     case graphs([Graph])
 
     /// The ONNX name of this attribute's type, for error messages.

@@ -116,13 +116,17 @@ package enum FileIO {
 
 /// A file that could not be read or written; names the file and says why.
 public struct FileError: Error, Equatable, CustomStringConvertible {
+    /// The file.
     public let path: String
+    /// The system's reason.
     public let reason: String
 
+    /// An error for `path`.
     public init(path: String, reason: String) {
         self.path = path
         self.reason = reason
     }
 
+    /// `path: reason`.
     public var description: String { "\(path): \(reason)" }
 }

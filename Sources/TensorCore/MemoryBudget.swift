@@ -10,11 +10,11 @@ import Darwin
 /// against before anything is allocated.
 ///
 /// A model, an image header or a `.npy` header can declare any size. We compute it with
-/// overflow-checked arithmetic (``product(_:)``) and compare it with this budget first, so a
+/// overflow-checked arithmetic and compare it with this budget first, so a
 /// 100-byte file that asks for 10 GB ends in an error naming it, not in an abort or a machine
-/// that swaps. Tensor buffers (``TensorStorage``) count against the budget for as long as they
-/// live; other large buffers (decoded and resized images) are counted while they are made with
-/// ``withReservation(_:for:_:)``, or checked with ``check(_:for:)``.
+/// that swaps. Tensor buffers count against the budget for as long as they
+/// live; other large buffers (decoded and resized images) are counted while they are made, or checked
+/// before.
 ///
 /// The default is the memory available when the budget is first consulted: `MemAvailable` from
 /// `/proc/meminfo` on Linux (or the cgroup's limit, when that is smaller), physical memory

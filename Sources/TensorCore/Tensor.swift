@@ -118,5 +118,6 @@ public struct Tensor: Sendable {
 }
 
 extension Tensor: CustomStringConvertible {
+    /// `Tensor<float32>[2, 3]`: the element type and shape.
     public var description: String { "Tensor<\(dtype)>\(shape)" }
 }

@@ -17,7 +17,7 @@ import Testing
         let preprocessing = Preprocessing.evaluation(height: 64, width: 64)
         let mask = try RegionMask(rectangles: [(x: 0, y: 0, width: 16, height: 16)], height: 64, width: 64)
         let config = AuditConfig(
-            model: "resnet_basic_ts17.onnx", layer: "layer4", tensor: generator.layers[0].tensor, method: "gradcam", maps: "minmax",
+            model: "resnet_basic_ts17.onnx", layer: "layer4", tensor: generator.layers[0].tensor, method: "gradcam", maps: "normalized",
             target: "predicted", preprocessing: preprocessing.summary, mask: "rectangle", maskArea: mask.area, threshold: 0.5,
             iouFraction: 0.2, height: 64, width: 64, total: samples.count, batchSize: 3)
         auditor = Auditor(generator: generator, preprocessing: preprocessing, mask: mask, target: .predicted, config: config)
