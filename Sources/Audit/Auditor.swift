@@ -130,7 +130,7 @@ public struct Auditor: Sendable {
     /// inputs are predicted again; with `config.faithfulness`, the maps' faithfulness metrics run.
     public func run(_ batches: [[(index: Int, sample: AuditSample)]], folder: URL, progress: (Int) -> Void = { _ in }) throws -> AuditState {
         var state = AuditState(config: config)
-        let setup = Setup(self)
+        let setup = try Setup(self)
         for chunk in batches {
             try audit(chunk, folder: folder, setup: setup, into: &state)
             progress(chunk.count)
@@ -150,7 +150,7 @@ public struct Auditor: Sendable {
         _ batches: [[(index: Int, sample: AuditSample)]], folder: URL, progress: (@Sendable (BatchProgress) -> Void)? = nil
     ) async throws -> AuditState {
         var state = AuditState(config: config)
-        let setup = Setup(self)
+        let setup = try Setup(self)
         let total = batches.reduce(0) { $0 + $1.count }
         var done = 0
         for chunk in batches {
@@ -172,8 +172,10 @@ public struct Auditor: Sendable {
         let seed: UInt32
         let faithfulness: Faithfulness?
         let outline: [Bool]?
+        /// Reads the embed layer, when the embedding detectors run.
+        let embedder: EmbeddingExtractor?
 
-        init(_ auditor: Auditor) {
+        init(_ auditor: Auditor) throws {
             let (generator, config) = (auditor.generator, auditor.config)
             input = generator.executor.inputs[0].name
             output = generator.outputName
@@ -182,6 +184,12 @@ public struct Auditor: Sendable {
             seed = config.seed ?? 0
             faithfulness = config.faithfulness.map { [kind, output] in Faithfulness(executor: generator.executor, output: output, kind: kind, options: $0) }
             outline = auditor.mask?.outline
+            // The embed layer is read as the CAM reads it when it is one of the target layers.
+            embedder = try config.embedTensor.map { name in
+                try EmbeddingExtractor(
+                    executor: generator.executor, layer: name, inputLayout: generator.inputLayout,
+                    layerLayout: generator.layers.contains { $0.tensor == name } ? generator.options.layerLayout : nil)
+            }
         }
     }
 
@@ -200,8 +208,8 @@ public struct Auditor: Sendable {
         guard let logits = forward[output], logits.rank == 2 else {
             throw AuditError.invalid("the model's output \(output) is not [batch, classes]")
         }
-        let embeddings = try config.embedTensor.flatMap { name in
-            try forward[name].map { try Embeddings.pooled(generator.channelsFirstMap($0, of: name, inputs: batch)) }
+        let embeddings = try setup.embedder.flatMap { embedder in
+            try forward[embedder.tensor].map { try embedder.embeddings(of: $0, batch: batch) }
         } ?? []
         let width = embeddings.count / max(chunk.count, 1)
         let probabilities = ClassProbabilities.rows(try logits.doubles(), width: logits.shape[1], kind: kind)

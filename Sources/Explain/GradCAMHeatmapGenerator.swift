@@ -213,15 +213,6 @@ public final class GradCAMHeatmapGenerator: Sendable {
             heatmaps: mean, rawMaps: plain.rawMaps, classes: plain.classes, logits: plain.logits, layerLayouts: plain.layerLayouts)
     }
 
-    /// `x`, the value of `tensor` for the batch `inputs`, as `[N, C, h, w]` when it is a 4-D map
-    /// (read in ``CAMOptions/layerLayout`` when `tensor` is a target layer's); other ranks unchanged.
-    package func channelsFirstMap(_ x: Tensor, of tensor: String, inputs: Tensor) throws -> Tensor {
-        guard inputs.rank == 4 else { throw ExplainError.invalidInput("images must be a 4-D batch, got \(inputs.shape)") }
-        let layout = layers.contains { $0.tensor == tensor } ? options.layerLayout : nil
-        return try layouts.channelsFirstMap(
-            x, of: tensor, image: (inputs.shape[inputLayout.heightAxis], inputs.shape[inputLayout.widthAxis]), layout: layout)
-    }
-
     /// Each image's highest-scoring class.
     public func predictedClasses(_ inputs: Tensor) throws -> [Int] {
         let output = try executor.run([inputName: inputs], fetch: [outputName])[outputName]

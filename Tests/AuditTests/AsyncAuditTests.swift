@@ -50,3 +50,21 @@ import Testing
         #expect(recorded.values.map(\.completed) == [3])
     }
 }
+
+/// `EmbeddingExtractor`: a layer's value pooled per image, as the CLI's `embed` and the audit read it.
+@Suite struct EmbeddingExtractorTests {
+    @Test func spatialLayersAreAveragedOverPositions() throws {
+        let model = try Model(contentsOf: Fixtures.url("models/resnet_basic_ts17.onnx"))
+        let input = try Tensor(npyAt: Fixtures.url("models/inputs/resnet_basic.npy"))
+        let extractor = try EmbeddingExtractor(model: model, layer: "layer4")
+        let rows = try extractor.embeddings(input)
+        // The same tensor straight from the executor, [N, C, h, w], averaged by hand.
+        let value = try #require(try extractor.executor.run([extractor.executor.inputs[0].name: input], fetch: [extractor.tensor])[extractor.tensor])
+        let (n, c, size) = (value.shape[0], value.shape[1], value.shape[2] * value.shape[3])
+        let values = try value.scalars(as: Float.self)
+        let expected = (0..<n * c).map { plane in values[plane * size..<(plane + 1) * size].reduce(0, +) / Float(size) }
+        #expect(rows == expected)
+        #expect(rows.count == 2 * c)
+        #expect(throws: AuditError.self) { try extractor.embeddings(input.reshaped([2 * 3, 64, 64])) }
+    }
+}
