@@ -5,7 +5,7 @@ import TensorCore
 // the producer's result is still in cache and the intermediate tensors are never stored.
 
 /// An activation a producing op can apply to its own output on the way out.
-public enum Activation: Sendable, Equatable {
+package enum Activation: Sendable, Equatable {
     case relu
     /// `LeakyRelu`: `x` where positive, else `αx`.
     case leakyRelu(alpha: Float)

@@ -303,9 +303,10 @@ struct EmbedCommand: ParsableCommand {
         if out == StandardStreams.dash { Console.channel = .data }
         let loaded = try loadModel(model)
         let executor = try Console.timed("built the executor") { try Executor(model: loaded) }
-        let tensor = try LayerResolver(model: loaded).resolve(LayerChoice.layer(layer, model: loaded, size: preprocessing.size)).tensor
         let prep = try preprocessing.make(for: executor)
-        let layouts = LayerLayouts(model: loaded, inputLayout: prep.layout)
+        let extractor = try EmbeddingExtractor(
+            executor: executor, layer: LayerChoice.layer(layer, model: loaded, size: preprocessing.size), inputLayout: prep.layout,
+            layerLayout: layerLayout)
         let folder = URL(fileURLWithPath: images)
         let names: [String]
         do { names = try FileIO.contentsOfFolder(folder) } catch let error as FileError {
@@ -319,9 +320,7 @@ struct EmbedCommand: ParsableCommand {
         for start in stride(from: 0, to: files.count, by: max(batchSize, 1)) {
             let chunk = Array(files[start..<min(start + max(batchSize, 1), files.count)])
             let (batch, _, _) = try prep.batch(chunk.map { folder.appendingPathComponent($0) })
-            guard let features = try executor.run([executor.inputs[0].name: batch], fetch: [tensor])[tensor] else { continue }
-            let image = (prep.crop?.height ?? 0, prep.crop?.width ?? 0)
-            let pooled = try Embeddings.pooled(layouts.channelsFirstMap(features, of: tensor, image: image, layout: layerLayout))
+            let pooled = try extractor.embeddings(batch)
             width = pooled.count / chunk.count
             rows += pooled
             progress.advance(by: chunk.count)

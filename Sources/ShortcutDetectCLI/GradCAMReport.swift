@@ -54,7 +54,7 @@ final class GradCAMReport: Sendable {
     /// Records one image's most probable classes (`count` of them) and the classes explained; prints
     /// them as `name: class 41.0%, ...` without `--json`.
     func predicted(_ name: String, probabilities: [Double], count: Int, explained: [Int]) {
-        let top = ranked(probabilities).prefix(max(count, 1)).map { c in
+        let top = ClassProbabilities.ranked(probabilities).prefix(max(count, 1)).map { c in
             Prediction(class: c, label: labels.map { c < $0.count ? $0[c] : "\(c)" }, probability: probabilities[c])
         }
         summary.update { $0.images.append(Image(name: name, top: Array(top), explained: explained)) }
@@ -79,9 +79,4 @@ final class GradCAMReport: Sendable {
     func finish() throws {
         if json { try Console.json(summary.value) }
     }
-}
-
-/// Class indices from the most probable to the least (ties by index).
-func ranked(_ probabilities: [Double]) -> [Int] {
-    probabilities.indices.sorted { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
 }

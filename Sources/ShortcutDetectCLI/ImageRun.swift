@@ -154,11 +154,11 @@ struct ImageRun {
             let probabilities = try generator.executor.classProbabilities(batch, output: generator.outputName, kind: command.outputKind)
             let explained: [[Int]]
             if let topK = options.topK {
-                explained = probabilities.map { Array(ranked($0).prefix(max(topK, 1))) }
+                explained = probabilities.map { Array(ClassProbabilities.ranked($0).prefix(max(topK, 1))) }
             } else if let classes = try command.parseClasses(count: chunk.count) {
                 explained = classes.map { [$0] }
             } else {
-                explained = probabilities.map { [ranked($0)[0]] }
+                explained = probabilities.map { [ClassProbabilities.ranked($0)[0]] }
             }
             progress.clear()
             for (index, url) in chunk.enumerated() {

@@ -419,11 +419,8 @@ extension UnaryArithmetic: DifferentiableOperator {
             switch kind {
             case .negate: return try mapElements(g, as: T.self, T.negate)
             case .relu:
-                // Relu's output is positive exactly where its input is; guided backprop also drops negative gradients.
-                let guided = step.guided
-                return try broadcastBinary(g, step.output(0), as: T.self) { gradient, y in
-                    y > 0 && (!guided || gradient > 0) ? gradient : 0
-                }
+                // Relu's output is positive exactly where its input is.
+                return try broadcastBinary(g, step.output(0), as: T.self) { gradient, y in y > 0 ? gradient : 0 }
             }
         }
         return [try withFloatType(g.dtype, kind == .negate ? "Neg" : "Relu") { try run($0) }]
