@@ -90,14 +90,12 @@ extension AuditReport {
         let (h, w) = (state.config.height, state.config.width)
         for name in Set(state.records.map(\.group)).sorted() {
             let members = state.records.filter { $0.group == name }
+            let byIndex = Dictionary(members.map { ($0.index, $0) }, uniquingKeysWith: { first, _ in first })
+            let ranked = RelianceKey.ranked(members.map(RelianceKey.init))
             let scored = members.first?.scores != nil
-            let most = scored
-                ? members.sorted { ($0.scores?.inMask ?? 0, -$0.index) > ($1.scores?.inMask ?? 0, -$1.index) }
-                : members.sorted { $0.index < $1.index }
-            let least = members.sorted { ($0.scores?.inMask ?? 0, $0.index) < ($1.scores?.inMask ?? 0, $1.index) }
-            let ends: [(String, [SampleRecord])] = scored ? [("most", most), ("least", least)] : [("example", most)]
-            for (end, ranked) in ends {
-                for (rank, record) in ranked.prefix(AuditState.extremes).enumerated() {
+            let ends: [(String, [RelianceKey])] = scored ? [("most", ranked.most), ("least", ranked.least)] : [("example", ranked.most)]
+            for (end, keys) in ends {
+                for (rank, record) in keys.compactMap({ byIndex[$0.index] }).enumerated() {
                     guard let data = state.overlays[record.index] else { continue }
                     let label = record.label.map { "label \($0), " } ?? ""
                     let share = record.scores.map { ", \(percent($0.inMask)) in region" } ?? ""

@@ -8,7 +8,9 @@ import TensorCore
 /// group (the image beside its overlay), the attention clusters, and a self-contained
 /// `report.html`. Rendering depends on the state alone, so equal states give byte-identical reports.
 public struct AuditReport {
+    /// The state the report was rendered from.
     public let state: AuditState
+    /// The groups' mean maps compared, when there are at least two groups.
     public let comparison: AttentionOverlapResult?
     /// Per group: accuracy, in-region statistics, the counterfactual test and faithfulness.
     public let groups: [String: GroupSummary]
@@ -26,22 +28,33 @@ public struct AuditReport {
     /// the attention clusters, then the embedding detectors.
     public let summary: String
 
+    /// What the audit found for one group.
     public struct GroupSummary: Sendable {
+        /// How many samples the group has.
         public let n: Int
+        /// The mean in-region share of attention, when a region was given.
         public let maskAttentionMean: Double?
+        /// Its 95% bootstrap interval.
         public let maskAttentionCI95: (Double, Double)?
+        /// The share of samples whose in-region attention exceeds the threshold.
         public let shareAboveThreshold: Double?
+        /// The share of samples whose map peaks inside the region (the pointing game).
         public let pointingGame: Double?
+        /// The mean intersection over union of the map's top pixels and the region.
         public let iouMean: Double?
         /// Share of samples whose prediction equals their label, when labels are known.
         public let accuracy: Double?
+        /// The accuracy's 95% bootstrap interval.
         public let accuracyCI95: (Double, Double)?
         /// In-region attention and accuracy per label within the group.
         public let byLabel: [Int: LabelSummary]
+        /// What filling the region did to the group's predictions, when the test ran.
         public let counterfactual: CounterfactualSummary?
+        /// How faithful the group's maps are, when the metrics ran.
         public let faithfulness: FaithfulnessSummary?
     }
 
+    /// Computes every summary, statistic and figure from `state`.
     public init(state: AuditState) throws {
         self.state = state
         let names = Set(state.records.map(\.group)).sorted()

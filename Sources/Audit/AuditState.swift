@@ -4,22 +4,31 @@ import TensorCore
 
 /// What an audit is configured with; identical for every shard of one audit.
 public struct AuditConfig: Codable, Sendable, Equatable {
+    /// The model file's name.
     public var model: String
+    /// The target layer as requested.
     public var layer: String
+    /// The tensor the layer resolved to.
     public var tensor: String
+    /// The CAM method's name (``CAMMethod``'s raw value).
     public var method: String
     /// `normalized` (pytorch-grad-cam's per-image scaling) or `raw` (comparable across images).
     public var maps: String
     /// `predicted`, `label`, or a class index.
     public var target: String
+    /// The preprocessing in words.
     public var preprocessing: String
     /// How the region was given, or `nil` without one.
     public var mask: String?
+    /// The region's share of the input's pixels.
     public var maskArea: Double?
     /// In-region share above which a sample counts as relying on the region.
     public var threshold: Double
+    /// The share of a map's pixels, highest first, that intersection over union compares with the region.
     public var iouFraction: Double
+    /// The model input's height in pixels.
     public var height: Int
+    /// The model input's width in pixels.
     public var width: Int
     /// Images in the whole audit (all shards).
     public var total: Int
@@ -28,6 +37,7 @@ public struct AuditConfig: Codable, Sendable, Equatable {
     /// The layer whose pooled output feeds the embedding detectors, and its tensor; `nil` when
     /// they do not run.
     public var embedLayer: String?
+    /// The tensor the embed layer resolved to.
     public var embedTensor: String?
     /// How the model's output was read: `logits`, `probabilities` or `auto` (see ``OutputKind``).
     public var outputKind: String?
@@ -35,7 +45,9 @@ public struct AuditConfig: Codable, Sendable, Equatable {
     public var transform: Transform?
     /// Which space the region was drawn in (`image` or `model`), why, and its flags (``RegionMask/packed``).
     public var maskSpace: String?
+    /// Why the region is in that space.
     public var maskReason: String?
+    /// The region's pixels, packed.
     public var maskPixels: String?
     /// The images' size an image-space region was drawn at; every image must have it.
     public var maskImageSize: [Int]?
@@ -52,14 +64,20 @@ public struct AuditConfig: Codable, Sendable, Equatable {
 
     /// The preprocessing, as the report states it.
     public struct Transform: Codable, Sendable, Equatable {
+        /// The shorter side after resizing, or `nil` for no resize.
         public var resize: Int?
         /// Height and width of the centre crop.
         public var crop: [Int]?
+        /// The normalization's per-channel mean.
         public var mean: [Float]
+        /// The normalization's per-channel standard deviation.
         public var std: [Float]
+        /// Whether images already of the input size are used as they are.
         public var inputSizedAsIs: Bool
+        /// The transform in words.
         public var summary: String
 
+        /// The transform `preprocessing` applies.
         public init(_ preprocessing: Preprocessing) {
             resize = preprocessing.resize
             crop = preprocessing.crop.map { [$0.height, $0.width] }
@@ -77,6 +95,7 @@ public struct AuditConfig: Codable, Sendable, Equatable {
         }
     }
 
+    /// A configuration with every required setting; the optional ones start as `nil`.
     public init(
         model: String, layer: String, tensor: String, method: String, maps: String, target: String, preprocessing: String,
         mask: String?, maskArea: Double?, threshold: Double, iouFraction: Double, height: Int, width: Int, total: Int,
@@ -106,13 +125,19 @@ public struct AuditConfig: Codable, Sendable, Equatable {
 public struct SampleRecord: Codable, Sendable, Equatable {
     /// Position in the audit's file list (the order of groups.csv).
     public let index: Int
+    /// The image file, relative to the images folder.
     public let file: String
+    /// The image's group.
     public let group: String
+    /// The image's label, when known.
     public let label: Int?
+    /// The predicted class.
     public let predicted: Int
+    /// The predicted class's probability.
     public let confidence: Double
     /// The class the heatmap explains.
     public let target: Int
+    /// How the heatmap relates to the region, when one was given.
     public let scores: RegionScores?
     /// The image file's own size (width, height), before any resize or crop.
     public var imageSize: [Int]?
@@ -129,13 +154,18 @@ public struct SampleRecord: Codable, Sendable, Equatable {
 /// Sums are kept in 40.24 fixed point, so adding them is associative: a report merged from
 /// shards equals, byte for byte, the one a single run writes.
 public struct AuditState: Sendable {
+    /// The scale of the fixed-point sums: 24 fractional bits.
     public static let fixedPointScale = Double(1 << 24)
     /// Overlays kept per group and end (most, least reliant).
     public static let extremes = 3
 
+    /// The audit's settings.
     public var config: AuditConfig
+    /// One record per audited image, in the order they were added.
     public var records: [SampleRecord] = []
+    /// Each record's heatmap pooled to a coarse grid, row-major.
     public var pooled: [Float] = []
+    /// Per group, the exact fixed-point sum of its full-resolution heatmaps.
     public var sums: [String: [Int64]] = [:]
     /// Overlay PNGs by sample index, for the extreme samples only.
     public var overlays: [Int: Data] = [:]
@@ -146,12 +176,13 @@ public struct AuditState: Sendable {
     /// Values per embedding row.
     public var embeddingWidth: Int { records.isEmpty ? 0 : embeddings.count / records.count }
 
+    /// A configuration with every required setting; the optional ones start as `nil`.
     public init(config: AuditConfig) { self.config = config }
 
     var grid: PoolingGrid { PoolingGrid(height: config.height, width: config.width, maxCells: 32) }
 
     /// Per group, the current most and least region-reliant samples as (in-region share, index).
-    private var extremesByGroup: [String: (most: [(Double, Int)], least: [(Double, Int)])] = [:]
+    private var extremesByGroup: [String: (most: [RelianceKey], least: [RelianceKey])] = [:]
 
     /// Adds one sample with its heatmap and embedding (and its overlay, kept only while it is an extreme).
     public mutating func add(_ record: SampleRecord, heatmap: [Float], embedding: [Float] = [], overlay: () throws -> Data) rethrows {
@@ -162,19 +193,12 @@ public struct AuditState: Sendable {
         for (i, value) in heatmap.enumerated() { sum[i] += Int64((Double(value) * AuditState.fixedPointScale).rounded()) }
         sums[record.group] = sum
         // Same ranking as extremeIndices, kept incrementally: samples only ever arrive.
-        let key = (record.scores?.inMask ?? 0, record.index)
-        var entry = extremesByGroup[record.group] ?? ([], [])
-        let scored = record.scores != nil
-        entry.most.append(key)
-        entry.most.sort { scored ? ($0.0, -$0.1) > ($1.0, -$1.1) : $0.1 < $1.1 }
-        entry.most = Array(entry.most.prefix(AuditState.extremes))
-        if scored {
-            entry.least.append(key)
-            entry.least.sort { ($0.0, $0.1) < ($1.0, $1.1) }
-            entry.least = Array(entry.least.prefix(AuditState.extremes))
-        }
-        extremesByGroup[record.group] = entry
-        let keep = Set(extremesByGroup.values.flatMap { ($0.most + $0.least).map(\.1) })
+        let key = RelianceKey(record)
+        let entry = extremesByGroup[record.group] ?? ([], [])
+        extremesByGroup[record.group] = (
+            RelianceKey.ranked(entry.most + [key]).most, RelianceKey.ranked(entry.least + [key]).least
+        )
+        let keep = Set(extremesByGroup.values.flatMap { ($0.most + $0.least).map(\.index) })
         if keep.contains(record.index) { overlays[record.index] = try overlay() }
         overlays = overlays.filter { keep.contains($0.key) }
     }
@@ -185,15 +209,8 @@ public struct AuditState: Sendable {
         var chosen = Set<Int>()
         let groups = group.map { [$0] } ?? Array(Set(records.map(\.group)))
         for name in groups {
-            let members = records.filter { $0.group == name }
-            guard members.first?.scores != nil else {
-                chosen.formUnion(members.map(\.index).sorted().prefix(AuditState.extremes))
-                continue
-            }
-            let ranked = members.sorted { ($0.scores?.inMask ?? 0, -$0.index) > ($1.scores?.inMask ?? 0, -$1.index) }
-            chosen.formUnion(ranked.prefix(AuditState.extremes).map(\.index))
-            let least = members.sorted { ($0.scores?.inMask ?? 0, $0.index) < ($1.scores?.inMask ?? 0, $1.index) }
-            chosen.formUnion(least.prefix(AuditState.extremes).map(\.index))
+            let ranked = RelianceKey.ranked(records.filter { $0.group == name }.map(RelianceKey.init))
+            chosen.formUnion((ranked.most + ranked.least).map(\.index))
         }
         return chosen
     }
@@ -338,5 +355,27 @@ extension AuditError {
         case .dataCorrupted(let context): return context.codingPath.isEmpty ? "not valid JSON" : "a bad value \(path(context))"
         @unknown default: return "unreadable"
         }
+    }
+}
+
+/// A sample as the reliance ranking sees it: its share of attention inside the region and its index.
+struct RelianceKey: Equatable {
+    let share: Double
+    let index: Int
+    /// Whether the sample has region scores; without them there is nothing to rank by.
+    let scored: Bool
+
+    init(_ record: SampleRecord) {
+        (share, index, scored) = (record.scores?.inMask ?? 0, record.index, record.scores != nil)
+    }
+
+    /// The one ranking of the most and least region-reliant samples: the `count` with the largest
+    /// in-region share and the `count` with the smallest, ties to the earlier file either way.
+    /// Without region scores, the first `count` files stand in for the most and none for the least.
+    static func ranked(_ keys: [RelianceKey], count: Int = AuditState.extremes) -> (most: [RelianceKey], least: [RelianceKey]) {
+        guard keys.allSatisfy(\.scored) else { return (Array(keys.sorted { $0.index < $1.index }.prefix(count)), []) }
+        let most = keys.sorted { ($0.share, -$0.index) > ($1.share, -$1.index) }
+        let least = keys.sorted { ($0.share, $0.index) < ($1.share, $1.index) }
+        return (Array(most.prefix(count)), Array(least.prefix(count)))
     }
 }

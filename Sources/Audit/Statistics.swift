@@ -4,9 +4,9 @@ import TensorCore
 /// The small statistics toolkit audits need: bootstrap intervals, permutation p-values and
 /// Benjamini–Hochberg false-discovery control. Everything is deterministic for a given seed
 /// (``SeededGenerator``), so sharded and single runs agree exactly.
-public enum Statistics {
+package enum Statistics {
     /// The 95% percentile-bootstrap interval of the mean of `values`.
-    public static func bootstrapMeanInterval(_ values: [Double], resamples: Int = 2000, seed: UInt64) -> (Double, Double) {
+    package static func bootstrapMeanInterval(_ values: [Double], resamples: Int = 2000, seed: UInt64) -> (Double, Double) {
         guard values.count > 1 else { return (values.first ?? 0, values.first ?? 0) }
         var generator = SeededGenerator(seed: seed)
         var means = [Double](repeating: 0, count: resamples)
@@ -31,7 +31,7 @@ public enum Statistics {
     /// Two-sided permutation p-values of the per-feature difference in means between the samples
     /// in `inGroup` and the rest: `(1 + #{|d*| ≥ |d|}) / (1 + permutations)`.
     /// - Parameter values: Samples x features, row-major.
-    public static func permutationPValues(
+    package static func permutationPValues(
         _ values: [Float], samples: Int, features: Int, inGroup: [Bool], permutations: Int = 1000, seed: UInt64
     ) -> [Double] {
         let first = inGroup.filter { $0 }.count
@@ -61,7 +61,7 @@ public enum Statistics {
     }
 
     /// Benjamini–Hochberg: which hypotheses are discoveries at false-discovery rate `q`.
-    public static func benjaminiHochberg(_ pValues: [Double], q: Double = 0.05) -> [Bool] {
+    package static func benjaminiHochberg(_ pValues: [Double], q: Double = 0.05) -> [Bool] {
         MultipleTesting.benjaminiHochberg(pValues, alpha: q)
     }
 }

@@ -12,7 +12,7 @@ public enum MapResize: String, Sendable, CaseIterable {
     case nearest
 
     /// Resizes a row-major `height` x `width` map to `outHeight` x `outWidth`.
-    public func apply(_ map: [Double], height: Int, width: Int, outHeight: Int, outWidth: Int) -> [Double] {
+    package func apply(_ map: [Double], height: Int, width: Int, outHeight: Int, outWidth: Int) -> [Double] {
         let rows = axisTaps(input: height, output: outHeight)
         let columns = axisTaps(input: width, output: outWidth)
         var result = [Double](repeating: 0, count: outHeight * outWidth)

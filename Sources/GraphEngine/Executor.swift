@@ -44,7 +44,12 @@ public final class Executor: Sendable {
     /// - Parameter foldConstants: Evaluate nodes whose inputs are all constant once, now (see
     ///   ``foldedTensors``, and ``constantFoldingLimit`` for the size limit); `false` runs them on
     ///   every run, as written (`Constant` nodes are always read at load).
-    public init(model: Model, registry: OpRegistry = .standard, foldConstants: Bool = true) throws {
+    public convenience init(model: Model, foldConstants: Bool = true) throws {
+        try self.init(model: model, registry: .standard, foldConstants: foldConstants)
+    }
+
+    /// An executor whose nodes are built by `registry` (tests register ops of their own).
+    package init(model: Model, registry: OpRegistry, foldConstants: Bool = true) throws {
         try Kernels.validateSelection()
         guard let opset = model.defaultOpset else { throw GraphError.missingOpset }
         let graph = model.graph
@@ -216,20 +221,20 @@ public final class Executor: Sendable {
     }
 
     /// The time one step of a run took.
-    public struct StepTiming: Sendable {
+    package struct StepTiming: Sendable {
         /// The node's name (the producer's, for a fused pair).
-        public let node: String
+        package let node: String
         /// The op type, `Conv+Relu` style for a fused pair.
-        public let opType: String
+        package let opType: String
         /// Wall-clock time.
-        public let milliseconds: Double
+        package let milliseconds: Double
         /// Processor time of every thread of the process (on a shared machine the steadier
         /// measure of a step's work: waiting for a core does not count).
-        public let processorMilliseconds: Double
+        package let processorMilliseconds: Double
     }
 
     /// Runs the graph outputs once, as ``run(_:fetch:)`` does (fusions included), and times each step.
-    public func profile(_ feeds: [String: Tensor]) throws -> [StepTiming] {
+    package func profile(_ feeds: [String: Tensor]) throws -> [StepTiming] {
         var timings: [StepTiming] = []
         var stopwatch = Stopwatch()
         _ = try evaluate(feeds, keeping: try outputs.map { try slot($0.name) }, finished: { index, fused in
@@ -366,7 +371,7 @@ public final class Executor: Sendable {
     }
 
     /// Up to five names most similar to `name`, for "did you mean" hints.
-    public static func closest(to name: String, in candidates: [String]) -> [String] {
+    package static func closest(to name: String, in candidates: [String]) -> [String] {
         let target = Array(name.lowercased())
         let scored = candidates.map { candidate -> (String, Int) in
             let lowered = candidate.lowercased()

@@ -5,7 +5,7 @@ import TensorCore
 // the producer's result is still in cache and the intermediate tensors are never stored.
 
 /// An activation a producing op can apply to its own output on the way out.
-public enum Activation: Sendable, Equatable {
+package enum Activation: Sendable, Equatable {
     case relu
     /// `LeakyRelu`: `x` where positive, else `αx`.
     case leakyRelu(alpha: Float)
@@ -271,7 +271,7 @@ extension BiasedMatMul: DifferentiableOperator {
                 inputs: Array(step.inputs.prefix(2)), inputShapes: Array(step.inputShapes.prefix(2)),
                 inputTypes: Array(step.inputTypes.prefix(2)), outputs: [nil], outputShapes: [productShape],
                 outputTypes: [productGradient.dtype], outputGradients: [productGradient], wanted: Array(step.wanted.prefix(2)),
-                guided: step.guided, constantInputs: Array(step.constantInputs.prefix(2))))
+                constantInputs: Array(step.constantInputs.prefix(2))))
         for position in 0..<min(2, operands.count) { result[position] = operands[position] }
         return result
     }
@@ -328,7 +328,7 @@ extension GELUChain: DifferentiableOperator {
             let wide = BackwardStep(
                 inputs: [try x.converted(to: .float32)], inputShapes: step.inputShapes, inputTypes: [.float32],
                 outputs: [], outputShapes: step.outputShapes, outputTypes: [.float32],
-                outputGradients: [try g.converted(to: .float32)], wanted: step.wanted, guided: step.guided)
+                outputGradients: [try g.converted(to: .float32)], wanted: step.wanted)
             return [try backward(wide)[0]?.converted(to: .float16), nil]
         default: throw OpError("the GELU chain's gradient needs floating-point input, got \(x.dtype)")
         }

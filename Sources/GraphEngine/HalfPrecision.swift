@@ -70,7 +70,7 @@ extension HalfPrecision: DifferentiableOperator {
             inputs: try widen(step.inputs), inputShapes: step.inputShapes,
             inputTypes: step.inputTypes.map { $0 == .float16 ? .float32 : $0 }, outputs: try widen(outputs),
             outputShapes: step.outputShapes, outputTypes: step.outputTypes.map { $0 == .float16 ? .float32 : $0 },
-            outputGradients: try widen(step.outputGradients), wanted: step.wanted, guided: step.guided)
+            outputGradients: try widen(step.outputGradients), wanted: step.wanted)
         return try zip(try rule.backward(wide), step.inputTypes).map { gradient, type in
             try gradient.map { type == .float16 ? try $0.converted(to: .float16) : $0 }
         }

@@ -3,60 +3,13 @@ import Foundation
 import ONNXModel
 import TensorCore
 
-/// The scalar the reverse pass differentiates, as a function of one model output.
-public enum GradientTarget: Sendable {
-    /// `Σₙ y[n, cₙ]`: one class logit per sample (pytorch-grad-cam's `ClassifierOutputTarget`);
-    /// `nil` picks each sample's highest-scoring class.
-    case logit(classes: [Int]?)
-    /// `Σₙ softmax(y[n])[cₙ]`: one class probability per sample (`ClassifierOutputSoftmaxTarget`).
-    case probability(classes: [Int]?)
-    /// Any function of the output; the closure returns its gradient `∂L/∂y`, shaped like `y`.
-    case custom(@Sendable (Tensor) throws -> Tensor)
-
-    /// `∂L/∂y` for the output `y`.
-    func seed(for output: Tensor) throws -> Tensor {
-        switch self {
-        case .custom(let gradient):
-            let seed = try gradient(output)
-            guard seed.shape == output.shape, seed.dtype.isFloatingPoint else {
-                throw OpError("the custom target's gradient is \(seed.dtype)\(seed.shape); the output is \(output.dtype)\(output.shape)")
-            }
-            return try seed.converted(to: output.dtype)
-        case .logit(let classes), .probability(let classes):
-            guard output.rank == 2 else { throw OpError("class targets need a [batch, classes] output, got \(output.shape)") }
-            let (batch, width) = (output.shape[0], output.shape[1])
-            let logits = try output.converted(to: .float64).scalars(as: Double.self)
-            let classes = classes ?? GradientTarget.argmax(logits, rows: batch, width: width)
-            guard classes.count == batch else {
-                throw OpError("\(classes.count) target classes were given for a batch of \(batch)")
-            }
-            if let bad = classes.first(where: { $0 < 0 || $0 >= width }) {
-                throw OpError("class \(bad) is out of range: the output has \(width) classes")
-            }
-            var seed = [Double](repeating: 0, count: batch * width)
-            for (n, c) in classes.enumerated() {
-                guard case .probability = self else {
-                    seed[n * width + c] = 1
-                    continue
-                }
-                let p = ClassProbabilities.softmax(logits[n * width..<(n + 1) * width])
-                for j in 0..<width { seed[n * width + j] = p[c] * ((j == c ? 1 : 0) - p[j]) }
-            }
-            return try Tensor(shape: output.shape, scalars: seed).converted(to: output.dtype)
-        }
-    }
-}
-
-extension GradientTarget {
-    /// The index of the largest value in each row (the first one on ties, as NumPy's argmax).
-    public static func argmax(_ values: [Double], rows: Int, width: Int) -> [Int] {
-        (0..<rows).map { row in
-            var best = 0
-            for j in 1..<max(width, 1) where values[row * width + j] > values[row * width + best] { best = j }
-            return best
-        }
-    }
-}
+/// Replaces the backward rule of every node of one op type during one reverse pass.
+///
+/// The closure gets the gradients arriving at the node's outputs (`nil` where none flows) and the
+/// op's own rule, and returns the gradients of the node's inputs, positioned as its inputs.
+/// Guided backpropagation, for one, keeps only the positive part of what Relu's own rule returns.
+public typealias BackwardOverride =
+    @Sendable (_ outputGradients: [Tensor?], _ standard: () throws -> [Tensor?]) throws -> [Tensor?]
 
 /// The outcome of a reverse pass.
 public struct GradientResult: Sendable {
@@ -69,7 +22,7 @@ public struct GradientResult: Sendable {
 }
 
 extension Executor {
-    /// Runs the graph forward, then differentiates `target` back to each `wrt` tensor.
+    /// Runs the graph forward, then propagates the seed gradient `∂L/∂output` back to each `wrt` tensor.
     ///
     /// Only nodes that lie between the `wrt` tensors and the output take part in the reverse
     /// pass; weights get no gradients. Each node keeps only the forward values its backward
@@ -77,31 +30,32 @@ extension Executor {
     ///
     /// - Parameters:
     ///   - feeds: One tensor per graph input.
-    ///   - target: The scalar to differentiate, as a function of `output`.
-    ///   - output: The output the target reads; the first graph output by default.
+    ///   - seed: `∂L/∂y` for the value `y` of `output`, shaped like it: the gradient of the scalar `L`
+    ///     being differentiated. It is given `y` once the forward pass has computed it.
+    ///   - output: The output the seed belongs to; the first graph output by default.
     ///   - wrt: Tensors to differentiate with respect to: any intermediate, or a graph input.
     ///   - fetch: Further forward values to return.
-    ///   - guided: Guided backpropagation through every Relu.
+    ///   - overrides: Backward rules to use instead of the ops' own, by op type (`"Relu"`).
     public func gradients(
-        _ feeds: [String: Tensor], of target: GradientTarget, output: String? = nil, wrt: [String],
-        fetch: [String] = [], guided: Bool = false
+        _ feeds: [String: Tensor], seed: (Tensor) throws -> Tensor, output: String? = nil, wrt: [String],
+        fetch: [String] = [], overrides: [String: BackwardOverride] = [:]
     ) throws -> GradientResult {
-        try reverse(feeds, of: target, output: output, wrt: wrt, fetch: fetch, guided: guided, clock: nil)
+        try reverse(feeds, seed: seed, output: output, wrt: wrt, fetch: fetch, overrides: overrides, clock: nil)
     }
 
-    /// Runs ``gradients(_:of:output:wrt:fetch:guided:)`` once and times each step of it.
-    public func profileGradients(
-        _ feeds: [String: Tensor], of target: GradientTarget, output: String? = nil, wrt: [String]
+    /// Runs ``gradients(_:seed:output:wrt:fetch:overrides:)`` once and times each step of it.
+    package func profileGradients(
+        _ feeds: [String: Tensor], seed: (Tensor) throws -> Tensor, output: String? = nil, wrt: [String]
     ) throws -> GradientProfile {
         let clock = StepClock()
-        _ = try reverse(feeds, of: target, output: output, wrt: wrt, fetch: [], guided: false, clock: clock)
+        _ = try reverse(feeds, seed: seed, output: output, wrt: wrt, fetch: [], overrides: [:], clock: clock)
         return GradientProfile(forward: clock.forward, backward: clock.backward)
     }
 
     /// The reverse pass; `clock` (for profiles) hears of every forward and backward step.
     private func reverse(
-        _ feeds: [String: Tensor], of target: GradientTarget, output: String?, wrt: [String], fetch: [String],
-        guided: Bool, clock: StepClock?
+        _ feeds: [String: Tensor], seed: (Tensor) throws -> Tensor, output: String?, wrt: [String], fetch: [String],
+        overrides: [String: BackwardOverride], clock: StepClock?
     ) throws -> GradientResult {
         guard let outputName = output ?? outputs.first?.name else { throw GraphError.inputMismatch("the model has no outputs") }
         let outputSlot = try slot(outputName)
@@ -126,9 +80,10 @@ extension Executor {
 
         // Steps that run as written so their backward rules see their own inputs and outputs; a
         // fusion with a rule of its own (MatMul+Add, the GELU chain) runs fused and is
-        // differentiated as one step.
+        // differentiated as one step, unless an override replaces the rule of one of its nodes.
         var fusedAsOne = Set<Int>()
-        for (producer, fusion) in fusions where fusion.differentiable {
+        for (producer, fusion) in fusions
+        where fusion.differentiable && ([producer] + fusion.tails).allSatisfy({ overrides[steps[$0].node.opType] == nil }) {
             fusedAsOne.insert(producer)
             fusedAsOne.formUnion(fusion.tails)
         }
@@ -148,7 +103,12 @@ extension Executor {
             })
         guard let outputValue = values[outputSlot] else { throw GraphError.nodeFailed(node: outputName, reason: "was not computed") }
 
-        var gradients: [Int: Tensor] = [outputSlot: try target.seed(for: outputValue)]
+        let seedValue = try seed(outputValue)
+        guard seedValue.shape == outputValue.shape, seedValue.dtype.isFloatingPoint else {
+            throw GraphError.inputMismatch(
+                "the seed gradient is \(seedValue.dtype)\(seedValue.shape); output '\(outputName)' is \(outputValue.dtype)\(outputValue.shape)")
+        }
+        var gradients: [Int: Tensor] = [outputSlot: try seedValue.converted(to: outputValue.dtype)]
         clock?.backward(StepTiming.seedLabel)
         for index in steps.indices.reversed() where onPath[index] {
             guard let record = records.removeValue(forKey: index) else { continue }
@@ -167,7 +127,12 @@ extension Executor {
             }
             let inputGradients: [Tensor?]
             do {
-                inputGradients = try op.backward(record.step(outputGradients: outputGradients, wanted: wanted, guided: guided))
+                let backwardStep = record.step(outputGradients: outputGradients, wanted: wanted)
+                if let override = overrides[node.opType] {
+                    inputGradients = try override(outputGradients) { try op.backward(backwardStep) }
+                } else {
+                    inputGradients = try op.backward(backwardStep)
+                }
             } catch {
                 throw GraphError.nodeFailed(node: node.label, reason: "backward: \(error)")
             }
@@ -197,20 +162,20 @@ extension Executor {
 }
 
 /// Where the time of one reverse pass went.
-public struct GradientProfile: Sendable {
+package struct GradientProfile: Sendable {
     /// The forward steps, as ``Executor/profile(_:)`` reports them (steps a backward rule records run unfused).
-    public let forward: [Executor.StepTiming]
+    package let forward: [Executor.StepTiming]
     /// The backward steps: each node's rule under its op type; the seed gradient under
     /// ``Executor/StepTiming/seedLabel``; summing gradients to their inputs' shapes and adding
     /// those that meet under ``Executor/StepTiming/accumulationLabel``, one entry per node.
-    public let backward: [Executor.StepTiming]
+    package let backward: [Executor.StepTiming]
 }
 
 extension Executor.StepTiming {
     /// The op type of the seed gradient's entry in a ``GradientProfile``.
-    public static let seedLabel = "(seed gradient)"
+    package static let seedLabel = "(seed gradient)"
     /// The op type of gradient accumulation's entries in a ``GradientProfile``.
-    public static let accumulationLabel = "(sum and accumulate)"
+    package static let accumulationLabel = "(sum and accumulate)"
 }
 
 /// Laps of a reverse pass, for ``GradientProfile``.
@@ -298,10 +263,9 @@ struct BackwardRecord {
         outputTypes = results.map { $0?.dtype }
     }
 
-    func step(outputGradients: [Tensor?], wanted: [Bool], guided: Bool) -> BackwardStep {
+    func step(outputGradients: [Tensor?], wanted: [Bool]) -> BackwardStep {
         BackwardStep(
             inputs: inputs, inputShapes: inputShapes, inputTypes: inputTypes, outputs: outputs, outputShapes: outputShapes,
-            outputTypes: outputTypes, outputGradients: outputGradients, wanted: wanted, guided: guided,
-            constantInputs: constantInputs)
+            outputTypes: outputTypes, outputGradients: outputGradients, wanted: wanted, constantInputs: constantInputs)
     }
 }

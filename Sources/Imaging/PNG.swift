@@ -50,12 +50,12 @@ public enum PNG {
     }
 
     /// Encodes 8-bit pixels with 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels.
-    public static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8]) throws -> Data {
+    package static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8]) throws -> Data {
         try pixels.withUnsafeBytes { try encode(width: width, height: height, channels: channels, bytes: $0, sixteenBit: false) }
     }
 
     /// Encodes 16-bit samples (stored as written, e.g. a heatmap scaled to 0...65535) with 1 to 4 channels.
-    public static func encode(width: Int, height: Int, channels: Int, samples: [UInt16]) throws -> Data {
+    package static func encode(width: Int, height: Int, channels: Int, samples: [UInt16]) throws -> Data {
         try samples.withUnsafeBytes { try encode(width: width, height: height, channels: channels, bytes: $0, sixteenBit: true) }
     }
 

@@ -28,18 +28,18 @@ extension Preprocessing {
 }
 
 /// Collects results written from concurrent iterations, keeping the first error.
-public final class ConcurrentResults<Value>: @unchecked Sendable {
+package final class ConcurrentResults<Value>: @unchecked Sendable {
     private var slots: [Result<Value, Error>?]
     private let lock = NSLock()
 
-    public init(count: Int) { slots = Array(repeating: nil, count: count) }
+    package init(count: Int) { slots = Array(repeating: nil, count: count) }
 
-    public func set(_ index: Int, _ body: () throws -> Value) {
+    package func set(_ index: Int, _ body: () throws -> Value) {
         let result = Result(catching: body)
         lock.lock()
         slots[index] = result
         lock.unlock()
     }
 
-    public func values() throws -> [Value] { try slots.map { try ($0 ?? .failure(ImageError.invalid("missing result"))).get() } }
+    package func values() throws -> [Value] { try slots.map { try ($0 ?? .failure(ImageError.invalid("missing result"))).get() } }
 }

@@ -18,7 +18,7 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "The .onnx model file.")
     var model: String
 
-    @Option(help: ArgumentHelp("The input batch as a float32 .npy.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("The input batch as a float32 .npy; - for standard input.", valueName: "PATH"))
     var input: String
 
     @Option(help: ArgumentHelp("Time GradCAM at this layer instead of a forward pass.", valueName: "LAYER"))
@@ -41,15 +41,18 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var resources: ResourceOptions
 
+    @OptionGroup var console: ConsoleOptions
+
     func validate() throws {
         try FlagCheck.count(runs, "--runs")
         try FlagCheck.count(threads, "--threads")
+        try StandardStreams.check(inputs: [("--input", input)], outputs: [])
         if noFold && layer != nil { throw ValidationError("--no-fold times forward passes; drop --layer") }
     }
 
     func run() throws {
         BLAS.setThreads(threads)
-        let images = try Tensor(npyAt: URL(fileURLWithPath: input))
+        let images = try StandardStreams.readNPY(input, flag: "--input")
         let loadStart = DispatchTime.now()
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
         let decoded = DispatchTime.now()
@@ -95,6 +98,7 @@ struct BenchCommand: ParsableCommand {
                 }
             }
         }
+        // The JSON line is the data bench exists for: --quiet keeps it.
         let blasCore = BLAS.coreName.map { "\"\($0)\"" } ?? "null"
         print("{\"median_ms\": \(fixed(median)), \"min_ms\": \(fixed(times[0])), \"runs\": \(times.count), \"threads\": \(threads), \"peak_rss_mb\": \(fixed(peak)), \"load_ms\": \(fixed(loadMilliseconds)), \"decode_ms\": \(fixed(Double(decoded.uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e6)), \"kernels\": \"\(Kernels.current.level)\", \"blas_core\": \(blasCore)}")
     }
@@ -135,7 +139,8 @@ struct BenchCommand: ParsableCommand {
         let wrt = generator.layers.map(\.tensor)
         let reverse = { try executor.gradients(feeds, of: .logit(classes: nil), output: generator.outputName, wrt: wrt) }
         let profiles = try (0..<3).map { _ in
-            try executor.profileGradients(feeds, of: .logit(classes: nil), output: generator.outputName, wrt: wrt)
+            try executor.profileGradients(
+                feeds, seed: { try GradientTarget.logit(classes: nil).seed(for: $0) }, output: generator.outputName, wrt: wrt)
         }
         FileHandle.standardError.write("forward steps of the reverse pass:\n".data(using: .utf8) ?? Data())
         printTable(Self.fastest(profiles.map(\.forward)))

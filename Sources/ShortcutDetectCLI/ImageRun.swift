@@ -30,7 +30,7 @@ struct ImageOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Heatmap weight in the overlay.", valueName: "A"))
     var alpha: Float = 0.5
 
-    @Option(help: ArgumentHelp("Overlay colormap: jet, turbo, viridis, inferno, gray, rdbu.", valueName: "NAME"))
+    @Option(help: ArgumentHelp("Overlay colormap.", valueName: "NAME"))
     var colormap: Colormap = .jet
 
     @Flag(help: "Also save each heatmap as OUT/<stem>.npy.")
@@ -68,7 +68,7 @@ struct PreprocessingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Input size, N or HxW, where the model leaves height or width free (default: the size it fixes).", valueName: "HxW"))
     var size: ImageSize?
 
-    @Option(help: ArgumentHelp("How the model takes images: nchw or nhwc (default: from its declared input shape).", valueName: "LAYOUT"))
+    @Option(help: ArgumentHelp("How the model takes images (default: from its declared input shape).", valueName: "LAYOUT"))
     var inputLayout: ImageLayout?
 
     func validate() throws {
@@ -135,6 +135,7 @@ struct ImageSize: ExpressibleByArgument, Equatable {
 struct ImageRun {
     let command: GradCAMCommand
     let generator: GradCAMHeatmapGenerator
+    let report: GradCAMReport
     var options: ImageOptions { command.images }
 
     func run() throws {
@@ -143,7 +144,6 @@ struct ImageRun {
         let out = URL(fileURLWithPath: outPath)
         try FileIO.createFolder(out)
         let preprocessing = try options.preprocessing.make(for: generator.executor)
-        let labels = try options.labels.map { try FileIO.text(of: $0).split(separator: "\n").map(String.init) }
         let progress = Progress(total: files.count)
         let faithfulness = try command.makeFaithfulness(generator)
         var scores: [FaithfulnessScores] = []
@@ -154,22 +154,20 @@ struct ImageRun {
             let probabilities = try generator.executor.classProbabilities(batch, output: generator.outputName, kind: command.outputKind)
             let explained: [[Int]]
             if let topK = options.topK {
-                explained = probabilities.map { Array(ranked($0).prefix(max(topK, 1))) }
+                explained = probabilities.map { Array(ClassProbabilities.ranked($0).prefix(max(topK, 1))) }
             } else if let classes = try command.parseClasses(count: chunk.count) {
                 explained = classes.map { [$0] }
             } else {
-                explained = probabilities.map { [ranked($0)[0]] }
+                explained = probabilities.map { [ClassProbabilities.ranked($0)[0]] }
             }
             progress.clear()
             for (index, url) in chunk.enumerated() {
-                let top = ranked(probabilities[index]).prefix(max(options.topK ?? 3, 1)).map { c in
-                    "\(labels.map { c < $0.count ? $0[c] : "\(c)" } ?? "\(c)") \(String(format: "%.1f%%", 100 * probabilities[index][c]))"
-                }
-                print("\(url.lastPathComponent): \(top.joined(separator: ", "))")
+                report.predicted(url.lastPathComponent, probabilities: probabilities[index], count: options.topK ?? 3, explained: explained[index])
             }
             for rank in 0..<(explained.first?.count ?? 1) {
                 let classes = explained.map { $0[min(rank, $0.count - 1)] }
-                let maps = try write(batch: batch, images: images, files: chunk, classes: classes, suffix: options.topK == nil ? "" : "_top\(rank + 1)", out: out)
+                let (maps, written) = try write(batch: batch, images: images, files: chunk, classes: classes, suffix: options.topK == nil ? "" : "_top\(rank + 1)", out: out)
+                for (index, files) in written.enumerated() { report.wrote(image: start + index, files: files) }
                 // The metrics score each image's first explained class.
                 if rank == 0, let faithfulness, let maps {
                     scores += try faithfulness.evaluate(
@@ -181,16 +179,16 @@ struct ImageRun {
             progress.advance(by: chunk.count)
         }
         progress.finish()
-        print("wrote \(files.count) overlay(s) to \(out.path)")
+        Console.say("wrote \(files.count) overlay(s) to \(out.path)")
         if let faithfulness, let path = command.metricsJSON {
             try faithfulness.json(scores, classes: scoredClasses, files: files.map(\.lastPathComponent)).write(to: URL(fileURLWithPath: path))
-            print("wrote the faithfulness metrics of \(scores.count) map(s) to \(path)")
+            report.wrote(path, "wrote the faithfulness metrics of \(scores.count) map(s) to \(path)")
         }
     }
 
     /// Heatmaps for one batch and class choice, then the pictures, written in parallel; returns
-    /// the CAM heatmaps (none for pure guided backpropagation).
-    private func write(batch: Tensor, images: [RGBImage], files: [URL], classes: [Int], suffix: String, out: URL) throws -> Tensor? {
+    /// the CAM heatmaps (none for pure guided backpropagation) and the paths written per image.
+    private func write(batch: Tensor, images: [RGBImage], files: [URL], classes: [Int], suffix: String, out: URL) throws -> (Tensor?, [[String]]) {
         let pictures: [RGBImage]
         var heatmaps: Tensor?
         switch command.method {
@@ -209,7 +207,7 @@ struct ImageRun {
                 try generator.overlay(images[index], heatmap: heatmap(maps, index), alpha: options.alpha, colormap: options.colormap)
             }
         }
-        let results = ConcurrentResults<Void>(count: files.count)
+        let results = ConcurrentResults<[String]>(count: files.count)
         let maps = heatmaps
         DispatchQueue.concurrentPerform(iterations: files.count) { index in
             results.set(index) {
@@ -223,10 +221,11 @@ struct ImageRun {
                         try PNG.write(figure, to: out.appendingPathComponent(stem + "_panel.png"))
                     }
                 }
+                let endings = [".png"] + (maps != nil && options.saveNpy ? [".npy"] : []) + (maps != nil && options.panel ? ["_panel.png"] : [])
+                return endings.map { out.appendingPathComponent(stem + $0).path }
             }
         }
-        _ = try results.values()
-        return heatmaps
+        return (heatmaps, try results.values())
     }
 
     private func heatmap(_ maps: Tensor, _ index: Int) throws -> Tensor {
@@ -246,10 +245,6 @@ struct ImageRun {
         }
         return options.image.map { URL(fileURLWithPath: $0) }
     }
-
-    private func ranked(_ probabilities: [Double]) -> [Int] {
-        probabilities.indices.sorted { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
-    }
 }
 
 /// A progress bar with an estimate of the time left, drawn on standard error when it is a terminal.
@@ -257,7 +252,7 @@ final class Progress {
     private let total: Int
     private var done = 0
     private let started = Date()
-    private let enabled = isatty(STDERR_FILENO) != 0
+    private let enabled = isatty(STDERR_FILENO) != 0 && !Console.quiet
 
     init(total: Int) { self.total = total }
 

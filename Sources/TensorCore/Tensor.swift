@@ -1,7 +1,7 @@
 /// An n-dimensional array of one element type, stored contiguously in row-major order.
 ///
 /// Tensors are values: operations return new tensors and never write into their inputs. Copies of
-/// a tensor share one ``TensorStorage``; ``reshaped(_:)`` shares it too.
+/// a tensor share one block of memory; ``reshaped(_:)`` shares it too.
 ///
 /// ```swift
 /// let x = try Tensor(shape: [2, 3], scalars: [Float](repeating: 1, count: 6))
@@ -15,7 +15,7 @@ public struct Tensor: Sendable {
     /// The number of elements (the product of `shape`).
     public let count: Int
     /// The memory holding the elements.
-    public let storage: TensorStorage
+    package let storage: TensorStorage
 
     /// The number of axes.
     public var rank: Int { shape.count }
@@ -23,7 +23,7 @@ public struct Tensor: Sendable {
     public var byteCount: Int { count * dtype.byteSize }
 
     /// Wraps existing storage, checking that it is large enough for `shape`.
-    public init(dtype: DType, shape: [Int], storage: TensorStorage) throws {
+    package init(dtype: DType, shape: [Int], storage: TensorStorage) throws {
         let count = try Shape.elementCount(shape)
         let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
         guard !overflow else { throw TensorError.shapeTooLarge(shape: shape) }
@@ -43,7 +43,7 @@ public struct Tensor: Sendable {
     }
 
     /// A tensor whose elements are whatever the memory held: for kernels that write every element.
-    public init(uninitialized dtype: DType, shape: [Int]) throws {
+    package init(uninitialized dtype: DType, shape: [Int]) throws {
         let storage = try TensorStorage(uninitializedByteCount: Tensor.byteCount(dtype, shape)) {
             "a \(dtype) tensor of shape \(shape)"
         }
@@ -81,7 +81,7 @@ public struct Tensor: Sendable {
 
     /// Creates a tensor of `shape` and lets `fill` write its elements (which start at zero, unless
     /// `fill` promises to write every one with `writesAll`).
-    public static func build<T: TensorScalar>(
+    package static func build<T: TensorScalar>(
         _ type: T.Type, shape: [Int], writesAll: Bool = false, _ fill: (UnsafeMutableBufferPointer<T>) throws -> Void
     ) throws -> Tensor {
         let tensor = writesAll ? try Tensor(uninitialized: T.dtype, shape: shape) : try Tensor(zeros: T.dtype, shape: shape)
@@ -100,7 +100,7 @@ public struct Tensor: Sendable {
     }
 
     /// Calls `body` with the raw bytes of the elements.
-    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withExtendedLifetime(storage) { try body(UnsafeRawBufferPointer(start: storage.base, count: byteCount)) }
     }
 
@@ -118,5 +118,6 @@ public struct Tensor: Sendable {
 }
 
 extension Tensor: CustomStringConvertible {
+    /// `Tensor<float32>[2, 3]`: the element type and shape.
     public var description: String { "Tensor<\(dtype)>\(shape)" }
 }

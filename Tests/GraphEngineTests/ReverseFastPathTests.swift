@@ -223,13 +223,13 @@ import Testing
         let seed = try classTokenSeed([2, 13, 30], dtype: dtype)
         // With `x` alone both chains run fused and are differentiated as one step each; asking for
         // the intermediates `p` and `d` too keeps every node apart.
-        let fused = try #require(try executor.gradients(["x": x], of: .custom { _ in seed }, wrt: ["x"]).gradients["x"])
-        let apart = try #require(try executor.gradients(["x": x], of: .custom { _ in seed }, wrt: ["x", "p", "d"]).gradients["x"])
+        let fused = try #require(try executor.gradients(["x": x], seed: { _ in seed }, wrt: ["x"]).gradients["x"])
+        let apart = try #require(try executor.gradients(["x": x], seed: { _ in seed }, wrt: ["x", "p", "d"]).gradients["x"])
         // The backward steps run fused: both linear layers, and the GELU chain where the fusion
         // matches it (its constants must be float32 scalars; float64 runs the five nodes). Asking
         // for `p` and `d` leaves the second linear layer alone fused.
         func fusedSteps(_ wrt: [String]) throws -> [String: Int] {
-            let steps = try executor.profileGradients(["x": x], of: .custom { _ in seed }, wrt: wrt).backward
+            let steps = try executor.profileGradients(["x": x], seed: { _ in seed }, wrt: wrt).backward
             return steps.reduce(into: [:]) { counts, step in
                 if ["MatMul+Add", "Gelu"].contains(step.opType) { counts[step.opType, default: 0] += 1 }
             }
@@ -246,6 +246,29 @@ import Testing
         #expect(largest > 0 && zip(ours, reference).allSatisfy { abs($0 - $1) <= tolerance * largest })
     }
 
+    /// Counts calls of a backward override (the reverse pass runs its rules one at a time).
+    final class Calls: @unchecked Sendable { var count = 0 }
+
+    @Test func overridesReachTheNodesOfFusedChains() throws {
+        // An override of a node's rule (Erf's, inside the GELU chain) keeps its chain apart, so the
+        // override runs; the gradient is the nodes' own when the override changes nothing.
+        let executor = try mlp(.float32)
+        let x = try randomTensor([2, 13, 30], seed: 45, dtype: .float32)
+        let seed = try classTokenSeed([2, 13, 30], dtype: .float32)
+        let calls = Calls()
+        let overridden = try #require(
+            try executor.gradients(
+                ["x": x], seed: { _ in seed }, wrt: ["x"],
+                overrides: ["Erf": { _, standard in
+                    calls.count += 1
+                    return try standard()
+                }]
+            ).gradients["x"])
+        #expect(calls.count == 1)
+        let apart = try #require(try executor.gradients(["x": x], seed: { _ in seed }, wrt: ["x", "d"]).gradients["x"])
+        #expect(try overridden.scalars(as: Float.self).map(\.bitPattern) == apart.scalars(as: Float.self).map(\.bitPattern))
+    }
+
     @Test func fusedLinearLayerBackwardIsTheProductRuleBitForBit() throws {
         let executor = try Executor(model: makeModel(
             [Node(opType: "MatMul", inputs: ["x", "w"], outputs: ["p"]), Node(opType: "Add", inputs: ["p", "b"], outputs: ["y"])],
@@ -255,8 +278,8 @@ import Testing
             ]))
         let x = try randomTensor([2, 13, 30], seed: 48, dtype: .float32)
         for seed in [try classTokenSeed([2, 13, 40], dtype: .float32), try randomTensor([2, 13, 40], seed: 49, dtype: .float32)] {
-            let fused = try #require(try executor.gradients(["x": x], of: .custom { _ in seed }, wrt: ["x"]).gradients["x"])
-            let apart = try #require(try executor.gradients(["x": x], of: .custom { _ in seed }, wrt: ["x", "p"]).gradients["x"])
+            let fused = try #require(try executor.gradients(["x": x], seed: { _ in seed }, wrt: ["x"]).gradients["x"])
+            let apart = try #require(try executor.gradients(["x": x], seed: { _ in seed }, wrt: ["x", "p"]).gradients["x"])
             // The Add passes the gradient unchanged to the product's own rule.
             #expect(try fused.scalars(as: Float.self).map(\.bitPattern) == apart.scalars(as: Float.self).map(\.bitPattern))
         }
@@ -322,7 +345,9 @@ import Testing
         // a row left out that should not be is off by the gradient itself.
         func run(_ dtype: DType) throws -> [String: [Double]] {
             let x = try randomTensor([3, 6, 8], seed: 63, dtype: dtype)
-            let result = try readout(dtype).gradients(["x": x], of: .logit(classes: [1, 4, 0]), wrt: ["x", "h", "attention"])
+            // The logits of classes 1, 4 and 0 of the three samples: a one-hot seed.
+            let seed = try Tensor(shape: [3, 5], scalars: (0..<15).map { [1, 9, 10].contains($0) ? 1.0 : 0 }).converted(to: dtype)
+            let result = try readout(dtype).gradients(["x": x], seed: { _ in seed }, wrt: ["x", "h", "attention"])
             return try result.gradients.mapValues { try $0.doubles() }
         }
         let (single, double) = (try run(.float32), try run(.float64))
@@ -350,7 +375,7 @@ import Testing
             BackwardStep(
                 inputs: [x, scale, nil], inputShapes: [x.shape, [8], [8]], inputTypes: [x.dtype, x.dtype, x.dtype],
                 outputs: kept, outputShapes: outputs.map { $0?.shape }, outputTypes: outputs.map { $0?.dtype },
-                outputGradients: [g], wanted: [true, true, true], guided: false))
+                outputGradients: [g], wanted: [true, true, true]))
     }
 
     /// Rows 1, 3 and 4 of a `[6, 8]` gradient are zero; row 4 of `x` holds a NaN.
@@ -394,7 +419,7 @@ import Testing
             try op.backward(
                 BackwardStep(
                     inputs: [nil], inputShapes: [x.shape], inputTypes: [.float32], outputs: [y], outputShapes: [y.shape],
-                    outputTypes: [.float32], outputGradients: [g], wanted: [true], guided: false))[0]
+                    outputTypes: [.float32], outputGradients: [g], wanted: [true]))[0]
         ).doubles()
         // The formulas in double precision from the same float32 outputs.
         let (ys, gs) = (try y.doubles(), try g.doubles())
@@ -431,9 +456,9 @@ import Testing
         let values = try randomTensor([4, 8], seed: 70).doubles().map { 20 + $0 }
         let x = try Tensor(shape: [4, 8], scalars: values).converted(to: .float16)
         let g = try randomTensor([4, 8], seed: 71, dtype: .float16)
-        let half = try #require(try executor(.float16).gradients(["x": x], of: .custom { _ in g }, wrt: ["x"]).gradients["x"]).doubles()
+        let half = try #require(try executor(.float16).gradients(["x": x], seed: { _ in g }, wrt: ["x"]).gradients["x"]).doubles()
         let single = try #require(
-            try executor(.float32).gradients(["x": x.converted(to: .float32)], of: .custom { _ in try g.converted(to: .float32) }, wrt: ["x"])
+            try executor(.float32).gradients(["x": x.converted(to: .float32)], seed: { _ in try g.converted(to: .float32) }, wrt: ["x"])
                 .gradients["x"]
         ).doubles()
         let largest = single.map(abs).max() ?? 0

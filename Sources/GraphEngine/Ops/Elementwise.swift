@@ -419,11 +419,8 @@ extension UnaryArithmetic: DifferentiableOperator {
             switch kind {
             case .negate: return try mapElements(g, as: T.self, T.negate)
             case .relu:
-                // Relu's output is positive exactly where its input is; guided backprop also drops negative gradients.
-                let guided = step.guided
-                return try broadcastBinary(g, step.output(0), as: T.self) { gradient, y in
-                    y > 0 && (!guided || gradient > 0) ? gradient : 0
-                }
+                // Relu's output is positive exactly where its input is.
+                return try broadcastBinary(g, step.output(0), as: T.self) { gradient, y in y > 0 ? gradient : 0 }
             }
         }
         return [try withFloatType(g.dtype, kind == .negate ? "Neg" : "Relu") { try run($0) }]
@@ -550,8 +547,13 @@ struct PassThrough: DifferentiableOperator {
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
         guard withMask else { return [x] }
+        // In training mode a ratio of 0 still keeps every element (the spec's reference does the same);
+        // any other ratio drops random elements, which no exported inference graph should ask for.
         if let training = inputs[2], try training.converted(to: .bool).scalars(as: Bool.self).first == true {
-            throw OpError("Dropout with training_mode = true drops random elements; export the model in eval mode")
+            let ratio = try inputs[1].map { try $0.converted(to: .float64).scalars(as: Double.self).first ?? 0.5 } ?? 0.5
+            guard ratio == 0 else {
+                throw OpError("Dropout with training_mode = true drops random elements; export the model in eval mode")
+            }
         }
         return [x, try Tensor.build(Bool.self, shape: x.shape) { $0.update(repeating: true) }]
     }
