@@ -95,7 +95,9 @@ for target in "${targets[@]}"; do
     wall=$(( $(date +%s) - start ))
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     shopt -s nullglob
-    artifacts=("$work/$target/artifacts/"*)
+    # libFuzzer also saves inputs slower than 10 s wall as slow-unit-*: on a shared machine (or under
+    # nice) those measure the load, not the input; they stay in the artifacts folder and do not count.
+    artifacts=("$work/$target/artifacts/"crash-* "$work/$target/artifacts/"timeout-* "$work/$target/artifacts/"oom-* "$work/$target/artifacts/"leak-*)
     shopt -u nullglob
     echo "$(date -u +%FT%TZ) $cpu $wall ${runs:-0} ${#artifacts[@]}" >> "$work/$target/ledger"
     echo "$target: ${runs:-?} executions in ${cpu} processor s (${wall} s wall), ${#artifacts[@]} finding(s) (log: $log)"
