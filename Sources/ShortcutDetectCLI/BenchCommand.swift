@@ -77,12 +77,7 @@ struct BenchCommand: ParsableCommand {
         }
         times.sort()
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-        var usage = rusage()
-        #if canImport(Glibc)
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        #else
-        getrusage(RUSAGE_SELF, &usage)
-        #endif
+        let usage = processUsage()
         #if canImport(Darwin)
         let peak = Double(usage.ru_maxrss) / 1_048_576
         #else
@@ -169,12 +164,7 @@ struct BenchCommand: ParsableCommand {
     /// Wall-clock and processor milliseconds (user and system, all threads) of `job`.
     private func timed(_ job: () throws -> Void) rethrows -> (wall: Double, cpu: Double) {
         func processor() -> Double {
-            var usage = rusage()
-            #if canImport(Glibc)
-            getrusage(RUSAGE_SELF.rawValue, &usage)
-            #else
-            getrusage(RUSAGE_SELF, &usage)
-            #endif
+            let usage = processUsage()
             func milliseconds(_ t: timeval) -> Double { Double(t.tv_sec) * 1e3 + Double(t.tv_usec) / 1e3 }
             return milliseconds(usage.ru_utime) + milliseconds(usage.ru_stime)
         }
@@ -212,4 +202,15 @@ struct BenchCommand: ParsableCommand {
         }
         FileHandle.standardError.write((lines.joined(separator: "\n") + "\n").data(using: .utf8) ?? Data())
     }
+}
+
+/// This process's resource usage (all threads), as `getrusage(RUSAGE_SELF)` reports it.
+private func processUsage() -> rusage {
+    var usage = rusage()
+    #if canImport(Glibc)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    #endif
+    return usage
 }
