@@ -121,180 +121,120 @@ public struct SampleRecord: Codable, Sendable, Equatable {
     public var faithfulness: FaithfulnessScores?
 }
 
-/// Everything a report is rendered from, kept small enough to hold for any dataset: per-sample
-/// records, per-sample maps pooled to a coarse grid, exact per-group sums of the full maps, and
-/// the overlays of the samples that rely most and least on the region.
+
+extension SampleRecord {
+    public init(
+        index: Int, file: String, group: String, label: Int?, predicted: Int, confidence: Double, target: Int, scores: RegionScores?
+    ) {
+        self.index = index
+        self.file = file
+        self.group = group
+        self.label = label
+        self.predicted = predicted
+        self.confidence = confidence
+        self.target = target
+        self.scores = scores
+    }
+}
+
+/// A row of groups.csv that was not audited: an image that could not be read, or a repeated row.
+public struct SampleIssue: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        /// The file is missing, unreadable or not an image, or it cannot be used as the audit is set up (an image of another size than an image-space region was drawn on).
+        case unusable
+        /// The file was already listed on an earlier row; it is audited once, at that row.
+        case duplicate
+    }
+
+    /// Position in groups.csv (data rows from 0), as ``SampleRecord/index``.
+    public let index: Int
+    public let file: String
+    public let group: String
+    public let label: Int?
+    public let kind: Kind
+    /// What went wrong, in words.
+    public let message: String
+
+    public init(index: Int, file: String, group: String, label: Int?, kind: Kind, message: String) {
+        self.index = index
+        self.file = file
+        self.group = group
+        self.label = label
+        self.kind = kind
+        self.message = message
+    }
+}
+
+/// Counts that tie the state files together: `state/index.json`.
 ///
-/// Sums are kept in 40.24 fixed point, so adding them is associative: a report merged from
-/// shards equals, byte for byte, the one a single run writes.
-public struct AuditState: Sendable {
-    public static let fixedPointScale = Double(1 << 24)
-    /// Overlays kept per group and end (most, least reliant).
-    public static let extremes = 3
+/// A reader checks every file against them (rows of `records.jsonl` and `issues.jsonl`, the exact
+/// sizes of `pooled.f32` and `embeddings.f32`, the members of each group in `sums.json`), so a
+/// damaged or hand-edited state is refused instead of merged into a wrong report.
+public struct StateIndex: Codable, Sendable, Equatable {
+    /// Audited samples: rows of `records.jsonl`, of `pooled.f32` and of `embeddings.f32`.
+    public var records: Int
+    /// Rows of `issues.jsonl`.
+    public var issues: Int
+    /// Values per embedding row (0 without embeddings).
+    public var embeddingWidth: Int
+    /// Audited samples per group.
+    public var groups: [String: Int]
+}
 
-    public var config: AuditConfig
-    public var records: [SampleRecord] = []
-    public var pooled: [Float] = []
-    public var sums: [String: [Int64]] = [:]
-    /// Overlay PNGs by sample index, for the extreme samples only.
-    public var overlays: [Int: Data] = [:]
-    /// Each record's embedding (the pooled output of the embed layer), row-major; empty when the
-    /// embedding detectors do not run.
-    public var embeddings: [Float] = []
+/// The samples whose overlays a report shows: per group the most and least region-reliant (by
+/// in-region share, ties to the earlier row), or the first few without a region. Kept as samples
+/// arrive, so it never holds more than a few per group.
+struct ExtremeSamples: Sendable {
+    /// Overlays kept per group and end.
+    static let count = 3
 
-    /// Values per embedding row.
-    public var embeddingWidth: Int { records.isEmpty ? 0 : embeddings.count / records.count }
-
-    public init(config: AuditConfig) { self.config = config }
-
-    var grid: PoolingGrid { PoolingGrid(height: config.height, width: config.width, maxCells: 32) }
-
-    /// Per group, the current most and least region-reliant samples as (in-region share, index).
-    private var extremesByGroup: [String: (most: [(Double, Int)], least: [(Double, Int)])] = [:]
-
-    /// Adds one sample with its heatmap and embedding (and its overlay, kept only while it is an extreme).
-    public mutating func add(_ record: SampleRecord, heatmap: [Float], embedding: [Float] = [], overlay: () throws -> Data) rethrows {
-        records.append(record)
-        embeddings += embedding
-        pooled += grid.pool(heatmap)
-        var sum = sums[record.group] ?? [Int64](repeating: 0, count: heatmap.count)
-        for (i, value) in heatmap.enumerated() { sum[i] += Int64((Double(value) * AuditState.fixedPointScale).rounded()) }
-        sums[record.group] = sum
-        // Same ranking as extremeIndices, kept incrementally: samples only ever arrive.
-        let key = (record.scores?.inMask ?? 0, record.index)
-        var entry = extremesByGroup[record.group] ?? ([], [])
-        let scored = record.scores != nil
-        entry.most.append(key)
-        entry.most.sort { scored ? ($0.0, -$0.1) > ($1.0, -$1.1) : $0.1 < $1.1 }
-        entry.most = Array(entry.most.prefix(AuditState.extremes))
-        if scored {
-            entry.least.append(key)
-            entry.least.sort { ($0.0, $0.1) < ($1.0, $1.1) }
-            entry.least = Array(entry.least.prefix(AuditState.extremes))
-        }
-        extremesByGroup[record.group] = entry
-        let keep = Set(extremesByGroup.values.flatMap { ($0.most + $0.least).map(\.1) })
-        if keep.contains(record.index) { overlays[record.index] = try overlay() }
-        overlays = overlays.filter { keep.contains($0.key) }
+    struct Entry: Sendable, Equatable {
+        let share: Double
+        let index: Int
     }
 
-    /// The samples whose overlays the report shows: per group, the most and least region-reliant
-    /// (by in-region share, ties to the earlier file), or the first few without a region.
-    func extremeIndices(group: String? = nil) -> Set<Int> {
-        var chosen = Set<Int>()
-        let groups = group.map { [$0] } ?? Array(Set(records.map(\.group)))
-        for name in groups {
-            let members = records.filter { $0.group == name }
-            guard members.first?.scores != nil else {
-                chosen.formUnion(members.map(\.index).sorted().prefix(AuditState.extremes))
-                continue
-            }
-            let ranked = members.sorted { ($0.scores?.inMask ?? 0, -$0.index) > ($1.scores?.inMask ?? 0, -$1.index) }
-            chosen.formUnion(ranked.prefix(AuditState.extremes).map(\.index))
-            let least = members.sorted { ($0.scores?.inMask ?? 0, $0.index) < ($1.scores?.inMask ?? 0, $1.index) }
-            chosen.formUnion(least.prefix(AuditState.extremes).map(\.index))
+    /// Per group, the most (or first, without scores) and the least region-reliant, best first.
+    private(set) var most: [String: [Entry]] = [:]
+    private(set) var least: [String: [Entry]] = [:]
+
+    /// Takes one sample into account; returns whether it is now among the extremes.
+    @discardableResult
+    mutating func add(_ record: SampleRecord) -> Bool {
+        let entry = Entry(share: record.scores?.inMask ?? 0, index: record.index)
+        var top = most[record.group] ?? []
+        if record.scores != nil {
+            top.append(entry)
+            top.sort { ($0.share, -$0.index) > ($1.share, -$1.index) }
+            var bottom = least[record.group] ?? []
+            bottom.append(entry)
+            bottom.sort { ($0.share, $0.index) < ($1.share, $1.index) }
+            least[record.group] = Array(bottom.prefix(Self.count))
+        } else {
+            top.append(entry)
+            top.sort { $0.index < $1.index }
         }
-        return chosen
+        most[record.group] = Array(top.prefix(Self.count))
+        return kept.contains(record.index)
     }
 
-    /// Drops overlays of samples that are no longer extremes.
-    mutating func prune() {
-        let keep = extremeIndices()
-        overlays = overlays.filter { keep.contains($0.key) }
-    }
+    /// Indices of every sample kept.
+    var kept: Set<Int> { Set((most.values.flatMap { $0 } + least.values.flatMap { $0 }).map(\.index)) }
+}
 
-    /// Group mean maps from the exact sums.
-    func means() -> [String: [Float]] {
-        var counts: [String: Int] = [:]
-        for record in records { counts[record.group, default: 0] += 1 }
-        return sums.reduce(into: [:]) { result, entry in
-            let n = Double(max(counts[entry.key] ?? 1, 1))
-            result[entry.key] = entry.value.map { Float(Double($0) / AuditState.fixedPointScale / n) }
+extension AuditConfig {
+    /// Throws unless the settings are ones an audit could have written: sizes the arithmetic
+    /// of a report relies on, finite thresholds, a region that fits the input.
+    func validate(_ source: String) throws {
+        func refuse(_ what: String) -> AuditError { AuditError.invalid("\(source) holds impossible settings: \(what)") }
+        // Compared without multiplying: height * width may overflow.
+        guard height >= 1, width >= 1, height <= RGBImage.maximumPixels / width else {
+            throw refuse("a \(height)x\(width) input")
         }
-    }
-
-    // MARK: - Shards
-
-    /// Combines the states of shards of one audit.
-    public static func merge(_ states: [AuditState]) throws -> AuditState {
-        guard let first = states.first else { throw AuditError.invalid("nothing to merge") }
-        for state in states where state.config != first.config {
-            throw AuditError.invalid("these reports come from audits with different settings and cannot be merged")
+        guard batchSize >= 1, total >= 0 else { throw refuse("batch size \(batchSize), \(total) images") }
+        guard threshold.isFinite, iouFraction.isFinite, maskArea.map({ (0...1).contains($0) }) ?? true else {
+            throw refuse("threshold \(threshold), IoU fraction \(iouFraction), region area \(maskArea ?? 0)")
         }
-        var merged = AuditState(config: first.config)
-        var rows: [(SampleRecord, ArraySlice<Float>, ArraySlice<Float>)] = []
-        for state in states {
-            let cells = state.grid.cells
-            let width = state.embeddingWidth
-            for (n, record) in state.records.enumerated() {
-                rows.append((record, state.pooled[n * cells..<(n + 1) * cells], state.embeddings[n * width..<(n + 1) * width]))
-            }
-            for (group, sum) in state.sums {
-                merged.sums[group] = zip(merged.sums[group] ?? [Int64](repeating: 0, count: sum.count), sum).map { $0 + $1 }
-            }
-            merged.overlays.merge(state.overlays) { a, _ in a }
-        }
-        rows.sort { $0.0.index < $1.0.index }
-        if let duplicate = zip(rows, rows.dropFirst()).first(where: { $0.0.0.index == $0.1.0.index }) {
-            throw AuditError.invalid("sample \(duplicate.0.0.file) appears in two shards")
-        }
-        merged.records = rows.map(\.0)
-        merged.pooled = rows.flatMap(\.1)
-        merged.embeddings = rows.flatMap(\.2)
-        guard merged.embeddings.count == merged.records.count * (states.first?.embeddingWidth ?? 0) else {
-            throw AuditError.invalid("the shards hold embeddings of different widths")
-        }
-        merged.prune()
-        return merged
-    }
-
-    /// Writes the state to `folder/state/`.
-    public func save(to folder: URL) throws {
-        let state = folder.appendingPathComponent("state")
-        let candidates = state.appendingPathComponent("overlays")
-        try FileManager.default.createDirectory(at: candidates, withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(config).write(to: state.appendingPathComponent("config.json"))
-        try encoder.encode(records).write(to: state.appendingPathComponent("records.json"))
-        try encoder.encode(sums).write(to: state.appendingPathComponent("sums.json"))
-        try pooled.withUnsafeBytes { Data($0) }.write(to: state.appendingPathComponent("pooled.f32"))
-        if config.embedTensor != nil {
-            try embeddings.withUnsafeBytes { Data($0) }.write(to: state.appendingPathComponent("embeddings.f32"))
-        }
-        for (index, data) in overlays { try data.write(to: candidates.appendingPathComponent("\(index).png")) }
-    }
-
-    /// Reads a state written by ``save(to:)``.
-    public static func load(from folder: URL) throws -> AuditState {
-        let state = folder.appendingPathComponent("state")
-        func read(_ name: String) throws -> Data {
-            do { return try Data(contentsOf: state.appendingPathComponent(name)) } catch {
-                throw AuditError.invalid("\(folder.path) is not an audit report (missing state/\(name))")
-            }
-        }
-        let decoder = JSONDecoder()
-        var result = AuditState(config: try decoder.decode(AuditConfig.self, from: read("config.json")))
-        result.records = try decoder.decode([SampleRecord].self, from: read("records.json"))
-        result.sums = try decoder.decode([String: [Int64]].self, from: read("sums.json"))
-        let pooled = try read("pooled.f32")
-        result.pooled = pooled.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        guard result.pooled.count == result.records.count * result.grid.cells else {
-            throw AuditError.invalid("\(folder.path): state/pooled.f32 does not match its records")
-        }
-        if result.config.embedTensor != nil {
-            let embeddings = try read("embeddings.f32")
-            result.embeddings = embeddings.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-            guard result.records.isEmpty || result.embeddings.count % result.records.count == 0 else {
-                throw AuditError.invalid("\(folder.path): state/embeddings.f32 does not match its records")
-            }
-        }
-        let candidates = state.appendingPathComponent("overlays")
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: candidates.path)) ?? [] {
-            if let index = Int((name as NSString).deletingPathExtension) {
-                result.overlays[index] = try Data(contentsOf: candidates.appendingPathComponent(name))
-            }
-        }
-        return result
+        if let maskPixels { _ = try RegionMask(packed: maskPixels, height: height, width: width) }
+        if let stride = faithfulnessStride, stride < 1 { throw refuse("faithfulness stride \(stride)") }
     }
 }

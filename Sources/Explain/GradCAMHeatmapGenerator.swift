@@ -57,6 +57,9 @@ public struct CAMResult: Sendable {
     public let logits: Tensor
     /// Per target layer, the layout its tensor was read in.
     public let layerLayouts: [LayerLayout]
+    /// The further tensors ``GradCAMHeatmapGenerator/explain(_:targetClasses:fetch:)`` was asked
+    /// for, from the same forward pass (of the unaugmented batch), by name.
+    public var fetched: [String: Tensor] = [:]
 }
 
 /// Class activation maps of an ONNX image classifier at chosen layers, with pytorch-grad-cam's numbers.
@@ -147,19 +150,24 @@ public final class GradCAMHeatmapGenerator: Sendable {
     }
 
     /// Heatmaps, raw layer maps, classes and logits for a batch in the model's ``inputLayout``.
-    public func explain(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> CAMResult {
+    ///
+    /// One forward and one reverse pass (six of each with augmentation smoothing): the logits
+    /// come from the same forward pass as the maps, and so does each tensor named in `fetch`
+    /// (an embedding layer, say), so a caller never runs the model again to get them.
+    public func explain(_ inputs: Tensor, targetClasses: [Int]? = nil, fetch: [String] = []) throws -> CAMResult {
         guard inputs.rank == 4 else {
             throw OpError("images must be \(inputLayout == .nchw ? "[N, C, H, W]" : "[N, H, W, C]"), got \(inputs.shape)")
         }
-        guard options.augSmooth else { return try explainOnce(inputs, targetClasses: targetClasses) }
+        guard options.augSmooth else { return try explainOnce(inputs, targetClasses: targetClasses, fetch: fetch) }
         var sum: [Double]?
         var plain: CAMResult?
         for flip in [false, true] {
             for factor in [0.9, 1, 1.1] {
                 var augmented = flip ? try Self.flipped(inputs, axis: inputLayout.widthAxis) : inputs
                 if factor != 1 { augmented = try Self.scaled(augmented, by: factor) }
-                let result = try explainOnce(augmented, targetClasses: targetClasses)
-                if !flip && factor == 1 { plain = result }
+                let plainPass = !flip && factor == 1
+                let result = try explainOnce(augmented, targetClasses: targetClasses, fetch: plainPass ? fetch : [])
+                if plainPass { plain = result }
                 let maps = try (flip ? Self.flipped(result.heatmaps, axis: 2) : result.heatmaps).doubles()
                 sum = sum.map { zip($0, maps).map { $0 + $1 } } ?? maps
             }
@@ -167,7 +175,8 @@ public final class GradCAMHeatmapGenerator: Sendable {
         guard let plain, let sum else { throw OpError("augmentation produced no maps") }
         let mean = try Tensor(shape: plain.heatmaps.shape, scalars: sum.map { Float($0 / 6) })
         return CAMResult(
-            heatmaps: mean, rawMaps: plain.rawMaps, classes: plain.classes, logits: plain.logits, layerLayouts: plain.layerLayouts)
+            heatmaps: mean, rawMaps: plain.rawMaps, classes: plain.classes, logits: plain.logits, layerLayouts: plain.layerLayouts,
+            fetched: plain.fetched)
     }
 
     /// `x`, the value of `tensor` for the batch `inputs`, as `[N, C, h, w]` when it is a 4-D map
@@ -203,16 +212,17 @@ public final class GradCAMHeatmapGenerator: Sendable {
 
     // MARK: - One pass
 
-    private func explainOnce(_ inputs: Tensor, targetClasses: [Int]?) throws -> CAMResult {
+    private func explainOnce(_ inputs: Tensor, targetClasses: [Int]?, fetch: [String]) throws -> CAMResult {
         let tensors = layers.map(\.tensor)
         var activations: [String: Tensor]
         var gradients: [String: Tensor] = [:]
         let logits: Tensor
         if method.usesGradients {
-            let result = try executor.gradients([inputName: inputs], of: .logit(classes: targetClasses), output: outputName, wrt: tensors)
+            let result = try executor.gradients(
+                [inputName: inputs], of: .logit(classes: targetClasses), output: outputName, wrt: tensors, fetch: fetch)
             (activations, gradients, logits) = (result.values, result.gradients, result.output)
         } else {
-            activations = try executor.run([inputName: inputs], fetch: [outputName] + tensors)
+            activations = try executor.run([inputName: inputs], fetch: [outputName] + tensors + fetch)
             guard let output = activations[outputName] else { throw OpError("the model produced no output") }
             logits = output
         }
@@ -261,7 +271,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
         }
         return CAMResult(
             heatmaps: try Tensor(shape: [batch, height, width], scalars: heatmaps), rawMaps: raws, classes: classes, logits: logits,
-            layerLayouts: layerLayouts)
+            layerLayouts: layerLayouts, fetched: fetch.reduce(into: [:]) { $0[$1] = activations[$1] })
     }
 
     /// A layer's activations and gradients as `[N, C, h, w]` (channels-last maps transposed,

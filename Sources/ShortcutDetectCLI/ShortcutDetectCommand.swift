@@ -10,3 +10,6 @@ struct ShortcutDetectCommand: ParsableCommand {
         version: shortcutDetectVersion,
         subcommands: [InspectCommand.self, RunCommand.self, GradCAMCommand.self, AuditCommand.self, MergeCommand.self, EmbedCommand.self, DetectCommand.self, CompareHeadsCommand.self, BenchCommand.self])
 }
+
+/// The program and version, as the manifests of results folders name their producer.
+let producer = "shortcut-detect \(shortcutDetectVersion)"
