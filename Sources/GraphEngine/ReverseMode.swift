@@ -117,6 +117,7 @@ extension Executor {
                 records[index] = BackwardRecord(inputs: inputs, results: results, saved: saved)
             })
         guard let outputValue = values[outputSlot] else { throw GraphError.nodeFailed(node: outputName, reason: "was not computed") }
+        passes.countReverse()
 
         var gradients: [Int: Tensor] = [outputSlot: try target.seed(for: outputValue)]
         for index in steps.indices.reversed() where onPath[index] {

@@ -281,25 +281,41 @@ struct EmbedCommand: ParsableCommand {
         }
         let files = names.filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
         guard !files.isEmpty else { throw ValidationError("no .png, .jpg or .jpeg files in \(images)") }
-        var rows: [Float] = []
-        var width = 0
+        // Rows go to the file as they come (after its header, written once the width is known),
+        // while the next batch is read and decoded on another thread.
+        let destination = URL(fileURLWithPath: out)
+        let output = try OutputFile(destination)
+        let size = max(batchSize, 1)
+        var next = 0
+        let reader = Prefetch<(count: Int, batch: Tensor)>(name: "shortcut-detect embed: decode") {
+            guard next < files.count else { return nil }
+            let chunk = Array(files[next..<min(next + size, files.count)])
+            next += chunk.count
+            return (chunk.count, try prep.batch(chunk.map { folder.appendingPathComponent($0) }).tensor)
+        }
+        defer { reader.cancel() }
+        var width: Int?
         let progress = Progress(total: files.count)
-        for start in stride(from: 0, to: files.count, by: max(batchSize, 1)) {
-            let chunk = Array(files[start..<min(start + max(batchSize, 1), files.count)])
-            let (batch, _, _) = try prep.batch(chunk.map { folder.appendingPathComponent($0) })
+        while let (count, batch) = try reader.next() {
             guard let features = try executor.run([executor.inputs[0].name: batch], fetch: [tensor])[tensor] else { continue }
             let image = (prep.crop?.height ?? 0, prep.crop?.width ?? 0)
             let pooled = try Embeddings.pooled(layouts.channelsFirstMap(features, of: tensor, image: image, layout: layerLayout))
-            width = pooled.count / chunk.count
-            rows += pooled
-            progress.advance(by: chunk.count)
+            if width == nil {
+                width = pooled.count / count
+                try output.append(Tensor.npyHeader(dtype: .float32, shape: [files.count, pooled.count / count]))
+            }
+            try pooled.withUnsafeBytes { try output.append(raw: $0) }
+            progress.advance(by: count)
         }
         progress.finish()
-        let destination = URL(fileURLWithPath: out)
-        try Tensor(shape: [files.count, width], scalars: rows).writeNPY(to: destination)
-        let list = destination.deletingPathExtension().appendingPathExtension("files.txt")
-        try (files.joined(separator: "\n") + "\n").write(to: list, atomically: true, encoding: .utf8)
-        print("wrote \(files.count) x \(width) embeddings to \(out) and the file order to \(list.path)")
+        let list = try OutputFile(destination.deletingPathExtension().appendingPathExtension("files.txt"))
+        try list.append(Data((files.joined(separator: "\n") + "\n").utf8))
+        try list.commit()
+        try output.commit()
+        if ProcessInfo.processInfo.environment["SHORTCUT_DETECT_REPORT_PASSES"] != nil {
+            FileHandle.standardError.write(Data("passes: forward \(executor.passes.forward), reverse \(executor.passes.reverse)\n".utf8))
+        }
+        print("wrote \(files.count) x \(width ?? 0) embeddings to \(out) and the file order to \(list.destination.path)")
     }
 }
 

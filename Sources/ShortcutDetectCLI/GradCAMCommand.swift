@@ -130,21 +130,26 @@ struct GradCAMCommand: ParsableCommand {
 
         let heatmaps: Tensor
         let chosen: [Int]
+        var camMaps: Tensor?
         switch method {
         case .guidedBackprop:
             chosen = try classes ?? generator.predictedClasses(images)
             heatmaps = try generator.guidedBackprop(images, targetClasses: chosen)
+        case .guidedGradCAM:
+            let (guided, cam) = try generator.guidedAndCAM(images, targetClasses: classes)
+            chosen = cam.classes
+            camMaps = cam.heatmaps
+            if let raw { try cam.rawMaps[0].writeNPY(to: URL(fileURLWithPath: raw)) }
+            heatmaps = try generator.guidedGradCAM(guided: guided, heatmaps: cam.heatmaps)
         default:
             let result = try generator.explain(images, targetClasses: classes)
             chosen = result.classes
             if let raw { try result.rawMaps[0].writeNPY(to: URL(fileURLWithPath: raw)) }
-            heatmaps = method == .guidedGradCAM
-                ? try generator.guidedGradCAM(guided: generator.guidedBackprop(images, targetClasses: chosen), heatmaps: result.heatmaps)
-                : result.heatmaps
+            heatmaps = result.heatmaps
         }
         try heatmaps.writeNPY(to: URL(fileURLWithPath: output))
         if let faithfulness = try makeFaithfulness(generator), let metricsJSON {
-            let maps = method == .guidedGradCAM ? try generator.explain(images, targetClasses: chosen).heatmaps : heatmaps
+            let maps = camMaps ?? heatmaps
             let scores = try faithfulness.evaluate(images, heatmaps: metricMaps(maps), classes: chosen, indices: Array(0..<chosen.count))
             try faithfulness.json(scores, classes: chosen).write(to: URL(fileURLWithPath: metricsJSON))
             print("wrote the faithfulness metrics of \(chosen.count) map(s) to \(metricsJSON)")

@@ -201,6 +201,53 @@ public final class OutputFolder: @unchecked Sendable {
     }
 }
 
+/// A single file that appears whole or not at all: written beside its destination under a hidden
+/// name, then renamed over it (removed instead when the run is interrupted).
+public final class OutputFile: @unchecked Sendable {
+    public let destination: URL
+    private let staging: URL
+    private let sink: FileSink
+    private var finished = false
+
+    public init(_ destination: URL) throws {
+        self.destination = destination.standardizedFileURL
+        let parent = self.destination.deletingLastPathComponent()
+        OutputFolder.removeAbandoned(in: parent, name: self.destination.lastPathComponent)
+        staging = parent.appendingPathComponent(".\(self.destination.lastPathComponent).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        sink = try FileSink(staging, name: self.destination.lastPathComponent)
+        Interrupts.shared.register(staging)
+    }
+
+    deinit { if !finished { discard() } }
+
+    /// Appends bytes.
+    public func append(raw: UnsafeRawBufferPointer) throws { try sink.append(raw: raw) }
+    public func append<Bytes: ContiguousBytes>(_ data: Bytes) throws { try sink.append(data) }
+
+    /// Moves the file into place.
+    public func commit() throws {
+        _ = try sink.closeFile()
+        TestCrash.event()
+        try Interrupts.shared.withLock {
+            guard rename(staging.path, destination.path) == 0 else {
+                throw OutputError("cannot move \(staging.path) to \(destination.path): \(String(cString: strerror(errno)))")
+            }
+            finished = true
+            Interrupts.shared.unregister(staging)
+        }
+        TestCrash.event()
+    }
+
+    /// Removes the partial file: the destination is left as it was.
+    public func discard() {
+        Interrupts.shared.withLock {
+            finished = true
+            Interrupts.shared.unregister(staging)
+            unlink(staging.path)
+        }
+    }
+}
+
 /// One file as a manifest lists it.
 public struct ManifestEntry: Codable, Sendable, Equatable {
     /// The path inside the folder, `/`-separated.
