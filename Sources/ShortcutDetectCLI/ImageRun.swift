@@ -140,9 +140,9 @@ struct ImageRun {
         let files = try imageFiles()
         guard let outPath = options.out else { return }
         guard (0...9).contains(options.compression) else { throw ValidationError("--compression must be 0 to 9, got \(options.compression)") }
-        let output = try OutputFolder(URL(fileURLWithPath: outPath), overwrite: options.overwrite)
         let preprocessing = try options.preprocessing.make(for: generator.executor)
         let labels = try options.labels.map { try String(contentsOfFile: $0, encoding: .utf8).split(separator: "\n").map(String.init) }
+        let output = try OutputFolder(URL(fileURLWithPath: outPath), overwrite: options.overwrite)
         let progress = Progress(total: files.count)
         let faithfulness = try command.makeFaithfulness(generator)
         var scores: [FaithfulnessScores] = []
