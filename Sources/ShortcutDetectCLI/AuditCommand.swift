@@ -163,6 +163,7 @@ struct AuditCommand: ParsableCommand {
         let progress = Progress(total: parts > 1 ? (input.count + parts - 1) / parts : input.count)
         try auditor.run(input, part: part, of: parts, into: output) { progress.advance(by: $0) }
         progress.finish()
+        reportPasses(generator.executor)
         let report = try AuditReport.write(into: output)
         try output.commit(kind: AuditRunConfiguration.kind, producer: producer, configuration: AuditRunConfiguration(config, shard: parts > 1 ? shard : nil))
         print(report.summary)
@@ -312,9 +313,7 @@ struct EmbedCommand: ParsableCommand {
         try list.append(Data((files.joined(separator: "\n") + "\n").utf8))
         try list.commit()
         try output.commit()
-        if ProcessInfo.processInfo.environment["SHORTCUT_DETECT_REPORT_PASSES"] != nil {
-            FileHandle.standardError.write(Data("passes: forward \(executor.passes.forward), reverse \(executor.passes.reverse)\n".utf8))
-        }
+        reportPasses(executor)
         print("wrote \(files.count) x \(width ?? 0) embeddings to \(out) and the file order to \(list.destination.path)")
     }
 }

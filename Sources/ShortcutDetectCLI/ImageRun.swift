@@ -202,9 +202,7 @@ struct ImageRun {
             try faithfulness.json(scores, classes: scoredClasses, files: files.map(\.lastPathComponent)).write(to: URL(fileURLWithPath: path))
             print("wrote the faithfulness metrics of \(scores.count) map(s) to \(path)")
         }
-        if ProcessInfo.processInfo.environment["SHORTCUT_DETECT_REPORT_PASSES"] != nil {
-            FileHandle.standardError.write(Data("passes: forward \(generator.executor.passes.forward), reverse \(generator.executor.passes.reverse)\n".utf8))
-        }
+        reportPasses(generator.executor)
     }
 
     /// One batch's maps for some classes: CAM heatmaps, guided pictures, or both.
