@@ -67,7 +67,7 @@ SUPPORTED_OPS = frozenset(
     ArgMin TopK CumSum
     Pad Range Tile ScatterND ScatterElements GatherElements GatherND OneHot Trilu NonZero DepthToSpace
     SpaceToDepth Size Einsum Upsample Resize
-    ConvTranspose InstanceNormalization GroupNormalization LRN LpNormalization MeanVarianceNormalization
+    ConvTranspose Col2Im InstanceNormalization GroupNormalization LRN LpNormalization MeanVarianceNormalization
     LSTM GRU RNN QuantizeLinear DequantizeLinear""".split()
 )
 BIG_TEST_BYTES = 100_000

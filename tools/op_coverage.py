@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """How much of the spec the committed tests exercise, for the ops of issue 11.
 
-For each op the issue lists (and LogSoftmax, GlobalMaxPool), reads onnx.defs for every schema
-version in effect at some opset from 7 to 25 and its type constraints, then reports which of
-those versions and which of our element types a committed test exercises, and which backward
-rules have a finite-difference check.
+For each op the issue lists (and LogSoftmax, GlobalMaxPool, and Col2Im, which timm's VOLO exports
+through the dynamo exporter), reads onnx.defs for every schema version in effect at some opset
+from 7 to 25 and its type constraints, then reports which of those versions and which of our
+element types a committed test exercises, and which backward rules have a finite-difference check.
 
 What counts as a test:
   * the upstream node tests ONNXNodeTests runs: the `run` lines of
@@ -63,7 +63,7 @@ OPS = [
     # recurrent, quantization
     "LSTM", "GRU", "RNN", "QuantizeLinear", "DequantizeLinear",
     # also asked for
-    "LogSoftmax", "GlobalMaxPool",
+    "LogSoftmax", "GlobalMaxPool", "Col2Im",
 ]
 
 # BatchNormalization is in the issue for training_mode=1 only (an attribute since opset 14).

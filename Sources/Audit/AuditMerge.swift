@@ -16,12 +16,13 @@ extension AuditReport {
         guard !shards.isEmpty else { throw AuditError.invalid("nothing to merge") }
         var readers: [AuditStateReader] = []
         for shard in shards {
+            // Its sentences name the folder or file and what is wrong with it.
             do { _ = try ManifestHeader.verify(shard, kind: AuditRunConfiguration.kind) } catch let error as OutputError {
-                throw AuditError.invalid("\(shard.path) is not a complete audit report: \(error)")
+                throw AuditError.invalid(error.description)
             }
             let reader = try AuditStateReader(shard)
             let manifest = try? JSONDecoder().decode(
-                Manifest<AuditRunConfiguration>.self, from: Data(contentsOf: shard.appendingPathComponent(ManifestHeader.fileName)))
+                Manifest<AuditRunConfiguration>.self, from: FileIO.data(of: shard.appendingPathComponent(ManifestHeader.fileName).path))
             guard manifest?.configuration.audit == reader.config else {
                 throw AuditError.invalid("\(shard.path): the manifest's configuration differs from state/config.json")
             }
@@ -53,10 +54,9 @@ extension AuditReport {
             let folder = readers[shard].folder
             try writer.add(head.record, pooled: head.pooled, embedding: head.embedding[...]) {
                 let url = folder.appendingPathComponent("\(AuditStateLayout.overlays)/\(head.record.index).png")
-                guard let data = FileManager.default.contents(atPath: url.path) else {
-                    throw AuditError.invalid("\(url.path) is missing: the report needs the overlay of \(head.record.file)")
+                do { return try FileIO.data(of: url.path) } catch let error as FileError {
+                    throw AuditError.invalid("the report needs the overlay of \(head.record.file), but \(url.path): \(error.reason)")
                 }
-                return data
             }
             records += 1
             heads[shard] = try streams[shard].next()

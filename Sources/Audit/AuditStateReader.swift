@@ -24,12 +24,9 @@ struct AuditStateReader {
         self.folder = folder
         let name = folder.path
         func read(_ path: String) throws -> Data {
-            let url = folder.appendingPathComponent(path)
-            var info = stat()
-            guard lstat(url.path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, let data = FileManager.default.contents(atPath: url.path) else {
-                throw AuditError.invalid("\(name) is not an audit report (no \(path))")
+            do { return try FileIO.data(of: folder.appendingPathComponent(path).path) } catch let error as FileError {
+                throw AuditError.invalid("\(name) is not an audit report (\(path): \(error.reason))")
             }
-            return data
         }
         func decode<T: Decodable>(_ type: T.Type, _ path: String) throws -> T {
             do { return try JSONDecoder().decode(type, from: read(path)) } catch let error as DecodingError {
@@ -81,7 +78,10 @@ struct AuditStateReader {
                 throw AuditError.invalid("\(folderURL.path)/\(name) is not the overlay of a sample the report shows")
             }
             let url = folderURL.appendingPathComponent(name)
-            guard let data = FileManager.default.contents(atPath: url.path) else { throw AuditError.invalid("cannot read \(url.path)") }
+            let data: Data
+            do { data = try FileIO.data(of: url.path) } catch let error as FileError {
+                throw AuditError.invalid("cannot read the overlay \(url.path): \(error.reason)")
+            }
             let picture: RGBImage
             do { picture = try RGBImage(data: data, path: url.path) } catch {
                 throw AuditError.invalid("\(url.path) is not a valid overlay: \(error)")

@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 #if canImport(Glibc)
 import Glibc
@@ -22,12 +23,8 @@ final class LineReader {
     init(_ url: URL, limit: Int = 64 << 20) throws {
         self.url = url
         self.limit = limit
-        fd = open(url.path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw AuditError.invalid("cannot read \(url.path): \(String(cString: strerror(errno)))") }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw AuditError.invalid("\(url.path) is not a regular file")
+        do { fd = try FileIO.openRegular(url.path).fd } catch let error as FileError {
+            throw AuditError.invalid("cannot read \(url.path): \(error.reason)")
         }
     }
 
@@ -76,20 +73,15 @@ final class RowReader {
     init(_ url: URL, width: Int, rows: Int, name: String) throws {
         self.url = url
         self.width = width
-        fd = open(url.path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw AuditError.invalid("cannot read \(name): \(String(cString: strerror(errno)))") }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw AuditError.invalid("\(name) is not a regular file")
+        let size: Int
+        do { (fd, size) = try FileIO.openRegular(url.path) } catch let error as FileError {
+            throw AuditError.invalid("cannot read \(name): \(error.reason)")
         }
-        let (values, overflow) = rows.multipliedReportingOverflow(by: width)
-        let (bytes, overflow2) = values.multipliedReportingOverflow(by: MemoryLayout<Float>.size)
-        guard !overflow, !overflow2, Int(info.st_size) == bytes else {
+        let bytes = MemoryBudget.product(rows, width, MemoryLayout<Float>.size)
+        guard size == bytes else {
             close(fd)
             throw AuditError.invalid(
-                "\(name) has \(info.st_size) bytes; \(rows) rows of \(width) float32 values need "
-                    + (overflow || overflow2 ? "more than can be addressed" : "\(bytes)"))
+                "\(name) has \(size) bytes; \(rows) rows of \(width) float32 values need \(bytes.map(String.init) ?? "more than can be addressed")")
         }
     }
 

@@ -11,8 +11,8 @@ public struct RegionMask: Sendable, Equatable {
     public let inside: [Bool]
 
     public init(height: Int, width: Int, inside: [Bool]) throws {
-        guard inside.count == height * width, height > 0, width > 0 else {
-            throw AuditError.invalid("a \(height)x\(width) mask needs \(height * width) values, got \(inside.count)")
+        guard height > 0, width > 0, inside.count == MemoryBudget.product(height, width) else {
+            throw AuditError.invalid("a \(height)x\(width) mask cannot hold \(inside.count) values")
         }
         self.height = height
         self.width = width
@@ -21,9 +21,14 @@ public struct RegionMask: Sendable, Equatable {
 
     /// The union of rectangles `(x, y, width, height)` in input pixels.
     public init(rectangles: [(x: Int, y: Int, width: Int, height: Int)], height: Int, width: Int) throws {
-        var inside = [Bool](repeating: false, count: height * width)
+        guard height > 0, width > 0, let count = MemoryBudget.product(height, width) else {
+            throw AuditError.invalid("a mask of \(width)x\(height) pixels is not possible")
+        }
+        try MemoryBudget.check(count, for: "a \(width)x\(height) mask")
+        var inside = [Bool](repeating: false, count: count)
         for r in rectangles {
-            guard r.width > 0, r.height > 0, r.x >= 0, r.y >= 0, r.x + r.width <= width, r.y + r.height <= height else {
+            // Compared without adding: x + width may overflow.
+            guard r.width > 0, r.height > 0, r.x >= 0, r.y >= 0, r.width <= width - r.x, r.height <= height - r.y else {
                 throw AuditError.invalid("rectangle \(r.x),\(r.y),\(r.width),\(r.height) does not lie inside the \(width)x\(height) input")
             }
             for y in r.y..<r.y + r.height { for x in r.x..<r.x + r.width { inside[y * width + x] = true } }

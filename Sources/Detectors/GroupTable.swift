@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// A groups CSV, read by header name: `group` (required), `label` and `file` (optional); other
 /// columns are ignored. Quoted fields may hold commas and doubled quotes.
@@ -23,8 +24,8 @@ public struct GroupTable: Sendable, Equatable {
 
     public static func read(csv url: URL) throws -> GroupTable {
         let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw DetectorError.invalidInput("cannot read \(url.path): \(error.localizedDescription)")
+        do { text = try FileIO.text(of: url.path) } catch let error as FileError {
+            throw DetectorError.invalidInput("cannot read \(url.path): \(error.reason)")
         }
         let lines = text.split(whereSeparator: \.isNewline).map { CSV.fields(in: String($0)) }.filter { !$0.allSatisfy(\.isEmpty) }
         guard let header = lines.first?.map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }),

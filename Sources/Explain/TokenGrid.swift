@@ -33,10 +33,23 @@ public struct TokenGrid: Sendable, Equatable, CustomStringConvertible {
             "cannot lay \(tokens) tokens out as a grid for a \(inputHeight)x\(inputWidth) input; give the grid explicitly")
     }
 
+    /// The tokens this grid lays out, `prefixTokens + height · width`, or an error when a part is
+    /// out of range (a negative prefix, an empty grid) or the count overflows.
+    public func tokenCount() throws -> Int {
+        guard prefixTokens >= 0, height >= 1, width >= 1 else {
+            throw OpError("a token grid needs a prefix of 0 or more tokens and at least one row and column, got \(self)")
+        }
+        guard let patches = MemoryBudget.product(height, width),
+            case (let total, false) = patches.addingReportingOverflow(prefixTokens)
+        else { throw OpError("a \(self) has more tokens than can be counted") }
+        return total
+    }
+
     /// `[N, tokens, C]` as `[N, C, h, w]`.
     public func spatial(_ tokens: Tensor) throws -> Tensor {
-        guard tokens.rank == 3, tokens.shape[1] == prefixTokens + height * width else {
-            throw OpError("a \(self) needs \(prefixTokens + height * width) tokens, the layer has shape \(tokens.shape)")
+        let needed = try tokenCount()
+        guard tokens.rank == 3, tokens.shape[1] == needed else {
+            throw OpError("a \(self) needs \(needed) tokens, the layer has shape \(tokens.shape)")
         }
         let (batch, count, channels) = (tokens.shape[0], tokens.shape[1], tokens.shape[2])
         let grid = try tokens.sliced(axis: 1, prefixTokens..<count).reshaped([batch, height, width, channels])

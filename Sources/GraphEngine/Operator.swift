@@ -116,6 +116,7 @@ public struct OpRegistry: Sendable {
         registry.registerResize()
         registry.registerEinsum()
         registry.registerConvTranspose()
+        registry.registerCol2Im()
         registry.registerInstanceNormalization()
         registry.registerLocalNormalization()
         registry.widenForHalfPrecision(widenedForHalfPrecision)

@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved `R, G, B`.
 ///
@@ -15,8 +16,8 @@ public struct RGBImage: Sendable, Equatable {
     public static let maximumPixels = 1 << 26
 
     public init(width: Int, height: Int, pixels: [UInt8]) throws {
-        guard width > 0, height > 0, pixels.count == width * height * 3 else {
-            throw ImageError.invalid("an RGB image of \(width)x\(height) needs \(max(width * height * 3, 0)) bytes, got \(pixels.count)")
+        guard width > 0, height > 0, let bytes = MemoryBudget.product(width, height, 3), pixels.count == bytes else {
+            throw ImageError.invalid("an RGB image of \(width)x\(height) pixels cannot hold \(pixels.count) bytes")
         }
         self.width = width
         self.height = height
@@ -24,30 +25,45 @@ public struct RGBImage: Sendable, Equatable {
     }
 
     /// Reads a PNG or JPEG file (the format comes from its first bytes, not its name).
-    public init(contentsOf url: URL) throws {
+    ///
+    /// `checkSize` sees the width and height the file declares before any pixel is decoded, and
+    /// may refuse them (``Preprocessing`` refuses sizes whose resize would not fit).
+    public init(contentsOf url: URL, checkSize: (_ width: Int, _ height: Int) throws -> Void = { _, _ in }) throws {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw ImageError.unreadable(path: url.path, reason: error.localizedDescription)
+        do { data = try FileIO.data(of: url.path) } catch let error as FileError {
+            throw ImageError.unreadable(path: url.path, reason: error.reason)
         }
-        try self.init(data: data, path: url.path)
+        try self.init(data: data, path: url.path, checkSize: checkSize)
     }
 
     /// Decodes PNG or JPEG bytes; `path` only labels errors.
-    public init(data: Data, path: String = "<memory>") throws {
+    public init(data: Data, path: String = "<memory>", checkSize: (_ width: Int, _ height: Int) throws -> Void = { _, _ in }) throws {
         let head = [UInt8](data.prefix(8))
         if head.starts(with: [0x89, 0x50, 0x4E, 0x47]) {
-            self = try PNG.decode(data, path: path)
+            self = try PNG.decode(data, path: path, checkSize: checkSize)
         } else if head.starts(with: [0xFF, 0xD8, 0xFF]) {
-            self = try JPEG.decode(data, path: path)
+            self = try JPEG.decode(data, path: path, checkSize: checkSize)
         } else {
             throw ImageError.unsupported(path: path, reason: "not a PNG or JPEG file")
         }
+    }
+
+    /// Refuses a declared image size beyond ``maximumPixels``, or whose decoding buffers (`bytesPerPixel`
+    /// in all) would not fit the ``MemoryBudget``; returns those bytes.
+    static func decodingBytes(width: Int, height: Int, bytesPerPixel: Int, path: String) throws -> Int {
+        guard width > 0, height > 0, let pixels = MemoryBudget.product(width, height), pixels <= maximumPixels,
+            let bytes = MemoryBudget.product(pixels, bytesPerPixel)
+        else {
+            throw ImageError.unsupported(path: path, reason: "image size \(width)x\(height) exceeds the \(maximumPixels)-pixel limit")
+        }
+        return bytes
     }
 }
 
 /// Errors reading or writing images; each names the file.
 public enum ImageError: Error, CustomStringConvertible, Equatable {
     case unreadable(path: String, reason: String)
+    case unwritable(path: String, reason: String)
     case unsupported(path: String, reason: String)
     case corrupt(path: String, reason: String)
     case invalid(String)
@@ -55,6 +71,7 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .unreadable(let path, let reason): "cannot read image \(path): \(reason)"
+        case .unwritable(let path, let reason): "cannot write image \(path): \(reason)"
         case .unsupported(let path, let reason): "\(path): \(reason)"
         case .corrupt(let path, let reason): "\(path) is corrupt or truncated: \(reason)"
         case .invalid(let reason): reason

@@ -1,5 +1,6 @@
 import CTurboJPEG
 import Foundation
+import TensorCore
 
 /// JPEG decoding through libjpeg-turbo's TurboJPEG API.
 ///
@@ -8,7 +9,7 @@ import Foundation
 /// TurboJPEG returns an error code and a message. Its defaults (accurate integer IDCT, smooth
 /// chroma upsampling) are the ones PIL decodes with.
 enum JPEG {
-    static func decode(_ data: Data, path: String) throws -> RGBImage {
+    static func decode(_ data: Data, path: String, checkSize: (_ width: Int, _ height: Int) throws -> Void) throws -> RGBImage {
         guard let handle = tjInitDecompress() else { throw ImageError.corrupt(path: path, reason: "cannot start the JPEG decoder") }
         defer { tjDestroy(handle) }
         var bytes = [UInt8](data)
@@ -21,19 +22,22 @@ enum JPEG {
             throw ImageError.corrupt(path: path, reason: String(cString: tjGetErrorStr2(handle)))
         }
         let cmyk = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
-        guard width > 0, height > 0, Int(width) * Int(height) <= RGBImage.maximumPixels else {
-            throw ImageError.unsupported(path: path, reason: "image size \(width)x\(height) exceeds the \(RGBImage.maximumPixels)-pixel limit")
-        }
         let channels = cmyk ? 4 : 3
-        var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * channels)
-        let format = cmyk ? TJPF_CMYK : TJPF_RGB
-        let status = tjDecompress2(handle, &bytes, size, &pixels, width, 0, height, Int32(format.rawValue), 0)
-        // A truncated file decodes with a warning; refuse it rather than return grey rows.
-        if status != 0 {
-            throw ImageError.corrupt(path: path, reason: String(cString: tjGetErrorStr2(handle)))
+        // The decoded samples, and the RGB result of a CMYK file.
+        let decodedBytes = try RGBImage.decodingBytes(
+            width: Int(width), height: Int(height), bytesPerPixel: channels + (cmyk ? 3 : 0), path: path)
+        try checkSize(Int(width), Int(height))
+        return try MemoryBudget.withReservation(decodedBytes, for: "image \(path) decoded at \(width)x\(height)") {
+            var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * channels)
+            let format = cmyk ? TJPF_CMYK : TJPF_RGB
+            let status = tjDecompress2(handle, &bytes, size, &pixels, width, 0, height, Int32(format.rawValue), 0)
+            // A truncated file decodes with a warning; refuse it rather than return grey rows.
+            if status != 0 {
+                throw ImageError.corrupt(path: path, reason: String(cString: tjGetErrorStr2(handle)))
+            }
+            if cmyk { pixels = rgb(fromCMYK: pixels) }
+            return try RGBImage(width: Int(width), height: Int(height), pixels: pixels)
         }
-        if cmyk { pixels = rgb(fromCMYK: pixels) }
-        return try RGBImage(width: Int(width), height: Int(height), pixels: pixels)
     }
 
     /// CMYK as stored by Adobe applications (inverted), to RGB the way PIL converts it:

@@ -1,5 +1,6 @@
 import CPNG
 import Foundation
+import TensorCore
 
 /// PNG files through libpng's simplified API (`png_image`), which reports errors instead of
 /// jumping out of the caller, so it is safe from Swift.
@@ -7,7 +8,7 @@ public enum PNG {
     /// Decodes any PNG (gray, gray+alpha, RGB, RGBA, palette; 8 or 16 bits) to 8-bit RGB, the way
     /// PIL's `convert("RGB")` does: alpha is dropped, not composited; 16-bit samples keep their
     /// high byte. (PIL clips 16-bit grayscale at 255 instead; we scale it like colour.)
-    static func decode(_ data: Data, path: String) throws -> RGBImage {
+    static func decode(_ data: Data, path: String, checkSize: (_ width: Int, _ height: Int) throws -> Void) throws -> RGBImage {
         // libpng reads from the buffer until finish_read, so both calls happen inside one borrow.
         try data.withUnsafeBytes { raw in
             var image = png_image()
@@ -20,24 +21,12 @@ public enum PNG {
             // Read with alpha, so libpng never composites; 16-bit files stay linear 16-bit (no gamma change).
             image.format = png_uint_32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA) | (sixteen ? png_uint_32(PNG_FORMAT_FLAG_LINEAR) : 0)
             let (width, height) = (Int(image.width), Int(image.height))
-            guard width > 0, height > 0, Int(width) * Int(height) <= RGBImage.maximumPixels else {
-                throw ImageError.unsupported(path: path, reason: "image size \(width)x\(height) exceeds the \(RGBImage.maximumPixels)-pixel limit")
+            // The samples as read (4 per pixel, 2 bytes each in 16-bit files) and the RGB result.
+            let bytes = try RGBImage.decodingBytes(width: width, height: height, bytesPerPixel: sixteen ? 11 : 7, path: path)
+            try checkSize(width, height)
+            return try MemoryBudget.withReservation(bytes, for: "image \(path) decoded at \(width)x\(height)") {
+                try finish(&image, width: width, height: height, sixteen: sixteen, path: path)
             }
-            var rgb = [UInt8](repeating: 0, count: width * height * 3)
-            if sixteen {
-                var samples = [UInt16](repeating: 0, count: width * height * 4)
-                guard png_image_finish_read(&image, nil, &samples, 0, nil) != 0 else {
-                    throw ImageError.corrupt(path: path, reason: message(&image))
-                }
-                for p in 0..<width * height { for c in 0..<3 { rgb[p * 3 + c] = UInt8(samples[p * 4 + c] >> 8) } }
-            } else {
-                var samples = [UInt8](repeating: 0, count: width * height * 4)
-                guard png_image_finish_read(&image, nil, &samples, 0, nil) != 0 else {
-                    throw ImageError.corrupt(path: path, reason: message(&image))
-                }
-                for p in 0..<width * height { for c in 0..<3 { rgb[p * 3 + c] = samples[p * 4 + c] } }
-            }
-            return try RGBImage(width: width, height: height, pixels: rgb)
         }
     }
 
@@ -45,6 +34,25 @@ public enum PNG {
     /// README): level 1 writes them in about a third of level 6's time for files about 10% larger,
     /// level 3 sits between; overlays are working pictures, so speed wins.
     public static let defaultLevel: Int32 = 1
+
+    /// Decodes the pixels of an image whose header `png_image_begin_read_from_memory` has read.
+    private static func finish(_ image: inout png_image, width: Int, height: Int, sixteen: Bool, path: String) throws -> RGBImage {
+        var rgb = [UInt8](repeating: 0, count: width * height * 3)
+        if sixteen {
+            var samples = [UInt16](repeating: 0, count: width * height * 4)
+            guard png_image_finish_read(&image, nil, &samples, 0, nil) != 0 else {
+                throw ImageError.corrupt(path: path, reason: message(&image))
+            }
+            for p in 0..<width * height { for c in 0..<3 { rgb[p * 3 + c] = UInt8(samples[p * 4 + c] >> 8) } }
+        } else {
+            var samples = [UInt8](repeating: 0, count: width * height * 4)
+            guard png_image_finish_read(&image, nil, &samples, 0, nil) != 0 else {
+                throw ImageError.corrupt(path: path, reason: message(&image))
+            }
+            for p in 0..<width * height { for c in 0..<3 { rgb[p * 3 + c] = samples[p * 4 + c] } }
+        }
+        return try RGBImage(width: width, height: height, pixels: rgb)
+    }
 
     /// Encodes 8-bit pixels with 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels.
     public static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8], level: Int32 = defaultLevel) throws -> Data {
@@ -67,8 +75,8 @@ public enum PNG {
     /// Writes an RGB image.
     public static func write(_ image: RGBImage, to url: URL, level: Int32 = defaultLevel) throws {
         let data = try encode(width: image.width, height: image.height, channels: 3, pixels: image.pixels, level: level)
-        do { try data.write(to: url) } catch {
-            throw ImageError.unreadable(path: url.path, reason: "cannot write: \(error.localizedDescription)")
+        do { try FileIO.write(data, to: url) } catch let error as FileError {
+            throw ImageError.unwritable(path: url.path, reason: error.reason)
         }
     }
 

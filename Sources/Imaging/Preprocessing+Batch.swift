@@ -13,7 +13,7 @@ extension Preprocessing {
     /// One file read, resized, cropped and normalized: the model's input, the image as the model
     /// saw it, and the file's own size.
     public func prepare(_ url: URL) throws -> PreparedImage {
-        let image = try RGBImage(contentsOf: url)
+        let image = try load(url)
         let prepared = try resizedAndCropped(image)
         return PreparedImage(tensor: try normalized(prepared), image: prepared, size: (image.width, image.height))
     }

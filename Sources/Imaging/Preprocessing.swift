@@ -1,3 +1,4 @@
+import Foundation
 import TensorCore
 
 /// torchvision's classification preprocessing, step for step: `Resize(resize)` of the shorter
@@ -55,9 +56,63 @@ public struct Preprocessing: Sendable, Equatable {
     /// shorter side to `crop / 0.875` (256 for 224), then centre-crop; images that already are
     /// `height` x `width` are used as they are.
     public static func evaluation(height: Int, width: Int, normalization: Normalization = .imagenet) -> Preprocessing {
-        Preprocessing(
-            resize: Int((Double(min(height, width)) / 0.875).rounded(.down)), crop: (height, width), normalization: normalization,
+        // Sizes come from a model's declared input: clamp before converting, ``validate()`` refuses what is absurd.
+        let resize = (Double(min(height, width)) / 0.875).rounded(.down)
+        return Preprocessing(
+            resize: resize < 0x1p62 ? Int(resize) : 1 << 62, crop: (height, width), normalization: normalization,
             inputSizedAsIs: true)
+    }
+
+    /// Throws unless the resize and the crop are positive and their images fit ``RGBImage/maximumPixels``
+    /// (an image resized to a shorter side of `resize` has at least `resize²` pixels).
+    public func validate() throws {
+        if let crop {
+            guard crop.height >= 1, crop.width >= 1, let pixels = MemoryBudget.product(crop.height, crop.width),
+                pixels <= RGBImage.maximumPixels
+            else {
+                throw ImageError.invalid(
+                    "a crop of \(crop.height)x\(crop.width) pixels is not possible: each side must be at least 1 and the crop within the \(RGBImage.maximumPixels)-pixel limit")
+            }
+        }
+        if let resize {
+            guard resize >= 1, let pixels = MemoryBudget.product(resize, resize), pixels <= RGBImage.maximumPixels else {
+                throw ImageError.invalid(
+                    "resizing the shorter side to \(resize) pixels is not possible: it must be from 1 to \(Preprocessing.largestResize) (larger images exceed the \(RGBImage.maximumPixels)-pixel limit)")
+            }
+        }
+    }
+
+    /// The largest shorter side a resize may ask for.
+    public static let largestResize = Int(Double(RGBImage.maximumPixels).squareRoot())
+
+    /// The size of a `width` x `height` image after the resize (before the crop); refuses sizes past
+    /// ``RGBImage/maximumPixels`` or the ``MemoryBudget``, so an image of extreme aspect ratio
+    /// cannot ask for gigabytes.
+    public func resizedSize(width: Int, height: Int) throws -> (width: Int, height: Int) {
+        try validate()
+        guard let resize, !usesAsIs(width: width, height: height) else { return (width, height) }
+        guard width > 0, height > 0 else { throw ImageError.invalid("an image of \(width)x\(height) pixels cannot be resized") }
+        // torchvision: the shorter side becomes `resize`, the longer keeps the aspect (truncated).
+        let (short, long) = width <= height ? (width, height) : (height, width)
+        let exactLong = (Double(resize) * Double(long) / Double(short)).rounded(.towardZero)
+        let newLong = exactLong < 0x1p62 ? Int(exactLong) : 1 << 62
+        let size = width <= height ? (width: resize, height: newLong) : (width: newLong, height: resize)
+        guard let pixels = MemoryBudget.product(resize, newLong), pixels <= RGBImage.maximumPixels else {
+            throw ImageError.invalid(
+                "resizing a \(width)x\(height) image to a shorter side of \(resize) makes it \(size.width)x\(size.height) pixels, more than the \(RGBImage.maximumPixels)-pixel limit")
+        }
+        // The resized image and the horizontal pass's rows: at most twice its bytes.
+        try MemoryBudget.check(pixels * 6, for: "resizing a \(width)x\(height) image to \(size.width)x\(size.height)")
+        return size
+    }
+
+    /// Reads an image file, refusing it before decoding when its resize would not fit (see ``resizedSize(width:height:)``).
+    public func load(_ url: URL) throws -> RGBImage {
+        try RGBImage(contentsOf: url) { width, height in
+            do { _ = try resizedSize(width: width, height: height) } catch ImageError.invalid(let reason) {
+                throw ImageError.unsupported(path: url.path, reason: reason)
+            }
+        }
     }
 
     public static func == (a: Preprocessing, b: Preprocessing) -> Bool {
@@ -94,11 +149,8 @@ public struct Preprocessing: Sendable, Equatable {
     public func resizedAndCropped(_ image: RGBImage, nearest: Bool = false) throws -> RGBImage {
         if usesAsIs(width: image.width, height: image.height) { return image }
         var result = image
-        if let resize {
-            // torchvision: the shorter side becomes `resize`, the longer keeps the aspect (truncated).
-            let (short, long) = image.width <= image.height ? (image.width, image.height) : (image.height, image.width)
-            let newLong = Int(Double(resize) * Double(long) / Double(short))
-            let (width, height) = image.width <= image.height ? (resize, newLong) : (newLong, resize)
+        let (width, height) = try resizedSize(width: image.width, height: image.height)
+        if resize != nil {
             result = try nearest ? Resample.nearest(image, width: width, height: height) : Resample.bilinear(image, width: width, height: height)
         }
         if let crop { result = try Preprocessing.centerCrop(result, height: crop.height, width: crop.width) }

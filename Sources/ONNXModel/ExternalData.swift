@@ -37,23 +37,31 @@ enum ExternalData {
             throw fail("length is \(length) bytes but the tensor's shape needs \(expectedBytes)")
         }
 
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw fail("cannot open \(location): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw fail("cannot stat \(location)") }
-        let fileSize = Int(info.st_size)
-        guard offset <= fileSize, length <= fileSize - offset else {
-            throw fail("bytes \(offset)..<\(offset + length) lie beyond the end of \(location) (\(fileSize) bytes)")
+        do {
+            return try read(path, location: location, offset: offset, length: length, fail: fail)
+        } catch let error as FileError {
+            throw fail("cannot read \(location): \(error.reason)")
         }
-        let storage = try TensorStorage(byteCount: length)
-        var done = 0
-        while done < length {
-            let n = pread(fd, storage.base + done, length - done, off_t(offset + done))
-            guard n > 0 else { throw fail("read of \(location) failed at byte \(offset + done)") }
-            done += n
+    }
+
+    /// `length` bytes from `offset` of the file at `path`, checked against its size first.
+    private static func read(_ path: String, location: String, offset: Int, length: Int, fail: (String) -> ONNXError) throws
+        -> TensorStorage
+    {
+        try FileIO.withDescriptor(of: path) { fd, fileSize in
+            // Compared without adding: an offset near Int.max must not overflow.
+            guard offset <= fileSize, length <= fileSize - offset else {
+                throw fail("\(length) bytes from offset \(offset) lie beyond the end of \(location) (\(fileSize) bytes)")
+            }
+            let storage = try TensorStorage(uninitializedByteCount: length)
+            var done = 0
+            while done < length {
+                let n = pread(fd, storage.base + done, length - done, off_t(offset + done))
+                guard n > 0 else { throw fail("read of \(location) failed at byte \(offset + done)") }
+                done += n
+            }
+            return storage
         }
-        return storage
     }
 
     /// The real path of `location` inside `directory`, or an error when it would leave the folder.

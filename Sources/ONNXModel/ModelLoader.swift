@@ -2,12 +2,6 @@ import CONNXProto
 import Foundation
 import TensorCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 extension Model {
     /// Loads an ONNX model file, with any external data files beside it.
     ///
@@ -17,6 +11,7 @@ extension Model {
     public init(contentsOf url: URL) throws {
         let path = url.path
         let proto: UnsafeMutablePointer<Onnx__ModelProto> = try withMappedFile(path) { bytes, size in
+            try WireDepth.check(UnsafeRawBufferPointer(start: bytes, count: size), path: path)
             guard let proto = onnx__model_proto__unpack(nil, size, bytes) else {
                 throw ONNXError.notONNX(
                     path: path, reason: "protobuf decoding failed; the file is truncated, corrupt, or not an ONNX model")
@@ -29,8 +24,9 @@ extension Model {
 
     /// Decodes a model from serialized bytes. External data is refused: there is no folder to read it from.
     public init(serializedData data: Data) throws {
-        let proto: UnsafeMutablePointer<Onnx__ModelProto>? = data.withUnsafeBytes { raw in
+        let proto: UnsafeMutablePointer<Onnx__ModelProto>? = try data.withUnsafeBytes { raw in
             guard let base = raw.baseAddress else { return nil }
+            try WireDepth.check(raw, path: "<memory>")
             return onnx__model_proto__unpack(nil, raw.count, base.assumingMemoryBound(to: UInt8.self))
         }
         guard let proto else {
@@ -56,25 +52,18 @@ extension Tensor {
     }
 }
 
-/// Maps a file read-only for the duration of `body`.
+/// Maps a model or tensor file read-only for the duration of `body`.
+///
+/// The decoder copies every byte field it finds, so a file larger than the memory budget is
+/// refused before decoding.
 private func withMappedFile<R>(_ path: String, _ body: (UnsafePointer<UInt8>, Int) throws -> R) throws -> R {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw ONNXError.unreadable(path: path, reason: String(cString: strerror(errno))) }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else { throw ONNXError.unreadable(path: path, reason: String(cString: strerror(errno))) }
-    guard (info.st_mode & S_IFMT) == S_IFREG else { throw ONNXError.unreadable(path: path, reason: "not a regular file") }
-    let size = Int(info.st_size)
-    guard size > 0 else { throw ONNXError.notONNX(path: path, reason: "the file is empty") }
-    // Linux: fault the whole file in with one call instead of a page fault per 4 KB while decoding.
-    #if os(Linux)
-    let flags = MAP_PRIVATE | MAP_POPULATE
-    #else
-    let flags = MAP_PRIVATE
-    #endif
-    guard let mapped = mmap(nil, size, PROT_READ, flags, fd, 0), mapped != MAP_FAILED else {
-        throw ONNXError.unreadable(path: path, reason: "cannot map the file: \(String(cString: strerror(errno)))")
+    do {
+        return try FileIO.withContents(of: path) { bytes in
+            guard let base = bytes.baseAddress, bytes.count > 0 else { throw ONNXError.notONNX(path: path, reason: "the file is empty") }
+            try MemoryBudget.check(bytes.count, for: "decoding \(path)")
+            return try body(base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
+    } catch let error as FileError {
+        throw ONNXError.unreadable(path: path, reason: error.reason)
     }
-    defer { munmap(mapped, size) }
-    return try body(mapped.assumingMemoryBound(to: UInt8.self), size)
 }

@@ -132,9 +132,10 @@ struct ProtoDecoder {
                 throw invalid("declared shape \(shape) of \(dtype) needs \(byteCount) bytes but raw_data holds \(raw.len)")
             }
             guard let data = raw.data, byteCount > 0 else { return try Tensor(zeros: dtype, shape: shape) }
+            let storage = try TensorStorage(adoptingMalloced: data, byteCount: byteCount)
             proto.pointee.raw_data.data = nil
             proto.pointee.raw_data.len = 0
-            return try Tensor(dtype: dtype, shape: shape, storage: TensorStorage(adoptingMalloced: data, byteCount: byteCount))
+            return try Tensor(dtype: dtype, shape: shape, storage: storage)
         }
         return try typedFieldTensor(proto.pointee, dtype: dtype, shape: shape, count: count, invalid: invalid)
     }

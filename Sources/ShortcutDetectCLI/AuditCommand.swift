@@ -100,7 +100,14 @@ struct AuditCommand: ParsableCommand {
     @Flag(help: "Stop at the first image that cannot be used instead of listing it in samples.csv and going on.")
     var strict = false
 
+    @OptionGroup var resources: ResourceOptions
+
     func validate() throws {
+        try FlagCheck.number(threshold, "--threshold", in: 0...1)
+        try FlagCheck.count(batchSize, "--batch-size")
+        _ = try parseShard()
+        _ = try parseRectangles()
+        do { _ = try AuditTarget(target) } catch { throw ValidationError("\(error)") }
         if mask != nil && !maskRect.isEmpty { throw ValidationError("give --mask or --mask-rect, not both") }
         guard maps == "normalized" || maps == "raw" else { throw ValidationError("--maps must be normalized or raw") }
         guard method.camMethod != nil, method != .guidedGradCAM else {
@@ -132,7 +139,7 @@ struct AuditCommand: ParsableCommand {
         guard let crop = prep.crop else { throw ValidationError("the input size is unknown; give --size") }
         // The region's space is settled against the first readable image of the whole audit, so every shard settles it alike.
         let first = try input.firstReadable { url in
-            let image = try RGBImage(contentsOf: url)
+            let image = try prep.load(url)
             return (image.width, image.height)
         }
         let region = try makeMask(preprocessing: prep, imageSize: first, height: crop.height, width: crop.width)
@@ -194,24 +201,28 @@ struct AuditCommand: ParsableCommand {
             let url = URL(fileURLWithPath: mask)
             let name = url.lastPathComponent
             let resolved = try RegionMask.resolve(
-                RGBImage(contentsOf: url), name: name, space: maskSpace, imageSize: imageSize, preprocessing: preprocessing,
+                preprocessing.load(url), name: name, space: maskSpace, imageSize: imageSize, preprocessing: preprocessing,
                 inputHeight: height, inputWidth: width)
             return (resolved.mask, resolved.space, resolved.reason, name)
         }
         guard !maskRect.isEmpty else { return nil }
-        let rectangles = try maskRect.map { spec -> (x: Int, y: Int, width: Int, height: Int) in
-            let v = spec.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard v.count == 4 else { throw ValidationError("--mask-rect expects X,Y,W,H, got '\(spec)'") }
-            return (v[0], v[1], v[2], v[3])
-        }
         // Rectangles are in model-input pixels unless --mask-space image puts them on the images.
         let space = maskSpace ?? .model
         let canvas: (width: Int, height: Int) = space == .image ? imageSize : (width, height)
-        let drawn = try RegionMask(rectangles: rectangles, height: canvas.height, width: canvas.width)
+        let drawn = try RegionMask(rectangles: parseRectangles(), height: canvas.height, width: canvas.width)
         let resolved = try RegionMask.resolve(
             drawn.picture, name: "--mask-rect", space: space, imageSize: imageSize, preprocessing: preprocessing, inputHeight: height,
             inputWidth: width)
         return (resolved.mask, resolved.space, resolved.reason, "rectangles " + maskRect.joined(separator: " "))
+    }
+
+    private func parseRectangles() throws -> [(x: Int, y: Int, width: Int, height: Int)] {
+        try maskRect.map { spec in
+            let v = spec.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard v.count == 4, let x = v[0], let y = v[1], let width = v[2], let height = v[3], x >= 0, y >= 0, width > 0, height > 0
+            else { throw ValidationError("--mask-rect expects X,Y,W,H with X, Y from 0 and W, H from 1, got '\(spec)'") }
+            return (x, y, width, height)
+        }
     }
 }
 
@@ -228,6 +239,12 @@ struct MergeCommand: ParsableCommand {
 
     @Flag(help: "Replace the report already in REPORT (it stays until the new one is complete).")
     var overwrite = false
+
+    @OptionGroup var resources: ResourceOptions
+
+    func validate() throws {
+        try FlagCheck.outputsSpareInputs([("--out", out)], inputs: reports.map { ("report", $0) })
+    }
 
     func run() throws {
         let output = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
@@ -269,6 +286,13 @@ struct EmbedCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where to write the embeddings (.npy).", valueName: "PATH"))
     var out: String
 
+    @OptionGroup var resources: ResourceOptions
+
+    func validate() throws {
+        try FlagCheck.count(batchSize, "--batch-size")
+        try FlagCheck.outputsSpareInputs([("--out", out)], inputs: [("model", model)])
+    }
+
     func run() throws {
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
         let executor = try Executor(model: loaded)
@@ -277,8 +301,8 @@ struct EmbedCommand: ParsableCommand {
         let layouts = LayerLayouts(model: loaded, inputLayout: prep.layout)
         let folder = URL(fileURLWithPath: images)
         let names: [String]
-        do { names = try FileManager.default.contentsOfDirectory(atPath: images) } catch {
-            throw ValidationError("cannot list --images \(images): \(error.localizedDescription)")
+        do { names = try FileIO.contentsOfFolder(folder) } catch let error as FileError {
+            throw ValidationError("cannot list --images \(images): \(error.reason)")
         }
         let files = names.filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
         guard !files.isEmpty else { throw ValidationError("no .png, .jpg or .jpeg files in \(images)") }

@@ -39,7 +39,11 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .customLong("no-fold"), help: "Forward only: build the executor without constant folding (what folding costs at load, saves per run).")
     var noFold = false
 
+    @OptionGroup var resources: ResourceOptions
+
     func validate() throws {
+        try FlagCheck.count(runs, "--runs")
+        try FlagCheck.count(threads, "--threads")
         if noFold && layer != nil { throw ValidationError("--no-fold times forward passes; drop --layer") }
     }
 

@@ -47,7 +47,11 @@ struct CompareHeadsCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also write the numbers as JSON.", valueName: "PATH"))
     var json: String?
 
+    @OptionGroup var resources: ResourceOptions
+
     func validate() throws {
+        try FlagCheck.number(threshold, "--threshold", in: 0...1)
+        try FlagCheck.outputsSpareInputs(json.map { [("--json", $0)] } ?? [], inputs: [("model", model)] + (input.map { [("--input", $0)] } ?? []))
         guard Set(head).count >= 2, Set(head).count == head.count else { throw ValidationError("give two or more different --head outputs") }
         guard [input != nil, !image.isEmpty, images != nil].filter({ $0 }).count == 1 else {
             throw ValidationError("give exactly one of --input, --image or --images")
@@ -84,7 +88,7 @@ struct CompareHeadsCommand: ParsableCommand {
                 "method": method.rawValue, "threshold": threshold, "images": names, "pairs": pairs,
                 "classes": Dictionary(uniqueKeysWithValues: zip(head, results.map(\.classes))),
             ]
-            try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: json))
+            try FileIO.write(JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys]), to: URL(fileURLWithPath: json))
             print("wrote \(json)")
         }
     }
@@ -99,8 +103,8 @@ struct CompareHeadsCommand: ParsableCommand {
         var files = image.map { URL(fileURLWithPath: $0) }
         if let images {
             let listed: [String]
-            do { listed = try FileManager.default.contentsOfDirectory(atPath: images) } catch {
-                throw ValidationError("cannot list --images \(images): \(error.localizedDescription)")
+            do { listed = try FileIO.contentsOfFolder(URL(fileURLWithPath: images)) } catch let error as FileError {
+                throw ValidationError("cannot list --images \(images): \(error.reason)")
             }
             files = listed.filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
                 .map { URL(fileURLWithPath: images).appendingPathComponent($0) }

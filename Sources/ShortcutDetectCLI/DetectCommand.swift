@@ -32,7 +32,12 @@ struct DetectCommand: ParsableCommand {
     @Flag(help: "Replace the results already in DIR (they stay until the new ones are complete).")
     var overwrite = false
 
-    func validate() throws { _ = try parsedMethods() }
+    @OptionGroup var resources: ResourceOptions
+
+    func validate() throws {
+        _ = try parsedMethods()
+        try FlagCheck.outputsSpareInputs([("--out", out)], inputs: [("--embeddings", embeddings), ("--groups", groups)])
+    }
 
     func parsedMethods() throws -> [DetectionMethod] {
         let names = methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -53,7 +58,7 @@ struct DetectCommand: ParsableCommand {
         let table = try GroupTable.read(csv: URL(fileURLWithPath: groups))
         let list = url.deletingPathExtension().appendingPathExtension("files.txt")
         let files = FileManager.default.fileExists(atPath: list.path)
-            ? try String(contentsOf: list, encoding: .utf8).split(whereSeparator: \.isNewline).map(String.init) : nil
+            ? try FileIO.text(of: list.path).split(whereSeparator: \.isNewline).map(String.init) : nil
         let (groupNames, labels) = try table.aligned(count: matrix.shape[0], files: table.hasFiles ? files : nil)
 
         let output = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)

@@ -78,6 +78,8 @@ struct GradCAMCommand: ParsableCommand {
     @Option(name: .customLong("output-kind"), help: ArgumentHelp("How to read the model's output: logits (softmaxed) or probabilities (used as is). Default: probabilities when the graph ends in Softmax, else each row decides.", valueName: "KIND"))
     var outputKind: OutputKind?
 
+    @OptionGroup var resources: ResourceOptions
+
     func validate() throws {
         if tokenGrid != nil, let layerLayout, layerLayout != .tokens(nil) {
             throw ValidationError("--token-grid lays out tokens; it does not go with --layer-layout \(layerLayout)")
@@ -87,6 +89,11 @@ struct GradCAMCommand: ParsableCommand {
         if input != nil && output == nil { throw ValidationError("--input needs --output HEAT.npy") }
         if input == nil && images.out == nil { throw ValidationError("--image/--images need --out DIR") }
         if images.topK != nil && targetClass != nil { throw ValidationError("use --class or --top-k, not both") }
+        if let tokenGrid { _ = try FlagCheck.tokenGrid(tokenGrid) }
+        _ = try parseClasses(count: 1, checkingCount: false)
+        let inputs = [("model", model)] + (input.map { [("--input", $0)] } ?? [])
+        let outputs = [output.map { ("--output", $0) }, raw.map { ("--raw", $0) }, metricsJSON.map { ("--metrics-json", $0) }]
+        try FlagCheck.outputsSpareInputs(outputs.compactMap { $0 }, inputs: inputs)
         if metricsJSON != nil && method == .guidedBackprop { throw ValidationError("--metrics-json needs a CAM method, not guided-backprop") }
         _ = try parsePercentiles(roadPercentiles)
     }
@@ -109,7 +116,7 @@ struct GradCAMCommand: ParsableCommand {
         var options = CAMOptions(
             eigenSmooth: eigenSmooth, augSmooth: augSmooth, normalization: normalization, upsampling: upsampling,
             layerLayout: layerLayout, inputLayout: images.preprocessing.inputLayout)
-        if let tokenGrid { options.layerLayout = .tokens(try parseGrid(tokenGrid)) }
+        if let tokenGrid { options.layerLayout = .tokens(try FlagCheck.tokenGrid(tokenGrid)) }
         let layers = layer.isEmpty && method != .guidedBackprop
             ? [try LayerChoice.layer(nil, model: loaded, size: images.preprocessing.size)] : layer
         return try GradCAMHeatmapGenerator(
@@ -159,23 +166,18 @@ struct GradCAMCommand: ParsableCommand {
         print("wrote \(heatmaps.dtype)\(heatmaps.shape) to \(output)")
     }
 
-    func parseClasses(count: Int) throws -> [Int]? {
+    func parseClasses(count: Int, checkingCount: Bool = true) throws -> [Int]? {
         guard let targetClass else { return nil }
-        let values = try targetClass.split(separator: ",").map { part -> Int in
-            guard let value = Int(part.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("--class takes integers, got '\(targetClass)'")
+        let values = try targetClass.split(separator: ",", omittingEmptySubsequences: false).map { part -> Int in
+            guard let value = Int(part.trimmingCharacters(in: .whitespaces)), value >= 0 else {
+                throw ValidationError("--class takes class indices (integers from 0), got '\(targetClass)'")
             }
             return value
         }
         if values.count == 1 { return Array(repeating: values[0], count: count) }
+        guard checkingCount else { return values }
         guard values.count == count else { throw ValidationError("--class lists \(values.count) classes for \(count) samples") }
         return values
-    }
-
-    private func parseGrid(_ spec: String) throws -> TokenGrid {
-        let parts = spec.split(whereSeparator: { $0 == ":" || $0 == "x" }).compactMap { Int($0) }
-        guard parts.count == 3 else { throw ValidationError("--token-grid expects PREFIX:HxW, e.g. 1:14x14, got '\(spec)'") }
-        return TokenGrid(prefixTokens: parts[0], height: parts[1], width: parts[2])
     }
 }
 

@@ -47,6 +47,13 @@ struct ImageOptions: ParsableArguments {
 
     @Flag(help: "Replace the results already in --out (they stay until the new ones are complete).")
     var overwrite = false
+
+    func validate() throws {
+        try FlagCheck.number(alpha, "--alpha", in: 0...1)
+        try FlagCheck.count(batchSize, "--batch-size")
+        if let topK { try FlagCheck.count(topK, "--top-k") }
+        guard (0...9).contains(compression) else { throw ValidationError("--compression must be 0 to 9, got \(compression)") }
+    }
 }
 
 extension Colormap: ExpressibleByArgument {}
@@ -71,6 +78,20 @@ struct PreprocessingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("How the model takes images: nchw or nhwc (default: from its declared input shape).", valueName: "LAYOUT"))
     var inputLayout: ImageLayout?
 
+    func validate() throws {
+        for (flag, preprocessing) in [
+            ("--resize \(resize ?? 0)", Preprocessing(resize: resize, crop: nil)),
+            ("--size \(size.map { "\($0.height)x\($0.width)" } ?? "")", Preprocessing(resize: nil, crop: size.map { ($0.height, $0.width) })),
+        ] {
+            do { try preprocessing.validate() } catch { throw ValidationError("\(flag): \(error)") }
+        }
+        if mean != nil || std != nil {
+            guard let mean = mean.flatMap(triple), let std = std.flatMap(triple),
+                (mean + std).allSatisfy(\.isFinite), !std.contains(0)
+            else { throw ValidationError("--mean and --std each need three finite comma-separated numbers, std not 0") }
+        }
+    }
+
     /// torchvision's evaluation transform for this model's input size.
     func make(for executor: Executor) throws -> Preprocessing {
         var normalization = Preprocessing.Normalization.preset(preprocess)
@@ -93,6 +114,7 @@ struct PreprocessingOptions: ParsableArguments {
             result.resize = resize
             result.inputSizedAsIs = false
         }
+        try result.validate()
         return result
     }
 
@@ -139,9 +161,8 @@ struct ImageRun {
     func run() throws {
         let files = try imageFiles()
         guard let outPath = options.out else { return }
-        guard (0...9).contains(options.compression) else { throw ValidationError("--compression must be 0 to 9, got \(options.compression)") }
         let preprocessing = try options.preprocessing.make(for: generator.executor)
-        let labels = try options.labels.map { try String(contentsOfFile: $0, encoding: .utf8).split(separator: "\n").map(String.init) }
+        let labels = try options.labels.map { try FileIO.text(of: $0).split(separator: "\n").map(String.init) }
         let output = try OutputFolder(URL(fileURLWithPath: outPath), overwrite: options.overwrite)
         let progress = Progress(total: files.count)
         let faithfulness = try command.makeFaithfulness(generator)
@@ -302,8 +323,8 @@ struct ImageRun {
         if let folder = options.images {
             let url = URL(fileURLWithPath: folder)
             let names: [String]
-            do { names = try FileManager.default.contentsOfDirectory(atPath: folder) } catch {
-                throw ValidationError("cannot list --images \(folder): \(error.localizedDescription)")
+            do { names = try FileIO.contentsOfFolder(url) } catch let error as FileError {
+                throw ValidationError("cannot list --images \(folder): \(error.reason)")
             }
             let files = names.filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
             guard !files.isEmpty else { throw ValidationError("no .png, .jpg or .jpeg files in \(folder)") }

@@ -20,6 +20,8 @@ struct InspectCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Image size to compute layer shapes at when the model leaves it free (default 224x224).", valueName: "HxW"))
     var size: ImageSize?
 
+    @OptionGroup var resources: ResourceOptions
+
     func run() throws {
         let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
         let report = ModelInspection(model: loaded, imageSize: size.map { ($0.height, $0.width) })

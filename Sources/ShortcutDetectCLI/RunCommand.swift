@@ -24,6 +24,13 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also save the intermediate tensor NAME to PATH (repeatable).", valueName: "NAME=PATH"))
     var tap: [String] = []
 
+    @OptionGroup var resources: ResourceOptions
+
+    func validate() throws {
+        let inputs = [("model", model)] + input.map { ("--input", path(of: $0)) }
+        try FlagCheck.outputsSpareInputs([("--output", output)] + tap.map { ("--tap", path(of: $0)) }, inputs: inputs)
+    }
+
     func run() throws {
         let executor = try Executor(model: Model(contentsOf: URL(fileURLWithPath: model)))
         var feeds: [String: Tensor] = [:]
@@ -48,6 +55,12 @@ struct RunCommand: ParsableCommand {
             }
             print("argmax per sample: \(top.joined(separator: ", "))")
         }
+    }
+
+    /// The path of a `NAME=PATH` or bare `PATH` value.
+    private func path(of spec: String) -> String {
+        guard let equals = spec.lastIndex(of: "="), !FileManager.default.fileExists(atPath: spec) else { return spec }
+        return String(spec[spec.index(after: equals)...])
     }
 
     /// Splits `NAME=PATH`; a bare `PATH` takes the default name when there is one.

@@ -10,6 +10,16 @@ struct ShortcutDetectCommand: ParsableCommand {
         abstract: "See where an exported ONNX image classifier looks, without Python.",
         version: shortcutDetectVersion,
         subcommands: [InspectCommand.self, RunCommand.self, GradCAMCommand.self, AuditCommand.self, MergeCommand.self, EmbedCommand.self, DetectCommand.self, CompareHeadsCommand.self, BenchCommand.self])
+
+    /// ArgumentParser's main, with every error in our own words (see ``CommandFailure``).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: CommandFailure.wrapping(error))
+        }
+    }
 }
 
 /// The program and version, as the manifests of results folders name their producer.

@@ -264,8 +264,10 @@ public struct ManifestEntry: Codable, Sendable, Equatable {
 
     /// The entry of the file at `file`, read and hashed now.
     public init(file: URL, path: String) throws {
-        let fd = open(file.path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw OutputError("cannot read \(file.path): \(String(cString: strerror(errno)))") }
+        let fd: Int32
+        do { fd = try FileIO.openRegular(file.path).fd } catch let error as FileError {
+            throw OutputError("cannot read \(file.path): \(error.reason)")
+        }
         defer { close(fd) }
         var hash = SHA256()
         var total = 0
@@ -315,8 +317,9 @@ public struct ManifestHeader: Codable, Sendable {
     /// Reads `folder/manifest.json` (without checking the files).
     public static func read(_ folder: URL) throws -> ManifestHeader {
         let url = folder.appendingPathComponent(fileName)
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw OutputError("\(folder.path) has no manifest.json: it is not a complete folder of shortcut-detect results")
+        let data: Data
+        do { data = try FileIO.data(of: url.path) } catch let error as FileError {
+            throw OutputError("\(folder.path) is not a complete folder of shortcut-detect results: its manifest.json cannot be read (\(error.reason))")
         }
         guard let header = try? JSONDecoder().decode(ManifestHeader.self, from: data), header.format == formatName else {
             throw OutputError("\(url.path) is not a shortcut-detect manifest")

@@ -43,6 +43,26 @@ public enum Parallel {
     }
 }
 
+extension Parallel {
+    /// ``forEach(_:grain:_:)`` for a body that can fail (a part that allocates scratch): every part
+    /// runs, then the first error thrown is rethrown.
+    public static func tryForEach(_ count: Int, grain: Int = 32_768, _ body: (Range<Int>) throws -> Void) throws {
+        let failure = FirstError()
+        forEach(count, grain: grain) { range in
+            do { try body(range) } catch { failure.record(error) }
+        }
+        if let error = failure.error { throw error }
+    }
+}
+
+/// The first error recorded from any thread.
+private final class FirstError: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Error?
+    func record(_ error: Error) { lock.withLock { if stored == nil { stored = error } } }
+    var error: Error? { lock.withLock { stored } }
+}
+
 #if os(Linux)
 /// Worker threads that spin briefly between jobs before they sleep.
 ///

@@ -12,15 +12,19 @@ extension Tensor {
     /// Reads a tensor from a `.npy` file.
     public init(npyAt url: URL) throws {
         let path = url.path
-        let data: Data
-        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw TensorError.npy(path: path, reason: "cannot read file: \(error.localizedDescription)")
+        do {
+            self = try FileIO.withContents(of: path) { try Tensor.decodeNPY($0, path: path) }
+        } catch let error as FileError {
+            throw TensorError.npy(path: path, reason: "cannot read it: \(error.reason)")
         }
-        try self.init(npyData: data, path: path)
     }
 
     /// Decodes a tensor from the bytes of a `.npy` file; `path` only labels errors.
     public init(npyData data: Data, path: String = "<memory>") throws {
+        self = try data.withUnsafeBytes { try Tensor.decodeNPY($0, path: path) }
+    }
+
+    private static func decodeNPY(_ data: UnsafeRawBufferPointer, path: String) throws -> Tensor {
         func fail(_ reason: String) -> TensorError { .npy(path: path, reason: reason) }
         let bytes = [UInt8](data.prefix(12))
         guard bytes.count >= 10, Array(bytes[0..<6]) == Tensor.npyMagic else {
@@ -41,8 +45,8 @@ extension Tensor {
             throw fail("unsupported .npy format version \(major)")
         }
         guard data.count >= headerStart + headerLength else { throw fail("truncated header") }
-        let headerBytes = data.subdata(in: data.startIndex + headerStart..<data.startIndex + headerStart + headerLength)
-        guard let header = String(data: headerBytes, encoding: major == 3 ? .utf8 : .isoLatin1) else {
+        let headerBytes = UnsafeRawBufferPointer(rebasing: data[headerStart..<headerStart + headerLength])
+        guard let header = String(bytes: headerBytes, encoding: major == 3 ? .utf8 : .isoLatin1) else {
             throw fail("header is not text")
         }
         let descr = try Tensor.npyField("descr", in: header, path: path)
@@ -59,16 +63,23 @@ extension Tensor {
                 guard let dim = Int(part), dim >= 0 else { throw fail("bad shape \(shapeText)") }
                 return dim
             }
-        let tensor = try Tensor(zeros: dtype, shape: shape)
+        // Size the payload from the header and check that the file holds it before allocating
+        // anything: a 100-byte header may claim terabytes.
+        guard let byteCount = MemoryBudget.product(shape + [dtype.byteSize]) else {
+            throw fail("shape \(shape) of \(dtype) holds more bytes than can be addressed")
+        }
         let payloadStart = headerStart + headerLength
-        guard data.count - payloadStart >= tensor.byteCount else {
-            throw fail("holds \(data.count - payloadStart) data bytes but shape \(shape) of \(dtype) needs \(tensor.byteCount)")
+        guard data.count - payloadStart >= byteCount else {
+            throw fail("holds \(data.count - payloadStart) data bytes but shape \(shape) of \(dtype) needs \(byteCount)")
         }
-        data.withUnsafeBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            tensor.storage.base.copyMemory(from: base + payloadStart, byteCount: tensor.byteCount)
+        let tensor: Tensor
+        do { tensor = try Tensor(uninitialized: dtype, shape: shape) } catch let error as TensorError {
+            throw fail("\(error)")
         }
-        self = tensor
+        if let base = data.baseAddress, byteCount > 0 {
+            tensor.storage.base.copyMemory(from: base + payloadStart, byteCount: byteCount)
+        }
+        return tensor
     }
 
     /// Extracts the text of one key's value from the header's Python dict literal.
@@ -109,8 +120,8 @@ extension Tensor {
 
     /// Writes this tensor as a `.npy` file.
     public func writeNPY(to url: URL) throws {
-        do { try npyData().write(to: url) } catch {
-            throw TensorError.npy(path: url.path, reason: "cannot write: \(error.localizedDescription)")
+        do { try FileIO.write(npyData(), to: url) } catch let error as FileError {
+            throw TensorError.npy(path: url.path, reason: error.reason)
         }
     }
 }

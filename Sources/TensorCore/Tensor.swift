@@ -38,13 +38,16 @@ public struct Tensor: Sendable {
 
     /// A tensor of zeros (false for `.bool`).
     public init(zeros dtype: DType, shape: [Int]) throws {
-        try self.init(dtype: dtype, shape: shape, storage: try TensorStorage(byteCount: Tensor.byteCount(dtype, shape)))
+        let storage = try TensorStorage(byteCount: Tensor.byteCount(dtype, shape)) { "a \(dtype) tensor of shape \(shape)" }
+        try self.init(dtype: dtype, shape: shape, storage: storage)
     }
 
     /// A tensor whose elements are whatever the memory held: for kernels that write every element.
     public init(uninitialized dtype: DType, shape: [Int]) throws {
-        try self.init(
-            dtype: dtype, shape: shape, storage: try TensorStorage(uninitializedByteCount: Tensor.byteCount(dtype, shape)))
+        let storage = try TensorStorage(uninitializedByteCount: Tensor.byteCount(dtype, shape)) {
+            "a \(dtype) tensor of shape \(shape)"
+        }
+        try self.init(dtype: dtype, shape: shape, storage: storage)
     }
 
     private static func byteCount(_ dtype: DType, _ shape: [Int]) throws -> Int {

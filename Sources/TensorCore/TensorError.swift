@@ -4,8 +4,12 @@ public enum TensorError: Error, Equatable, CustomStringConvertible {
     case negativeDimension(shape: [Int])
     /// The element count or byte size of a shape does not fit in memory addressing.
     case shapeTooLarge(shape: [Int])
-    /// A tensor would need more memory than the machine has.
-    case allocationTooLarge(bytes: Int, limit: Int)
+    /// A buffer would not fit in the ``MemoryBudget`` beside what is already in use.
+    case overBudget(what: String, bytes: Int, inUse: Int, limit: Int)
+    /// The system refused memory the budget allowed.
+    case allocationFailed(what: String, bytes: Int)
+    /// A memory size (`--max-memory`) could not be read.
+    case invalidSize(text: String)
     /// The number of elements supplied does not match the shape.
     case countMismatch(shape: [Int], expected: Int, got: Int)
     /// A tensor was read with a Swift type that is not its element type.
@@ -23,8 +27,14 @@ public enum TensorError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .negativeDimension(let shape): "shape \(shape) has a negative dimension"
         case .shapeTooLarge(let shape): "shape \(shape) holds more elements than can be addressed"
-        case .allocationTooLarge(let bytes, let limit):
-            "a tensor of \(bytes) bytes was requested, more than this machine's \(limit) bytes of memory"
+        case .overBudget(let what, let bytes, let inUse, let limit):
+            "\(what) needs \(MemoryBudget.describe(bytes)) (\(bytes) bytes), more than the memory budget allows ("
+                + MemoryBudget.describe(limit) + (inUse >= 1 << 20 ? ", \(MemoryBudget.describe(inUse)) already in use" : "")
+                + "; set it with --max-memory)"
+        case .allocationFailed(let what, let bytes):
+            "the system refused the \(MemoryBudget.describe(bytes)) that \(what) needs"
+        case .invalidSize(let text):
+            "'\(text)' is not a memory size; give bytes or a number with K, M, G or T (powers of 1024), e.g. 4G or 512M"
         case .countMismatch(let shape, let expected, let got):
             "shape \(shape) needs \(expected) elements but \(got) were given"
         case .dtypeMismatch(let expected, let got): "expected a \(expected) tensor, got \(got)"

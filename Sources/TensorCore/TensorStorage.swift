@@ -17,11 +17,9 @@ public final class TensorStorage: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
     /// Size of the buffer in bytes.
     public let byteCount: Int
+    /// What is counted against the ``MemoryBudget`` until this storage is freed.
+    private let charge: MemoryBudget.Charge
     private let deallocate: @Sendable (UnsafeMutableRawPointer) -> Void
-
-    /// The largest buffer we allocate: the machine's physical memory. Anything larger can only
-    /// come from an absurd shape or attribute, and is an error rather than an allocation failure.
-    public static let maximumByteCount = Int(clamping: ProcessInfo.processInfo.physicalMemory)
 
     /// Allocates `byteCount` zeroed bytes.
     public convenience init(byteCount: Int) throws {
@@ -29,33 +27,55 @@ public final class TensorStorage: @unchecked Sendable {
         base.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
     }
 
+    /// Allocates `byteCount` zeroed bytes; `what` names the buffer if it does not fit the budget.
+    convenience init(byteCount: Int, for what: () -> String) throws {
+        try self.init(uninitializedByteCount: byteCount, for: what)
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
+    }
+
     /// Allocates `byteCount` bytes without clearing them, for a kernel that writes every byte.
     ///
     /// Large buffers come from, and go back to, ``BufferPool``.
-    public init(uninitializedByteCount byteCount: Int) throws {
-        guard byteCount <= TensorStorage.maximumByteCount else {
-            throw TensorError.allocationTooLarge(bytes: byteCount, limit: TensorStorage.maximumByteCount)
+    public convenience init(uninitializedByteCount byteCount: Int) throws {
+        try self.init(uninitializedByteCount: byteCount) { "a tensor buffer" }
+    }
+
+    /// Allocates `byteCount` bytes without clearing them, counted against the ``MemoryBudget``;
+    /// `what` names the buffer in the error when it does not fit or the system refuses it.
+    init(uninitializedByteCount byteCount: Int, for what: () -> String) throws {
+        let charge = try MemoryBudget.reserve(byteCount, for: what)
+        guard let pointer = BufferPool.shared.take(byteCount) else {
+            MemoryBudget.release(charge)
+            throw TensorError.allocationFailed(what: what(), bytes: byteCount)
         }
-        self.base = BufferPool.shared.take(byteCount)
+        self.base = pointer
         self.byteCount = byteCount
+        self.charge = charge
         self.deallocate = { BufferPool.shared.give($0, byteCount: byteCount) }
     }
 
-    /// Takes ownership of memory from `UnsafeMutableRawPointer.allocate`.
+    /// Takes ownership of memory from `UnsafeMutableRawPointer.allocate` (a scalar: not budgeted).
     init(adopting pointer: UnsafeMutableRawPointer, byteCount: Int) {
         self.base = pointer
         self.byteCount = byteCount
+        self.charge = .none
         self.deallocate = { $0.deallocate() }
     }
 
-    /// Takes ownership of memory allocated with C `malloc`; it is released with `free`.
-    public init(adoptingMalloced pointer: UnsafeMutableRawPointer, byteCount: Int) {
+    /// Takes ownership of memory allocated with C `malloc`, counted against the ``MemoryBudget``
+    /// from now on; it is released with `free`. Throws (and frees nothing: the caller still owns
+    /// `pointer`) when it does not fit.
+    public init(adoptingMalloced pointer: UnsafeMutableRawPointer, byteCount: Int) throws {
+        self.charge = try MemoryBudget.reserve(byteCount) { "a decoded tensor" }
         self.base = pointer
         self.byteCount = byteCount
         self.deallocate = { free($0) }
     }
 
-    deinit { deallocate(base) }
+    deinit {
+        deallocate(base)
+        MemoryBudget.release(charge)
+    }
 }
 
 /// Keeps freed tensor buffers for the next allocation of the same size.
@@ -71,7 +91,7 @@ public final class BufferPool: @unchecked Sendable {
     /// The most bytes the pool holds while they are not in use.
     public let limit: Int
     private let lock = NSLock()
-    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    private var idle: [Int: [UnsafeMutableRawPointer]] = [:]
     private var held = 0
     private static let smallest = 1 << 16
 
@@ -80,18 +100,22 @@ public final class BufferPool: @unchecked Sendable {
     /// Bytes held for reuse now.
     public var heldBytes: Int { lock.withLock { held } }
 
-    /// A buffer of at least `byteCount` bytes, 64-byte aligned, with whatever it held before.
-    func take(_ byteCount: Int) -> UnsafeMutableRawPointer {
+    /// A buffer of at least `byteCount` bytes, 64-byte aligned, with whatever it held before, or
+    /// `nil` when the system has no memory for it.
+    func take(_ byteCount: Int) -> UnsafeMutableRawPointer? {
         let size = BufferPool.size(of: byteCount)
         if size >= BufferPool.smallest {
             let reused: UnsafeMutableRawPointer? = lock.withLock {
-                guard let pointer = free[size]?.popLast() else { return nil }
+                guard let pointer = idle[size]?.popLast() else { return nil }
                 held -= size
                 return pointer
             }
             if let reused { return reused }
         }
-        return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        // posix_memalign reports failure; Swift's allocate would stop the process instead.
+        var pointer: UnsafeMutableRawPointer?
+        guard posix_memalign(&pointer, 64, size) == 0 else { return nil }
+        return pointer
     }
 
     /// Returns a buffer from ``take(_:)`` of the same `byteCount`.
@@ -99,30 +123,32 @@ public final class BufferPool: @unchecked Sendable {
         let size = BufferPool.size(of: byteCount)
         let kept = size >= BufferPool.smallest && lock.withLock {
             guard held + size <= limit else { return false }
-            free[size, default: []].append(pointer)
+            idle[size, default: []].append(pointer)
             held += size
             return true
         }
-        if !kept { pointer.deallocate() }
+        if !kept { free(pointer) }
     }
 
-    /// Lends `body` an uninitialized buffer of `count` elements of `T` from the shared pool.
+    /// Lends `body` an uninitialized buffer of `count` elements of `T` from the shared pool,
+    /// counted against the ``MemoryBudget`` while `body` runs.
     public static func withScratch<T, R>(
         _ type: T.Type, count: Int, _ body: (UnsafeMutablePointer<T>) throws -> R
-    ) rethrows -> R {
-        let bytes = max(count, 1) * MemoryLayout<T>.stride
-        let raw = shared.take(bytes)
-        defer { shared.give(raw, byteCount: bytes) }
-        return try body(raw.bindMemory(to: T.self, capacity: max(count, 1)))
+    ) throws -> R {
+        guard let bytes = MemoryBudget.product(max(count, 1), MemoryLayout<T>.stride) else {
+            throw TensorError.shapeTooLarge(shape: [count, MemoryLayout<T>.stride])
+        }
+        let storage = try TensorStorage(uninitializedByteCount: bytes) { "a scratch buffer of \(count) elements" }
+        return try withExtendedLifetime(storage) { try body(storage.base.bindMemory(to: T.self, capacity: max(count, 1))) }
     }
 
     /// Frees every buffer the pool holds.
     public func drain() {
         let buffers = lock.withLock {
-            defer { free = [:]; held = 0 }
-            return free.values.flatMap { $0 }
+            defer { idle = [:]; held = 0 }
+            return idle.values.flatMap { $0 }
         }
-        for pointer in buffers { pointer.deallocate() }
+        for pointer in buffers { free(pointer) }
     }
 
     /// Sizes from 64 KB up are whole pages, so nearby requests share a class.

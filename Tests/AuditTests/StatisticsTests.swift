@@ -76,6 +76,15 @@ import Testing
 }
 
 @Suite struct RegionTests {
+    /// C2: `x + width` overflowed for a rectangle near Int.max.
+    @Test func rectanglesNearIntMaxAreRefused() {
+        for rectangle in [(x: Int.max, y: 0, width: 1, height: 1), (0, 0, Int.max, 1), (0, Int.max, 1, Int.max), (-1, 0, 1, 1)] {
+            #expect(throws: AuditError.self) { try RegionMask(rectangles: [rectangle], height: 64, width: 64) }
+        }
+        #expect(throws: AuditError.self) { try RegionMask(rectangles: [(0, 0, 1, 1)], height: Int.max, width: 2) }
+        #expect(throws: AuditError.self) { try RegionMask(height: Int.max, width: 2, inside: []) }
+    }
+
     @Test func scoresFollowTheirDefinitions() throws {
         let mask = try RegionMask(rectangles: [(x: 0, y: 0, width: 2, height: 1)], height: 2, width: 2)
         #expect(mask.area == 0.5)

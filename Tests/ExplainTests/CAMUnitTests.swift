@@ -23,6 +23,19 @@ import Testing
         #expect(try grid.scalars(as: Float.self) == [2, 4, 6, 8, 10, 12, 3, 5, 7, 9, 11, 13])
     }
 
+    /// C5: a grid whose token count overflows (from --token-grid) is an error, not a trap.
+    @Test func tokenGridsThatCannotExistAreErrors() throws {
+        let tokens = try Tensor(zeros: .float32, shape: [1, 7, 2])
+        for grid in [
+            TokenGrid(prefixTokens: 1, height: 1 << 32, width: 1 << 32), TokenGrid(prefixTokens: .max, height: 1, width: 1),
+            TokenGrid(prefixTokens: -1, height: 2, width: 4), TokenGrid(prefixTokens: 7, height: 0, width: 3),
+        ] {
+            #expect(throws: OpError.self) { try grid.tokenCount() }
+            #expect(throws: OpError.self) { try grid.spatial(tokens) }
+        }
+        #expect(try TokenGrid(prefixTokens: 1, height: 2, width: 3).tokenCount() == 7)
+    }
+
     @Test func resizeModes() {
         let map: [Double] = [0, 1, 2, 3]  // 2x2
         // Half-pixel bilinear (OpenCV): the corners stay, inner samples interpolate.

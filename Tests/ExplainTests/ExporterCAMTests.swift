@@ -23,11 +23,6 @@ import Testing
     @Test(arguments: channelsFirst)
     func gradCAMMatchesFramework(_ entry: ExporterManifest.Entry) throws {
         let model = try Model(contentsOf: entry.modelURL)
-        guard PendingExporterTests.missingOps(model).isEmpty else {
-            // ExporterFixtureTests.matchesOnnxRuntime checks that only pending ops are missing.
-            #expect(PendingExporterTests.missingOps(model).isSubset(of: PendingExporterTests.pendingOps))
-            return
-        }
         let input = try Tensor(npyAt: Fixtures.url("exporters/\(entry.input)"))
         let result = try GradCAMHeatmapGenerator(model: model, targetLayer: entry.cam.layer)
             .explain(input, targetClasses: entry.cam.classes)
@@ -45,13 +40,6 @@ import Testing
 /// - `channelsLastGradCAM`: tf2onnx keeps Keras's NHWC input and NHWC feature maps; GradCAM
 ///   reads both channels-last, inferred from the graph.
 @Suite struct PendingExporterTests {
-    /// Mirrors ExporterFixtureTests.pendingOps (a separate test target).
-    static let pendingOps: Set<String> = ["ConvTranspose", "HardSigmoid", "HardSwish", "Pad", "Resize"]
-
-    static func missingOps(_ model: Model) -> Set<String> {
-        Set(model.graph.nodes.filter { OpRegistry.standard.builder(for: $0) == nil }.map(\.opType))
-    }
-
     /// `[N, H, W]` at the input's spatial size, finite, and not constant in any sample.
     static func expectUsableHeatmaps(_ heatmaps: Tensor, input: Tensor, layout: String, _ label: String) throws {
         let (height, width) = layout == "NHWC" ? (input.shape[1], input.shape[2]) : (input.shape[2], input.shape[3])

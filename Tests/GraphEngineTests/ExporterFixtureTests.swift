@@ -14,15 +14,6 @@ import Testing
     /// agree with onnxruntime to 3e-7 on the logits and 6e-7 on the CAM layer: manifest.json.)
     static let tolerance = 1e-5
 
-    /// Ops these fixtures use that this branch does not implement yet; issue 11's op branches
-    /// add them. While one is missing, a fixture's test checks that loading fails on missing
-    /// ops and nothing else; once the lead has merged them, the golden comparison runs.
-    static let pendingOps: Set<String> = ["ConvTranspose", "HardSigmoid", "HardSwish", "Pad", "Resize"]
-
-    static func missingOps(_ model: Model) -> Set<String> {
-        Set(model.graph.nodes.filter { OpRegistry.standard.builder(for: $0) == nil }.map(\.opType))
-    }
-
     @Test func manifestIsPresent() {
         let names = Set(ExporterManifest.committed?.models.map(\.framework) ?? [])
         #expect(names == ["keras", "paddle"])
@@ -30,14 +21,7 @@ import Testing
 
     @Test(arguments: ExporterManifest.committed?.models ?? [])
     func matchesOnnxRuntime(_ entry: ExporterManifest.Entry) throws {
-        let model = try Model(contentsOf: entry.modelURL)
-        let missing = Self.missingOps(model)
-        guard missing.isEmpty else {
-            #expect(missing.isSubset(of: Self.pendingOps), "\(entry.name) needs \(missing.subtracting(Self.pendingOps).sorted())")
-            #expect(errorText { try Executor(model: model) }.contains("unsupported operators"))
-            return
-        }
-        let executor = try Executor(model: model)
+        let executor = try Executor(model: Model(contentsOf: entry.modelURL))
         let input = try Tensor(npyAt: Fixtures.url("exporters/\(entry.input)"))
         let inputName = try #require(executor.inputs.first?.name)
         let results = try executor.run([inputName: input], fetch: entry.outputs.map(\.tensor))
@@ -54,9 +38,7 @@ import Testing
     /// own input has two samples); each sample's logits equal its row of the batch-2 golden.
     @Test(arguments: ExporterManifest.committed?.models ?? [])
     func otherBatchSizes(_ entry: ExporterManifest.Entry) throws {
-        let model = try Model(contentsOf: entry.modelURL)
-        guard Self.missingOps(model).isEmpty else { return }  // matchesOnnxRuntime checks why
-        let executor = try Executor(model: model)
+        let executor = try Executor(model: Model(contentsOf: entry.modelURL))
         let input = try Tensor(npyAt: Fixtures.url("exporters/\(entry.input)"))
         let golden = try Tensor(npyAt: Fixtures.url("exporters/\(entry.outputs[0].file)"))
         let inputName = try #require(executor.inputs.first?.name)

@@ -250,3 +250,29 @@ recurrent("RNN", 22, np.float16, 1)
 
 case("quantizelinear_opset23_float16_scale", "QuantizeLinear", 23, "float16 x and y_scale (T2 from opset 23)",
      [("x", values((2, 4), np.float16)), ("y_scale", np.array(0.25, np.float16)), ("y_zero_point", np.array(3, np.int8))])
+
+# --- Col2Im: the element types and attribute mixes the node tests (float32, one sample) leave out --
+
+
+def col2im(name, what, x, image, block, attrs, **options):
+    case(name, "Col2Im", 18, what, [("input", x), ("image_shape", i64(*image)), ("block_shape", i64(*block))], attrs,
+         **options)
+
+
+# 2x2 blocks at stride 1 over a 3x3 image padded by 1: 16 positions, most pixels sum four entries
+# (so int8 and uint8 over their whole range wrap, and bool combines by or).
+for dtype in (np.float64, np.float16, np.int64, np.int32, np.int8, np.uint8, np.bool_):
+    low, high = (-128, 127) if dtype == np.int8 else (0, 255) if dtype == np.uint8 else (-3, 3)
+    col2im(f"col2im_{label(dtype)}", f"{label(dtype)}, overlapping 2x2 blocks, pads", values((2, 2 * 4, 16), dtype, low, high),
+           [3, 3], [2, 2], {"pads": [1, 1, 1, 1]})
+col2im("col2im_strides_dilations_uneven_pads", "two samples of 3 channels, strides, dilations, uneven pads",
+       values((2, 3 * 6, 12), np.float32), [5, 6], [2, 3], {"strides": [2, 1], "dilations": [1, 2], "pads": [1, 0, 0, 2]})
+# onnxruntime 1.32's Col2Im over 3 spatial axes gets dilations wrong (off by up to 10.5 here, on
+# 68 of 120 values); the reference evaluator agrees with PyTorch's conv_transpose3d of one-hot weights.
+col2im("col2im_3d_mixed", "3 spatial axes with strides, dilations, uneven pads", values((2, 2 * 4, 18), np.float32),
+       [3, 4, 5], [2, 1, 2], {"strides": [1, 2, 2], "dilations": [1, 1, 2], "pads": [1, 0, 0, 0, 1, 1]},
+       numpy_reference="onnxruntime's 3-D Col2Im mishandles dilations; PyTorch's conv_transpose3d agrees with this")
+col2im("col2im_gradient", "float64 with strides, dilations, pads; PyTorch's fold gradient", values((2, 2 * 6, 18), np.float64),
+       [5, 6], [2, 3], {"strides": [2, 1], "dilations": [2, 1], "pads": [1, 1, 1, 1]}, rng=RNG,
+       gradient=(lambda x: F.fold(x, (5, 6), (2, 3), dilation=(2, 1), padding=(1, 1), stride=(2, 1)),
+                 "F.fold(x, (5, 6), (2, 3), dilation=(2, 1), padding=(1, 1), stride=(2, 1))"))

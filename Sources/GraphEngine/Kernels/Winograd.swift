@@ -42,12 +42,12 @@ struct WinogradConvolution {
     func forward(
         input: UnsafePointer<Float>, filters u: WinogradFilters, bias: UnsafePointer<Float>?,
         activation: Activation?, output: UnsafeMutablePointer<Float>
-    ) {
+    ) throws {
         let tiles = tilesHigh * tilesWide
         let total = batch * tiles
         let chunk = max(16, min(total, (1 << 21) / (16 * (channels + filters))))
-        BufferPool.withScratch(Float.self, count: 16 * channels * chunk) { v in
-            BufferPool.withScratch(Float.self, count: 16 * filters * chunk) { m in
+        try BufferPool.withScratch(Float.self, count: 16 * channels * chunk) { v in
+            try BufferPool.withScratch(Float.self, count: 16 * filters * chunk) { m in
                 for start in stride(from: 0, to: total, by: chunk) {
                     let count = min(chunk, total - start)
                     transformInput(input, tiles: start..<start + count, into: v, stride: count)

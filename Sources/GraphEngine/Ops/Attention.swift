@@ -154,13 +154,11 @@ struct Attention: Operator {
         let p = try plan(inputs.tensors)
         let y = try Tensor(zeros: .float32, shape: [p.batch, p.headsQ, p.queries, p.depthV])
         let qk = try Tensor(zeros: .float32, shape: [p.batch, p.headsQ, p.queries, p.keys])
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(p.area, 1))
-        let bias = UnsafeMutablePointer<Float>.allocate(capacity: max(p.area, 1))
-        defer {
-            scores.deallocate()
-            bias.deallocate()
-        }
-        withExtendedLifetime(p) {
+        // Scratch through a tensor, so the sizes from the inputs are budgeted (see MemoryBudget).
+        let scratch = try Tensor(uninitialized: .float32, shape: [2, max(p.area, 1)])
+        let scores = scratch.storage.base.assumingMemoryBound(to: Float.self)
+        let bias = scores + max(p.area, 1)
+        withExtendedLifetime((p, scratch)) {
             let pv = p.v.storage.base.assumingMemoryBound(to: Float.self)
             let py = y.storage.base.assumingMemoryBound(to: Float.self)
             let pqk = qk.storage.base.assumingMemoryBound(to: Float.self)
@@ -217,12 +215,10 @@ extension Attention: DifferentiableOperator {
         let dk = try Tensor(zeros: .float32, shape: p.k.shape)
         let dv = try Tensor(zeros: .float32, shape: p.v.shape)
         let area = max(p.area, 1)
-        let probabilities = UnsafeMutablePointer<Float>.allocate(capacity: area)
-        let bias = UnsafeMutablePointer<Float>.allocate(capacity: area)
-        let capped = UnsafeMutablePointer<Float>.allocate(capacity: area)
-        let dScores = UnsafeMutablePointer<Float>.allocate(capacity: area)
-        defer { [probabilities, bias, capped, dScores].forEach { $0.deallocate() } }
-        withExtendedLifetime((p, g)) {
+        let scratch = try Tensor(uninitialized: .float32, shape: [4, area])
+        let probabilities = scratch.storage.base.assumingMemoryBound(to: Float.self)
+        let (bias, capped, dScores) = (probabilities + area, probabilities + 2 * area, probabilities + 3 * area)
+        withExtendedLifetime((p, g, scratch)) {
             let pq = p.q.storage.base.assumingMemoryBound(to: Float.self)
             let pk = p.k.storage.base.assumingMemoryBound(to: Float.self)
             let pv = p.v.storage.base.assumingMemoryBound(to: Float.self)

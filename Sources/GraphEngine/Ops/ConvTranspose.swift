@@ -140,12 +140,12 @@ struct ConvTranspose: DifferentiableOperator {
         }
         // col2im accumulates, so the output starts at zero.
         let output = try Tensor(zeros: x.dtype, shape: p.outputShape)
-        func run<T: GEMMScalar>(_ type: T.Type) {
+        func run<T: GEMMScalar>(_ type: T.Type) throws {
             let px = x.storage.base.assumingMemoryBound(to: T.self)
             let pw = w.storage.base.assumingMemoryBound(to: T.self)
             let py = output.storage.base.assumingMemoryBound(to: T.self)
             let kernelVolume = p.patch / max(p.outPerGroup, 1)
-            BufferPool.withScratch(T.self, count: p.patch * p.tile) { columns in
+            try BufferPool.withScratch(T.self, count: p.patch * p.tile) { columns in
                 for n in 0..<p.batch {
                     for group in 0..<groups {
                         let source = px + (n * p.inChannels + group * p.inPerGroup) * p.inputSize
@@ -176,7 +176,7 @@ struct ConvTranspose: DifferentiableOperator {
                 }
             }
         }
-        try withExtendedLifetime((x, w, bias)) { try withGEMMType(x.dtype, "ConvTranspose") { run($0) } }
+        try withExtendedLifetime((x, w, bias)) { try withGEMMType(x.dtype, "ConvTranspose") { try run($0) } }
         return [output]
     }
 
@@ -193,10 +193,10 @@ struct ConvTranspose: DifferentiableOperator {
         let gw = step.wants(1) ? try Tensor(zeros: g.dtype, shape: weightShape) : nil
         let w = step.wants(0) ? try step.input(1) : nil
         let x = step.wants(1) ? try step.input(0) : nil
-        func run<T: GEMMScalar>(_ type: T.Type) {
+        func run<T: GEMMScalar>(_ type: T.Type) throws {
             let pg = g.storage.base.assumingMemoryBound(to: T.self)
             let kernelVolume = p.patch / max(p.outPerGroup, 1)
-            BufferPool.withScratch(T.self, count: p.patch * p.tile) { columns in
+            try BufferPool.withScratch(T.self, count: p.patch * p.tile) { columns in
                 for n in 0..<p.batch {
                     for group in 0..<groups {
                         let gradient = pg + (n * p.outChannels + group * p.outPerGroup) * p.outputSize
@@ -228,7 +228,7 @@ struct ConvTranspose: DifferentiableOperator {
                 }
             }
         }
-        try withExtendedLifetime((g, w, x)) { try withGEMMType(g.dtype, "ConvTranspose") { run($0) } }
+        try withExtendedLifetime((g, w, x)) { try withGEMMType(g.dtype, "ConvTranspose") { try run($0) } }
         var gb: Tensor?
         if step.wants(2) {
             let flat = try g.reshaped([p.batch, p.outChannels, p.outputSize])

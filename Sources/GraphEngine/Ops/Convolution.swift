@@ -199,13 +199,13 @@ struct Conv: DifferentiableOperator, ActivationFusing {
             }
             return (gemm, matrix)
         }
-        func run<T: GEMMScalar>(_ type: T.Type) {
+        func run<T: GEMMScalar>(_ type: T.Type) throws {
             let px = x.storage.base.assumingMemoryBound(to: T.self)
             let pw = w.storage.base.assumingMemoryBound(to: T.self)
             let py = output.storage.base.assumingMemoryBound(to: T.self)
             let pb = bias.map { UnsafePointer($0.storage.base.assumingMemoryBound(to: T.self)) }
             if let winograd, let filters = winogradFilters {
-                winograd.forward(
+                try winograd.forward(
                     input: UnsafeRawPointer(px).assumingMemoryBound(to: Float.self),
                     filters: filters,
                     bias: pb.map { UnsafeRawPointer($0).assumingMemoryBound(to: Float.self) }, activation: activation,
@@ -213,7 +213,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 return
             }
             if p.batch > 1, p.groups == 1, p.outputSize < Conv.mergedBatchBelow(packed: packed != nil) {
-                forwardMerged(p, px, pw, pb, py, packed: packed)
+                try forwardMerged(p, px, pw, pb, py, packed: packed)
                 return
             }
             /// `weights · B` into `C` (both `[·, count]` blocks), with the bias and activation.
@@ -236,7 +236,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                     lda: p.patch, b: b, ldb: ldb, beta: 0, c: c, ldc: p.outputSize)
                 applyEpilogue(c, rows: p.filtersPerGroup, columns: count, stride: p.outputSize, bias: bias, activation: activation)
             }
-            BufferPool.withScratch(T.self, count: p.pointwise ? 1 : p.patch * p.tile) { columns in
+            try BufferPool.withScratch(T.self, count: p.pointwise ? 1 : p.patch * p.tile) { columns in
                 let kernelVolume = p.patch / p.channelsPerGroup
                 for n in 0..<p.batch {
                     for group in 0..<p.groups {
@@ -267,7 +267,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 }
             }
         }
-        try withExtendedLifetime((x, w, bias, winogradFilters)) { try withGEMMType(x.dtype, "Conv") { run($0) } }
+        try withExtendedLifetime((x, w, bias, winogradFilters)) { try withGEMMType(x.dtype, "Conv") { try run($0) } }
         return [output]
     }
 
@@ -285,11 +285,11 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     private func forwardMerged<T: GEMMScalar>(
         _ p: Plan, _ px: UnsafePointer<T>, _ pw: UnsafePointer<T>, _ pb: UnsafePointer<T>?,
         _ py: UnsafeMutablePointer<T>, packed: PackedWeights?
-    ) {
+    ) throws {
         let total = p.batch * p.outputSize
         let tile = max(16, min(total, (1 << 21) / max(p.patch, 1)))
-        BufferPool.withScratch(T.self, count: p.patch * tile) { columns in
-            BufferPool.withScratch(T.self, count: p.filters * tile) { product in
+        try BufferPool.withScratch(T.self, count: p.patch * tile) { columns in
+            try BufferPool.withScratch(T.self, count: p.filters * tile) { product in
                 mergedTiles(p, px, pw, pb, py, packed: packed, tile: tile, columns: columns, product: product)
             }
         }
@@ -374,9 +374,9 @@ struct Conv: DifferentiableOperator, ActivationFusing {
         let gw = step.wants(1) ? try Tensor(zeros: g.dtype, shape: weightShape) : nil
         let w = step.wants(0) ? try step.input(1) : nil
         let x = step.wants(1) ? try step.input(0) : nil
-        func run<T: GEMMScalar>(_ type: T.Type) {
+        func run<T: GEMMScalar>(_ type: T.Type) throws {
             let pg = g.storage.base.assumingMemoryBound(to: T.self)
-            BufferPool.withScratch(T.self, count: p.patch * p.tile) { columns in
+            try BufferPool.withScratch(T.self, count: p.patch * p.tile) { columns in
                 for n in 0..<p.batch {
                     for group in 0..<p.groups {
                         let gradient = pg + (n * p.filters + group * p.filtersPerGroup) * p.outputSize
@@ -407,7 +407,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 }
             }
         }
-        try withExtendedLifetime((g, w, x)) { try withGEMMType(g.dtype, "Conv") { run($0) } }
+        try withExtendedLifetime((g, w, x)) { try withGEMMType(g.dtype, "Conv") { try run($0) } }
         var gb: Tensor?
         if step.wants(2) {
             // Σ over batch and positions: reduce [N, F, positions] to [F].
@@ -475,16 +475,17 @@ func im2col<T: GEMMScalar>(
     }
 }
 
-/// The adjoint of ``im2col``: adds each column entry back onto the input position it was read from.
-/// (Specialized for float32: ConvTranspose's forward pass runs it on every image.)
+/// The adjoint of ``im2col``: adds each column entry back onto the input position it was read from
+/// (wrapping for integers, which Col2Im folds). Specialized for float32: ConvTranspose's forward
+/// pass runs it on every image.
 @_specialize(where T == Float)
-func col2im<T: GEMMScalar>(
+func col2im<T: ArithmeticScalar>(
     _ columns: UnsafePointer<T>, channels: Int, window g: WindowGeometry.Resolved, positions: Range<Int>,
     into input: UnsafeMutablePointer<T>
 ) {
     forEachRun(channels: channels, window: g, positions: positions) { column, count, source, step in
         guard let source else { return }
-        for i in 0..<count { input[source + i * step] += columns[column + i] }
+        for i in 0..<count { input[source + i * step] = T.add(input[source + i * step], columns[column + i]) }
     }
 }
 

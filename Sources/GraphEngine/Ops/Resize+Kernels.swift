@@ -266,9 +266,9 @@ enum Resampling {
         let columnWeights = columns.weights.map { Float($0) }
         let from = UnsafePointer(source.storage.base.assumingMemoryBound(to: Float.self))
         let to = result.storage.base.assumingMemoryBound(to: Float.self)
-        withExtendedLifetime(source) {
-            Parallel.forEach(shape[0] * shape[1], grain: max(1, 16_384 / max(rows.outLength * columns.outLength, 1))) { range in
-                BufferPool.withScratch(Float.self, count: inW) { scratch in
+        try withExtendedLifetime(source) {
+            try Parallel.tryForEach(shape[0] * shape[1], grain: max(1, 16_384 / max(rows.outLength * columns.outLength, 1))) { range in
+                try BufferPool.withScratch(Float.self, count: inW) { scratch in
                     for plane in range {
                         body(from + plane * sourcePlane, to + plane * resultPlane, scratch, rowWeights, columnWeights)
                     }

@@ -238,7 +238,7 @@ struct Resize: DifferentiableOperator {
         // An index and a weight per tap: refused when they could not fit in memory (a fractional
         // output length of 2⁴⁰ passes the shape checks but not this one).
         let (entries, overflow) = width.multipliedReportingOverflow(by: outLength)
-        guard !overflow, entries <= TensorStorage.maximumByteCount / 32 else {
+        guard !overflow, entries <= MemoryBudget.limit / 32 else {
             throw OpError("resampling \(inLength) elements to \(outLength) with \(width) taps each needs too much memory")
         }
         var taps = AxisTaps(

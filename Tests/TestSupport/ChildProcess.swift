@@ -1,0 +1,83 @@
+import Foundation
+import TensorCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A program run to its end: exit status, output, and the peak of its resident memory.
+///
+/// Foundation's `Process` reaps the child itself and keeps its resource usage; here the child is
+/// started with `posix_spawn` and reaped with `wait4`, whose `rusage` holds that child's own
+/// maximum resident set size (not the largest of all children, as `RUSAGE_CHILDREN` would).
+public struct ChildProcess: Sendable {
+    /// The exit code, or 128 + the signal that ended it.
+    public let status: Int32
+    public let stdout: String
+    public let stderr: String
+    /// The child's maximum resident set size, in bytes.
+    public let peakResidentBytes: Int
+    /// Whether the watchdog ended it.
+    public let timedOut: Bool
+
+    /// Runs `executable` with `arguments`; after `timeout` seconds the child is killed.
+    public static func run(_ executable: URL, _ arguments: [String], timeout: Double = 120) throws -> ChildProcess {
+        let folder = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let outPath = folder.appendingPathComponent("stdout").path
+        let errPath = folder.appendingPathComponent("stderr").path
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+
+        let argv = ([executable.path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable.path, &actions, nil, argv, environ)
+        guard spawned == 0 else {
+            throw FileError(path: executable.path, reason: "cannot start it: \(String(cString: strerror(spawned)))")
+        }
+
+        // A watchdog, so a hang (a FIFO that blocks) fails the test instead of stalling the suite.
+        let finished = DispatchSemaphore(value: 0)
+        let killed = ManagedFlag()
+        let child = pid
+        DispatchQueue.global().async {
+            if finished.wait(timeout: .now() + timeout) == .timedOut {
+                killed.set()
+                kill(child, SIGKILL)
+            }
+        }
+        var raw: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &raw, 0, &usage) < 0 && errno == EINTR {}
+        finished.signal()
+
+        let signal = raw & 0x7f
+        let status = signal == 0 ? (raw >> 8) & 0xff : 128 + signal
+        #if canImport(Darwin)
+        let peak = Int(usage.ru_maxrss)  // bytes on Darwin
+        #else
+        let peak = Int(usage.ru_maxrss) * 1024  // kilobytes on Linux
+        #endif
+        func text(_ path: String) -> String {
+            String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+        }
+        return ChildProcess(
+            status: status, stdout: text(outPath), stderr: text(errPath), peakResidentBytes: peak, timedOut: killed.value)
+    }
+}
+
+/// A flag one thread sets and another reads.
+private final class ManagedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = false
+    func set() { lock.withLock { stored = true } }
+    var value: Bool { lock.withLock { stored } }
+}
