@@ -55,7 +55,7 @@ extension AuditReport {
             try writer.add(head.record, pooled: head.pooled, embedding: head.embedding[...]) {
                 let url = folder.appendingPathComponent("\(AuditStateLayout.overlays)/\(head.record.index).png")
                 do { return try FileIO.data(of: url.path) } catch let error as FileError {
-                    throw AuditError.invalid("the report needs the overlay of \(head.record.file), but \(url.path): \(error.reason)")
+                    throw AuditError.invalid("cannot read \(url.path) (\(error.reason)): the report needs the overlay of \(head.record.file)")
                 }
             }
             records += 1

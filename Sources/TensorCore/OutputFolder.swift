@@ -493,15 +493,26 @@ final class Interrupts: @unchecked Sendable {
 }
 
 /// A test hook: `SHORTCUT_DETECT_TEST_KILL_AFTER=N` kills the process (SIGKILL, no cleanup) at
-/// the N-th step of writing results (each file finished, the manifest, each rename), to check
-/// that a crash at any point leaves the previous results or none.
+/// the N-th step of writing results (each file finished, the manifest, each rename), and
+/// `SHORTCUT_DETECT_TEST_INTERRUPT_AFTER=N` sends it SIGINT there (as a user's Ctrl-C would),
+/// then waits for the handler, to check that a crash or an interruption at any point leaves the
+/// previous results or the new ones, complete, and never a mix.
 enum TestCrash {
-    private static let limit: Int? = ProcessInfo.processInfo.environment["SHORTCUT_DETECT_TEST_KILL_AFTER"].flatMap { Int($0) }
+    private static let environment = ProcessInfo.processInfo.environment
+    private static let killAt: Int? = environment["SHORTCUT_DETECT_TEST_KILL_AFTER"].flatMap { Int($0) }
+    private static let interruptAt: Int? = environment["SHORTCUT_DETECT_TEST_INTERRUPT_AFTER"].flatMap { Int($0) }
     private static let counter = Counter()
 
     static func event() {
-        guard let limit else { return }
-        if counter.increment() >= limit { kill(getpid(), SIGKILL) }
+        guard killAt != nil || interruptAt != nil else { return }
+        let count = counter.increment()
+        if let killAt, count >= killAt { kill(getpid(), SIGKILL) }
+        if let interruptAt, count == interruptAt {
+            kill(getpid(), SIGINT)
+            // The handler runs on another thread and ends the process; it waits while this thread
+            // holds the interruption lock (moving a folder into place), and then this thread goes on.
+            usleep(2_000_000)
+        }
     }
 
     private final class Counter: @unchecked Sendable {
