@@ -11,10 +11,13 @@ import TensorCore
 struct AuditDigest {
     /// The most samples the permutation test, spectral relevance analysis and the embedding
     /// detectors read. Their cost grows with the count (the permutation test as 1,000 passes
-    /// over the maps, the clustering's affinity with its square and its eigensolver with its
-    /// cube; 2,000 maps: 32 MB, seconds), so beyond it they read every k-th sample, k the smallest
-    /// that fits, the same samples in a single run and in merged shards.
-    static let sampleLimit = 2000
+    /// over the maps, the clustering's affinity and Laplacian with its square and its
+    /// eigensolver with its cube; 1,000 maps: about 30 MB and a second), so beyond it they read
+    /// every k-th sample, k the smallest that fits, the same samples in a single run and in
+    /// merged shards. At 2,000 the clustering alone took 130 MB more than at 1,000 (heaptrack),
+    /// more than the rest of an audit of any size: the bound is what keeps the resident set of a
+    /// 100,000-image audit within 1.2x of a 1,000-image one (tools/audit_memory.py).
+    static let sampleLimit = 1000
 
     /// The samples the permutation test, the clustering and the detectors read.
     struct Subsample {

@@ -42,7 +42,7 @@ struct ImageOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Images per forward/backward pass.", valueName: "N"))
     var batchSize: Int = 8
 
-    @Option(help: ArgumentHelp("zlib level of the PNGs, 0 (none) to 9 (smallest); 1 writes fastest for files about 10% larger than 6.", valueName: "L"))
+    @Option(help: ArgumentHelp("zlib level of the PNGs, 0 (none) to 9 (smallest); 1 writes fastest, for files about 25% larger than 6.", valueName: "L"))
     var compression: Int32 = PNG.defaultLevel
 
     @Flag(help: "Replace the results already in --out (they stay until the new ones are complete).")
