@@ -300,6 +300,26 @@ import Darwin
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == ["images", "report"])
     }
 
+    /// The audit and `gradcam --images` run the model once forward and once backward per batch
+    /// (predictions and embeddings come from the explaining pass); `embed` once forward.
+    @Test func onePassPerBatch() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let count = ["SHORTCUT_DETECT_REPORT_PASSES": "1"]
+        let audited = try run(try audit(folder.appendingPathComponent("report")), environment: count)
+        #expect(audited.stderr.contains("passes: forward 2, reverse 2"), "\(audited.stderr)")  // 8 images, batches of 4
+        let model = Fixtures.url("audit/shortcut.onnx").path
+        // The fixture's 48 images in batches of 16.
+        let gradcam = try run(["gradcam", model, "--images", images.path, "--layer", "features.2", "--preprocess", "half",
+                               "--batch-size", "16", "--out", folder.appendingPathComponent("maps").path], environment: count)
+        #expect(gradcam.stderr.contains("passes: forward 3, reverse 3"), "\(gradcam.stderr)")
+        let embed = try run(["embed", model, "--images", images.path, "--layer", "features.2", "--preprocess", "half",
+                             "--batch-size", "16", "--out", folder.appendingPathComponent("e.npy").path], environment: count)
+        #expect(embed.stderr.contains("passes: forward 3, reverse 0"), "\(embed.stderr)")
+        // The counterfactual test adds one forward pass per batch, nothing else.
+        let filled = try run(try audit(folder.appendingPathComponent("filled"), extra: ["--counterfactual", "mean"]), environment: count)
+        #expect(filled.stderr.contains("passes: forward 4, reverse 2"), "\(filled.stderr)")
+    }
+
     /// `--threshold nan` is refused while the flags are read: no model is loaded, no folder made.
     @Test func nonFiniteThresholdIsRefusedBeforeWork() throws {
         let out = try Fixtures.temporaryDirectory().appendingPathComponent("report")
