@@ -41,6 +41,8 @@ public final class OutputFolder: @unchecked Sendable {
             throw OutputError("cannot create the folder \(parent.path) for \(self.destination.path)")
         }
         Self.removeAbandoned(in: parent, name: name)
+        // Handlers first: once the staging folder exists, an interruption must find them in place.
+        Interrupts.shared.install()
         staging = parent.appendingPathComponent(".\(name).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         guard mkdir(staging.path, 0o755) == 0 else {
             throw OutputError("cannot create \(staging.path) to write \(self.destination.path): \(String(cString: strerror(errno)))")
@@ -213,6 +215,7 @@ public final class OutputFile: @unchecked Sendable {
         self.destination = destination.standardizedFileURL
         let parent = self.destination.deletingLastPathComponent()
         OutputFolder.removeAbandoned(in: parent, name: self.destination.lastPathComponent)
+        Interrupts.shared.install()
         staging = parent.appendingPathComponent(".\(self.destination.lastPathComponent).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         sink = try FileSink(staging, name: self.destination.lastPathComponent)
         Interrupts.shared.register(staging)
@@ -461,18 +464,39 @@ final class Interrupts: @unchecked Sendable {
     private var active: Set<String> = []
     private var sources: [DispatchSourceSignal] = []
 
-    func register(_ staging: URL) {
+    /// Installs the handlers of SIGINT, SIGTERM and SIGHUP once, and returns when they are live.
+    ///
+    /// Dispatch registers a signal source on its own thread, after `resume()`: until then a signal
+    /// gets its old disposition. Callers install before they create anything to clean up, so a
+    /// signal in that window ends the process by its default action with nothing left behind.
+    /// On Linux the source installs its own handler; on Darwin (kqueue) the signal must be ignored
+    /// for the source to see it instead of the default action ending the process.
+    func install() {
         lock.withLock {
-            active.insert(staging.path)
             guard sources.isEmpty else { return }
+            let registered = DispatchGroup()
             for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
+                #if canImport(Darwin)
                 signal(signalNumber, SIG_IGN)
+                #endif
                 let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
                 source.setEventHandler { [unowned self] in self.interrupted(signalNumber) }
+                registered.enter()
+                source.setRegistrationHandler { registered.leave() }
                 source.resume()
                 sources.append(source)
             }
+            _ = registered.wait(timeout: .now() + 10)
+            // A run that ends in an error exits (ArgumentParser calls exit) while other threads may
+            // still hold the folder being written; what was not committed goes too.
+            atexit { Interrupts.shared.removeActive() }
         }
+    }
+
+    /// Removes `staging` when the process is interrupted (see ``install()``, which must come first).
+    func register(_ staging: URL) {
+        install()
+        lock.withLock { _ = active.insert(staging.path) }
     }
 
     func unregister(_ staging: URL) { lock.withLock { _ = active.remove(staging.path) } }
@@ -482,13 +506,20 @@ final class Interrupts: @unchecked Sendable {
 
     private func interrupted(_ signalNumber: Int32) {
         lock.lock()
-        for path in active {
-            // Renamed first, so a writer still running cannot add to a folder being removed.
-            let trash = path + ".removing"
-            if rename(path, trash) == 0 { try? FileManager.default.removeItem(atPath: trash) }
-        }
-        active.removeAll()
+        removeActive()
         _exit(128 + signalNumber)
+    }
+
+    /// Removes every staging folder and file not committed.
+    private func removeActive() {
+        lock.withLock {
+            for path in active {
+                // Renamed first, so a writer still running cannot add to a folder being removed.
+                let trash = path + ".removing"
+                if rename(path, trash) == 0 { try? FileManager.default.removeItem(atPath: trash) }
+            }
+            active.removeAll()
+        }
     }
 }
 
