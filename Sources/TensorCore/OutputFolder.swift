@@ -539,6 +539,9 @@ enum TestCrash {
         let count = counter.increment()
         if let killAt, count >= killAt { kill(getpid(), SIGKILL) }
         if let interruptAt, count == interruptAt {
+            // Said first: a signal that lands once the new folder is in place may lose the race
+            // with the normal exit, and the test must still know this step was reached.
+            FileHandle.standardError.write(Data("test hook: SIGINT at step \(count)\n".utf8))
             kill(getpid(), SIGINT)
             // The handler runs on another thread and ends the process; it waits while this thread
             // holds the interruption lock (moving a folder into place), and then this thread goes on.
