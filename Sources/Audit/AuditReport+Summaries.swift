@@ -2,9 +2,12 @@ import Foundation
 
 /// A mean with its 95% percentile-bootstrap interval.
 public struct Estimate: Sendable, Equatable {
+    /// The mean.
     public let value: Double
+    /// The 95% percentile-bootstrap interval of the mean, low and high.
     public let ci95: (Double, Double)
 
+    /// Equal means and equal intervals.
     public static func == (a: Estimate, b: Estimate) -> Bool { a.value == b.value && a.ci95 == b.ci95 }
 
     /// The mean of `values` and its interval (``Statistics/bootstrapMeanInterval(_:seed:)``), or `nil` without values.
@@ -23,6 +26,7 @@ public struct Estimate: Sendable, Equatable {
 
 /// What filling the region did to some samples' predictions.
 public struct CounterfactualSummary: Sendable {
+    /// How many samples the summary covers.
     public let n: Int
     /// The share of predictions that changed.
     public let flipRate: Estimate
@@ -30,6 +34,7 @@ public struct CounterfactualSummary: Sendable {
     public let confidenceDrop: Estimate
     /// Accuracy before and after filling, over the labelled samples.
     public let accuracy: Estimate?
+    /// Accuracy after filling, over the same labelled samples.
     public let accuracyCounterfactual: Estimate?
     /// The same per label (the samples with that label), keyed by label.
     public let byLabel: [Int: CounterfactualSummary]
@@ -65,14 +70,19 @@ public struct CounterfactualSummary: Sendable {
 
 /// How faithful some samples' maps are, on average.
 public struct FaithfulnessSummary: Sendable {
+    /// How many samples have faithfulness scores.
     public let n: Int
+    /// pytorch-grad-cam's `CamMultImageConfidenceChange`: the mean change of the class score when the input is multiplied by its map.
     public let camMultConfidenceChange: Estimate
+    /// The mean drop in the class score on the multiplied input (pytorch-grad-cam's `DropInConfidence`).
     public let dropInConfidence: Double
     /// The share of samples whose multiplied input scores higher.
     public let increaseInConfidence: Double
     /// Per percentile (the options' order), the mean change when the most (least) relevant pixels are imputed.
     public let roadMostRelevantFirst: [Double]
+    /// Per percentile, the mean change when the least relevant pixels are imputed first.
     public let roadLeastRelevantFirst: [Double]
+    /// ROAD's combined score: least-relevant-first minus most-relevant-first, averaged over the percentiles.
     public let roadCombined: Estimate
 
     func json(percentiles: [Int]) -> [String: Any] {
@@ -89,8 +99,11 @@ public struct FaithfulnessSummary: Sendable {
 
 /// In-region attention and accuracy of the samples of one label within a group.
 public struct LabelSummary: Sendable {
+    /// How many samples of the group have this label.
     public let n: Int
+    /// Their mean in-region share of attention, when a region was given.
     public let maskAttention: Estimate?
+    /// The share of them predicted as their label.
     public let accuracy: Double
 
     var json: [String: Any] {
@@ -105,8 +118,11 @@ public struct LabelSummary: Sendable {
 
 /// The largest difference in accuracy between two groups.
 public struct AccuracyGap: Sendable {
+    /// The group with the highest accuracy.
     public let best: String
+    /// The group with the lowest accuracy.
     public let worst: String
+    /// The best group's accuracy minus the worst's.
     public let gap: Double
     /// Whether the two groups' 95% intervals of accuracy do not overlap.
     public let flagged: Bool

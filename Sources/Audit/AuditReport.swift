@@ -11,7 +11,9 @@ import TensorCore
 /// The state is read in one pass (``AuditDigest``): memory does not grow with the number of samples.
 public struct AuditReport {
     let digest: AuditDigest
+    /// The audit's settings.
     public var config: AuditConfig { digest.config }
+    /// The groups' mean maps compared, when there are at least two groups.
     public let comparison: AttentionOverlapResult?
     /// Per group: accuracy, in-region statistics, the counterfactual test and faithfulness.
     public let groups: [String: GroupSummary]
@@ -33,19 +35,29 @@ public struct AuditReport {
     /// Rows of groups.csv that were not audited (images that could not be used, repeated rows).
     public var skipped: Int { digest.index.issues }
 
+    /// What the audit found for one group.
     public struct GroupSummary: Sendable {
+        /// How many samples the group has.
         public let n: Int
+        /// The mean in-region share of attention, when a region was given.
         public let maskAttentionMean: Double?
+        /// Its 95% bootstrap interval.
         public let maskAttentionCI95: (Double, Double)?
+        /// The share of samples whose in-region attention exceeds the threshold.
         public let shareAboveThreshold: Double?
+        /// The share of samples whose map peaks inside the region (the pointing game).
         public let pointingGame: Double?
+        /// The mean intersection over union of the map's top pixels and the region.
         public let iouMean: Double?
         /// Share of samples whose prediction equals their label, when labels are known.
         public let accuracy: Double?
+        /// The accuracy's 95% bootstrap interval.
         public let accuracyCI95: (Double, Double)?
         /// In-region attention and accuracy per label within the group.
         public let byLabel: [Int: LabelSummary]
+        /// What filling the region did to the group's predictions, when the test ran.
         public let counterfactual: CounterfactualSummary?
+        /// How faithful the group's maps are, when the metrics ran.
         public let faithfulness: FaithfulnessSummary?
     }
 

@@ -3,22 +3,31 @@ import Imaging
 
 /// What an audit is configured with; identical for every shard of one audit.
 public struct AuditConfig: Codable, Sendable, Equatable {
+    /// The model file's name.
     public var model: String
+    /// The target layer as requested.
     public var layer: String
+    /// The tensor the layer resolved to.
     public var tensor: String
+    /// The CAM method's name (``CAMMethod``'s raw value).
     public var method: String
     /// `normalized` (pytorch-grad-cam's per-image scaling) or `raw` (comparable across images).
     public var maps: String
     /// `predicted`, `label`, or a class index.
     public var target: String
+    /// The preprocessing in words.
     public var preprocessing: String
     /// How the region was given, or `nil` without one.
     public var mask: String?
+    /// The region's share of the input's pixels.
     public var maskArea: Double?
     /// In-region share above which a sample counts as relying on the region.
     public var threshold: Double
+    /// The share of a map's pixels, highest first, that intersection over union compares with the region.
     public var iouFraction: Double
+    /// The model input's height in pixels.
     public var height: Int
+    /// The model input's width in pixels.
     public var width: Int
     /// Images in the whole audit (all shards).
     public var total: Int
@@ -27,6 +36,7 @@ public struct AuditConfig: Codable, Sendable, Equatable {
     /// The layer whose pooled output feeds the embedding detectors, and its tensor; `nil` when
     /// they do not run.
     public var embedLayer: String?
+    /// The tensor the embed layer resolved to.
     public var embedTensor: String?
     /// How the model's output was read: `logits`, `probabilities` or `auto` (see ``OutputKind``).
     public var outputKind: String?
@@ -34,7 +44,9 @@ public struct AuditConfig: Codable, Sendable, Equatable {
     public var transform: Transform?
     /// Which space the region was drawn in (`image` or `model`), why, and its flags (``RegionMask/packed``).
     public var maskSpace: String?
+    /// Why the region is in that space.
     public var maskReason: String?
+    /// The region's pixels, packed.
     public var maskPixels: String?
     /// The images' size an image-space region was drawn at; every image must have it.
     public var maskImageSize: [Int]?
@@ -51,14 +63,20 @@ public struct AuditConfig: Codable, Sendable, Equatable {
 
     /// The preprocessing, as the report states it.
     public struct Transform: Codable, Sendable, Equatable {
+        /// The shorter side after resizing, or `nil` for no resize.
         public var resize: Int?
         /// Height and width of the centre crop.
         public var crop: [Int]?
+        /// The normalization's per-channel mean.
         public var mean: [Float]
+        /// The normalization's per-channel standard deviation.
         public var std: [Float]
+        /// Whether images already of the input size are used as they are.
         public var inputSizedAsIs: Bool
+        /// The transform in words.
         public var summary: String
 
+        /// The transform `preprocessing` applies.
         public init(_ preprocessing: Preprocessing) {
             resize = preprocessing.resize
             crop = preprocessing.crop.map { [$0.height, $0.width] }
@@ -76,6 +94,7 @@ public struct AuditConfig: Codable, Sendable, Equatable {
         }
     }
 
+    /// A configuration with every required setting; the optional ones start as `nil`.
     public init(
         model: String, layer: String, tensor: String, method: String, maps: String, target: String, preprocessing: String,
         mask: String?, maskArea: Double?, threshold: Double, iouFraction: Double, height: Int, width: Int, total: Int,
@@ -105,13 +124,19 @@ public struct AuditConfig: Codable, Sendable, Equatable {
 public struct SampleRecord: Codable, Sendable, Equatable {
     /// Position in the audit's file list (the order of groups.csv).
     public let index: Int
+    /// The image file, relative to the images folder.
     public let file: String
+    /// The image's group.
     public let group: String
+    /// The image's label, when known.
     public let label: Int?
+    /// The predicted class.
     public let predicted: Int
+    /// The predicted class's probability.
     public let confidence: Double
     /// The class the heatmap explains.
     public let target: Int
+    /// How the heatmap relates to the region, when one was given.
     public let scores: RegionScores?
     /// The image file's own size (width, height), before any resize or crop.
     public var imageSize: [Int]?
@@ -188,32 +213,21 @@ struct ExtremeSamples: Sendable {
     /// Overlays kept per group and end.
     static let count = 3
 
-    struct Entry: Sendable, Equatable {
-        let share: Double
-        let index: Int
-    }
-
     /// Per group, the most (or first, without scores) and the least region-reliant, best first.
-    private(set) var most: [String: [Entry]] = [:]
-    private(set) var least: [String: [Entry]] = [:]
+    private(set) var most: [String: [RelianceKey]] = [:]
+    private(set) var least: [String: [RelianceKey]] = [:]
 
     /// Takes one sample into account; returns whether it is now among the extremes.
     @discardableResult
     mutating func add(_ record: SampleRecord) -> Bool {
-        let entry = Entry(share: record.scores?.inMask ?? 0, index: record.index)
-        var top = most[record.group] ?? []
-        if record.scores != nil {
-            top.append(entry)
-            top.sort { ($0.share, -$0.index) > ($1.share, -$1.index) }
-            var bottom = least[record.group] ?? []
-            bottom.append(entry)
-            bottom.sort { ($0.share, $0.index) < ($1.share, $1.index) }
-            least[record.group] = Array(bottom.prefix(Self.count))
-        } else {
-            top.append(entry)
-            top.sort { $0.index < $1.index }
-        }
-        most[record.group] = Array(top.prefix(Self.count))
+        let key = RelianceKey(record)
+        // Samples only ever arrive, so ranking the kept few plus the newcomer is the full ranking.
+        let ranked = (
+            most: RelianceKey.ranked((most[record.group] ?? []) + [key]).most,
+            least: RelianceKey.ranked((least[record.group] ?? []) + [key]).least
+        )
+        most[record.group] = ranked.most
+        least[record.group] = ranked.least
         return kept.contains(record.index)
     }
 
@@ -236,5 +250,27 @@ extension AuditConfig {
         }
         if let maskPixels { _ = try RegionMask(packed: maskPixels, height: height, width: width) }
         if let stride = faithfulnessStride, stride < 1 { throw refuse("faithfulness stride \(stride)") }
+    }
+}
+
+/// A sample as the reliance ranking sees it: its share of attention inside the region and its index.
+struct RelianceKey: Sendable, Equatable {
+    let share: Double
+    let index: Int
+    /// Whether the sample has region scores; without them there is nothing to rank by.
+    let scored: Bool
+
+    init(_ record: SampleRecord) {
+        (share, index, scored) = (record.scores?.inMask ?? 0, record.index, record.scores != nil)
+    }
+
+    /// The one ranking of the most and least region-reliant samples: the `count` with the largest
+    /// in-region share and the `count` with the smallest, ties to the earlier file either way.
+    /// Without region scores, the first `count` files stand in for the most and none for the least.
+    static func ranked(_ keys: [RelianceKey], count: Int = ExtremeSamples.count) -> (most: [RelianceKey], least: [RelianceKey]) {
+        guard keys.allSatisfy(\.scored) else { return (Array(keys.sorted { $0.index < $1.index }.prefix(count)), []) }
+        let most = keys.sorted { ($0.share, -$0.index) > ($1.share, -$1.index) }
+        let least = keys.sorted { ($0.share, $0.index) < ($1.share, $1.index) }
+        return (Array(most.prefix(count)), Array(least.prefix(count)))
     }
 }

@@ -7,10 +7,14 @@ import TensorCore
 
 /// One row of `groups.csv`: an image, its group and, optionally, its label.
 public struct AuditSample: Sendable, Equatable {
+    /// The image file, relative to the images folder.
     public let file: String
+    /// The image's group.
     public let group: String
+    /// The image's label (a class index), when known.
     public let label: Int?
 
+    /// A sample from its fields.
     public init(file: String, group: String, label: Int?) {
         self.file = file
         self.group = group
@@ -28,10 +32,14 @@ public struct AuditSample: Sendable, Equatable {
 
 /// Which class each heatmap explains.
 public enum AuditTarget: Sendable, Equatable, CustomStringConvertible {
+    /// Each image's predicted class.
     case predicted
+    /// Each image's label from `groups.csv`.
     case label
+    /// One class for every image.
     case fixed(Int)
 
+    /// Reads `predicted`, `label` or a class index.
     public init(_ text: String) throws {
         switch text {
         case "predicted": self = .predicted
@@ -44,6 +52,7 @@ public enum AuditTarget: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// `predicted`, `label` or the class index.
     public var description: String {
         switch self {
         case .predicted: "predicted"
@@ -61,15 +70,21 @@ public enum AuditTarget: Sendable, Equatable, CustomStringConvertible {
 /// the predictions, the embeddings and the heatmaps all come from that pass. Decoding and
 /// preprocessing the next batch, and recording the last one (pooling, sums, overlays), run on
 /// their own threads meanwhile, one batch ahead and one behind.
-public struct Auditor {
+public struct Auditor: Sendable {
+    /// Computes the heatmaps.
     public let generator: GradCAMHeatmapGenerator
+    /// Turns image files into model inputs.
     public let preprocessing: Preprocessing
+    /// The suspected shortcut region, in model-input pixels, if any.
     public let mask: RegionMask?
+    /// Which class each heatmap explains.
     public let target: AuditTarget
+    /// The settings the state records.
     public let config: AuditConfig
     /// Stop at the first image that cannot be audited instead of reporting it and going on.
     public var strict = false
 
+    /// An auditor from its parts; `config` must describe them.
     public init(
         generator: GradCAMHeatmapGenerator, preprocessing: Preprocessing, mask: RegionMask?, target: AuditTarget, config: AuditConfig
     ) {
@@ -103,6 +118,35 @@ public struct Auditor {
     public func run(_ input: AuditInput, part: Int = 1, of parts: Int = 1, into output: OutputFolder, progress: @escaping (Int) -> Void = { _ in }) throws
         -> StateIndex
     {
+        try run(input, part: part, of: parts, into: output, beforeBatch: {}, afterBatch: progress)
+    }
+
+    /// Audits as the synchronous `run` does, checking for cancellation before each batch and
+    /// reporting progress after it.
+    ///
+    /// - Parameter progress: Called after each batch with the rows of groups.csv done so far and
+    ///   the rows in all (for a shard, the whole file's).
+    /// - Returns: The same counts the synchronous variant returns.
+    /// - Throws: `CancellationError` when the task is cancelled (the batch under way completes
+    ///   first; nothing of the state is committed).
+    @discardableResult
+    public func run(
+        _ input: AuditInput, part: Int = 1, of parts: Int = 1, into output: OutputFolder,
+        progress: (@Sendable (BatchProgress) -> Void)? = nil
+    ) async throws -> StateIndex {
+        var done = 0
+        let index = try run(input, part: part, of: parts, into: output, beforeBatch: { try Task.checkCancellation() }) { rows in
+            done += rows
+            progress?(BatchProgress(completed: done, total: input.count))
+        }
+        await Task.yield()
+        return index
+    }
+
+    private func run(
+        _ input: AuditInput, part: Int, of parts: Int, into output: OutputFolder, beforeBatch: () throws -> Void,
+        afterBatch: (Int) -> Void
+    ) throws -> StateIndex {
         let writer = try AuditStateWriter(folder: output, config: config)
         let batches = try input.batches(batchSize: config.batchSize, part: part, of: parts)
         let reader = Prefetch<Prepared>(name: "shortcut-detect audit: decode") {
@@ -113,10 +157,18 @@ public struct Auditor {
         let recorder = Drain<Computed>(name: "shortcut-detect audit: record") { computed in
             try record(computed, into: writer)
         }
+        // The embed layer is read as the CAM reads it when it is one of the target layers.
+        let embedder = try config.embedTensor.map { name in
+            try EmbeddingExtractor(
+                executor: generator.executor, layer: name, inputLayout: generator.inputLayout,
+                layerLayout: generator.layers.contains { $0.tensor == name } ? generator.options.layerLayout : nil)
+        }
         do {
-            while let prepared = try reader.next() {
-                try recorder.submit(try compute(prepared))
-                progress(prepared.batch.items.count)
+            while true {
+                try beforeBatch()
+                guard let prepared = try reader.next() else { break }
+                try recorder.submit(try compute(prepared, embedder: embedder))
+                afterBatch(prepared.batch.items.count)
             }
             try recorder.finish()
         } catch {
@@ -168,7 +220,7 @@ public struct Auditor {
 
     /// The model's part: one forward and backward pass for predictions, embeddings and heatmaps,
     /// then the counterfactual and faithfulness passes when asked for.
-    func compute(_ prepared: Prepared) throws -> Computed {
+    func compute(_ prepared: Prepared, embedder: EmbeddingExtractor?) throws -> Computed {
         var computed = Computed(prepared: prepared)
         guard let batch = prepared.tensor else { return computed }
         let chunk = prepared.audited
@@ -188,14 +240,14 @@ public struct Auditor {
             }
         }()
         // One pass: the logits and the embed layer come from the forward pass the heatmaps run.
-        let result = try generator.explain(batch, targetClasses: classes, fetch: config.embedTensor.map { [$0] } ?? [])
+        let result = try generator.explain(batch, targetClasses: classes, fetch: embedder.map { [$0.tensor] } ?? [])
         let logits = result.logits
         guard logits.rank == 2, logits.shape[0] == chunk.count else {
             throw AuditError.invalid("the model's output \(output) is not [batch, classes]")
         }
-        if let name = config.embedTensor {
-            guard let value = result.fetched[name] else { throw AuditError.invalid("the embed layer's tensor \(name) was not computed") }
-            computed.embeddings = try Embeddings.pooled(generator.channelsFirstMap(value, of: name, inputs: batch))
+        if let embedder {
+            guard let value = result.fetched[embedder.tensor] else { throw AuditError.invalid("the embed layer's tensor \(embedder.tensor) was not computed") }
+            computed.embeddings = try embedder.embeddings(of: value, batch: batch)
         }
         let probabilities = ClassProbabilities.rows(try logits.doubles(), width: logits.shape[1], kind: kind)
         let predicted = probabilities.map(ClassProbabilities.argmax)

@@ -8,10 +8,10 @@ import TensorCore
 public enum CounterfactualFill: String, Sendable, Codable, CaseIterable {
     /// Each channel's mean over the input's pixels outside the region.
     case mean
-    /// The input blurred by ``GaussianBlur`` at its default σ (`max(H, W) / 16`), inside the region.
+    /// The input blurred by a Gaussian blur at its default σ (`max(H, W) / 16`), inside the region.
     case blur
     /// Seeded Gaussian noise with each channel's mean and (population) standard deviation over the
-    /// whole input; the draws come from ``TorchGenerator`` seeded per sample.
+    /// whole input; the draws come from a PyTorch-compatible generator seeded per sample.
     case noise
 
     /// What the fill puts in the region, for sentences.
@@ -24,7 +24,7 @@ public enum CounterfactualFill: String, Sendable, Codable, CaseIterable {
     }
 
     /// One preprocessed input, `channels` planes of the region's size, with the region filled.
-    /// - Parameter seed: The noise's seed (``TorchGenerator/seed(base:index:stream:)``); unused by
+    /// - Parameter seed: The noise's seed (a base seed combined with the sample's index); unused by
     ///   the other fills.
     public func apply(_ input: [Float], channels: Int, region: RegionMask, seed: UInt32) throws -> [Float] {
         let size = region.height * region.width
@@ -82,6 +82,7 @@ public struct CounterfactualRecord: Sendable, Equatable, Codable {
     /// The probability the filled input gives the originally predicted class.
     public let confidence: Double
 
+    /// A record of the prediction on the filled input.
     public init(predicted: Int, confidence: Double) {
         self.predicted = predicted
         self.confidence = confidence

@@ -8,12 +8,14 @@ public struct FaithfulnessOptions: Sendable, Equatable, Codable {
     /// The percentiles ROAD removes pixels at (pytorch-grad-cam removes the pixels whose map value
     /// is at or above the percentile, or at or below its mirror for least relevant first).
     public var percentiles: [Int]
-    /// The base seed of ROAD's imputation noise (see ``TorchGenerator/seed(base:index:stream:)``).
+    /// The base seed of ROAD's imputation noise, combined with each sample's index.
     public var seed: UInt32
     /// Also the deletion and insertion curves (two forward passes of `curveSteps + 1` inputs per image).
     public var curves: Bool
+    /// Steps of the deletion and insertion curves.
     public var curveSteps: Int
 
+    /// Options for the metrics; curves are off by default.
     public init(percentiles: [Int] = [20, 40, 60, 80], seed: UInt32 = 0, curves: Bool = false, curveSteps: Int = 32) {
         self.percentiles = percentiles
         self.seed = seed
@@ -57,9 +59,10 @@ public struct FaithfulnessScores: Sendable, Equatable, Codable {
 ///
 /// Deletion and insertion follow RISE's protocol with our fixed choices: pixels ranked by the map
 /// (ties by position), `curveSteps` steps of `⌈HW / curveSteps⌉` pixels, deleted pixels set to 0 in
-/// the model's input space, insertion starting from the input blurred by ``GaussianBlur`` at its
+/// the model's input space, insertion starting from the input blurred by a Gaussian at its
 /// default σ; the area is RISE's trapezoid over the `curveSteps + 1` points.
 public struct Faithfulness {
+    /// The metrics' settings.
     public let options: FaithfulnessOptions
     let probabilities: (Tensor) throws -> [[Double]]
 

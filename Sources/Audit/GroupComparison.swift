@@ -28,7 +28,9 @@ public struct AttentionOverlapResult: Sendable {
     public let significant: [Bool]
     /// Each group against all others: the difference of means and its significance mask.
     public let oneVersusRest: [String: (difference: [Float], significant: [Bool])]
+    /// The maps' height.
     public let height: Int
+    /// The maps' width.
     public let width: Int
     /// A plain sentence about the comparison.
     public let summary: String
@@ -36,25 +38,33 @@ public struct AttentionOverlapResult: Sendable {
 
 /// An ordered pair of group names.
 public struct GroupPair: Hashable, Sendable, CustomStringConvertible {
+    /// The first group.
     public let first: String
+    /// The second group, or `rest` for all the others.
     public let second: String
 
+    /// A pair of groups.
     public init(first: String, second: String) {
         self.first = first
         self.second = second
     }
 
+    /// `first vs second`.
     public var description: String { "\(first) vs \(second)" }
 }
 
 /// Settings of the divergence test.
 public struct ComparisonOptions: Sendable {
+    /// Label permutations of the per-pixel test.
     public var permutations = 1000
+    /// The Benjamini-Hochberg rate over the pixels.
     public var falseDiscoveryRate = 0.05
     /// Cells per side of the grid the test runs on.
     public var maxGrid = 32
+    /// Seeds the permutations.
     public var seed: UInt64 = 0x5EED_CA11
 
+    /// The defaults.
     public init() {}
 }
 
@@ -225,7 +235,9 @@ private func pow10(_ n: Int) -> Double { (0..<n).reduce(1.0) { result, _ in resu
 
 /// Errors of audits and group comparisons.
 public enum AuditError: Error, CustomStringConvertible, Equatable {
+    /// The input or settings are unusable; the text says why.
     case invalid(String)
+    /// The problem in words.
     public var description: String {
         switch self {
         case .invalid(let reason): reason

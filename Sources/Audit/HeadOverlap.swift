@@ -8,9 +8,13 @@ import TensorCore
 /// either is all zero). Does the model look at the same place to predict the disease as to
 /// predict the protected attribute? High overlap says the two predictions share evidence.
 public struct HeadOverlap: Sendable, Equatable {
+    /// The overlap of two binarized maps.
     public struct Scores: Sendable, Equatable {
+        /// `2 |A ∩ B| / (|A| + |B|)`.
         public let dice: Double
+        /// `|A ∩ B| / |A ∪ B|`.
         public let iou: Double
+        /// The cosine similarity of the maps before thresholding.
         public let cosine: Double
     }
 

@@ -12,8 +12,8 @@ import TensorCore
 /// the reference's order. The reference solves it by SuperLU's sparse LU; `−A` is symmetric
 /// positive definite, so we solve it by LAPACK's banded Cholesky: both are direct, double
 /// precision solutions that agree far below float32's resolution. The noise comes from
-/// ``TorchGenerator`` in the order `torch.randn_like(res.t())` draws it.
-public enum NoisyLinearImputer {
+/// `TorchGenerator` in the order `torch.randn_like(res.t())` draws it.
+package enum NoisyLinearImputer {
     /// (row offset, column offset, weight), in the reference's order.
     static let neighbours: [(dy: Int, dx: Int, weight: Double)] = [
         (1, 1, 1.0 / 12), (0, 1, 1.0 / 6), (-1, 1, 1.0 / 12), (1, -1, 1.0 / 12),
@@ -25,7 +25,7 @@ public enum NoisyLinearImputer {
     ///   - image: `channels` planes of `height` x `width` float32 values.
     ///   - keep: `height * width` flags; `false` marks the pixels to impute.
     ///   - noise: The noise's standard deviation (the reference's 0.01).
-    public static func impute(
+    package static func impute(
         _ image: [Float], channels: Int, height: Int, width: Int, keep: [Bool], noise: Float = 0.01, generator: inout TorchGenerator
     ) throws -> [Float] {
         try impute(image, channels: channels, height: height, width: width, keep: keep, noise: noise, generator: &generator, bandLimit: 1 << 24)

@@ -5,11 +5,14 @@ import TensorCore
 /// A region where a shortcut could sit (a watermark, a ruler, a scanner tag), as a pixel mask in
 /// the coordinates of the model's input.
 public struct RegionMask: Sendable, Equatable {
+    /// The mask's height in pixels.
     public let height: Int
+    /// The mask's width in pixels.
     public let width: Int
     /// `height * width` flags, row-major.
     public let inside: [Bool]
 
+    /// A mask from one flag per pixel, row-major; throws when the count does not match.
     public init(height: Int, width: Int, inside: [Bool]) throws {
         guard height > 0, width > 0, inside.count == MemoryBudget.product(height, width) else {
             throw AuditError.invalid("a \(height)x\(width) mask cannot hold \(inside.count) values")
@@ -143,6 +146,7 @@ public struct RegionScores: Sendable, Equatable, Codable {
     /// IoU of the region and the heatmap thresholded at `fraction · max`.
     public let iou: Double
 
+    /// Scores `heatmap` (row-major, the mask's size) against `mask`.
     public init(heatmap: [Float], mask: RegionMask, iouFraction: Double = 0.5) {
         var total = 0.0
         var inside = 0.0

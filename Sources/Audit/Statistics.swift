@@ -4,11 +4,11 @@ import TensorCore
 /// The small statistics toolkit audits need: bootstrap intervals, permutation p-values and
 /// Benjamini–Hochberg false-discovery control. Everything is deterministic for a given seed
 /// (``SeededGenerator``), so sharded and single runs agree exactly.
-public enum Statistics {
+package enum Statistics {
     /// The 95% percentile-bootstrap interval of the mean of `values`: 2,000 Poisson resamples
     /// (each value weighted by a Poisson(1) draw per resample, see ``PoissonWeights``), the
     /// 2.5th and 97.5th percentiles of their means.
-    public static func bootstrapMeanInterval(_ values: [Double], seed: UInt64) -> (Double, Double) {
+    package static func bootstrapMeanInterval(_ values: [Double], seed: UInt64) -> (Double, Double) {
         Estimate.of(values, seed: seed)?.ci95 ?? (0, 0)
     }
 
@@ -24,7 +24,7 @@ public enum Statistics {
     /// Two-sided permutation p-values of the per-feature difference in means between the samples
     /// in `inGroup` and the rest: `(1 + #{|d*| ≥ |d|}) / (1 + permutations)`.
     /// - Parameter values: Samples x features, row-major.
-    public static func permutationPValues(
+    package static func permutationPValues(
         _ values: [Float], samples: Int, features: Int, inGroup: [Bool], permutations: Int = 1000, seed: UInt64
     ) -> [Double] {
         let first = inGroup.filter { $0 }.count
@@ -54,7 +54,7 @@ public enum Statistics {
     }
 
     /// Benjamini–Hochberg: which hypotheses are discoveries at false-discovery rate `q`.
-    public static func benjaminiHochberg(_ pValues: [Double], q: Double = 0.05) -> [Bool] {
+    package static func benjaminiHochberg(_ pValues: [Double], q: Double = 0.05) -> [Bool] {
         MultipleTesting.benjaminiHochberg(pValues, alpha: q)
     }
 }

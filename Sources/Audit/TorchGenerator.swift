@@ -15,15 +15,15 @@ import Foundation
 ///   float32 (a tail that is not a whole block redraws the last 16); PyTorch evaluates them with
 ///   SLEEF's vector `log`/`cos`/`sin`, so a draw can differ from ours by a few float32 ulps
 ///   (up to 1.2e-6 on the draws the tests check).
-public struct TorchGenerator {
+package struct TorchGenerator {
     private var engine: LegacyRandomState
     private var nextNormal: Double?
 
-    public init(seed: UInt32) { engine = LegacyRandomState(seed: seed) }
+    package init(seed: UInt32) { engine = LegacyRandomState(seed: seed) }
 
     /// The seed of one sample's draws: `(base + 1000003 · index + stream) mod 2³²`, so each
     /// sample's noise depends on its position in the audit only (shards draw what one run draws).
-    public static func seed(base: UInt32, index: Int, stream: Int = 0) -> UInt32 {
+    package static func seed(base: UInt32, index: Int, stream: Int = 0) -> UInt32 {
         UInt32(truncatingIfNeeded: UInt64(base) &+ 1_000_003 &* UInt64(truncatingIfNeeded: index) &+ UInt64(truncatingIfNeeded: stream))
     }
 
@@ -38,7 +38,7 @@ public struct TorchGenerator {
     }
 
     /// One draw of `at::normal_distribution<double>(0, 1)`.
-    public mutating func normalDouble() -> Double {
+    package mutating func normalDouble() -> Double {
         if let cached = nextNormal {
             nextNormal = nil
             return cached
@@ -52,12 +52,12 @@ public struct TorchGenerator {
     }
 
     /// `randn_like` of a tensor that is not contiguous (or is small): `count` values in memory order.
-    public mutating func normalStrided(_ count: Int) -> [Float] {
+    package mutating func normalStrided(_ count: Int) -> [Float] {
         (0..<max(count, 0)).map { _ in Float(normalDouble()) }
     }
 
     /// `torch.randn(count)` (a contiguous float32 tensor).
-    public mutating func normalContiguous(_ count: Int) -> [Float] {
+    package mutating func normalContiguous(_ count: Int) -> [Float] {
         guard count >= 16 else { return normalStrided(count) }
         var data = (0..<count).map { _ in uniformFloat() }
         func fill(_ base: Int) {

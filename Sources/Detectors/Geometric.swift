@@ -11,6 +11,7 @@ import TensorCore
 /// An effect size of at least 0.8, or a mean cosine of at least 0.85, raises the risk to
 /// moderate; both, to high. Groups with fewer than 20 samples are left out.
 public struct GeometricResult: Sendable, Equatable {
+    /// `moderate` when a pair's effect size or mean cosine reaches its threshold, `high` when both do.
     public let risk: RiskLevel
     /// Every pair of analysed groups, in sorted order of the names.
     public let pairs: [Pair]
@@ -18,29 +19,42 @@ public struct GeometricResult: Sendable, Equatable {
     public let skippedGroups: [String]
     /// The effect size and mean cosine at which a pair counts.
     public let effectThreshold: Double
+    /// The mean cosine of principal angles at which subspaces count as overlapping.
     public let subspaceCosineThreshold: Double
 
+    /// The geometry of two groups.
     public struct Pair: Sendable, Equatable {
+        /// The two groups.
         public let groups: [String]
+        /// The distance between the group means over the pooled standard deviation along it.
         public let effectSize: Double
+        /// How well the mean difference aligns with the groups' principal axes (largest absolute cosine).
         public let alignment: Double
         /// The signed gap of the mean projections (second minus first).
         public let projectionGap: Double
         /// Distance between the group means.
         public let directionNorm: Double
+        /// The mean cosine of the principal angles between the groups' subspaces.
         public let meanCosine: Double
+        /// The smallest principal angle, in degrees.
         public let minAngleDegrees: Double
+        /// The largest principal angle, in degrees.
         public let maxAngleDegrees: Double
     }
 }
 
 /// Settings of the geometric analysis (the reference's defaults).
 public struct GeometricOptions: Sendable {
+    /// Principal components per group subspace.
     public var components = 5
+    /// Groups with fewer samples are left out.
     public var minGroupSize = 20
+    /// The effect size at which a pair counts.
     public var effectThreshold = 0.8
+    /// The mean cosine at which a pair's subspaces count as overlapping.
     public var subspaceCosineThreshold = 0.85
 
+    /// The reference's defaults.
     public init() {}
 }
 

@@ -4,24 +4,31 @@ import TensorCore
 /// A groups CSV, read by header name: `group` (required), `label` and `file` (optional); other
 /// columns are ignored. Quoted fields may hold commas and doubled quotes.
 public struct GroupTable: Sendable, Equatable {
+    /// One row of the table.
     public struct Row: Sendable, Equatable {
+        /// The sample's group.
         public let group: String
+        /// The sample's label, when the table has a label column.
         public let label: String?
+        /// The sample's file, when the table has a file column.
         public let file: String?
     }
 
+    /// The rows in file order.
     public let rows: [Row]
     /// Whether the header has a `file` column.
     public let hasFiles: Bool
     /// Where the table came from, for messages.
     public let source: String
 
+    /// A table from its rows; `source` names it in errors.
     public init(rows: [Row], hasFiles: Bool, source: String) {
         self.rows = rows
         self.hasFiles = hasFiles
         self.source = source
     }
 
+    /// Reads a CSV file with a `group` column and optional `file` and `label` columns.
     public static func read(csv url: URL) throws -> GroupTable {
         let text: String
         do { text = try FileIO.text(of: url.path) } catch let error as FileError {
@@ -88,9 +95,9 @@ public struct GroupTable: Sendable, Equatable {
 }
 
 /// Comma-separated values.
-public enum CSV {
+package enum CSV {
     /// The fields of one line; quoted fields may hold commas and doubled quotes.
-    public static func fields(in line: String) -> [String] {
+    package static func fields(in line: String) -> [String] {
         var fields: [String] = []
         var current = ""
         var quoted = false

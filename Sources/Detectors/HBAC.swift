@@ -12,6 +12,7 @@
 /// A shortcut exists with the first signal, or the second and third together; confidence is high
 /// with two or more signals, medium with one.
 public struct HBACResult: Sendable, Equatable {
+    /// Whether the signals amount to a shortcut.
     public let detected: Bool
     /// `low`, `moderate` (the reference's "medium") or `high`.
     public let confidence: RiskLevel
@@ -19,18 +20,22 @@ public struct HBACResult: Sendable, Equatable {
     public let risk: RiskLevel
     /// The signals that fired: `clustering_based`, `dimension_specific`, `linear_separable`.
     public let types: [String]
+    /// The leaves of the clustering.
     public let clusters: [Cluster]
     /// Size-weighted mean purity of the clusters.
     public let purity: Double
     /// The held-out accuracy of the linear classifier.
     public let linearAccuracy: Double
+    /// Clusters more than 80% pure.
     public let highPurityClusters: Int
     /// Share of dimensions whose cluster means differ (ANOVA `p < 0.01`).
     public let importantDimensionsRatio: Double
 
     /// One leaf of the clustering (training rows only).
     public struct Cluster: Sendable, Equatable {
+        /// Training rows in the cluster.
         public let size: Int
+        /// The share of its most common label.
         public let purity: Double
         /// The most common label in the cluster.
         public let dominant: String
@@ -41,11 +46,14 @@ public struct HBACResult: Sendable, Equatable {
 
 /// Settings of the clustering.
 public struct HBACOptions: Sendable {
+    /// Splits of the most mixed cluster.
     public var maxIterations = 3
     /// Smallest cluster, as a share of the training rows.
     public var minClusterSize = 0.01
+    /// The held-out share for the linear classifier.
     public var testSize = 0.2
 
+    /// The reference's defaults.
     public init() {}
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// L2-regularized logistic regression, the probe classifier of the reference (scikit-learn's
 /// `LogisticRegression` with its defaults: `C = 1`, an unpenalized intercept, the binomial loss
@@ -76,10 +77,7 @@ struct LogisticRegression: Sendable {
                 p.values[i * 2] = 1 - positive
                 p.values[i * 2 + 1] = positive
             } else {
-                let row = z.values[i * k..<(i + 1) * k]
-                let largest = row.max() ?? 0
-                let total = row.reduce(0) { $0 + exp($1 - largest) }
-                for j in 0..<k { p.values[i * k + j] = exp(z.values[i * k + j] - largest) / total }
+                p.values.replaceSubrange(i * k..<(i + 1) * k, with: ClassProbabilities.softmax(z.values[i * k..<(i + 1) * k]))
             }
         }
         return p
@@ -87,15 +85,8 @@ struct LogisticRegression: Sendable {
 
     /// The most probable class of each row (the first on ties, as NumPy's argmax).
     func predict(_ x: Matrix) -> [Int] {
-        Self.argmaxRows(probabilities(x))
-    }
-
-    static func argmaxRows(_ p: Matrix) -> [Int] {
-        (0..<p.rows).map { i in
-            var best = 0
-            for j in 1..<max(p.columns, 1) where p[i, j] > p[i, best] { best = j }
-            return best
-        }
+        let p = probabilities(x)
+        return ClassProbabilities.argmax(p.values, width: p.columns)
     }
 }
 

@@ -79,10 +79,10 @@ enum MannWhitney {
 }
 
 /// Multiple-testing control.
-public enum MultipleTesting {
+package enum MultipleTesting {
     /// Benjamini–Hochberg at false-discovery rate `alpha` (statsmodels' `fdr_bh`): with p-values
     /// sorted ascending, every hypothesis up to the last `p₍ᵢ₎ ≤ alpha·i/m` is a discovery.
-    public static func benjaminiHochberg(_ pValues: [Double], alpha: Double = 0.05) -> [Bool] {
+    package static func benjaminiHochberg(_ pValues: [Double], alpha: Double = 0.05) -> [Bool] {
         let order = pValues.indices.sorted { pValues[$0] < pValues[$1] }
         let m = Double(pValues.count)
         var cutoff = -1

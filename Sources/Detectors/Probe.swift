@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Probes: can a classifier read the group off the embeddings?
 ///
 /// The **linear** probe is the reference's (`SKLearnProbe` with its defaults): a seeded stratified
@@ -18,23 +20,33 @@ public struct ProbeResult: Sendable, Equatable {
     public let metric: String
     /// The linear probe's holdout F1.
     public let value: Double
+    /// The score above which a probe flags a shortcut.
     public let threshold: Double
     /// Either probe's score exceeds the threshold.
     public let detected: Bool
+    /// The linear probe's holdout accuracy.
     public let accuracy: Double
+    /// The linear probe's holdout ROC AUC (macro one-vs-rest for more than two groups).
     public let rocAUC: Double
     /// `high` at or above `max(threshold, 0.85)`, `moderate` above the threshold, else `low`
     /// (the reference's mapping), for the better of the two probes.
     public let risk: RiskLevel
+    /// The quadratic probe's result.
     public let nonlinear: NonlinearProbe
+    /// Rows the probes were trained on.
     public let trainCount: Int
+    /// Rows held out for scoring.
     public let testCount: Int
 
     /// The quadratic probe's result.
     public struct NonlinearProbe: Sendable, Equatable {
+        /// The model's name.
         public let model: String
+        /// Its holdout F1.
         public let value: Double
+        /// Its holdout accuracy.
         public let accuracy: Double
+        /// Whether its score exceeds the threshold.
         public let detected: Bool
     }
 
@@ -47,12 +59,16 @@ public struct ProbeResult: Sendable, Equatable {
 
 /// Settings of the probes.
 public struct ProbeOptions: Sendable {
+    /// The F1 above which a probe flags a shortcut.
     public var threshold = 0.7
+    /// The held-out share of the rows.
     public var testSize = 0.2
     /// Inverse L2 strength of the logistic regression (scikit-learn's `C`).
     public var c = 1.0
+    /// Iterations of the L-BFGS solver.
     public var maxIterations = 2000
 
+    /// The reference's defaults.
     public init() {}
 }
 
@@ -68,7 +84,7 @@ enum Probe {
         let xTest = x.rows(test).standardized(mean: mean, std: std)
         let linear = LogisticRegression.fit(xTrain, classes: yTrain, classCount: classCount, c: options.c, maxIterations: options.maxIterations)
         let probabilities = linear.probabilities(xTest)
-        let predicted = LogisticRegression.argmaxRows(probabilities)
+        let predicted = ClassProbabilities.argmax(probabilities.values, width: probabilities.columns)
         let f1 = Metrics.f1(truth: yTest, predicted: predicted, classCount: classCount)
 
         let squaredTrain = withSquares(xTrain)

@@ -3,8 +3,14 @@ import TensorCore
 
 /// How strongly a method (or all of them) points at a shortcut.
 public enum RiskLevel: String, Sendable, Comparable, CaseIterable {
-    case low, moderate, high
+    /// No method points at a shortcut.
+    case low
+    /// Some evidence.
+    case moderate
+    /// Strong evidence.
+    case high
 
+    /// Low before moderate before high.
     public static func < (a: RiskLevel, b: RiskLevel) -> Bool {
         allCases.firstIndex(of: a) ?? 0 < allCases.firstIndex(of: b) ?? 0
     }
@@ -12,8 +18,16 @@ public enum RiskLevel: String, Sendable, Comparable, CaseIterable {
 
 /// The embedding-based detection methods.
 public enum DetectionMethod: String, Sendable, CaseIterable, Comparable {
-    case probe, statistical, hbac, geometric
+    /// Linear and quadratic probes: can a classifier read the group off the embeddings?
+    case probe
+    /// Mann-Whitney U per dimension with Benjamini-Hochberg correction.
+    case statistical
+    /// Hierarchical bias-aware clustering.
+    case hbac
+    /// Group mean directions and principal subspaces.
+    case geometric
 
+    /// In the order the methods are listed.
     public static func < (a: DetectionMethod, b: DetectionMethod) -> Bool {
         allCases.firstIndex(of: a) ?? 0 < allCases.firstIndex(of: b) ?? 0
     }
@@ -31,15 +45,21 @@ public enum DetectionMethod: String, Sendable, CaseIterable, Comparable {
 /// if report.probe?.accuracy ?? 0 > 0.7 { print(report.overall.summary) }
 /// ```
 public struct ShortcutDetector: Sendable {
+    /// The methods a fit runs.
     public var methods: [DetectionMethod]
     /// Seeds the holdout splits (drawn as NumPy's `RandomState(seed)` draws them) and k-means.
     public var seed: UInt32
     /// Significance level of the statistical test, before and after the correction.
     public var alpha = 0.05
+    /// Settings of the probes.
     public var probe = ProbeOptions()
+    /// Settings of the clustering.
     public var hbac = HBACOptions()
+    /// Settings of the geometric analysis.
     public var geometric = GeometricOptions()
 
+    /// A detector running `methods`, every random choice seeded by `seed`.
+    ///
     /// - Parameters:
     ///   - methods: Which methods run (all four by default; the reference's default omits geometric).
     ///   - seed: The reference's default is 42.
@@ -135,20 +155,27 @@ public struct ShortcutDetector: Sendable {
 
 /// Everything one ``ShortcutDetector/fit(embeddings:groups:labels:)`` found.
 public struct DetectionReport: Sendable {
+    /// Rows (samples) of the embeddings.
     public let n: Int
+    /// Dimensions of each embedding.
     public let dim: Int
     /// The groups in sorted order.
     public let groups: [String]
     /// Each row's index into ``groups``.
     public let sampleGroups: [Int]
+    /// The probes' result, when they ran.
     public internal(set) var probe: ProbeResult?
+    /// The statistical test's result, when it ran.
     public internal(set) var statistical: StatisticalResult?
+    /// The clustering's result, when it ran.
     public internal(set) var hbac: HBACResult?
+    /// The geometric analysis's result, when it ran.
     public internal(set) var geometric: GeometricResult?
     /// Methods that were asked for but could not run, and why (a group too small, say).
     public internal(set) var skipped: [DetectionMethod: String] = [:]
     /// Each row on the embeddings' first two principal components, `N × 2` row-major.
     public internal(set) var projection: [Double] = []
+    /// The verdict over all methods that ran.
     public internal(set) var overall = OverallAssessment(risk: .low, summary: "", indicators: [])
 
     init(n: Int, dim: Int, groups: [String], sampleGroups: [Int]) {
@@ -177,6 +204,7 @@ public struct DetectionReport: Sendable {
 /// comparison keeps a significant dimension, HBAC when it detects a shortcut, geometry when its
 /// risk is moderate or high.
 public struct OverallAssessment: Sendable, Equatable {
+    /// High with two or more indicators, moderate with one, low with none.
     public let risk: RiskLevel
     /// One plain sentence.
     public let summary: String

@@ -5,6 +5,7 @@ import TensorCore
 public struct SpRAyOptions: Sendable, Equatable {
     /// The fewest and most clusters the eigengap may choose.
     public var minClusters = 2
+    /// The most clusters the eigengap may choose.
     public var maxClusters = 10
     /// The reference's Clever-Hans thresholds: a cluster under this share of the data is small,
     public var smallClusterThreshold = 0.05
@@ -19,6 +20,7 @@ public struct SpRAyOptions: Sendable, Equatable {
     /// Seeds k-means.
     public var seed: UInt64 = 42
 
+    /// shortkit-ml's defaults.
     public init() {}
 }
 
@@ -42,26 +44,39 @@ public struct SpRAyOptions: Sendable, Equatable {
 /// is not pure by default): a minority of one group whose maps concentrate somewhere the others'
 /// do not. The reference's own flags are reported as well.
 public struct SpRAyResult: Sendable {
+    /// One cluster of maps.
     public struct Cluster: Sendable {
         /// The cluster's number: 0 is the largest (ties to the one whose first sample comes first).
         public let id: Int
+        /// The samples in it, by index.
         public let members: [Int]
+        /// How many samples it has.
         public var size: Int { members.count }
+        /// Its share of all samples.
         public let fraction: Double
+        /// The share of its most common group, when groups are known.
         public let groupPurity: Double?
+        /// Its most common group.
         public let dominantGroup: String?
+        /// The share of its most common label, when labels are known.
         public let labelPurity: Double?
+        /// Its most common label.
         public let dominantLabel: Int?
+        /// The mean focus of its maps.
         public let focusMean: Double
+        /// The standard deviation of its maps' focus.
         public let focusStd: Double
         /// The mean of the members' scaled maps.
         public let meanMap: [Float]
+        /// Whether it is a candidate shortcut: small, focused and made of one group.
         public let candidate: Bool
     }
 
+    /// How many clusters the eigengap chose.
     public let clusterCount: Int
     /// Each sample's cluster.
     public let labels: [Int]
+    /// The clusters, largest first.
     public let clusters: [Cluster]
     /// The smallest eigenvalues of the normalized Laplacian (up to twelve), ascending.
     public let eigenvalues: [Double]
@@ -89,6 +104,7 @@ public struct SpRAyResult: Sendable {
     }
 }
 
+/// Spectral relevance analysis of a set of heatmaps; see ``SpRAyResult`` for the method.
 public enum SpRAy {
     /// Clusters `count` maps of `height` x `width` values (row-major, one after another).
     /// - Parameters:

@@ -3,8 +3,11 @@ import TensorCore
 /// Per-dimension group differences: the reference's `GroupDiffTest` with SciPy's Mann–Whitney U
 /// and statsmodels' Benjamini–Hochberg correction.
 public struct StatisticalResult: Sendable, Equatable {
+    /// The test, as the reference names it.
     public let test = "mannwhitneyu"
+    /// The multiple-testing correction, as statsmodels names it.
     public let correction = "fdr_bh"
+    /// The significance level.
     public let alpha: Double
     /// `moderate` when any comparison keeps a significant dimension after correction, else `low`.
     public let risk: RiskLevel
@@ -15,6 +18,7 @@ public struct StatisticalResult: Sendable, Equatable {
     public struct Comparison: Sendable, Equatable {
         /// The two sides; the second is `"rest"` for a group against all others.
         public let groups: [String]
+        /// Each dimension's p-value before the correction.
         public let pValues: [Double]
         /// Dimensions significant after the correction.
         public let significant: Int

@@ -26,62 +26,69 @@ public enum CAMMethod: String, Sendable, CaseIterable {
     /// Whether the method needs a backward pass.
     public var usesGradients: Bool { self != .eigenCAM && self != .scoreCAM }
 
-    /// The raw map of one sample. `channelWeights` is only read by ScoreCAM.
-    func rawMap(
-        activations a: [Double], gradients g: [Double], channels: Int, positions: Int, eigenSmooth: Bool,
-        channelWeights: [Double]? = nil
+    /// The raw map of one sample, from its activations and gradients as stored (float32, or
+    /// float64) and in double precision; `channelWeights` is only read by ScoreCAM.
+    ///
+    /// Methods that weight each channel, or combine `G` and `A` element by element, sum each
+    /// position's terms over the channels in order, straight into the map; the eigen methods
+    /// project the combined `[channels, positions]` matrix.
+    func rawMap<S: BinaryFloatingPoint>(
+        activations a: UnsafeBufferPointer<S>, gradients g: UnsafeBufferPointer<S>, channels: Int, positions: Int,
+        eigenSmooth: Bool, channelWeights: [Double]? = nil
     ) -> [Double] {
-        func perChannel(_ weight: (Int) -> Double) -> [Double] {
-            var weighted = [Double](repeating: 0, count: channels * positions)
-            for k in 0..<channels {
-                let w = weight(k)
-                for p in 0..<positions { weighted[k * positions + p] = w * a[k * positions + p] }
-            }
-            return weighted
-        }
-        func sumOverChannels(_ x: [Double]) -> [Double] {
-            var map = [Double](repeating: 0, count: positions)
-            for k in 0..<channels { for p in 0..<positions { map[p] += x[k * positions + p] } }
-            return map
-        }
         func spatialSum(_ k: Int, _ f: (Int) -> Double) -> Double {
             var total = 0.0
             for p in 0..<positions { total += f(k * positions + p) }
             return total
         }
-        let combined: [Double]
-        switch self {
-        case .gradCAM:
-            combined = perChannel { k in spatialSum(k) { g[$0] } / Double(positions) }
-        case .gradCAMPlusPlus:
-            combined = perChannel { k in
-                let activationSum = spatialSum(k) { a[$0] }
+        /// The channel weights of the methods that have them.
+        func weight(_ k: Int) -> Double? {
+            switch self {
+            case .gradCAM: return spatialSum(k) { Double(g[$0]) } / Double(positions)
+            case .gradCAMPlusPlus:
+                let activationSum = spatialSum(k) { Double(a[$0]) }
                 return spatialSum(k) { i in
-                    let g2 = g[i] * g[i]
-                    guard g[i] != 0 else { return 0 }
-                    let alpha = g2 / (2 * g2 + activationSum * g2 * g[i] + 1e-6)
-                    return max(g[i], 0) * alpha
+                    let gi = Double(g[i])
+                    let g2 = gi * gi
+                    guard gi != 0 else { return 0 }
+                    let alpha = g2 / (2 * g2 + activationSum * g2 * gi + 1e-6)
+                    return max(gi, 0) * alpha
                 }
+            case .xGradCAM:
+                let activationSum = spatialSum(k) { Double(a[$0]) }
+                return spatialSum(k) { Double(g[$0]) * Double(a[$0]) / (activationSum + 1e-7) }
+            case .scoreCAM: return channelWeights?[k] ?? 0
+            case .hiResCAM, .eigenGradCAM, .layerCAM, .gradCAMElementWise, .eigenCAM: return nil
             }
-        case .xGradCAM:
-            combined = perChannel { k in
-                let activationSum = spatialSum(k) { a[$0] }
-                return spatialSum(k) { g[$0] * a[$0] / (activationSum + 1e-7) }
+        }
+        /// The term of element `i` for the methods without channel weights.
+        func term(_ i: Int) -> Double {
+            switch self {
+            case .hiResCAM, .eigenGradCAM: return Double(g[i]) * Double(a[i])
+            case .layerCAM: return max(Double(g[i]), 0) * Double(a[i])
+            case .gradCAMElementWise: return max(Double(g[i]) * Double(a[i]), 0)
+            default: return Double(a[i])
             }
-        case .scoreCAM:
-            combined = perChannel { channelWeights?[$0] ?? 0 }
-        case .hiResCAM, .eigenGradCAM:
-            combined = zip(g, a).map { $0 * $1 }
-        case .layerCAM:
-            combined = zip(g, a).map { max($0, 0) * $1 }
-        case .gradCAMElementWise:
-            combined = zip(g, a).map { max($0 * $1, 0) }
-        case .eigenCAM:
-            combined = a
         }
         if eigenSmooth || self == .eigenCAM || self == .eigenGradCAM {
+            var combined = [Double](repeating: 0, count: channels * positions)
+            for k in 0..<channels {
+                if let w = weight(k) {
+                    for p in 0..<positions { combined[k * positions + p] = w * Double(a[k * positions + p]) }
+                } else {
+                    for p in 0..<positions { combined[k * positions + p] = term(k * positions + p) }
+                }
+            }
             return Projection.firstComponent(combined, channels: channels, positions: positions)
         }
-        return sumOverChannels(combined)
+        var map = [Double](repeating: 0, count: positions)
+        for k in 0..<channels {
+            if let w = weight(k) {
+                for p in 0..<positions { map[p] += w * Double(a[k * positions + p]) }
+            } else {
+                for p in 0..<positions { map[p] += term(k * positions + p) }
+            }
+        }
+        return map
     }
 }

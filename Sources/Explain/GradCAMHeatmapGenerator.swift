@@ -15,14 +15,17 @@ public enum HeatmapNormalization: String, Sendable, CaseIterable {
 
 /// Options beyond the method itself.
 public struct CAMOptions: Sendable {
+    /// Take the first principal component of the weighted activations (pytorch-grad-cam's `eigen_smooth`).
     public var eigenSmooth: Bool
     /// Average the heatmaps of six augmented inputs (no flip or horizontal flip, times 0.9, 1
     /// and 1.1), each flipped back, as pytorch-grad-cam's `aug_smooth` does.
     public var augSmooth: Bool
+    /// How maps are scaled before they are returned.
     public var normalization: HeatmapNormalization
+    /// How layer maps are resized to the input's size.
     public var upsampling: MapResize
     /// How the target layers hold channels and positions; decided per layer from the graph and
-    /// the tensor's shape when `nil` (see ``LayerLayouts``).
+    /// the tensor's shape when `nil` (from the ops that produce and read it).
     public var layerLayout: LayerLayout?
     /// How the model's input orders an image batch; read from its declared shape when `nil`
     /// (see ``ImageLayout/declared(by:)``).
@@ -30,6 +33,7 @@ public struct CAMOptions: Sendable {
     /// Masked inputs per forward pass in ScoreCAM (pytorch-grad-cam's default is 16).
     public var scoreCAMBatchSize: Int
 
+    /// Options with pytorch-grad-cam's defaults unless given.
     public init(
         eigenSmooth: Bool = false, augSmooth: Bool = false, normalization: HeatmapNormalization = .minMax,
         upsampling: MapResize = .bilinear, layerLayout: LayerLayout? = nil, inputLayout: ImageLayout? = nil,
@@ -70,21 +74,26 @@ public struct CAMResult: Sendable {
 /// let heatmap = try gradcam.generate(image, targetClass: 1)   // [H, W] in [0, 1)
 /// ```
 public final class GradCAMHeatmapGenerator: Sendable {
+    /// Runs the model forward and backward.
     public let executor: Executor
     /// The resolved target layers; heatmaps average over them.
     public let layers: [ResolvedLayer]
+    /// How activations and gradients become a map.
     public let method: CAMMethod
     /// Guided GradCAM: ``generate(_:targetClass:)`` returns the CAM times guided backpropagation.
     public let useGuided: Bool
+    /// Smoothing, normalization, upsampling and layouts.
     public let options: CAMOptions
     /// The model output the maps explain (its first unless another was chosen).
     public let outputName: String
     /// How the model's input orders an image batch (`[N, C, H, W]` unless it is channels-last).
     public let inputLayout: ImageLayout
     /// Decides each layer's layout when ``CAMOptions/layerLayout`` does not.
-    public let layouts: LayerLayouts
+    package let layouts: LayerLayouts
     private let inputName: String
 
+    /// A generator for the layers `targetLayers`, whose maps it averages.
+    ///
     /// - Parameters:
     ///   - model: The classifier; its first input takes `[N, C, H, W]` images (`[N, H, W, C]` when
     ///     it is channels-last), its first output `[N, classes]`.
@@ -101,12 +110,12 @@ public final class GradCAMHeatmapGenerator: Sendable {
         executor = try Executor(model: model)
         let resolver = LayerResolver(model: model)
         layers = try targetLayers.map(resolver.resolve)
-        guard !layers.isEmpty || allowNoLayers else { throw OpError("at least one target layer is needed") }
+        guard !layers.isEmpty || allowNoLayers else { throw ExplainError.invalidConfiguration("at least one target layer is needed") }
         guard let input = executor.inputs.first?.name, let first = executor.outputs.first?.name else {
-            throw GraphError.inputMismatch("the model needs an input and an output")
+            throw ExplainError.invalidConfiguration("the model needs an input and an output")
         }
         if let output, !executor.outputs.contains(where: { $0.name == output }) {
-            throw GraphError.inputMismatch(
+            throw ExplainError.invalidConfiguration(
                 "the model has no output '\(output)'; its outputs are \(executor.outputs.map(\.name).joined(separator: ", "))")
         }
         inputName = input
@@ -131,7 +140,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
     public func generate(_ input: Tensor, targetClass: Int? = nil) throws -> Tensor {
         let batch = input.rank == 3 ? try input.reshaped([1] + input.shape) : input
         guard batch.rank == 4, batch.shape[0] == 1 else {
-            throw OpError("generate takes one image shaped \(inputLayout == .nchw ? "[C, H, W] or [1, C, H, W]" : "[H, W, C] or [1, H, W, C]"), got \(input.shape); use generateBatch")
+            throw ExplainError.invalidInput("generate takes one image shaped \(inputLayout == .nchw ? "[C, H, W] or [1, C, H, W]" : "[H, W, C] or [1, H, W, C]"), got \(input.shape); use generateBatch")
         }
         let maps = try generateBatch(batch, targetClasses: targetClass.map { [$0] })
         return maps[0]
@@ -150,6 +159,40 @@ public final class GradCAMHeatmapGenerator: Sendable {
         return try (0..<maps.shape[0]).map { try maps.sliced(axis: 0, $0..<$0 + 1).reshaped(Array(maps.shape.dropFirst())) }
     }
 
+    /// One heatmap per image of a large batch, computed `batchSize` images at a time, checking for
+    /// cancellation before each chunk and reporting progress after it.
+    ///
+    /// The maps equal those of ``generateBatch(_:targetClasses:)`` called on each chunk. Each chunk
+    /// runs synchronously on the calling task; between chunks the task yields.
+    ///
+    /// - Parameters:
+    ///   - inputs: `[N, C, H, W]` images (`[N, H, W, C]` for a channels-last model).
+    ///   - targetClasses: One class per image, or `nil` to explain each prediction.
+    ///   - batchSize: Images per forward and backward pass.
+    ///   - progress: Called after each chunk with the images done so far and `N`.
+    /// - Throws: `CancellationError` when the task is cancelled (the chunk under way completes first).
+    public func generateBatch(
+        _ inputs: Tensor, targetClasses: [Int]? = nil, batchSize: Int, progress: (@Sendable (BatchProgress) -> Void)? = nil
+    ) async throws -> [Tensor] {
+        guard inputs.rank == 4 else {
+            throw ExplainError.invalidInput("images must be \(inputLayout == .nchw ? "[N, C, H, W]" : "[N, H, W, C]"), got \(inputs.shape)")
+        }
+        guard batchSize > 0 else { throw ExplainError.invalidConfiguration("the batch size must be positive, got \(batchSize)") }
+        let total = inputs.shape[0]
+        if let targetClasses, targetClasses.count != total {
+            throw ExplainError.invalidTarget("\(targetClasses.count) target classes were given for a batch of \(total)")
+        }
+        var maps: [Tensor] = []
+        for start in stride(from: 0, to: total, by: batchSize) {
+            try Task.checkCancellation()
+            let range = start..<min(start + batchSize, total)
+            maps += try generateBatch(inputs.sliced(axis: 0, range), targetClasses: targetClasses.map { Array($0[range]) })
+            progress?(BatchProgress(completed: range.upperBound, total: total))
+            await Task.yield()
+        }
+        return maps
+    }
+
     /// Heatmaps, raw layer maps, classes and logits for a batch in the model's ``inputLayout``.
     ///
     /// One forward and one reverse pass (six of each with augmentation smoothing): the logits
@@ -157,7 +200,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
     /// (an embedding layer, say), so a caller never runs the model again to get them.
     public func explain(_ inputs: Tensor, targetClasses: [Int]? = nil, fetch: [String] = []) throws -> CAMResult {
         guard inputs.rank == 4 else {
-            throw OpError("images must be \(inputLayout == .nchw ? "[N, C, H, W]" : "[N, H, W, C]"), got \(inputs.shape)")
+            throw ExplainError.invalidInput("images must be \(inputLayout == .nchw ? "[N, C, H, W]" : "[N, H, W, C]"), got \(inputs.shape)")
         }
         guard options.augSmooth else { return try explainOnce(inputs, targetClasses: targetClasses, fetch: fetch) }
         var sum: [Double]?
@@ -173,35 +216,25 @@ public final class GradCAMHeatmapGenerator: Sendable {
                 sum = sum.map { zip($0, maps).map { $0 + $1 } } ?? maps
             }
         }
-        guard let plain, let sum else { throw OpError("augmentation produced no maps") }
+        guard let plain, let sum else { throw ExplainError.invalidInput("augmentation produced no maps") }
         let mean = try Tensor(shape: plain.heatmaps.shape, scalars: sum.map { Float($0 / 6) })
         return CAMResult(
             heatmaps: mean, rawMaps: plain.rawMaps, classes: plain.classes, logits: plain.logits, layerLayouts: plain.layerLayouts,
             fetched: plain.fetched)
     }
 
-    /// `x`, the value of `tensor` for the batch `inputs`, as `[N, C, h, w]` when it is a 4-D map
-    /// (read in ``CAMOptions/layerLayout`` when `tensor` is a target layer's); other ranks unchanged.
-    public func channelsFirstMap(_ x: Tensor, of tensor: String, inputs: Tensor) throws -> Tensor {
-        guard inputs.rank == 4 else { throw OpError("images must be a 4-D batch, got \(inputs.shape)") }
-        let layout = layers.contains { $0.tensor == tensor } ? options.layerLayout : nil
-        return try layouts.channelsFirstMap(
-            x, of: tensor, image: (inputs.shape[inputLayout.heightAxis], inputs.shape[inputLayout.widthAxis]), layout: layout)
-    }
-
     /// Each image's highest-scoring class.
     public func predictedClasses(_ inputs: Tensor) throws -> [Int] {
-        guard let logits = try executor.run([inputName: inputs], fetch: [outputName])[outputName], logits.rank == 2 else {
-            throw OpError("the model's output \(outputName) is not [batch, classes]")
-        }
-        return GradientTarget.argmax(try logits.doubles(), rows: logits.shape[0], width: logits.shape[1])
+        let output = try executor.run([inputName: inputs], fetch: [outputName])[outputName]
+        guard let logits = output, logits.rank == 2 else { throw ExplainError.notAClassifier(shape: output?.shape ?? []) }
+        return ClassProbabilities.argmax(try logits.doubles(), width: logits.shape[1])
     }
 
     /// Guided backpropagation: `∂ logit[n, cₙ] / ∂ input` with every Relu gated, as `[N, H, W, C]`.
     public func guidedBackprop(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> Tensor {
         let result = try executor.gradients(
             [inputName: inputs], of: .logit(classes: targetClasses), output: outputName, wrt: [inputName], guided: true)
-        guard let gradient = result.gradients[inputName] else { throw OpError("no input gradient") }
+        guard let gradient = result.gradients[inputName] else { throw ExplainError.invalidInput("no input gradient") }
         return inputLayout == .nhwc ? gradient : try gradient.transposed([0, 2, 3, 1])
     }
 
@@ -221,7 +254,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
         let tensors = layers.map(\.tensor)
         let result = try executor.gradients(
             [inputName: inputs], of: .logit(classes: targetClasses), output: outputName, wrt: [inputName] + tensors, guided: true)
-        guard let gradient = result.gradients[inputName] else { throw OpError("no input gradient") }
+        guard let gradient = result.gradients[inputName] else { throw ExplainError.invalidInput("no input gradient") }
         let cam = try maps(inputs, activations: result.values, gradients: result.gradients, logits: result.output, targetClasses: targetClasses, fetch: [])
         return (inputLayout == .nhwc ? gradient : try gradient.transposed([0, 2, 3, 1]), cam)
     }
@@ -259,7 +292,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
             return try maps(inputs, activations: result.values, gradients: result.gradients, logits: result.output, targetClasses: targetClasses, fetch: fetch)
         }
         let activations = try executor.run([inputName: inputs], fetch: [outputName] + tensors + fetch)
-        guard let output = activations[outputName] else { throw OpError("the model produced no output") }
+        guard let output = activations[outputName] else { throw ExplainError.notAClassifier(shape: []) }
         return try maps(inputs, activations: activations, gradients: [:], logits: output, targetClasses: targetClasses, fetch: fetch)
     }
 
@@ -268,51 +301,72 @@ public final class GradCAMHeatmapGenerator: Sendable {
         _ inputs: Tensor, activations: [String: Tensor], gradients: [String: Tensor], logits: Tensor, targetClasses: [Int]?, fetch: [String]
     ) throws -> CAMResult {
         guard logits.rank == 2, logits.shape[0] == inputs.shape[0] else {
-            throw OpError("CAM needs a [batch, classes] output, got \(logits.shape)")
+            throw ExplainError.notAClassifier(shape: logits.shape)
         }
         let scores = try logits.doubles()
-        let classes = targetClasses ?? GradientTarget.argmax(scores, rows: logits.shape[0], width: logits.shape[1])
+        let classes = targetClasses ?? ClassProbabilities.argmax(scores, width: logits.shape[1])
         let (batch, height, width) = (inputs.shape[0], inputs.shape[inputLayout.heightAxis], inputs.shape[inputLayout.widthAxis])
 
         var raws: [Tensor] = []
-        var upsampled: [[Double]] = []
+        var upsampled: [Tensor] = []
         var layerLayouts: [LayerLayout] = []
         for layer in layers {
-            guard let value = activations[layer.tensor] else { throw OpError("layer \(layer.request) was not computed") }
+            guard let value = activations[layer.tensor] else { throw ExplainError.layer(layer.request, reason: "was not computed") }
             let (a, g, layout) = try read(value, gradients[layer.tensor], layer: layer, height: height, width: width)
             layerLayouts.append(layout)
             let (channels, h, w) = (a.shape[1], a.shape[2], a.shape[3])
             let positions = h * w
-            let av = try a.doubles()
-            let gv = try g?.doubles() ?? []
             let weights = method == .scoreCAM ? try scoreWeights(inputs, activations: a, classes: classes) : nil
-            var raw: [Double] = []
-            var maps: [Double] = []
-            for n in 0..<batch {
-                let range = n * channels * positions..<(n + 1) * channels * positions
-                let map = method.rawMap(
-                    activations: Array(av[range]), gradients: gv.isEmpty ? [] : Array(gv[range]), channels: channels,
-                    positions: positions, eigenSmooth: options.eigenSmooth, channelWeights: weights?[n])
-                raw += map
-                var scaled = map.map { max($0, 0) }
-                if options.normalization == .minMax { scaled = Self.minMax(scaled) }
-                maps += options.upsampling.apply(scaled, height: h, width: w, outHeight: height, outWidth: width)
+            var raw = [Float](repeating: 0, count: batch * positions)
+            /// Each sample's raw map from the layer's values as stored (float32 or float64).
+            func maps<S: TensorScalar & BinaryFloatingPoint>(_ type: S.Type, _ a: Tensor, _ g: Tensor?) throws {
+                try a.withUnsafeBuffer(as: S.self) { av in
+                    try (g ?? a).withUnsafeBuffer(as: S.self) { gv in
+                        let size = channels * positions
+                        for n in 0..<batch {
+                            let map = method.rawMap(
+                                activations: UnsafeBufferPointer(rebasing: av[n * size..<(n + 1) * size]),
+                                gradients: UnsafeBufferPointer(rebasing: gv[g == nil ? 0..<0 : n * size..<(n + 1) * size]),
+                                channels: channels, positions: positions, eigenSmooth: options.eigenSmooth,
+                                channelWeights: weights?[n])
+                            for p in 0..<positions { raw[n * positions + p] = Float(map[p]) }
+                        }
+                    }
+                }
             }
-            raws.append(try Tensor(shape: [batch, h, w], scalars: raw.map { Float($0) }))
+            if a.dtype == .float32, g?.dtype ?? .float32 == .float32 {
+                try maps(Float.self, a, g)
+            } else {
+                try maps(Double.self, a.converted(to: .float64), g?.converted(to: .float64))
+            }
+            raws.append(try Tensor(shape: [batch, h, w], scalars: raw))
+            // ReLU, per-image scaling and upsampling, in float32 (as pytorch-grad-cam computes them).
+            let maps = try Tensor(uninitialized: .float32, shape: [batch, height, width])
+            try raw.withUnsafeMutableBufferPointer { raw in
+                guard let base = raw.baseAddress else { return }
+                for i in raw.indices { raw[i] = max(raw[i], 0) }
+                if options.normalization == .minMax {
+                    for n in 0..<batch { Self.minMax(base + n * positions, count: positions) }
+                }
+                try options.upsampling.apply(
+                    base, count: batch, height: h, width: w, outHeight: height, outWidth: width,
+                    into: maps.storage.base.assumingMemoryBound(to: Float.self))
+            }
             upsampled.append(maps)
         }
         // Average the layers (after a ReLU), then scale each image again, as pytorch-grad-cam does.
         let size = height * width
-        var heatmaps = [Float](repeating: 0, count: batch * size)
-        for n in 0..<batch {
-            var mean = [Double](repeating: 0, count: size)
-            for maps in upsampled { for i in 0..<size { mean[i] += max(maps[n * size + i], 0) / Double(upsampled.count) } }
-            if options.normalization == .minMax { mean = Self.minMax(mean) }
-            for i in 0..<size { heatmaps[n * size + i] = Float(mean[i]) }
+        let heatmaps = try Tensor(zeros: .float32, shape: [batch, height, width])
+        let mean = heatmaps.storage.base.assumingMemoryBound(to: Float.self)
+        let share = Float(upsampled.count)
+        for maps in upsampled {
+            let values = maps.storage.base.assumingMemoryBound(to: Float.self)
+            withExtendedLifetime(maps) { for i in 0..<batch * size { mean[i] += max(values[i], 0) / share } }
         }
+        if options.normalization == .minMax { for n in 0..<batch { Self.minMax(mean + n * size, count: size) } }
         return CAMResult(
-            heatmaps: try Tensor(shape: [batch, height, width], scalars: heatmaps), rawMaps: raws, classes: classes, logits: logits,
-            layerLayouts: layerLayouts, fetched: fetch.reduce(into: [:]) { $0[$1] = activations[$1] })
+            heatmaps: heatmaps, rawMaps: raws, classes: classes, logits: logits, layerLayouts: layerLayouts,
+            fetched: fetch.reduce(into: [:]) { $0[$1] = activations[$1] })
     }
 
     /// A layer's activations and gradients as `[N, C, h, w]` (channels-last maps transposed,
@@ -325,7 +379,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
                 layout
             )
         } catch {
-            throw OpError("layer '\(layer.request)': \(error)")
+            throw ExplainError.layer(layer.request, reason: "\(error)")
         }
     }
 
@@ -360,7 +414,7 @@ public final class GradCAMHeatmapGenerator: Sendable {
                 }
                 let batchInput = try Tensor(shape: [count] + inputs.shape.dropFirst(), scalars: masked).converted(to: inputs.dtype)
                 guard let output = try executor.run([inputName: batchInput], fetch: [outputName])[outputName] else {
-                    throw OpError("the model produced no output")
+                    throw ExplainError.notAClassifier(shape: [])
                 }
                 let values = try output.doubles()
                 let classCount = output.shape.last ?? 1
@@ -370,12 +424,19 @@ public final class GradCAMHeatmapGenerator: Sendable {
         }
     }
 
-    /// pytorch-grad-cam's per-image scaling: subtract the minimum, divide by `1e-7 + max`.
-    static func minMax(_ map: [Double]) -> [Double] {
-        let low = map.min() ?? 0
-        let shifted = map.map { $0 - low }
-        let high = shifted.max() ?? 0
-        return shifted.map { $0 / (1e-7 + high) }
+    /// pytorch-grad-cam's per-image scaling of `count` values in place, in float32 as it computes:
+    /// subtract the minimum, divide by `1e-7 + max`.
+    static func minMax(_ map: UnsafeMutablePointer<Float>, count: Int) {
+        guard count > 0 else { return }
+        var low = map[0]
+        for i in 1..<count { low = min(low, map[i]) }
+        var high = map[0] - low
+        for i in 0..<count {
+            map[i] -= low
+            high = max(high, map[i])
+        }
+        let divisor = 1e-7 + high
+        for i in 0..<count { map[i] /= divisor }
     }
 
     /// The batch mirrored left to right: reversed along `axis`, the width.

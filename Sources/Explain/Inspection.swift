@@ -8,7 +8,15 @@ import TensorCore
 public struct ModelInspection {
     /// A module whose output is a sensible CAM target.
     public struct LayerCandidate {
-        public enum Kind: String { case convolutional = "conv", tokens = "tokens", unknown = "?" }
+        /// What a candidate's tensor holds.
+        public enum Kind: String {
+            /// A spatial map, `[N, C, h, w]` or `[N, h, w, C]`.
+            case convolutional = "conv"
+            /// Transformer tokens, `[N, tokens, C]`.
+            case tokens = "tokens"
+            /// A shape neither reading fits.
+            case unknown = "?"
+        }
         /// Names `gradcam --layer` accepts for this layer, each resolving to ``tensor``: its PyTorch
         /// module paths (several when nested modules end at the same node, e.g. `layer4.1` and
         /// `layer4.1.relu`), else its node name, else the tensor's own name.
@@ -17,6 +25,7 @@ public struct ModelInspection {
         public let tensor: String
         /// The tensor's shape at batch 1, when it could be computed.
         public let shape: [Int]?
+        /// What the candidate's tensor holds.
         public let kind: Kind
         /// How the tensor holds channels and positions, for maps and tokens.
         public let layout: LayerLayout?
@@ -29,6 +38,7 @@ public struct ModelInspection {
 
     typealias Kind = LayerCandidate.Kind
 
+    /// The inspected model.
     public let model: Model
     /// Op types with how often each occurs, most frequent first.
     public let opHistogram: [(opType: String, count: Int)]
@@ -52,7 +62,12 @@ public struct ModelInspection {
     ///
     /// - Parameter imageSize: The input size to compute layer shapes at where the model leaves
     ///   height or width free (224 per free axis when `nil`).
-    public init(model: Model, registry: OpRegistry = .standard, imageSize: (height: Int, width: Int)? = nil) {
+    public init(model: Model, imageSize: (height: Int, width: Int)? = nil) {
+        self.init(model: model, registry: .standard, imageSize: imageSize)
+    }
+
+    /// Inspects `model` against the ops `registry` builds.
+    package init(model: Model, registry: OpRegistry, imageSize: (height: Int, width: Int)? = nil) {
         self.model = model
         let graph = model.graph
         var counts: [String: Int] = [:]
@@ -300,7 +315,7 @@ public struct ModelInspection {
         var feeds: [String: Tensor] = [:]
         for (position, input) in executor.inputs.enumerated() {
             guard let dims = input.shape, let dtype = input.elementType else {
-                throw OpError("input '\(input.name)' has no declared type and shape")
+                throw ExplainError.invalidInput("input '\(input.name)' has no declared type and shape")
             }
             let shape = try dims.enumerated().map { axis, dim -> Int in
                 if let size = dim.fixedExtent { return size }
@@ -308,7 +323,7 @@ public struct ModelInspection {
                 if position == 0, let image, axis == layout.heightAxis || axis == layout.widthAxis {
                     return axis == layout.heightAxis ? image.height : image.width
                 }
-                throw OpError("input '\(input.name)' has a free extent on axis \(axis)")
+                throw ExplainError.invalidInput("input '\(input.name)' has a free extent on axis \(axis)")
             }
             feeds[input.name] = try Tensor(zeros: dtype, shape: shape)
         }

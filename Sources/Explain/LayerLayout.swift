@@ -15,6 +15,7 @@ public enum LayerLayout: Sendable, Equatable, CustomStringConvertible {
     /// count and the input size when `nil`).
     case tokens(TokenGrid?)
 
+    /// `nchw`, `nhwc` or `tokens`, with the grid when one is given.
     public var description: String {
         switch self {
         case .channelsFirst: "nchw"
@@ -34,15 +35,15 @@ public enum LayerLayout: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// `x` as `[N, C, h, w]`, for an input of `height` x `width` (which sizes an inferred token grid).
-    public func channelsFirst(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
+    package func channelsFirst(_ x: Tensor, height: Int, width: Int) throws -> Tensor {
         switch self {
         case .channelsFirst, .channelsLast:
             guard x.rank == 4 else {
-                throw OpError("a \(self) layer must be 4-D, got shape \(x.shape); choose the layout with --layer-layout")
+                throw ExplainError.invalidInput("a \(self) layer must be 4-D, got shape \(x.shape); choose another layer layout")
             }
             return self == .channelsFirst ? x : try x.transposed(ImageLayout.nhwc.toChannelsFirst)
         case .tokens(let grid):
-            guard x.rank == 3 else { throw OpError("a token layer must be [N, tokens, C], got shape \(x.shape)") }
+            guard x.rank == 3 else { throw ExplainError.invalidInput("a token layer must be [N, tokens, C], got shape \(x.shape)") }
             return try (grid ?? TokenGrid.infer(tokens: x.shape[1], inputHeight: height, inputWidth: width)).spatial(x)
         }
     }
@@ -60,9 +61,9 @@ public enum LayerLayout: Sendable, Equatable, CustomStringConvertible {
 /// Otherwise the shape decides: the reading whose height and width fit inside the input and
 /// match its aspect ratio best (`[N, 7, 7, 768]` under a 224×224 input is channels-last). A
 /// shape that fits both equally well follows the input's own layout.
-public struct LayerLayouts: Sendable {
+package struct LayerLayouts: Sendable {
     /// How the model's input orders its axes.
-    public let inputLayout: ImageLayout
+    package let inputLayout: ImageLayout
     private let nodes: [Node]
     private let producer: [String: Int]
     private let consumers: [String: [Int]]
@@ -73,7 +74,7 @@ public struct LayerLayouts: Sendable {
     /// How far evidence is looked for, in elementwise ops from the tensor.
     static let searchDepth = 8
 
-    public init(model: Model, inputLayout: ImageLayout? = nil) {
+    package init(model: Model, inputLayout: ImageLayout? = nil) {
         let graph = model.graph
         self.inputLayout = inputLayout ?? ImageLayout.declared(by: graph.inputs.first?.shape ?? [])
         nodes = graph.nodes
@@ -99,12 +100,12 @@ public struct LayerLayouts: Sendable {
     }
 
     /// The layout to read `tensor` in, given its `shape` and the input image's size.
-    public func layout(of tensor: String, shape: [Int], image: (height: Int, width: Int)) throws -> LayerLayout {
+    package func layout(of tensor: String, shape: [Int], image: (height: Int, width: Int)) throws -> LayerLayout {
         switch shape.count {
         case 3: return .tokens(nil)
         case 4: return Self.layout(shape: shape, image: image, graph: evidence(for: tensor), input: inputLayout) == .nhwc ? .channelsLast : .channelsFirst
         default:
-            throw OpError("tensor '\(tensor)' has shape \(shape); CAM needs [N, C, h, w] or [N, h, w, C] maps or [N, tokens, C] tokens")
+            throw ExplainError.invalidInput("tensor '\(tensor)' has shape \(shape); CAM needs [N, C, h, w] or [N, h, w, C] maps or [N, tokens, C] tokens")
         }
     }
 
@@ -134,7 +135,7 @@ public struct LayerLayouts: Sendable {
     /// What the graph says about `tensor`'s layout: the nearest strong evidence through
     /// layout-preserving ops, else the nearest Transpose; `nil` when there is none or the
     /// nearest disagrees.
-    public func evidence(for tensor: String) -> ImageLayout? {
+    package func evidence(for tensor: String) -> ImageLayout? {
         var strong: Set<ImageLayout>?
         var weak: Set<ImageLayout>?
         var frontier = [tensor]
@@ -233,7 +234,7 @@ public struct LayerLayouts: Sendable {
 extension LayerLayouts {
     /// `x`, the value of `tensor`, as `[N, C, h, w]` when it is a 4-D map (so that averaging
     /// its last two axes pools positions); other ranks unchanged. `layout` overrides the inferred one.
-    public func channelsFirstMap(
+    package func channelsFirstMap(
         _ x: Tensor, of tensor: String, image: (height: Int, width: Int), layout: LayerLayout? = nil
     ) throws -> Tensor {
         guard x.rank == 4 else { return x }

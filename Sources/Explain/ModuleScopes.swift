@@ -6,13 +6,13 @@ import ONNXModel
 /// The TorchScript exporter writes scopes into node names (`/layer4/layer4.1/relu_1/Relu`); the
 /// dynamo exporter writes plain names and lists the cumulative module paths in the node's
 /// `pkg.torch.onnx.name_scopes` metadata (`['', 'layer4', 'layer4.1', 'layer4.1.relu', 'relu_8']`).
-public enum ModuleScopes {
+package enum ModuleScopes {
     /// The metadata key the dynamo exporter uses.
-    public static let metadataKey = "pkg.torch.onnx.name_scopes"
+    package static let metadataKey = "pkg.torch.onnx.name_scopes"
 
     /// The module paths enclosing `node`, outermost first (e.g. `["layer4", "layer4.1", "layer4.1.relu"]`);
     /// empty when the exporter recorded none.
-    public static func paths(of node: Node) -> [String] {
+    package static func paths(of node: Node) -> [String] {
         if let scopes = node.metadata[metadataKey] { return dynamoPaths(scopes) }
         return torchScriptPaths(node.name)
     }

@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Resizing of single-channel maps: how CAMs reach the input's resolution.
 public enum MapResize: String, Sendable, CaseIterable {
     /// Bilinear with half-pixel centres, clamped at the edges: OpenCV's `INTER_LINEAR`, which
@@ -10,7 +12,7 @@ public enum MapResize: String, Sendable, CaseIterable {
     case nearest
 
     /// Resizes a row-major `height` x `width` map to `outHeight` x `outWidth`.
-    public func apply(_ map: [Double], height: Int, width: Int, outHeight: Int, outWidth: Int) -> [Double] {
+    package func apply(_ map: [Double], height: Int, width: Int, outHeight: Int, outWidth: Int) -> [Double] {
         let rows = axisTaps(input: height, output: outHeight)
         let columns = axisTaps(input: width, output: outWidth)
         var result = [Double](repeating: 0, count: outHeight * outWidth)
@@ -22,6 +24,36 @@ public enum MapResize: String, Sendable, CaseIterable {
             }
         }
         return result
+    }
+
+    /// The double-precision resize on `count` float32 maps one after another,
+    /// in float32: each input row is first resized along its width, then each output row blends
+    /// two of those rows (the order OpenCV's `resize` follows, and the same products and sums as
+    /// the double-precision version, rounded to float32). Throws when the memory budget refuses
+    /// the scratch of one map's rows.
+    public func apply(
+        _ maps: UnsafePointer<Float>, count: Int, height: Int, width: Int, outHeight: Int, outWidth: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) throws {
+        let rows = axisTaps(input: height, output: outHeight).map { ($0.0, $0.1, Float(1 - $0.2), Float($0.2)) }
+        let columns = axisTaps(input: width, output: outWidth).map { ($0.0, $0.1, Float(1 - $0.2), Float($0.2)) }
+        let size = outHeight * outWidth
+        // Per map: `height` rows of `outWidth` values, resized along their width.
+        try BufferPool.withScratch(Float.self, count: height * outWidth) { wide in
+            for map in 0..<count {
+                let source = maps + map * height * width
+                for r in 0..<height {
+                    let row = source + r * width
+                    let target = wide + r * outWidth
+                    for (x, column) in columns.enumerated() { target[x] = row[column.0] * column.2 + row[column.1] * column.3 }
+                }
+                let destination = out + map * size
+                for (y, row) in rows.enumerated() {
+                    let (top, bottom, target) = (wide + row.0 * outWidth, wide + row.1 * outWidth, destination + y * outWidth)
+                    for x in 0..<outWidth { target[x] = top[x] * row.2 + bottom[x] * row.3 }
+                }
+            }
+        }
     }
 
     /// For each output index along one axis: the two input indices and the weight of the second.

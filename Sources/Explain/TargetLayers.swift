@@ -14,14 +14,17 @@ public struct ResolvedLayer: Sendable, Equatable {
 
 /// Errors in naming a target layer.
 public enum LayerError: Error, CustomStringConvertible, Equatable {
+    /// No layer has the name; the closest module paths follow.
     case unknown(String, candidates: [String])
+    /// The name fits several layers.
     case ambiguous(String, matches: [String])
 
+    /// The problem in words, with the candidates.
     public var description: String {
         switch self {
         case .unknown(let name, let candidates):
             let hint = candidates.isEmpty ? "" : "; closest: \(candidates.joined(separator: ", "))"
-            return "no layer named '\(name)'\(hint) (`shortcut-detect inspect --layers` lists module paths)"
+            return "no layer named '\(name)'\(hint)"
         case .ambiguous(let name, let matches):
             return "layer '\(name)' is ambiguous; it could be \(matches.prefix(8).joined(separator: ", "))\(matches.count > 8 ? ", ..." : "")"
         }
@@ -41,6 +44,7 @@ public struct LayerResolver: Sendable {
     private let nodeOutputs: [String: String]
     private let moduleTensor: [String: String]
 
+    /// Reads the module paths of `model`'s nodes.
     public init(model: Model) {
         var last: [String: Int] = [:]
         var order: [String] = []
@@ -102,7 +106,7 @@ public struct LayerResolver: Sendable {
     }
 
     /// Direct child module paths of `parent`, in order of first appearance.
-    public func children(of parent: String) -> [String] {
+    package func children(of parent: String) -> [String] {
         let depth = parent.split(separator: ".").count + 1
         return modules.map(\.path).filter { $0.hasPrefix(parent + ".") && $0.split(separator: ".").count == depth }
     }

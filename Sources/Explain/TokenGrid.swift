@@ -6,15 +6,19 @@ import TensorCore
 public struct TokenGrid: Sendable, Equatable, CustomStringConvertible {
     /// Tokens before the patch tokens (1 for a class token, 2 with a distillation token).
     public var prefixTokens: Int
+    /// Rows of patch tokens.
     public var height: Int
+    /// Columns of patch tokens.
     public var width: Int
 
+    /// A grid of `height` × `width` patches after `prefixTokens` class or register tokens.
     public init(prefixTokens: Int, height: Int, width: Int) {
         self.prefixTokens = prefixTokens
         self.height = height
         self.width = width
     }
 
+    /// The prefix and the grid in words.
     public var description: String { "\(prefixTokens) prefix token(s), \(height)x\(width) grid" }
 
     /// The grid for `tokens` tokens of an input `inputHeight` x `inputWidth`: the fewest prefix
@@ -29,27 +33,27 @@ public struct TokenGrid: Sendable, Equatable, CustomStringConvertible {
                 if height * inputWidth == width * inputHeight { return TokenGrid(prefixTokens: prefix, height: height, width: width) }
             }
         }
-        throw OpError(
+        throw ExplainError.invalidInput(
             "cannot lay \(tokens) tokens out as a grid for a \(inputHeight)x\(inputWidth) input; give the grid explicitly")
     }
 
     /// The tokens this grid lays out, `prefixTokens + height · width`, or an error when a part is
     /// out of range (a negative prefix, an empty grid) or the count overflows.
-    public func tokenCount() throws -> Int {
+    package func tokenCount() throws -> Int {
         guard prefixTokens >= 0, height >= 1, width >= 1 else {
-            throw OpError("a token grid needs a prefix of 0 or more tokens and at least one row and column, got \(self)")
+            throw ExplainError.invalidConfiguration("a token grid needs a prefix of 0 or more tokens and at least one row and column, got \(self)")
         }
         guard let patches = MemoryBudget.product(height, width),
             case (let total, false) = patches.addingReportingOverflow(prefixTokens)
-        else { throw OpError("a \(self) has more tokens than can be counted") }
+        else { throw ExplainError.invalidConfiguration("a \(self) has more tokens than can be counted") }
         return total
     }
 
     /// `[N, tokens, C]` as `[N, C, h, w]`.
-    public func spatial(_ tokens: Tensor) throws -> Tensor {
+    package func spatial(_ tokens: Tensor) throws -> Tensor {
         let needed = try tokenCount()
         guard tokens.rank == 3, tokens.shape[1] == needed else {
-            throw OpError("a \(self) needs \(needed) tokens, the layer has shape \(tokens.shape)")
+            throw ExplainError.invalidInput("a \(self) needs \(needed) tokens, the layer has shape \(tokens.shape)")
         }
         let (batch, count, channels) = (tokens.shape[0], tokens.shape[1], tokens.shape[2])
         let grid = try tokens.sliced(axis: 1, prefixTokens..<count).reshaped([batch, height, width, channels])

@@ -6,7 +6,7 @@ import TensorCore
 ///
 /// Rules return each input gradient in the shape the op broadcast that input to; the reverse
 /// pass sums it back to the input's own shape, so no rule un-broadcasts by itself.
-public protocol DifferentiableOperator: Operator {
+package protocol DifferentiableOperator: Operator {
     /// The forward values ``backward(_:)`` reads when the inputs marked in `wanted` need
     /// gradients; the reverse pass keeps only these alive (weights need no activations kept).
     func savedForBackward(wanted: [Bool]) -> SavedValues
@@ -19,26 +19,26 @@ public protocol DifferentiableOperator: Operator {
 }
 
 extension DifferentiableOperator {
-    public func passesGradient(toIntegerInput index: Int) -> Bool { false }
+    package func passesGradient(toIntegerInput index: Int) -> Bool { false }
 }
 
 /// Which inputs and outputs of a node its backward rule reads.
-public struct SavedValues: Sendable {
-    public var inputs: Set<Int>
-    public var outputs: Set<Int>
+package struct SavedValues: Sendable {
+    package var inputs: Set<Int>
+    package var outputs: Set<Int>
 
-    public init(inputs: Set<Int> = [], outputs: Set<Int> = []) {
+    package init(inputs: Set<Int> = [], outputs: Set<Int> = []) {
         self.inputs = inputs
         self.outputs = outputs
     }
 
     /// Nothing beyond shapes (which are always kept).
-    public static let nothing = SavedValues()
+    package static let nothing = SavedValues()
     /// Every input.
-    public static func inputs(_ indices: Int...) -> SavedValues { SavedValues(inputs: Set(indices)) }
+    package static func inputs(_ indices: Int...) -> SavedValues { SavedValues(inputs: Set(indices)) }
     /// For ops linear in each of inputs 0 and 1 (Mul, MatMul, Gemm, Conv): each input's gradient
     /// reads only the other input, so an activation times a weight keeps just the weight.
-    public static func bilinear(wanted: [Bool]) -> SavedValues {
+    package static func bilinear(wanted: [Bool]) -> SavedValues {
         var inputs: Set<Int> = []
         if wanted.count > 1, wanted[1] { inputs.insert(0) }
         if wanted.count > 0, wanted[0] { inputs.insert(1) }
@@ -46,32 +46,36 @@ public struct SavedValues: Sendable {
     }
 
     /// Some outputs.
-    public static func outputs(_ indices: Int...) -> SavedValues { SavedValues(outputs: Set(indices)) }
+    package static func outputs(_ indices: Int...) -> SavedValues { SavedValues(outputs: Set(indices)) }
 }
 
 /// What a backward rule gets: the saved forward values, every input's and output's shape, the
 /// incoming output gradients, and which input gradients are wanted.
-public struct BackwardStep {
+package struct BackwardStep {
     /// Saved inputs (see ``SavedValues``); `nil` when not saved or omitted.
-    public let inputs: [Tensor?]
+    package let inputs: [Tensor?]
     /// Shapes of all inputs; `nil` for omitted ones.
-    public let inputShapes: [[Int]?]
+    package let inputShapes: [[Int]?]
     /// Element types of all inputs; `nil` for omitted ones.
-    public let inputTypes: [DType?]
+    package let inputTypes: [DType?]
     /// Saved outputs; `nil` when not saved.
-    public let outputs: [Tensor?]
+    package let outputs: [Tensor?]
     /// Shapes and types of all outputs the node produced.
-    public let outputShapes: [[Int]?]
+    package let outputShapes: [[Int]?]
     let outputTypes: [DType?]
     /// The gradient arriving at each output; `nil` where none flows (zero).
-    public let outputGradients: [Tensor?]
+    package let outputGradients: [Tensor?]
     /// Which input gradients the reverse pass needs.
-    public let wanted: [Bool]
-    /// Guided backpropagation: Relu passes only positive gradients at positive inputs.
-    public let guided: Bool
+    package let wanted: [Bool]
+    /// Which inputs are constants (see ``OpInputs/isConstant(_:)``): the same tensor on every
+    /// run, so a rule may keep what it derives from them.
+    var constantInputs: [Bool] = []
+
+    /// Whether input `index` is a constant (false when unknown).
+    package func isConstant(_ index: Int) -> Bool { index < constantInputs.count && constantInputs[index] }
 
     /// Saved input `index`, which the rule declared in ``SavedValues``.
-    public func input(_ index: Int) throws -> Tensor {
+    package func input(_ index: Int) throws -> Tensor {
         guard index < inputs.count, let tensor = inputs[index] else {
             throw OpError("backward needs input \(index), which was not saved")
         }
@@ -79,7 +83,7 @@ public struct BackwardStep {
     }
 
     /// Saved output `index`.
-    public func output(_ index: Int) throws -> Tensor {
+    package func output(_ index: Int) throws -> Tensor {
         guard index < outputs.count, let tensor = outputs[index] else {
             throw OpError("backward needs output \(index), which was not saved")
         }
@@ -87,13 +91,13 @@ public struct BackwardStep {
     }
 
     /// The shape of input `index`.
-    public func inputShape(_ index: Int) throws -> [Int] {
+    package func inputShape(_ index: Int) throws -> [Int] {
         guard index < inputShapes.count, let shape = inputShapes[index] else { throw OpError("input \(index) is missing") }
         return shape
     }
 
     /// The gradient at output `index`, zeros when none arrived.
-    public func gradient(_ index: Int = 0) throws -> Tensor {
+    package func gradient(_ index: Int = 0) throws -> Tensor {
         if index < outputGradients.count, let gradient = outputGradients[index] { return gradient }
         guard index < outputShapes.count, let shape = outputShapes[index], let type = outputTypes[index] else {
             throw OpError("output \(index) has no shape")
@@ -102,5 +106,5 @@ public struct BackwardStep {
     }
 
     /// Whether input `index`'s gradient is wanted.
-    public func wants(_ index: Int) -> Bool { index < wanted.count && wanted[index] }
+    package func wants(_ index: Int) -> Bool { index < wanted.count && wanted[index] }
 }

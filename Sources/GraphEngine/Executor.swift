@@ -46,7 +46,12 @@ public final class Executor: Sendable {
     /// - Parameter foldConstants: Evaluate nodes whose inputs are all constant once, now (see
     ///   ``foldedTensors``, and ``constantFoldingLimit`` for the size limit); `false` runs them on
     ///   every run, as written (`Constant` nodes are always read at load).
-    public init(model: Model, registry: OpRegistry = .standard, foldConstants: Bool = true) throws {
+    public convenience init(model: Model, foldConstants: Bool = true) throws {
+        try self.init(model: model, registry: .standard, foldConstants: foldConstants)
+    }
+
+    /// An executor whose nodes are built by `registry` (tests register ops of their own).
+    package init(model: Model, registry: OpRegistry, foldConstants: Bool = true) throws {
         try Kernels.validateSelection()
         guard let opset = model.defaultOpset else { throw GraphError.missingOpset }
         let graph = model.graph
@@ -218,24 +223,27 @@ public final class Executor: Sendable {
     }
 
     /// The time one step of a run took.
-    public struct StepTiming: Sendable {
+    package struct StepTiming: Sendable {
         /// The node's name (the producer's, for a fused pair).
-        public let node: String
+        package let node: String
         /// The op type, `Conv+Relu` style for a fused pair.
-        public let opType: String
-        public let milliseconds: Double
+        package let opType: String
+        /// Wall-clock time.
+        package let milliseconds: Double
+        /// Processor time of every thread of the process (on a shared machine the steadier
+        /// measure of a step's work: waiting for a core does not count).
+        package let processorMilliseconds: Double
     }
 
     /// Runs the graph outputs once, as ``run(_:fetch:)`` does (fusions included), and times each step.
-    public func profile(_ feeds: [String: Tensor]) throws -> [StepTiming] {
+    package func profile(_ feeds: [String: Tensor]) throws -> [StepTiming] {
         var timings: [StepTiming] = []
-        var last = DispatchTime.now().uptimeNanoseconds
+        var stopwatch = Stopwatch()
         _ = try evaluate(feeds, keeping: try outputs.map { try slot($0.name) }, finished: { index, fused in
-            let now = DispatchTime.now().uptimeNanoseconds
             let step = self.steps[index]
-            let opType = fused ?? step.node.opType
-            timings.append(StepTiming(node: step.node.name, opType: opType, milliseconds: Double(now - last) / 1e6))
-            last = now
+            let (wall, processor) = stopwatch.lap()
+            timings.append(
+                StepTiming(node: step.node.name, opType: fused ?? step.node.opType, milliseconds: wall, processorMilliseconds: processor))
         })
         return timings
     }
@@ -250,12 +258,12 @@ public final class Executor: Sendable {
 
     /// Runs the steps the `kept` slots depend on and returns every slot's value; only kept
     /// slots and constants survive to the end, everything else is freed after its last reader.
-    /// `observe` sees each step's inputs and outputs as it runs (reverse mode keeps what it needs);
-    /// steps it returns `true` for in `observes` are never fused. `finished` hears of every step
-    /// run, with the fusion's label (`Conv+Relu`) when it ran fused.
+    /// `observe` sees each step's inputs and outputs as it runs, with the fusion it ran in (reverse
+    /// mode keeps what it needs); steps `unfused` returns `true` for are never fused. `finished`
+    /// hears of every step run, with the fusion's label (`Conv+Relu`) when it ran fused.
     func evaluate(
-        _ feeds: [String: Tensor], keeping kept: [Int], observes: (Int) -> Bool = { _ in false },
-        finished: ((Int, String?) -> Void)? = nil, observe: ((Int, OpInputs, [Tensor?]) -> Void)? = nil
+        _ feeds: [String: Tensor], keeping kept: [Int], unfused: (Int) -> Bool = { _ in false },
+        finished: ((Int, String?) -> Void)? = nil, observe: ((Int, Fusion?, OpInputs, [Tensor?]) -> Void)? = nil
     ) throws -> [Tensor?] {
         passes.countForward()
         var values = [Tensor?](repeating: nil, count: slots.count)
@@ -279,8 +287,8 @@ public final class Executor: Sendable {
             var writer = step
             var fusion: Fusion?
             if let candidate = fusions[index], candidate.tails.allSatisfy(neededSet.contains),
-                candidate.intermediates.allSatisfy({ lastUse[$0] != Int.max }), !observes(index),
-                !candidate.tails.contains(where: observes)
+                candidate.intermediates.allSatisfy({ lastUse[$0] != Int.max }), !unfused(index),
+                !candidate.tails.contains(where: unfused)
             {
                 fusion = candidate
                 op = candidate.op
@@ -306,7 +314,7 @@ public final class Executor: Sendable {
                 }
                 values[slot] = result
             }
-            observe?(index, inputs, results)
+            observe?(index, fusion, inputs, results)
             for ran in [index] + (fusion?.tails ?? []) {
                 for case let slot? in steps[ran].inputs where lastUse[slot] == ran { values[slot] = nil }
             }
@@ -366,7 +374,7 @@ public final class Executor: Sendable {
     }
 
     /// Up to five names most similar to `name`, for "did you mean" hints.
-    public static func closest(to name: String, in candidates: [String]) -> [String] {
+    package static func closest(to name: String, in candidates: [String]) -> [String] {
         let target = Array(name.lowercased())
         let scored = candidates.map { candidate -> (String, Int) in
             let lowered = candidate.lowercased()

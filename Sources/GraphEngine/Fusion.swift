@@ -5,7 +5,7 @@ import TensorCore
 // the producer's result is still in cache and the intermediate tensors are never stored.
 
 /// An activation a producing op can apply to its own output on the way out.
-public enum Activation: Sendable, Equatable {
+package enum Activation: Sendable, Equatable {
     case relu
     /// `LeakyRelu`: `x` where positive, else `αx`.
     case leakyRelu(alpha: Float)
@@ -38,9 +38,10 @@ protocol FusibleActivation: Operator {
 /// step.
 ///
 /// The executor takes a fusion only when nothing else needs an intermediate: none is fetched and
-/// no reverse pass records any of the nodes. Otherwise the nodes run as written. A fused op gives
-/// the chain's result bit for bit (the same operations in the same order), or runs the chain's own
-/// ops where its fast path does not apply.
+/// no reverse pass records any of the nodes, unless the fused op has a backward rule of its own
+/// (``differentiable``). Otherwise the nodes run as written. A fused op gives the chain's result
+/// bit for bit (the same operations in the same order), or runs the chain's own ops where its
+/// fast path does not apply.
 struct Fusion: Sendable {
     /// The fused op: it reads the producer's inputs, then ``extraInputs``.
     let op: any Operator
@@ -54,9 +55,17 @@ struct Fusion: Sendable {
     let extraInputs: [Int]
     /// `Conv+Relu` style, for profiles.
     let label: String
+    /// Whether ``op`` is a ``DifferentiableOperator`` whose rule differentiates the whole chain, so
+    /// a reverse pass may run the chain fused and differentiate it as one step. (A producer with
+    /// an activation in its epilogue keeps its own rule, which knows nothing of the activation.)
+    let differentiable: Bool
 
-    init(op: any Operator, tails: [Int], intermediates: [Int], extraInputs: [Int] = [], label: String) {
+    init(
+        op: any Operator, tails: [Int], intermediates: [Int], extraInputs: [Int] = [], label: String,
+        differentiable: Bool = false
+    ) {
         (self.op, self.tails, self.intermediates, self.extraInputs, self.label) = (op, tails, intermediates, extraInputs, label)
+        self.differentiable = differentiable && op is DifferentiableOperator
         writer = tails.last ?? -1
     }
 
@@ -140,7 +149,8 @@ private struct FusionGraph {
             let bias = constant(biasSlot), let biasSlot, bias.rank == 1
         else { return nil }
         let op = BiasedMatMul(product: steps[index].op, add: steps[add].op, productFirst: productFirst)
-        return Fusion(op: op, tails: [add], intermediates: [slot], extraInputs: [biasSlot], label: "MatMul+Add")
+        return Fusion(
+            op: op, tails: [add], intermediates: [slot], extraInputs: [biasSlot], label: "MatMul+Add", differentiable: true)
     }
 
     /// The exporters' exact GELU, `((x · (erf(x / c) + 1)) · 0.5)`, five nodes from `Div` on.
@@ -161,7 +171,8 @@ private struct FusionGraph {
             half: halfValue, constants: [oneConstant, halfConstant], erfFirst: erfFirst, addedFirst: addedFirst,
             productFirst: productFirst)
         return Fusion(
-            op: op, tails: [erf, add, mul, half], intermediates: [divided, erfed, added, multiplied], label: "Gelu")
+            op: op, tails: [erf, add, mul, half], intermediates: [divided, erfed, added, multiplied], label: "Gelu",
+            differentiable: true)
     }
 }
 
@@ -229,5 +240,97 @@ struct GELUChain: Operator {
         let added = try ops[2].forward(pair(erfed, constants[0], erfFirst))[0]
         let multiplied = try ops[3].forward(OpInputs(addedFirst ? [added, x] : [x, added]))[0]
         return try ops[4].forward(pair(multiplied, constants[1], productFirst))
+    }
+}
+
+// MARK: - Backward
+
+extension BiasedMatMul: DifferentiableOperator {
+    /// The product's operands as its own rule declares them; the bias's gradient is the output's.
+    func savedForBackward(wanted: [Bool]) -> SavedValues {
+        (product as? DifferentiableOperator)?.savedForBackward(wanted: Array(wanted.prefix(2))) ?? .nothing
+    }
+
+    /// The `Add` passes the gradient to both terms: the product's rule takes it (summed to the
+    /// product's shape, where the bias broadcast it wider) and the bias gets it whole (the
+    /// reverse pass sums it to the bias's shape).
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        guard let rule = product as? DifferentiableOperator else { throw OpError("MatMul has no gradient rule") }
+        let g = try step.gradient()
+        var result: [Tensor?] = [nil, nil, step.wants(2) ? g : nil]
+        guard step.wants(0) || step.wants(1) else { return result }
+        let shapes = try (0..<2).map(step.inputShape)
+        let promotedA = shapes[0].count == 1 ? [1] + shapes[0] : shapes[0]
+        let promotedB = shapes[1].count == 1 ? shapes[1] + [1] : shapes[1]
+        var productShape = try Shape.broadcast(Array(promotedA.dropLast(2)), Array(promotedB.dropLast(2)))
+        if shapes[0].count > 1 { productShape.append(promotedA[promotedA.count - 2]) }
+        if shapes[1].count > 1 { productShape.append(promotedB[promotedB.count - 1]) }
+        let productGradient = try g.summed(toShape: productShape)
+        let operands = try rule.backward(
+            BackwardStep(
+                inputs: Array(step.inputs.prefix(2)), inputShapes: Array(step.inputShapes.prefix(2)),
+                inputTypes: Array(step.inputTypes.prefix(2)), outputs: [nil], outputShapes: [productShape],
+                outputTypes: [productGradient.dtype], outputGradients: [productGradient], wanted: Array(step.wanted.prefix(2)),
+                constantInputs: Array(step.constantInputs.prefix(2))))
+        for position in 0..<min(2, operands.count) { result[position] = operands[position] }
+        return result
+    }
+}
+
+extension GELUChain: DifferentiableOperator {
+    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(0) }
+
+    /// `y = (x · (erf(x / d) + one)) · half`, so `∂x = g · half · (erf(x / d) + one + x · 2/√π · e^(−(x/d)²) / d)`:
+    /// with the exporters' constants (d = √2, one = 1, half = ½) GELU's derivative `Φ(x) + x φ(x)`,
+    /// which the vector kernels compute in one pass. The five ops' own rules round after each
+    /// step; this differs from them by float32 rounding (a few units in the last place).
+    func backward(_ step: BackwardStep) throws -> [Tensor?] {
+        let g = try step.gradient()
+        let x = try step.input(0)
+        guard x.shape == g.shape, x.dtype == g.dtype else {
+            throw OpError("the GELU chain's gradient \(g.dtype)\(g.shape) does not match its input \(x.dtype)\(x.shape)")
+        }
+        let standard = divisor == Float(2).squareRoot() && one == 1 && half == 0.5
+        if x.dtype == .float32, standard, let vector = Kernels.current.vector {
+            return [
+                try x.withUnsafeBuffer(as: Float.self) { xs in
+                    try g.withUnsafeBuffer(as: Float.self) { gs in
+                        try Tensor.build(Float.self, shape: g.shape, writesAll: true) { out in
+                            guard let x = xs.baseAddress, let g = gs.baseAddress, let o = out.baseAddress else { return }
+                            vector.geluBackward(x, gradient: g, into: o, count: out.count)
+                        }
+                    }
+                }, nil,
+            ]
+        }
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor {
+            let (d, one, half) = (T(divisor), T(self.one), T(self.half))
+            let twoOverRootPi = T(1.12837916709551257390)
+            return try x.withUnsafeBuffer(as: T.self) { xs in
+                try g.withUnsafeBuffer(as: T.self) { gs in
+                    try Tensor.build(T.self, shape: g.shape, writesAll: true) { out in
+                        Parallel.forEach(out.count) { range in
+                            for i in range {
+                                let t = xs[i] / d
+                                out[i] = gs[i] * half * (T.erf(t) + one + xs[i] * twoOverRootPi * T.exp(-t * t) / d)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // By name, so `run` is specialized (opened from the existential it stays generic).
+        switch x.dtype {
+        case .float32: return [try run(Float.self), nil]
+        case .float64: return [try run(Double.self), nil]
+        case .float16:
+            // In float32, rounded once at the end, as the widened ops compute.
+            let wide = BackwardStep(
+                inputs: [try x.converted(to: .float32)], inputShapes: step.inputShapes, inputTypes: [.float32],
+                outputs: [], outputShapes: step.outputShapes, outputTypes: [.float32],
+                outputGradients: [try g.converted(to: .float32)], wanted: step.wanted)
+            return [try backward(wide)[0]?.converted(to: .float16), nil]
+        default: throw OpError("the GELU chain's gradient needs floating-point input, got \(x.dtype)")
+        }
     }
 }

@@ -18,6 +18,7 @@ public enum GraphError: Error, CustomStringConvertible {
     /// A node failed while running.
     case nodeFailed(node: String, reason: String)
 
+    /// The problem in words, naming the tensors, nodes or op types involved.
     public var description: String {
         switch self {
         case .unsupportedOperators(let missing):
@@ -30,7 +31,7 @@ public enum GraphError: Error, CustomStringConvertible {
         case .wrongInput(let name, let reason): return "input '\(name)': \(reason)"
         case .unknownTensor(let name, let suggestions):
             let hint = suggestions.isEmpty ? "" : "; did you mean \(suggestions.map { "'\($0)'" }.joined(separator: ", "))?"
-            return "no tensor named '\(name)' in the graph\(hint) (`shortcut-detect inspect` lists them)"
+            return "no tensor named '\(name)' in the graph\(hint)"
         case .nodeFailed(let node, let reason): return "\(node) failed: \(reason)"
         }
     }
@@ -43,10 +44,11 @@ public struct MissingOperator: Sendable, Equatable {
     /// The nodes using it, in graph order: their names, or `producing 'y'` for unnamed ones.
     public let nodes: [String]
 
+    /// How many nodes use the op type.
     public var count: Int { nodes.count }
 
     /// Nodes whose op `registry` cannot build, one entry per op type, most used first (ties by name).
-    public static func find(in nodes: [Node], registry: OpRegistry) -> [MissingOperator] {
+    package static func find(in nodes: [Node], registry: OpRegistry) -> [MissingOperator] {
         var byType: [String: [String]] = [:]
         for node in nodes where registry.builder(for: node) == nil {
             let type = node.domain.isEmpty ? node.opType : node.domain + "." + node.opType

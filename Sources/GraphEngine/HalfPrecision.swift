@@ -63,11 +63,14 @@ extension HalfPrecision: DifferentiableOperator {
         func widen(_ tensors: [Tensor?]) throws -> [Tensor?] {
             try tensors.map { try $0.map { $0.dtype == .float16 ? try $0.converted(to: .float32) : $0 } }
         }
+        // Row statistics rounded to half precision would cost LayerNormalization's gradient its
+        // precision: its rule recomputes them when they are missing.
+        let outputs = inner is LayerNormalization ? Array(step.outputs.prefix(1)) : step.outputs
         let wide = BackwardStep(
             inputs: try widen(step.inputs), inputShapes: step.inputShapes,
-            inputTypes: step.inputTypes.map { $0 == .float16 ? .float32 : $0 }, outputs: try widen(step.outputs),
+            inputTypes: step.inputTypes.map { $0 == .float16 ? .float32 : $0 }, outputs: try widen(outputs),
             outputShapes: step.outputShapes, outputTypes: step.outputTypes.map { $0 == .float16 ? .float32 : $0 },
-            outputGradients: try widen(step.outputGradients), wanted: step.wanted, guided: step.guided)
+            outputGradients: try widen(step.outputGradients), wanted: step.wanted)
         return try zip(try rule.backward(wide), step.inputTypes).map { gradient, type in
             try gradient.map { type == .float16 ? try $0.converted(to: .float16) : $0 }
         }

@@ -5,35 +5,35 @@ import TensorCore
 ///
 /// Builders run once per node at load time, so attribute errors surface before any input is
 /// seen. `forward` may run many times, from several threads at once.
-public protocol Operator: Sendable {
+package protocol Operator: Sendable {
     /// Computes the node's outputs. `inputs[i]` is `nil` for an omitted optional input; a `nil`
     /// output is an optional output the op does not produce.
     func forward(_ inputs: OpInputs) throws -> [Tensor?]
 }
 
 /// The inputs of one node invocation, with accessors that name the node in their errors.
-public struct OpInputs {
-    public let tensors: [Tensor?]
+package struct OpInputs {
+    package let tensors: [Tensor?]
     /// Which inputs are constants (initializers, `Constant` nodes, folded outputs): the same tensor
     /// on every run, so an op may keep what it derives from them (packed weights).
     private let constant: [Bool]
 
-    public init(_ tensors: [Tensor?], constant: [Bool] = []) {
+    package init(_ tensors: [Tensor?], constant: [Bool] = []) {
         self.tensors = tensors
         self.constant = constant
     }
 
     /// Whether input `index` is a constant (false when unknown).
-    public func isConstant(_ index: Int) -> Bool { index < constant.count && constant[index] }
+    package func isConstant(_ index: Int) -> Bool { index < constant.count && constant[index] }
 
     /// How many inputs the node lists, omitted ones included.
-    public var count: Int { tensors.count }
+    package var count: Int { tensors.count }
 
     /// Input `index`, or `nil` when it is omitted or beyond the node's input list.
-    public subscript(index: Int) -> Tensor? { index < tensors.count ? tensors[index] : nil }
+    package subscript(index: Int) -> Tensor? { index < tensors.count ? tensors[index] : nil }
 
     /// Input `index`, which the op requires.
-    public func required(_ index: Int) throws -> Tensor {
+    package func required(_ index: Int) throws -> Tensor {
         guard let tensor = self[index] else { throw OpError("input \(index) is required but missing") }
         return tensor
     }
@@ -41,60 +41,62 @@ public struct OpInputs {
 
 /// A problem an op found with its inputs or attributes; the executor adds the node's name.
 public struct OpError: Error, CustomStringConvertible {
+    /// What went wrong, without the node's name (the executor adds it).
     public let message: String
-    public init(_ message: String) { self.message = message }
+    package init(_ message: String) { self.message = message }
+    /// The message.
     public var description: String { message }
 }
 
 /// Everything a builder may consult: the node and the opset version its domain was imported at.
-public struct OpContext: Sendable {
-    public let node: Node
-    public let opset: Int
+package struct OpContext: Sendable {
+    package let node: Node
+    package let opset: Int
 
-    public init(node: Node, opset: Int) {
+    package init(node: Node, opset: Int) {
         self.node = node
         self.opset = opset
     }
 
     /// Shorthand for the node's typed attribute getter.
-    public func attribute<T: AttributeValue>(_ name: String, default value: T) throws -> T {
+    package func attribute<T: AttributeValue>(_ name: String, default value: T) throws -> T {
         try node.attribute(name, default: value)
     }
 
     /// The attribute `name`, or `nil` when the node does not set it.
-    public func attribute<T: AttributeValue>(_ name: String, as type: T.Type = T.self) throws -> T? {
+    package func attribute<T: AttributeValue>(_ name: String, as type: T.Type = T.self) throws -> T? {
         try node.attribute(name, as: type)
     }
 
     /// An error about the value of attribute `name`.
-    public func invalid(_ name: String, _ reason: String) -> ONNXError { node.attributeError(name, reason) }
+    package func invalid(_ name: String, _ reason: String) -> ONNXError { node.attributeError(name, reason) }
 }
 
 /// Maps ONNX op types to the builders that turn a node into an ``Operator``.
 ///
 /// Each op-family file adds its builders in one `register…` function; ``standard`` holds them all.
-public struct OpRegistry: Sendable {
-    public typealias Builder = @Sendable (OpContext) throws -> any Operator
+package struct OpRegistry: Sendable {
+    package typealias Builder = @Sendable (OpContext) throws -> any Operator
 
     private(set) var builders: [String: Builder] = [:]
 
-    public init() {}
+    package init() {}
 
     /// Adds or replaces the builder for `opType` in the default ONNX domain.
-    public mutating func register(_ opType: String, _ builder: @escaping Builder) {
+    package mutating func register(_ opType: String, _ builder: @escaping Builder) {
         builders[opType] = builder
     }
 
     /// The builder for a node, or `nil` when its op (or domain) is not supported.
-    public func builder(for node: Node) -> Builder? {
+    package func builder(for node: Node) -> Builder? {
         node.domain.isEmpty ? builders[node.opType] : nil
     }
 
     /// The op types this registry supports, sorted.
-    public var supportedOps: [String] { builders.keys.sorted() }
+    package var supportedOps: [String] { builders.keys.sorted() }
 
     /// Every op this package implements.
-    public static let standard: OpRegistry = {
+    package static let standard: OpRegistry = {
         var registry = OpRegistry()
         registry.registerElementwise()
         registry.registerShapeOps()

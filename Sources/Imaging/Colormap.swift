@@ -3,15 +3,19 @@
 public enum Colormap: String, Sendable, CaseIterable {
     /// OpenCV's `COLORMAP_JET`, what pytorch-grad-cam overlays use.
     case jet
+    /// Google's Turbo.
     case turbo
+    /// matplotlib's viridis.
     case viridis
+    /// matplotlib's inferno.
     case inferno
+    /// Black to white.
     case gray
     /// Diverging red (low) - white - blue (high): matplotlib's `RdBu`, for divergence maps.
     case redBlue = "rdbu"
 
     /// The colour of `level` (0...255).
-    public func color(_ level: UInt8) -> (UInt8, UInt8, UInt8) {
+    package func color(_ level: UInt8) -> (UInt8, UInt8, UInt8) {
         let i = Int(level)
         switch self {
         case .jet:
@@ -29,13 +33,13 @@ public enum Colormap: String, Sendable, CaseIterable {
     }
 
     /// The 8-bit level of a value in [0, 1]: `uint8(255 · v)`, truncating as NumPy does, clamped.
-    public static func level(_ value: Float) -> UInt8 {
+    package static func level(_ value: Float) -> UInt8 {
         let scaled = 255 * value
         return scaled.isNaN ? 0 : UInt8(clamping: Int(max(min(scaled, 255), 0)))
     }
 
     /// Colours a map of values in [0, 1] into interleaved RGB.
-    public func apply<Values: Collection>(_ values: Values) -> [UInt8] where Values.Element == Float {
+    package func apply<Values: Collection>(_ values: Values) -> [UInt8] where Values.Element == Float {
         var rgb = [UInt8](repeating: 0, count: values.count * 3)
         for (p, value) in values.enumerated() {
             let (r, g, b) = color(Colormap.level(value))

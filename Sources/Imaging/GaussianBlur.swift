@@ -4,14 +4,14 @@ import Foundation
 /// `2⌈3σ⌉ + 1` taps per axis, reflect padding (the edge pixel is not repeated), applied to each
 /// channel. It is what the audit's counterfactual `blur` fill and the insertion curve's start
 /// image use, with ``defaultSigma(height:width:)``.
-public enum GaussianBlur {
+package enum GaussianBlur {
     /// σ = max(H, W) / 16: 4 pixels at 64, 14 at 224; wide enough to wipe out a watermark or a
     /// ruler a tenth of the image across, narrow enough to keep the image's layout.
-    public static func defaultSigma(height: Int, width: Int) -> Double { Double(max(height, width)) / 16 }
+    package static func defaultSigma(height: Int, width: Int) -> Double { Double(max(height, width)) / 16 }
 
     /// The taps of the 1-D kernel: `exp(−x² / 2σ²)` at `x = −r…r`, normalized to sum 1, with
     /// `r = ⌈3σ⌉` shortened to `limit − 1` so reflect padding stays inside the image.
-    public static func kernel(sigma: Double, limit: Int) -> [Double] {
+    package static func kernel(sigma: Double, limit: Int) -> [Double] {
         let radius = max(0, min(Int((3 * sigma).rounded(.up)), limit - 1))
         let pdf = (-radius...radius).map { x in exp(-0.5 * (Double(x) / sigma) * (Double(x) / sigma)) }
         let total = pdf.reduce(0, +)
@@ -19,7 +19,7 @@ public enum GaussianBlur {
     }
 
     /// Blurs `channels` planes of `height` x `width` values (channel-major, row-major).
-    public static func apply(_ planes: [Float], channels: Int, height: Int, width: Int, sigma: Double) throws -> [Float] {
+    package static func apply(_ planes: [Float], channels: Int, height: Int, width: Int, sigma: Double) throws -> [Float] {
         guard channels > 0, height > 0, width > 0, planes.count == channels * height * width else {
             throw ImageError.invalid("a blur of \(channels) planes of \(height)x\(width) needs \(channels * height * width) values, got \(planes.count)")
         }

@@ -6,7 +6,9 @@ import TensorCore
 /// This is what PIL's `Image.open(path).convert("RGB")` gives, the starting point of
 /// torchvision preprocessing.
 public struct RGBImage: Sendable, Equatable {
+    /// Width in pixels.
     public let width: Int
+    /// Height in pixels.
     public let height: Int
     /// `height * width * 3` bytes.
     public var pixels: [UInt8]
@@ -15,6 +17,7 @@ public struct RGBImage: Sendable, Equatable {
     /// before any pixel buffer is allocated.
     public static let maximumPixels = 1 << 26
 
+    /// An image from `width × height × 3` bytes, row-major RGB; throws when the count is wrong or the image too large.
     public init(width: Int, height: Int, pixels: [UInt8]) throws {
         guard width > 0, height > 0, let bytes = MemoryBudget.product(width, height, 3), pixels.count == bytes else {
             throw ImageError.invalid("an RGB image of \(width)x\(height) pixels cannot hold \(pixels.count) bytes")
@@ -62,12 +65,18 @@ public struct RGBImage: Sendable, Equatable {
 
 /// Errors reading or writing images; each names the file.
 public enum ImageError: Error, CustomStringConvertible, Equatable {
+    /// The file cannot be read.
     case unreadable(path: String, reason: String)
+    /// The file cannot be written.
     case unwritable(path: String, reason: String)
+    /// The file is not a PNG or JPEG we decode.
     case unsupported(path: String, reason: String)
+    /// The file's data is damaged or truncated.
     case corrupt(path: String, reason: String)
+    /// Pixels, sizes or arguments that cannot make an image.
     case invalid(String)
 
+    /// The problem in words, naming the file.
     public var description: String {
         switch self {
         case .unreadable(let path, let reason): "cannot read image \(path): \(reason)"

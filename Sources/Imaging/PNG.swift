@@ -56,7 +56,7 @@ public enum PNG {
     }
 
     /// Encodes 8-bit pixels with 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels.
-    public static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8], level: Int32 = defaultLevel) throws -> Data {
+    package static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8], level: Int32 = defaultLevel) throws -> Data {
         guard (1...4).contains(channels), width > 0, height > 0, pixels.count == width * height * channels else {
             throw ImageError.invalid("cannot encode \(pixels.count) bytes as a \(width)x\(height) PNG with \(channels) channels")
         }
@@ -64,7 +64,7 @@ public enum PNG {
     }
 
     /// Encodes 16-bit samples (stored as written, e.g. a heatmap scaled to 0...65535) with 1 to 4 channels.
-    public static func encode(width: Int, height: Int, channels: Int, samples: [UInt16], level: Int32 = defaultLevel) throws -> Data {
+    package static func encode(width: Int, height: Int, channels: Int, samples: [UInt16], level: Int32 = defaultLevel) throws -> Data {
         guard (1...4).contains(channels), width > 0, height > 0, samples.count == width * height * channels else {
             throw ImageError.invalid("cannot encode \(samples.count) samples as a \(width)x\(height) PNG with \(channels) channels")
         }

@@ -4,11 +4,16 @@ import TensorCore
 public enum Panel {
     /// A colorbar drawn right of panel `after`, labelled at its ends.
     public struct Colorbar: Sendable {
+        /// The panel the colorbar follows, by index.
         public var after: Int
+        /// The colormap it shows.
         public var colormap: Colormap
+        /// The label at its low end.
         public var low: String
+        /// The label at its high end.
         public var high: String
 
+        /// A colorbar after panel `after`.
         public init(after: Int, colormap: Colormap, low: String, high: String) {
             self.after = after
             self.colormap = colormap

@@ -12,21 +12,21 @@ extension Preprocessing {
 
     /// One file read, resized, cropped and normalized: the model's input, the image as the model
     /// saw it, and the file's own size.
-    public func prepare(_ url: URL) throws -> PreparedImage {
+    package func prepare(_ url: URL) throws -> PreparedImage {
         let image = try load(url)
         let prepared = try resizedAndCropped(image)
         return PreparedImage(tensor: try normalized(prepared), image: prepared, size: (image.width, image.height))
     }
 
     /// ``prepare(_:)`` for each file, in parallel; each file succeeds or fails on its own.
-    public func prepareEach(_ urls: [URL]) -> [Result<PreparedImage, Error>] {
+    package func prepareEach(_ urls: [URL]) -> [Result<PreparedImage, Error>] {
         let results = ConcurrentResults<PreparedImage>(count: urls.count)
         DispatchQueue.concurrentPerform(iterations: urls.count) { index in results.set(index) { try prepare(urls[index]) } }
         return results.results
     }
 
     /// Stacks tensors of one shape along a new first axis; `files` name them in errors.
-    public static func stack(_ tensors: [Tensor], files: [URL]) throws -> Tensor {
+    package static func stack(_ tensors: [Tensor], files: [URL]) throws -> Tensor {
         guard let first = tensors.first else { throw ImageError.invalid("no images to preprocess") }
         if let odd = tensors.firstIndex(where: { $0.shape != first.shape }) {
             throw ImageError.invalid(
@@ -41,33 +41,33 @@ extension Preprocessing {
 }
 
 /// An image file made ready for the model (see ``Preprocessing/prepare(_:)``).
-public struct PreparedImage: Sendable {
+package struct PreparedImage: Sendable {
     /// `[3, H, W]` (or `[H, W, 3]`) float32, normalized.
-    public let tensor: Tensor
+    package let tensor: Tensor
     /// The image as the model saw it: resized and cropped, 8-bit.
-    public let image: RGBImage
+    package let image: RGBImage
     /// The file's own size.
-    public let size: (width: Int, height: Int)
+    package let size: (width: Int, height: Int)
 }
 
 /// Collects results written from concurrent iterations, keeping the first error.
-public final class ConcurrentResults<Value>: @unchecked Sendable {
+package final class ConcurrentResults<Value>: @unchecked Sendable {
     private var slots: [Result<Value, Error>?]
     private let lock = NSLock()
 
-    public init(count: Int) { slots = Array(repeating: nil, count: count) }
+    package init(count: Int) { slots = Array(repeating: nil, count: count) }
 
-    public func set(_ index: Int, _ body: () throws -> Value) {
+    package func set(_ index: Int, _ body: () throws -> Value) {
         let result = Result(catching: body)
         lock.lock()
         slots[index] = result
         lock.unlock()
     }
 
-    public func values() throws -> [Value] { try results.map { try $0.get() } }
+    package func values() throws -> [Value] { try results.map { try $0.get() } }
 
     /// Each iteration's outcome.
-    public var results: [Result<Value, Error>] {
+    package var results: [Result<Value, Error>] {
         lock.withLock { slots.map { $0 ?? .failure(ImageError.invalid("missing result")) } }
     }
 }

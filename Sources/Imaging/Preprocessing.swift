@@ -6,9 +6,12 @@ import TensorCore
 public struct Preprocessing: Sendable, Equatable {
     /// Mean and standard deviation per channel.
     public struct Normalization: Sendable, Equatable {
+        /// The per-channel mean subtracted, in [0, 1] units.
         public var mean: [Float]
+        /// The per-channel standard deviation divided by.
         public var std: [Float]
 
+        /// A normalization from three means and three standard deviations.
         public init(mean: [Float], std: [Float]) {
             self.mean = mean
             self.std = std
@@ -31,6 +34,7 @@ public struct Preprocessing: Sendable, Equatable {
     public var resize: Int?
     /// The centre crop, height and width; `nil` skips the crop.
     public var crop: (height: Int, width: Int)?
+    /// The normalization applied after scaling to [0, 1].
     public var normalization: Normalization
     /// How ``tensor(_:)`` orders the axes: `[3, H, W]` for `.nchw` models, `[H, W, 3]` for
     /// channels-last ones (Keras); batches add `N` in front.
@@ -115,6 +119,7 @@ public struct Preprocessing: Sendable, Equatable {
         }
     }
 
+    /// Equal steps and settings.
     public static func == (a: Preprocessing, b: Preprocessing) -> Bool {
         a.resize == b.resize && a.crop?.height == b.crop?.height && a.crop?.width == b.crop?.width
             && a.normalization == b.normalization && a.layout == b.layout && a.inputSizedAsIs == b.inputSizedAsIs

@@ -2,15 +2,25 @@ import TensorCore
 
 /// A node attribute value, one case per ONNX `AttributeProto` type we decode.
 public indirect enum Attribute: Sendable {
+    /// `FLOAT`.
     case float(Float)
+    /// `INT`.
     case int(Int)
+    /// `STRING`.
     case string(String)
+    /// `TENSOR`.
     case tensor(Tensor)
+    /// `GRAPH`, a subgraph (If, Loop, Scan bodies).
     case graph(Graph)
+    /// `FLOATS`.
     case floats([Float])
+    /// `INTS`.
     case ints([Int])
+    /// `STRINGS`.
     case strings([String])
+    /// `TENSORS`.
     case tensors([Tensor])
+    /// `GRAPHS`.
     case graphs([Graph])
 
     /// The ONNX name of this attribute's type, for error messages.
@@ -31,7 +41,7 @@ public indirect enum Attribute: Sendable {
 }
 
 /// A Swift type an attribute can be read as, for ``Node/attribute(_:)``.
-public protocol AttributeValue {
+package protocol AttributeValue {
     /// The ONNX attribute type expected, for error messages.
     static var attributeTypeName: String { get }
     /// The value, if `attribute` has this type.
@@ -39,70 +49,70 @@ public protocol AttributeValue {
 }
 
 extension Int: AttributeValue {
-    public static var attributeTypeName: String { "INT" }
-    public init?(attribute: Attribute) {
+    package static var attributeTypeName: String { "INT" }
+    package init?(attribute: Attribute) {
         guard case .int(let value) = attribute else { return nil }
         self = value
     }
 }
 
 extension Float: AttributeValue {
-    public static var attributeTypeName: String { "FLOAT" }
-    public init?(attribute: Attribute) {
+    package static var attributeTypeName: String { "FLOAT" }
+    package init?(attribute: Attribute) {
         guard case .float(let value) = attribute else { return nil }
         self = value
     }
 }
 
 extension String: AttributeValue {
-    public static var attributeTypeName: String { "STRING" }
-    public init?(attribute: Attribute) {
+    package static var attributeTypeName: String { "STRING" }
+    package init?(attribute: Attribute) {
         guard case .string(let value) = attribute else { return nil }
         self = value
     }
 }
 
 extension Tensor: AttributeValue {
-    public static var attributeTypeName: String { "TENSOR" }
-    public init?(attribute: Attribute) {
+    package static var attributeTypeName: String { "TENSOR" }
+    package init?(attribute: Attribute) {
         guard case .tensor(let value) = attribute else { return nil }
         self = value
     }
 }
 
 extension Array: AttributeValue where Element: ListAttributeElement {
-    public static var attributeTypeName: String { Element.listTypeName }
-    public init?(attribute: Attribute) {
+    package static var attributeTypeName: String { Element.listTypeName }
+    package init?(attribute: Attribute) {
         guard let value = Element.list(from: attribute) else { return nil }
         self = value
     }
 }
 
 /// An element type of a list attribute (`INTS`, `FLOATS`, `STRINGS`).
-public protocol ListAttributeElement {
+package protocol ListAttributeElement {
     static var listTypeName: String { get }
     static func list(from attribute: Attribute) -> [Self]?
 }
 
 extension Int: ListAttributeElement {
-    public static var listTypeName: String { "INTS" }
-    public static func list(from attribute: Attribute) -> [Int]? {
+    package static var listTypeName: String { "INTS" }
+    package static func list(from attribute: Attribute) -> [Int]? {
         if case .ints(let value) = attribute { return value }
         return nil
     }
 }
 
 extension Float: ListAttributeElement {
-    public static var listTypeName: String { "FLOATS" }
-    public static func list(from attribute: Attribute) -> [Float]? {
+    package static var listTypeName: String { "FLOATS" }
+    package static func list(from attribute: Attribute) -> [Float]? {
         if case .floats(let value) = attribute { return value }
         return nil
     }
 }
 
 extension String: ListAttributeElement {
-    public static var listTypeName: String { "STRINGS" }
-    public static func list(from attribute: Attribute) -> [String]? {
+    package static var listTypeName: String { "STRINGS" }
+    package static func list(from attribute: Attribute) -> [String]? {
         if case .strings(let value) = attribute { return value }
         return nil
     }
@@ -112,7 +122,7 @@ extension Node {
     /// The attribute `name` read as `T`, or `nil` when the node does not set it.
     ///
     /// Throws when the attribute is present with another type, naming the node.
-    public func attribute<T: AttributeValue>(_ name: String, as type: T.Type = T.self) throws -> T? {
+    package func attribute<T: AttributeValue>(_ name: String, as type: T.Type = T.self) throws -> T? {
         guard let attribute = attributes[name] else { return nil }
         guard let value = T(attribute: attribute) else {
             throw ONNXError.attribute(
@@ -122,12 +132,12 @@ extension Node {
     }
 
     /// The attribute `name` read as `T`, or the spec's `default` when the node does not set it.
-    public func attribute<T: AttributeValue>(_ name: String, default defaultValue: T) throws -> T {
+    package func attribute<T: AttributeValue>(_ name: String, default defaultValue: T) throws -> T {
         try attribute(name, as: T.self) ?? defaultValue
     }
 
     /// The attribute `name`, which the op requires.
-    public func requiredAttribute<T: AttributeValue>(_ name: String, as type: T.Type = T.self) throws -> T {
+    package func requiredAttribute<T: AttributeValue>(_ name: String, as type: T.Type = T.self) throws -> T {
         guard let value = try attribute(name, as: T.self) else {
             throw ONNXError.attribute(node: label, name: name, reason: "is required but missing")
         }
@@ -135,7 +145,7 @@ extension Node {
     }
 
     /// An error about attribute `name` of this node, for ops that validate values.
-    public func attributeError(_ name: String, _ reason: String) -> ONNXError {
+    package func attributeError(_ name: String, _ reason: String) -> ONNXError {
         .attribute(node: label, name: name, reason: reason)
     }
 }

@@ -1,7 +1,7 @@
 import TensorCore
 
 /// The ONNX `TensorProto.DataType` codes and their mapping to ``DType``.
-public enum ONNXDataType {
+package enum ONNXDataType {
     /// Names of all ONNX element types, for error messages about the ones we do not support.
     static let names: [Int: String] = [
         0: "UNDEFINED", 1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 7: "INT64",
@@ -11,7 +11,7 @@ public enum ONNXDataType {
     ]
 
     /// The ``DType`` for an ONNX code, or `nil` when we do not support that type.
-    public static func dtype(code: Int) -> DType? {
+    package static func dtype(code: Int) -> DType? {
         switch code {
         case 1: .float32
         case 2: .uint8
@@ -26,7 +26,7 @@ public enum ONNXDataType {
     }
 
     /// The ONNX code of a ``DType``.
-    public static func code(_ dtype: DType) -> Int {
+    package static func code(_ dtype: DType) -> Int {
         switch dtype {
         case .float32: 1
         case .uint8: 2
@@ -40,5 +40,5 @@ public enum ONNXDataType {
     }
 
     /// A readable name for an ONNX code, e.g. `BFLOAT16 (16)`.
-    public static func name(code: Int) -> String { "\(names[code] ?? "unknown") (\(code))" }
+    package static func name(code: Int) -> String { "\(names[code] ?? "unknown") (\(code))" }
 }

@@ -13,6 +13,7 @@ public struct Model: Sendable {
     /// The model's `metadata_props`.
     public var metadata: [String: String]
 
+    /// A model from its parts, for building graphs in code.
     public init(
         irVersion: Int = 10, opsets: [String: Int], producer: String = "", graph: Graph, metadata: [String: String] = [:]
     ) {
@@ -29,12 +30,15 @@ public struct Model: Sendable {
 
 /// A computation graph: nodes in file order, constant weights, and typed inputs and outputs.
 public struct Graph: Sendable {
+    /// The graph's name.
     public var name: String
+    /// The nodes, in the file's order.
     public var nodes: [Node]
     /// Weights and other constants, by tensor name.
     public var initializers: [String: Tensor]
     /// The graph inputs, initializers excluded (older exporters list weights as inputs too).
     public var inputs: [ValueInfo]
+    /// The graph outputs.
     public var outputs: [ValueInfo]
     /// Type annotations the exporter recorded for intermediate tensors.
     public var valueInfo: [ValueInfo]
@@ -45,6 +49,7 @@ public struct Graph: Sendable {
         return initializers.values.reduce(constants) { $0 + $1.count }
     }
 
+    /// A graph from its parts.
     public init(
         name: String = "", nodes: [Node], initializers: [String: Tensor] = [:], inputs: [ValueInfo],
         outputs: [ValueInfo], valueInfo: [ValueInfo] = []
@@ -60,6 +65,7 @@ public struct Graph: Sendable {
 
 /// A named, typed value: a graph input, output or annotated intermediate.
 public struct ValueInfo: Sendable, Equatable {
+    /// The value's name.
     public var name: String
     /// The element type, or `nil` when it is missing or not one we support.
     public var elementType: DType?
@@ -68,6 +74,7 @@ public struct ValueInfo: Sendable, Equatable {
     /// The declared shape, or `nil` when the exporter recorded none.
     public var shape: [Dimension]?
 
+    /// A value of `elementType` and `shape` (`nil`: not declared).
     public init(name: String, elementType: DType? = .float32, shape: [Dimension]? = nil) {
         self.name = name
         self.elementType = elementType
@@ -105,6 +112,7 @@ public enum Dimension: Sendable, Equatable, CustomStringConvertible {
         return value
     }
 
+    /// The extent, or the symbol's name, or `?`.
     public var description: String {
         switch self {
         case .fixed(let value): "\(value)"
@@ -118,6 +126,7 @@ public enum Dimension: Sendable, Equatable, CustomStringConvertible {
 public struct Node: Sendable {
     /// The node's name; may be empty in hand-written graphs.
     public var name: String
+    /// The operator type, `Conv` say.
     public var opType: String
     /// The operator domain; `""` for the default ONNX domain.
     public var domain: String
@@ -125,10 +134,12 @@ public struct Node: Sendable {
     public var inputs: [String]
     /// Output tensor names; an empty string marks an unused optional output.
     public var outputs: [String]
+    /// The attributes, by name.
     public var attributes: [String: Attribute]
     /// The node's `metadata_props` (the dynamo exporter puts module scopes here).
     public var metadata: [String: String]
 
+    /// A node from its parts.
     public init(
         name: String = "", opType: String, domain: String = "", inputs: [String], outputs: [String],
         attributes: [String: Attribute] = [:], metadata: [String: String] = [:]
@@ -144,7 +155,7 @@ public struct Node: Sendable {
 
     /// The tensor a standard-domain `Constant` node holds, from whichever `value…` attribute it
     /// sets; `nil` for any other node.
-    public func constantValue() throws -> Tensor? {
+    package func constantValue() throws -> Tensor? {
         guard opType == "Constant", domain.isEmpty else { return nil }
         if let tensor = try attribute("value", as: Tensor.self) { return tensor }
         if let float = try attribute("value_float", as: Float.self) { return Tensor(scalar: float) }
@@ -156,7 +167,7 @@ public struct Node: Sendable {
     }
 
     /// How errors name this node: its name (or first output) and op type.
-    public var label: String {
+    package var label: String {
         let identity = !name.isEmpty ? name : outputs.first.map { "producing '\($0)'" } ?? "unnamed"
         return "node '\(identity)' (\(domain.isEmpty ? "" : domain + ".")\(opType))"
     }

@@ -39,7 +39,7 @@ extension Model {
 
 extension Tensor {
     /// Reads a serialized ONNX `TensorProto` file, such as the `input_0.pb` files of the ONNX backend tests.
-    public init(tensorProtoAt url: URL) throws {
+    package init(tensorProtoAt url: URL) throws {
         let path = url.path
         let proto: UnsafeMutablePointer<Onnx__TensorProto> = try withMappedFile(path) { bytes, size in
             guard let proto = onnx__tensor_proto__unpack(nil, size, bytes) else {

@@ -15,6 +15,7 @@ public enum ONNXError: Error, Equatable, CustomStringConvertible {
     /// A node attribute is missing, of the wrong type, or has a value the op rejects.
     case attribute(node: String, name: String, reason: String)
 
+    /// The problem in words, naming the file, node or tensor.
     public var description: String {
         switch self {
         case .unreadable(let path, let reason): "cannot read \(path): \(reason)"

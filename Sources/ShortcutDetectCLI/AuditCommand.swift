@@ -8,19 +8,22 @@ struct AuditCommand: ParsableCommand {
         commandName: "audit",
         abstract: "Audit a dataset: does the model look at a shortcut region, and differently per group?",
         discussion: """
-            groups.csv has a header with 'file' and 'group' columns and optionally 'label'; files are
-            relative to --images. Before the heatmaps, the embedding detectors (as `detect`) read the
-            pooled output of --embed-layer (default --layer) from the same forward pass. REPORT gets
-            summary.json, samples.csv, group mean and divergence maps, the comparison figure, the most
-            and least region-reliant overlays per group, and report.html.
-            --shard K/N audits every N-th batch starting at the K-th; `shortcut-detect merge` combines the
+            groups.csv has a header with 'file' and 'group' columns and optionally 'label'; files are \
+            relative to --images. Before the heatmaps, the embedding detectors (as `detect`) read the pooled \
+            output of --embed-layer (default --layer) from the same forward pass. REPORT gets summary.json, \
+            samples.csv, group mean and divergence maps, the comparison figure, the most and least \
+            region-reliant overlays per group, and report.html. --json prints, instead of the summary \
+            sentence, one JSON object: report (the folder), images, shard, and summary (what summary.json holds).
+
+            --shard K/N audits every N-th batch starting at the K-th; `shortcut-detect merge` combines the \
             shard reports into exactly the report one run with the same --batch-size writes.
-            Images that already have the model's input size are used as they are (--resize N applies to
-            all); a --mask of the images' size is in image coordinates, one of the input size (on images
-            of another size) in model coordinates; --mask-space says so explicitly. --counterfactual
-            fills the region and predicts again; the faithfulness metrics (pytorch-grad-cam's ROAD and
-            input x map) run on up to --faithfulness images; without a region, spectral relevance
-            analysis clusters the heatmaps (--spray runs it with one too).
+
+            Images that already have the model's input size are used as they are (--resize N applies to \
+            all); a --mask of the images' size is in image coordinates, one of the input size (on images of \
+            another size) in model coordinates; --mask-space says so explicitly. --counterfactual fills the \
+            region and predicts again; the faithfulness metrics (pytorch-grad-cam's ROAD and input x map) run \
+            on up to --faithfulness images; without a region, spectral relevance analysis clusters the \
+            heatmaps (--spray runs it with one too).
             """)
 
     @Argument(help: "The .onnx model file.")
@@ -35,7 +38,7 @@ struct AuditCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Target layer (module path, node or tensor name). Default: the layer `inspect` suggests.", valueName: "LAYER"))
     var layer: String?
 
-    @Option(help: ArgumentHelp("How the layer holds channels: nchw, nhwc or tokens. Default: from the graph and the shape.", valueName: "LAYOUT"))
+    @Option(help: ArgumentHelp("How the layer holds channels (default: from the graph and the shape).", valueName: "LAYOUT"))
     var layerLayout: LayerLayout?
 
     @Option(help: ArgumentHelp("Layer whose pooled output the embedding detectors read (default: --layer).", valueName: "LAYER"))
@@ -50,10 +53,10 @@ struct AuditCommand: ParsableCommand {
     @Option(name: .customLong("mask-rect"), help: ArgumentHelp("The shortcut region as X,Y,W,H in model-input pixels (image pixels with --mask-space image); repeatable.", valueName: "X,Y,W,H"))
     var maskRect: [String] = []
 
-    @Option(name: .customLong("mask-space"), help: ArgumentHelp("The region's coordinates: image (transformed as the images are) or model (used as is). Default: from the mask's size.", valueName: "SPACE"))
+    @Option(name: .customLong("mask-space"), help: ArgumentHelp("The region's coordinates: image coordinates go through the images' resize and crop, model coordinates are used as they are (default: from the mask's size).", valueName: "SPACE"))
     var maskSpace: MaskSpace?
 
-    @Option(help: ArgumentHelp("Fill the region in each input (mean, blur or noise) and predict again: the counterfactual test.", valueName: "FILL"))
+    @Option(help: ArgumentHelp("Fill the region in each input and predict again: the counterfactual test.", valueName: "FILL"))
     var counterfactual: CounterfactualFill?
 
     @Option(help: ArgumentHelp("Faithfulness metrics (ROAD, input x map) on at most N images spread over the audit; 0 for none, all for every image.", valueName: "N"))
@@ -68,12 +71,12 @@ struct AuditCommand: ParsableCommand {
     @Flag(help: "Cluster the heatmaps (spectral relevance analysis) even with a region; without one it always runs.")
     var spray = false
 
-    @Option(name: .customLong("output-kind"), help: ArgumentHelp("How to read the model's output: logits (softmaxed) or probabilities (used as is). Default: probabilities when the graph ends in Softmax, else each row decides.", valueName: "KIND"))
+    @Option(name: .customLong("output-kind"), help: ArgumentHelp("How to read the model's output: logits are softmaxed, probabilities used as they are (default: probabilities when the graph ends in Softmax, else decided per row).", valueName: "KIND"))
     var outputKind: OutputKind?
 
     @OptionGroup var preprocessing: PreprocessingOptions
 
-    @Option(help: ArgumentHelp("CAM method.", valueName: "NAME"))
+    @Option(help: ArgumentHelp("The CAM method.", valueName: "NAME"))
     var method: CAMMethodName = .gradcam
 
     @Option(help: ArgumentHelp("Class to explain: predicted, label, or a class index.", valueName: "T"))
@@ -100,7 +103,11 @@ struct AuditCommand: ParsableCommand {
     @Flag(help: "Stop at the first image that cannot be used instead of listing it in samples.csv and going on.")
     var strict = false
 
+    @OptionGroup var result: JSONOption
+
     @OptionGroup var resources: ResourceOptions
+
+    @OptionGroup var console: ConsoleOptions
 
     func validate() throws {
         try FlagCheck.number(threshold, "--threshold", in: 0...1)
@@ -128,7 +135,7 @@ struct AuditCommand: ParsableCommand {
         // Checked before the work, so a run never ends in a refusal to write.
         let output = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
 
-        let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
+        let loaded = try loadModel(model)
         let layer = try LayerChoice.layer(self.layer, model: loaded, size: preprocessing.size)
         let options = CAMOptions(
             normalization: maps == "raw" ? .none : .minMax, layerLayout: layerLayout, inputLayout: preprocessing.inputLayout)
@@ -173,9 +180,10 @@ struct AuditCommand: ParsableCommand {
         reportPasses(generator.executor)
         let report = try AuditReport.write(into: output)
         try output.commit(kind: AuditRunConfiguration.kind, producer: producer, configuration: AuditRunConfiguration(config, shard: parts > 1 ? shard : nil))
-        print(report.summary)
         let skipped = report.skipped > 0 ? " (\(report.skipped) row(s) skipped, listed in samples.csv)" : ""
-        print("wrote the report for \(report.count) image(s)\(skipped)\(parts > 1 ? " (shard \(part)/\(parts))" : "") to \(output.destination.path)")
+        try AuditOutput.finish(
+            report, in: output.destination, json: result.json, images: report.count, shard: parts > 1 ? "\(part)/\(parts)" : nil,
+            done: "wrote the report for \(report.count) image(s)\(skipped)\(parts > 1 ? " (shard \(part)/\(parts))" : "") to \(output.destination.path)")
     }
 
     /// How many images the faithfulness metrics may take.
@@ -229,7 +237,8 @@ struct AuditCommand: ParsableCommand {
 /// `shortcut-detect merge`: shard reports into the report one run would have written.
 struct MergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "merge", abstract: "Combine the reports of audit shards into one report.")
+        commandName: "merge", abstract: "Combine the reports of audit shards into one report.",
+        discussion: "--json prints, instead of the summary sentence, one JSON object as `audit --json` does.")
 
     @Argument(help: "Shard report folders.")
     var reports: [String]
@@ -240,7 +249,11 @@ struct MergeCommand: ParsableCommand {
     @Flag(help: "Replace the report already in REPORT (it stays until the new one is complete).")
     var overwrite = false
 
+    @OptionGroup var result: JSONOption
+
     @OptionGroup var resources: ResourceOptions
+
+    @OptionGroup var console: ConsoleOptions
 
     func validate() throws {
         try FlagCheck.outputsSpareInputs([("--out", out)], inputs: reports.map { ("report", $0) })
@@ -250,12 +263,13 @@ struct MergeCommand: ParsableCommand {
         let output = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
         let merged = try AuditReport.merge(reports.map { URL(fileURLWithPath: $0) }, into: output)
         if merged.records + merged.issues != merged.config.total {
-            print("note: the shards hold \(merged.records + merged.issues) of the audit's \(merged.config.total) images")
+            Console.note("note: the shards hold \(merged.records + merged.issues) of the audit's \(merged.config.total) images")
         }
         let report = try AuditReport.write(into: output)
         try output.commit(kind: AuditRunConfiguration.kind, producer: producer, configuration: AuditRunConfiguration(merged.config, shard: nil))
-        print(report.summary)
-        print("merged \(reports.count) report(s), \(merged.records) image(s), into \(output.destination.path)")
+        try AuditOutput.finish(
+            report, in: output.destination, json: result.json, images: merged.records, shard: nil,
+            done: "merged \(reports.count) report(s), \(merged.records) image(s), into \(output.destination.path)")
     }
 }
 
@@ -264,7 +278,7 @@ struct EmbedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "embed",
         abstract: "Write a layer's features per image (global-average-pooled when spatial) as .npy.",
-        discussion: "Writes OUT (float32 [N, C]) and, beside it, OUT with .files.txt: the image order, one per line.")
+        discussion: "Writes OUT (float32 [N, C]) and, beside it, OUT with .files.txt: the image order, one per line. With --out - the embeddings go to standard output and the order (the file names sorted) is not written.")
 
     @Argument(help: "The .onnx model file.")
     var model: String
@@ -275,7 +289,7 @@ struct EmbedCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Layer (module path, node or tensor name). Default: the layer `inspect` suggests.", valueName: "LAYER"))
     var layer: String?
 
-    @Option(help: ArgumentHelp("How the layer holds channels: nchw, nhwc or tokens. Default: from the graph and the shape.", valueName: "LAYOUT"))
+    @Option(help: ArgumentHelp("How the layer holds channels (default: from the graph and the shape).", valueName: "LAYOUT"))
     var layerLayout: LayerLayout?
 
     @OptionGroup var preprocessing: PreprocessingOptions
@@ -283,22 +297,27 @@ struct EmbedCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Images per forward pass.", valueName: "N"))
     var batchSize: Int = 16
 
-    @Option(help: ArgumentHelp("Where to write the embeddings (.npy).", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Where to write the embeddings (.npy); - for standard output.", valueName: "PATH"))
     var out: String
 
     @OptionGroup var resources: ResourceOptions
 
+    @OptionGroup var console: ConsoleOptions
+
     func validate() throws {
         try FlagCheck.count(batchSize, "--batch-size")
         try FlagCheck.outputsSpareInputs([("--out", out)], inputs: [("model", model)])
+        try StandardStreams.check(inputs: [], outputs: [("--out", out)])
     }
 
     func run() throws {
-        let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
-        let executor = try Executor(model: loaded)
-        let tensor = try LayerResolver(model: loaded).resolve(LayerChoice.layer(layer, model: loaded, size: preprocessing.size)).tensor
+        if out == StandardStreams.dash { Console.channel = .data }
+        let loaded = try loadModel(model)
+        let executor = try Console.timed("built the executor") { try Executor(model: loaded) }
         let prep = try preprocessing.make(for: executor)
-        let layouts = LayerLayouts(model: loaded, inputLayout: prep.layout)
+        let extractor = try EmbeddingExtractor(
+            executor: executor, layer: LayerChoice.layer(layer, model: loaded, size: preprocessing.size), inputLayout: prep.layout,
+            layerLayout: layerLayout)
         let folder = URL(fileURLWithPath: images)
         let names: [String]
         do { names = try FileIO.contentsOfFolder(folder) } catch let error as FileError {
@@ -309,7 +328,9 @@ struct EmbedCommand: ParsableCommand {
         // Rows go to the file as they come (after its header, written once the width is known),
         // while the next batch is read and decoded on another thread.
         let destination = URL(fileURLWithPath: out)
-        let output = try OutputFile(destination)
+        // Standard output takes the whole array at the end (its header needs the width first).
+        let output = out == StandardStreams.dash ? nil : try OutputFile(destination)
+        var rows: [Float] = []
         let size = max(batchSize, 1)
         var next = 0
         let reader = Prefetch<(count: Int, batch: Tensor)>(name: "shortcut-detect embed: decode") {
@@ -322,23 +343,25 @@ struct EmbedCommand: ParsableCommand {
         var width: Int?
         let progress = Progress(total: files.count)
         while let (count, batch) = try reader.next() {
-            guard let features = try executor.run([executor.inputs[0].name: batch], fetch: [tensor])[tensor] else { continue }
-            let image = (prep.crop?.height ?? 0, prep.crop?.width ?? 0)
-            let pooled = try Embeddings.pooled(layouts.channelsFirstMap(features, of: tensor, image: image, layout: layerLayout))
+            let pooled = try extractor.embeddings(batch)
             if width == nil {
                 width = pooled.count / count
-                try output.append(Tensor.npyHeader(dtype: .float32, shape: [files.count, pooled.count / count]))
+                try output?.append(Tensor.npyHeader(dtype: .float32, shape: [files.count, pooled.count / count]))
             }
-            try pooled.withUnsafeBytes { try output.append(raw: $0) }
+            if let output { try pooled.withUnsafeBytes { try output.append(raw: $0) } } else { rows += pooled }
             progress.advance(by: count)
         }
         progress.finish()
+        reportPasses(executor)
+        guard let output else {
+            try StandardStreams.writeNPY(Tensor(shape: [files.count, width ?? 0], scalars: rows), to: out)
+            return Console.say("wrote \(files.count) x \(width ?? 0) embeddings to standard output")
+        }
         let list = try OutputFile(destination.deletingPathExtension().appendingPathExtension("files.txt"))
         try list.append(Data((files.joined(separator: "\n") + "\n").utf8))
         try list.commit()
         try output.commit()
-        reportPasses(executor)
-        print("wrote \(files.count) x \(width ?? 0) embeddings to \(out) and the file order to \(list.destination.path)")
+        Console.say("wrote \(files.count) x \(width ?? 0) embeddings to \(out) and the file order to \(list.destination.path)")
     }
 }
 

@@ -8,13 +8,14 @@ struct DetectCommand: ParsableCommand {
         commandName: "detect",
         abstract: "Does an embedding encode the protected group? Probes, statistics, clustering and geometry.",
         discussion: """
-            G.csv is read by header name: 'group' (required), 'label' and 'file' (optional), other columns
-            ignored. With a 'file' column and E.files.txt beside E.npy (as `embed` writes it), rows are
-            matched by file; otherwise by position. With labels, HBAC clusters by them (as the reference
-            does); the other methods read the groups. OUT gets detect.json and report.html.
+            G.csv is read by header name: 'group' (required), 'label' and 'file' (optional), other columns \
+            ignored. With a 'file' column and E.files.txt beside E.npy (as `embed` writes it), rows are matched \
+            by file; otherwise (and with --embeddings -, standard input) by position. With labels, HBAC \
+            clusters by them (as the reference does); the other methods read the groups. OUT gets detect.json \
+            and report.html.
             """)
 
-    @Option(help: ArgumentHelp("Embeddings, a float [N, D] .npy file (e.g. from `embed`).", valueName: "E.npy"))
+    @Option(help: ArgumentHelp("Embeddings, a float [N, D] .npy file (e.g. from `embed`); - for standard input.", valueName: "E.npy"))
     var embeddings: String
 
     @Option(help: ArgumentHelp("CSV with a 'group' column, optionally 'label' and 'file'.", valueName: "G.csv"))
@@ -34,9 +35,12 @@ struct DetectCommand: ParsableCommand {
 
     @OptionGroup var resources: ResourceOptions
 
+    @OptionGroup var console: ConsoleOptions
+
     func validate() throws {
         _ = try parsedMethods()
         try FlagCheck.outputsSpareInputs([("--out", out)], inputs: [("--embeddings", embeddings), ("--groups", groups)])
+        try StandardStreams.check(inputs: [("--embeddings", embeddings)], outputs: [])
     }
 
     func parsedMethods() throws -> [DetectionMethod] {
@@ -52,28 +56,27 @@ struct DetectCommand: ParsableCommand {
     }
 
     func run() throws {
-        let url = URL(fileURLWithPath: embeddings)
-        let matrix = try Tensor(npyAt: url)
-        guard matrix.rank == 2 else { throw ValidationError("\(embeddings) holds a \(matrix.shape) array; detect needs [N, D]") }
+        let matrix = try StandardStreams.readNPY(embeddings, flag: "--embeddings")
+        guard matrix.rank == 2 else { throw CommandFailure(description: "\(embeddings) holds a \(matrix.shape) array; detect needs [N, D]") }
         let table = try GroupTable.read(csv: URL(fileURLWithPath: groups))
-        let list = url.deletingPathExtension().appendingPathExtension("files.txt")
-        let files = FileManager.default.fileExists(atPath: list.path)
+        let list = URL(fileURLWithPath: embeddings).deletingPathExtension().appendingPathExtension("files.txt")
+        let files = embeddings != StandardStreams.dash && FileManager.default.fileExists(atPath: list.path)
             ? try FileIO.text(of: list.path).split(whereSeparator: \.isNewline).map(String.init) : nil
         let (groupNames, labels) = try table.aligned(count: matrix.shape[0], files: table.hasFiles ? files : nil)
 
         let output = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
         let detector = ShortcutDetector(methods: try parsedMethods(), seed: seed)
-        let report = try detector.fit(embeddings: matrix, groups: groupNames, labels: labels)
+        let report = try Console.timed("fitted the detectors") { try detector.fit(embeddings: matrix, groups: groupNames, labels: labels) }
         let folder = output.destination
         try output.write(report.json(), to: "detect.json")
         try output.write(Data(report.html().utf8), to: "report.html")
         let configuration = DetectRunConfiguration(
-            embeddings: url.lastPathComponent, groups: (groups as NSString).lastPathComponent, methods: try parsedMethods().map(\.rawValue),
-            seed: seed, n: report.n, dim: report.dim)
+            embeddings: (embeddings as NSString).lastPathComponent, groups: (groups as NSString).lastPathComponent,
+            methods: try parsedMethods().map(\.rawValue), seed: seed, n: report.n, dim: report.dim)
         try output.commit(kind: "detect", producer: producer, configuration: configuration)
-        print(report.summary)
+        Console.say(report.summary)
         let matched = table.hasFiles && files != nil ? "matched by file" : "matched by position"
-        print("wrote detect.json and report.html for \(report.n) x \(report.dim) embeddings (\(matched)) to \(folder.path)")
+        Console.say("wrote detect.json and report.html for \(report.n) x \(report.dim) embeddings (\(matched)) to \(folder.path)")
     }
 }
 

@@ -18,6 +18,11 @@ struct CommandFailure: Error, CustomStringConvertible {
     /// `error` itself when it is ours (or ArgumentParser's), else a sentence built from it.
     static func wrapping(_ error: Error) -> Error {
         switch error {
+        // The library's errors do not know the command line; these two point to the command that lists names.
+        case GraphError.unknownTensor:
+            return CommandFailure(description: "\(error) (`shortcut-detect inspect` lists them)")
+        case LayerError.unknown:
+            return CommandFailure(description: "\(error) (`shortcut-detect inspect --layers` lists module paths)")
         case let error as CocoaError:
             let path = error.filePath ?? error.url?.path ?? "a file"
             let action = (512...767).contains(error.code.rawValue) ? "cannot write" : "cannot read"

@@ -7,25 +7,32 @@ struct GradCAMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gradcam",
         abstract: "Compute class activation maps for image files or a NumPy batch.",
+        usage: """
+            shortcut-detect gradcam <model> (--image <PATH> ... | --images <DIR>) --out <DIR> [<options>]
+            shortcut-detect gradcam <model> --input <PATH> --output <PATH> [<options>]
+            """,
         discussion: """
-            With --image/--images, each image is preprocessed as torchvision does (resize the shorter
-            side, centre-crop to the model's input size, or to --size HxW where the model leaves it free,
-            normalize) and OUT/<stem>.png gets the heatmap
-            drawn over it (OUT/<stem>.npy with --save-npy, OUT/<stem>_panel.png with --panel).
-            With --input IN.npy (already preprocessed, [N, C, H, W], or [N, H, W, C] for a channels-last
-            model), --output HEAT.npy gets float32
-            [N, H, W] heatmaps (guided-backprop and guided-gradcam write [N, H, W, 3]) and --raw the
-            first layer's map before ReLU and scaling, [N, h, w].
-            Without --layer, the layer `inspect` suggests is explained (standard error names it).
-            Layers are read as [N, C, h, w] maps, [N, h, w, C] maps or [N, tokens, C] tokens as the
-            graph and the tensor's shape say; --layer-layout overrides.
-            Methods: \(CAMMethodName.allCases.map(\.rawValue).joined(separator: ", ")).
+            With --image or --images, each image is preprocessed as torchvision does (resize the shorter side, \
+            centre-crop to the model's input size, or to --size HxW where the model leaves it free, normalize) \
+            and OUT/<stem>.png gets the heatmap drawn over it (OUT/<stem>.npy with --save-npy, \
+            OUT/<stem>_panel.png with --panel); the most probable classes of each image are printed.
+
+            With --input (a preprocessed float32 batch, [N, C, H, W], or [N, H, W, C] for a channels-last \
+            model), --output gets float32 [N, H, W] heatmaps (guided-backprop and guided-gradcam write \
+            [N, H, W, 3]) and --raw the first layer's map before ReLU and scaling, [N, h, w]; either may be - \
+            (standard input or output).
+
+            Without --layer, the layer `inspect` suggests is explained (standard error names it). Layers are \
+            read as [N, C, h, w] maps, [N, h, w, C] maps or [N, tokens, C] tokens as the graph and the \
+            tensor's shape say; --layer-layout overrides. --json prints, instead of the text, one JSON object: \
+            per image its top classes with their probabilities, the classes explained and the files written; \
+            the method, the layers and the output explained.
             """)
 
     @Argument(help: "The .onnx model file.")
     var model: String
 
-    @Option(help: ArgumentHelp("Images as a float32 .npy of shape [N, C, H, W] ([N, H, W, C] for a channels-last model), already preprocessed.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Images as a float32 .npy of shape [N, C, H, W] ([N, H, W, C] for a channels-last model), already preprocessed; - for standard input.", valueName: "PATH"))
     var input: String?
 
     @OptionGroup var images: ImageOptions
@@ -36,16 +43,16 @@ struct GradCAMCommand: ParsableCommand {
     @Option(name: .customLong("class"), help: ArgumentHelp("Class to explain: one for all samples, or one per sample (comma-separated). Default: each sample's prediction.", valueName: "C"))
     var targetClass: String?
 
-    @Option(help: ArgumentHelp("CAM method.", valueName: "NAME"))
+    @Option(help: ArgumentHelp("The CAM method.", valueName: "NAME"))
     var method: CAMMethodName = .gradcam
 
     @Option(help: ArgumentHelp("The model output to explain, for a model with several heads (default: the first).", valueName: "NAME"))
     var outputName: String?
 
-    @Option(help: ArgumentHelp("With --input: where to write the heatmaps (.npy).", valueName: "PATH"))
+    @Option(help: ArgumentHelp("With --input: where to write the heatmaps (.npy); - for standard output.", valueName: "PATH"))
     var output: String?
 
-    @Option(help: ArgumentHelp("Where to write the raw layer map (.npy).", valueName: "PATH"))
+    @Option(help: ArgumentHelp("With --input: where to write the raw layer map (.npy); - for standard output.", valueName: "PATH"))
     var raw: String?
 
     @Flag(help: "Replace the channel sum by the first principal component (eigen smoothing).")
@@ -54,16 +61,16 @@ struct GradCAMCommand: ParsableCommand {
     @Flag(help: "Average over flipped and rescaled copies of the input (augmentation smoothing).")
     var augSmooth = false
 
-    @Option(help: ArgumentHelp("Heatmap scaling: minmax (pytorch-grad-cam) or none.", valueName: "MODE"))
+    @Option(help: ArgumentHelp("Heatmap scaling: minmax as pytorch-grad-cam, none keeps raw units.", valueName: "MODE"))
     var normalization: HeatmapNormalization = .minMax
 
-    @Option(help: ArgumentHelp("Upsampling: bilinear (pytorch-grad-cam), bilinearAlignCorners or nearest (Captum).", valueName: "MODE"))
+    @Option(help: ArgumentHelp("How maps are upsampled to the input: bilinear as pytorch-grad-cam, nearest as Captum.", valueName: "MODE"))
     var upsampling: MapResize = .bilinear
 
     @Option(help: ArgumentHelp("Token layout for transformer layers, PREFIX:HxW (e.g. 1:14x14). Default: inferred.", valueName: "SPEC"))
     var tokenGrid: String?
 
-    @Option(help: ArgumentHelp("How the layers hold channels: nchw, nhwc or tokens. Default: from the graph and the shape.", valueName: "LAYOUT"))
+    @Option(help: ArgumentHelp("How the layers hold channels (default: from the graph and the shape).", valueName: "LAYOUT"))
     var layerLayout: LayerLayout?
 
     @Option(name: .customLong("metrics-json"), help: ArgumentHelp("Also write the maps' faithfulness metrics (pytorch-grad-cam's ROAD, input x map; deletion and insertion AUC) per sample.", valueName: "PATH"))
@@ -75,10 +82,14 @@ struct GradCAMCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Seed of ROAD's imputation noise.", valueName: "S"))
     var seed: UInt32 = 0
 
-    @Option(name: .customLong("output-kind"), help: ArgumentHelp("How to read the model's output: logits (softmaxed) or probabilities (used as is). Default: probabilities when the graph ends in Softmax, else each row decides.", valueName: "KIND"))
+    @Option(name: .customLong("output-kind"), help: ArgumentHelp("How to read the model's output: logits are softmaxed, probabilities used as they are (default: probabilities when the graph ends in Softmax, else decided per row).", valueName: "KIND"))
     var outputKind: OutputKind?
 
+    @OptionGroup var result: JSONOption
+
     @OptionGroup var resources: ResourceOptions
+
+    @OptionGroup var console: ConsoleOptions
 
     func validate() throws {
         if tokenGrid != nil, let layerLayout, layerLayout != .tokens(nil) {
@@ -94,6 +105,8 @@ struct GradCAMCommand: ParsableCommand {
         let inputs = [("model", model)] + (input.map { [("--input", $0)] } ?? [])
         let outputs = [output.map { ("--output", $0) }, raw.map { ("--raw", $0) }, metricsJSON.map { ("--metrics-json", $0) }]
         try FlagCheck.outputsSpareInputs(outputs.compactMap { $0 }, inputs: inputs)
+        try StandardStreams.check(inputs: input.map { [("--input", $0)] } ?? [], outputs: outputs.compactMap { $0 } + (result.json ? [("--json", StandardStreams.dash)] : []))
+        if input == nil, raw != nil { throw ValidationError("--raw goes with --input; with images, --save-npy saves the heatmaps") }
         if metricsJSON != nil && method == .guidedBackprop { throw ValidationError("--metrics-json needs a CAM method, not guided-backprop") }
         _ = try parsePercentiles(roadPercentiles)
     }
@@ -125,14 +138,23 @@ struct GradCAMCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
-        let generator = try makeGenerator(loaded)
-        guard let input, let output else {
-            try ImageRun(command: self, generator: generator).run()
-            return
+        let loaded = try loadModel(model)
+        let generator = try Console.timed("built the generator") { try makeGenerator(loaded) }
+        let labels = try images.labels.map { try FileIO.text(of: $0).split(separator: "\n").map(String.init) }
+        let report = GradCAMReport(model: model, method: method.rawValue, generator: generator, labels: labels, json: result.json)
+        if [output, raw].contains(StandardStreams.dash) { Console.channel = .data }
+        if let input, let output {
+            try explainBatch(input: input, output: output, generator: generator, report: report)
+        } else {
+            try Console.timed("explained the images") { try ImageRun(command: self, generator: generator, report: report).run() }
         }
-        let images = try Tensor(npyAt: URL(fileURLWithPath: input))
-        guard images.rank == 4 else { throw ValidationError("--input must be a 4-D batch of images, got \(images.shape)") }
+        try report.finish()
+    }
+
+    /// `--input`: heatmaps of a preprocessed batch into `--output` (and `--raw`, `--metrics-json`).
+    private func explainBatch(input: String, output: String, generator: GradCAMHeatmapGenerator, report: GradCAMReport) throws {
+        let images = try StandardStreams.readNPY(input, flag: "--input")
+        guard images.rank == 4 else { throw CommandFailure(description: "--input must be a 4-D batch of images, got shape \(images.shape)") }
         let classes = try parseClasses(count: images.shape[0])
 
         let heatmaps: Tensor
@@ -141,30 +163,48 @@ struct GradCAMCommand: ParsableCommand {
         switch method {
         case .guidedBackprop:
             chosen = try classes ?? generator.predictedClasses(images)
-            heatmaps = try generator.guidedBackprop(images, targetClasses: chosen)
+            heatmaps = try Console.timed("guided backpropagation") { try generator.guidedBackprop(images, targetClasses: chosen) }
         case .guidedGradCAM:
-            let (guided, cam) = try generator.guidedAndCAM(images, targetClasses: classes)
+            let (guided, cam) = try Console.timed("guided GradCAM of \(images.shape[0]) sample(s)") { try generator.guidedAndCAM(images, targetClasses: classes) }
             chosen = cam.classes
             camMaps = cam.heatmaps
-            if let raw { try cam.rawMaps[0].writeNPY(to: URL(fileURLWithPath: raw)) }
+            if let raw {
+                try StandardStreams.writeNPY(cam.rawMaps[0], to: raw)
+                report.wrote(raw, "wrote the raw map \(cam.rawMaps[0].dtype)\(cam.rawMaps[0].shape) to \(Self.describe(raw))")
+            }
             heatmaps = try generator.guidedGradCAM(guided: guided, heatmaps: cam.heatmaps)
         default:
-            let result = try generator.explain(images, targetClasses: classes)
+            let result = try Console.timed("explained \(images.shape[0]) sample(s)") { try generator.explain(images, targetClasses: classes) }
             chosen = result.classes
-            if let raw { try result.rawMaps[0].writeNPY(to: URL(fileURLWithPath: raw)) }
+            if let raw {
+                try StandardStreams.writeNPY(result.rawMaps[0], to: raw)
+                report.wrote(raw, "wrote the raw map \(result.rawMaps[0].dtype)\(result.rawMaps[0].shape) to \(Self.describe(raw))")
+            }
             heatmaps = result.heatmaps
         }
-        try heatmaps.writeNPY(to: URL(fileURLWithPath: output))
+        if result.json {
+            // Only the JSON lists each sample's most probable classes: one more forward pass.
+            let probabilities = try generator.executor.classProbabilities(images, output: generator.outputName, kind: outputKind)
+            for (index, row) in probabilities.enumerated() {
+                report.predicted("#\(index)", probabilities: row, count: self.images.topK ?? 3, explained: [chosen[index]])
+            }
+        }
+        try StandardStreams.writeNPY(heatmaps, to: output)
         if let faithfulness = try makeFaithfulness(generator), let metricsJSON {
             let maps = camMaps ?? heatmaps
-            let scores = try faithfulness.evaluate(images, heatmaps: metricMaps(maps), classes: chosen, indices: Array(0..<chosen.count))
+            let scores = try Console.timed("scored the maps' faithfulness") {
+                try faithfulness.evaluate(images, heatmaps: metricMaps(maps), classes: chosen, indices: Array(0..<chosen.count))
+            }
             try faithfulness.json(scores, classes: chosen).write(to: URL(fileURLWithPath: metricsJSON))
-            print("wrote the faithfulness metrics of \(chosen.count) map(s) to \(metricsJSON)")
+            report.wrote(metricsJSON, "wrote the faithfulness metrics of \(chosen.count) map(s) to \(metricsJSON)")
         }
         let layers = generator.layers.map { "\($0.request) -> \($0.tensor)" }.joined(separator: ", ")
-        print("\(method.rawValue)\(layers.isEmpty ? "" : " at \(layers)"): classes \(chosen.map(String.init).joined(separator: ", "))")
-        print("wrote \(heatmaps.dtype)\(heatmaps.shape) to \(output)")
+        Console.say("\(method.rawValue)\(layers.isEmpty ? "" : " at \(layers)"): classes \(chosen.map(String.init).joined(separator: ", "))")
+        report.wrote(output, "wrote \(heatmaps.dtype)\(heatmaps.shape) to \(Self.describe(output))")
     }
+
+    /// A path for a message: `-` is standard output.
+    static func describe(_ path: String) -> String { path == StandardStreams.dash ? "standard output" : path }
 
     func parseClasses(count: Int, checkingCount: Bool = true) throws -> [Int]? {
         guard let targetClass else { return nil }

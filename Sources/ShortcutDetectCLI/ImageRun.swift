@@ -30,7 +30,7 @@ struct ImageOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Heatmap weight in the overlay.", valueName: "A"))
     var alpha: Float = 0.5
 
-    @Option(help: ArgumentHelp("Overlay colormap: jet, turbo, viridis, inferno, gray, rdbu.", valueName: "NAME"))
+    @Option(help: ArgumentHelp("Overlay colormap.", valueName: "NAME"))
     var colormap: Colormap = .jet
 
     @Flag(help: "Also save each heatmap as OUT/<stem>.npy.")
@@ -75,7 +75,7 @@ struct PreprocessingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Input size, N or HxW, where the model leaves height or width free (default: the size it fixes).", valueName: "HxW"))
     var size: ImageSize?
 
-    @Option(help: ArgumentHelp("How the model takes images: nchw or nhwc (default: from its declared input shape).", valueName: "LAYOUT"))
+    @Option(help: ArgumentHelp("How the model takes images (default: from its declared input shape).", valueName: "LAYOUT"))
     var inputLayout: ImageLayout?
 
     func validate() throws {
@@ -147,10 +147,13 @@ struct ImageSize: ExpressibleByArgument, Equatable {
 struct ImageRun {
     let command: GradCAMCommand
     let generator: GradCAMHeatmapGenerator
+    let report: GradCAMReport
     var options: ImageOptions { command.images }
 
     /// One batch through the model: what the pictures stage writes.
     struct Explained {
+        /// Position of the batch's first image among all.
+        let start: Int
         let files: [URL]
         let images: [RGBImage]
         /// Per class rank: the file-name suffix, the pictures (overlays or guided pictures) as
@@ -162,7 +165,6 @@ struct ImageRun {
         let files = try imageFiles()
         guard let outPath = options.out else { return }
         let preprocessing = try options.preprocessing.make(for: generator.executor)
-        let labels = try options.labels.map { try FileIO.text(of: $0).split(separator: "\n").map(String.init) }
         let output = try OutputFolder(URL(fileURLWithPath: outPath), overwrite: options.overwrite)
         let progress = Progress(total: files.count)
         let faithfulness = try command.makeFaithfulness(generator)
@@ -182,21 +184,22 @@ struct ImageRun {
             var start = 0
             while let (chunk, prepared) = try reader.next() {
                 let batch = try Preprocessing.stack(prepared.map(\.tensor), files: chunk)
-                var explained = Explained(files: chunk, images: prepared.map(\.image))
+                var explained = Explained(start: start, files: chunk, images: prepared.map(\.image))
                 let (probabilities, first) = try explainFirst(batch, count: chunk.count)
+                let ranks = options.topK.map { max($0, 1) } ?? 1
+                // Rank 1 is the pass that gave the predictions; further ranks need their own.
+                let classesByRank = (0..<ranks).map { rank in
+                    first.classes.indices.map { n in
+                        options.topK == nil ? first.classes[n] : ClassProbabilities.ranked(probabilities[n])[min(rank, probabilities[n].count - 1)]
+                    }
+                }
                 progress.clear()
                 for (index, url) in chunk.enumerated() {
-                    let top = ranked(probabilities[index]).prefix(max(options.topK ?? 3, 1)).map { c in
-                        "\(labels.map { c < $0.count ? $0[c] : "\(c)" } ?? "\(c)") \(String(format: "%.1f%%", 100 * probabilities[index][c]))"
-                    }
-                    print("\(url.lastPathComponent): \(top.joined(separator: ", "))")
+                    report.predicted(
+                        url.lastPathComponent, probabilities: probabilities[index], count: options.topK ?? 3,
+                        explained: classesByRank.map { $0[index] })
                 }
-                let ranks = options.topK.map { max($0, 1) } ?? 1
-                for rank in 0..<ranks {
-                    // Rank 1 is the pass that gave the predictions; further ranks need their own.
-                    let classes = first.classes.indices.map { n in
-                        options.topK == nil ? first.classes[n] : ranked(probabilities[n])[min(rank, probabilities[n].count - 1)]
-                    }
+                for (rank, classes) in classesByRank.enumerated() {
                     let pass = rank == 0 ? first : try explain(batch, classes: classes)
                     explained.ranks.append((options.topK == nil ? "" : "_top\(rank + 1)", try pass.maps?.scalars(as: Float.self), pass.guided))
                     // The metrics score each image's first explained class.
@@ -218,10 +221,10 @@ struct ImageRun {
         }
         progress.finish()
         try output.commit(kind: "gradcam", producer: producer, configuration: configuration(preprocessing, files: files))
-        print("wrote \(files.count) overlay(s) to \(output.destination.path)")
+        Console.say("wrote \(files.count) overlay(s) to \(output.destination.path)")
         if let faithfulness, let path = command.metricsJSON {
             try faithfulness.json(scores, classes: scoredClasses, files: files.map(\.lastPathComponent)).write(to: URL(fileURLWithPath: path))
-            print("wrote the faithfulness metrics of \(scores.count) map(s) to \(path)")
+            report.wrote(path, "wrote the faithfulness metrics of \(scores.count) map(s) to \(path)")
         }
         reportPasses(generator.executor)
     }
@@ -245,7 +248,7 @@ struct ImageRun {
             try pass.logits.doubles(), width: pass.logits.shape.last ?? 1,
             kind: command.outputKind ?? generator.executor.outputKind(of: generator.outputName))
         if requested == nil {
-            let top = probabilities.map { ranked($0)[0] }
+            let top = probabilities.map { ClassProbabilities.ranked($0)[0] }
             if top != pass.classes { pass = try explain(batch, classes: top) }
         }
         return (probabilities, pass)
@@ -262,7 +265,7 @@ struct ImageRun {
             guard let gradient = result.gradients[generator.executor.inputs[0].name] else { throw ValidationError("no input gradient") }
             let guided = generator.inputLayout == .nhwc ? gradient : try gradient.transposed([0, 2, 3, 1])
             let logits = result.output
-            let chosen = try classes ?? GradientTarget.argmax(logits.doubles(), rows: logits.shape[0], width: logits.shape[1])
+            let chosen = try classes ?? ClassProbabilities.argmax(logits.doubles(), width: logits.shape[1])
             return Pass(classes: chosen, logits: logits, maps: nil, guided: try pictures(guided))
         case .guidedGradCAM:
             let (guided, cam) = try generator.guidedAndCAM(batch, targetClasses: classes)
@@ -283,27 +286,34 @@ struct ImageRun {
     private func write(_ batch: Explained, into output: OutputFolder) throws {
         let (height, width) = (batch.images.first?.height ?? 0, batch.images.first?.width ?? 0)
         let size = height * width
-        let results = ConcurrentResults<Void>(count: batch.files.count)
+        let results = ConcurrentResults<[String]>(count: batch.files.count)
         DispatchQueue.concurrentPerform(iterations: batch.files.count) { index in
             results.set(index) {
                 let image = batch.images[index]
+                var written: [String] = []
                 for rank in batch.ranks {
                     let stem = batch.files[index].deletingPathExtension().lastPathComponent + rank.suffix
                     let values = rank.maps.map { $0[index * size..<(index + 1) * size] }
                     let picture = try rank.guided?[index]
                         ?? Overlay.overlay(image: image, values: values ?? [], alpha: options.alpha, colormap: options.colormap)
                     try output.write(png(picture), to: stem + ".png")
+                    written.append(stem + ".png")
                     guard let values else { continue }
                     let map = try Tensor(shape: [height, width], scalars: Array(values))
-                    if options.saveNpy { try output.write(map.npyData(), to: stem + ".npy") }
+                    if options.saveNpy {
+                        try output.write(map.npyData(), to: stem + ".npy")
+                        written.append(stem + ".npy")
+                    }
                     if options.panel {
                         let figure = try Panel.comparison(image: image, heatmap: map, alpha: options.alpha, colormap: options.colormap)
                         try output.write(png(figure), to: stem + "_panel.png")
+                        written.append(stem + "_panel.png")
                     }
                 }
+                return written.map { output.destination.appendingPathComponent($0).path }
             }
         }
-        _ = try results.values()
+        for (index, files) in try results.values().enumerated() { report.wrote(image: batch.start + index, files: files) }
     }
 
     private func png(_ image: RGBImage) throws -> Data {
@@ -332,10 +342,6 @@ struct ImageRun {
         }
         return options.image.map { URL(fileURLWithPath: $0) }
     }
-
-    private func ranked(_ probabilities: [Double]) -> [Int] {
-        probabilities.indices.sorted { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
-    }
 }
 
 /// What a `gradcam --out` folder's manifest records about the run.
@@ -359,7 +365,7 @@ final class Progress {
     private let total: Int
     private var done = 0
     private let started = Date()
-    private let enabled = isatty(STDERR_FILENO) != 0
+    private let enabled = isatty(STDERR_FILENO) != 0 && !Console.quiet
 
     init(total: Int) { self.total = total }
 

@@ -6,7 +6,14 @@ import ShortcutDetect
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Describe a model: inputs, outputs, opsets, ops, and likely GradCAM layers.")
+        abstract: "Describe a model: inputs, outputs, opsets, ops, and likely GradCAM layers.",
+        discussion: """
+            --json prints one object instead: producer, ir_version, opsets, parameters, inputs and outputs \
+            (name, type, shape: an extent, an axis name or null per axis), nodes, ops (op, count), \
+            unsupported (op, count, nodes), layers (names, tensor, shape at batch 1, kind, layout, \
+            suggested), suggested (the layer the other commands explain without --layer), probed_size and \
+            note; with --layers, modules (path, tensor); with --all-tensors, tensors (name, op).
+            """)
 
     @Argument(help: "The .onnx model file.")
     var model: String
@@ -20,18 +27,28 @@ struct InspectCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Image size to compute layer shapes at when the model leaves it free (default 224x224).", valueName: "HxW"))
     var size: ImageSize?
 
+    @OptionGroup var result: JSONOption
+
     @OptionGroup var resources: ResourceOptions
 
+    @OptionGroup var console: ConsoleOptions
+
     func run() throws {
-        let loaded = try Model(contentsOf: URL(fileURLWithPath: model))
-        let report = ModelInspection(model: loaded, imageSize: size.map { ($0.height, $0.width) })
-        print(InspectCommand.render(report, allTensors: allTensors))
-        if layers {
-            print("layers (module path -> output tensor):")
-            let modules = LayerResolver(model: loaded).modules
-            if modules.isEmpty { print("  none: the exporter recorded no module scopes; name layers by tensor") }
-            for module in modules { print("  \(module.path) -> \(module.tensor)") }
+        let loaded = try loadModel(model)
+        let report = Console.timed("inspected the graph") {
+            ModelInspection(model: loaded, imageSize: size.map { ($0.height, $0.width) })
         }
+        let modules = layers ? LayerResolver(model: loaded).modules : nil
+        if result.json {
+            return try Console.json(InspectionJSON(report, modules: modules, allTensors: allTensors))
+        }
+        var text = InspectCommand.render(report, allTensors: allTensors)
+        if let modules {
+            text += "\nlayers (module path -> output tensor):"
+            if modules.isEmpty { text += "\n  none: the exporter recorded no module scopes; name layers by tensor" }
+            for module in modules { text += "\n  \(module.path) -> \(module.tensor)" }
+        }
+        Console.say(text)
     }
 
     static func render(_ report: ModelInspection, allTensors: Bool) -> String {
@@ -67,5 +84,121 @@ struct InspectCommand: ParsableCommand {
             for node in model.graph.nodes { for output in node.outputs where !output.isEmpty { lines.append("  \(output)  (\(node.opType))") } }
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// `inspect --json`: what `render` prints, as one object.
+struct InspectionJSON: Encodable {
+    struct Value: Encodable {
+        let name: String
+        /// The element type (`float32`), or `type N` for one we do not support.
+        let type: String
+        /// Per axis: its extent, its name when free, or null when the exporter left it blank; null
+        /// when no shape was recorded.
+        let shape: [Axis]?
+    }
+
+    enum Axis: Encodable {
+        case fixed(Int), named(String), blank
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.singleValueContainer()
+            switch self {
+            case .fixed(let extent): try container.encode(extent)
+            case .named(let name): try container.encode(name)
+            case .blank: try container.encodeNil()
+            }
+        }
+    }
+
+    struct OpCount: Encodable {
+        let op: String
+        let count: Int
+    }
+
+    struct Unsupported: Encodable {
+        let op: String
+        let count: Int
+        let nodes: [String]
+    }
+
+    struct Layer: Encodable {
+        /// The names `--layer` accepts for it (a module path first, when there is one).
+        let names: [String]
+        let tensor: String
+        /// At batch 1 and `probed_size`; absent when it could not be computed.
+        let shape: [Int]?
+        let kind: String
+        /// `nchw`, `nhwc` or `tokens`; absent when undecided.
+        let layout: String?
+        let suggested: Bool
+    }
+
+    struct Module: Encodable {
+        let path: String
+        let tensor: String
+    }
+
+    struct NamedTensor: Encodable {
+        let name: String
+        let op: String
+    }
+
+    let producer: String
+    let irVersion: Int
+    let opsets: [String: Int]
+    let parameters: Int
+    let inputs: [Value]
+    let outputs: [Value]
+    let nodes: Int
+    let ops: [OpCount]
+    let unsupported: [Unsupported]
+    let layers: [Layer]
+    /// The layer `gradcam`, `audit`, `embed` and `compare-heads` explain without `--layer`.
+    let suggested: Layer?
+    /// `[height, width]` of the input the layer shapes were computed at.
+    let probedSize: [Int]?
+    let note: String?
+    /// With `--layers`: every module path and its output tensor.
+    let modules: [Module]?
+    /// With `--all-tensors`: every tensor a node computes.
+    let tensors: [NamedTensor]?
+
+    init(_ report: ModelInspection, modules: [(path: String, tensor: String)]?, allTensors: Bool) {
+        let model = report.model
+        func value(_ info: ValueInfo) -> Value {
+            Value(
+                name: info.name, type: info.elementType?.description ?? "type \(info.elementTypeCode)",
+                shape: info.shape?.map { axis in
+                    switch axis {
+                    case .fixed(let extent): .fixed(extent)
+                    case .symbolic(let name): .named(name)
+                    case .unknown: .blank
+                    }
+                })
+        }
+        func layer(_ candidate: ModelInspection.LayerCandidate) -> Layer {
+            Layer(
+                names: candidate.names, tensor: candidate.tensor, shape: candidate.shape, kind: candidate.kind.rawValue,
+                layout: candidate.layout.map { if case .tokens = $0 { "tokens" } else { $0.description } },
+                suggested: candidate.recommended)
+        }
+        producer = model.producer
+        irVersion = model.irVersion
+        opsets = Dictionary(model.opsets.map { ($0.key.isEmpty ? "ai.onnx" : $0.key, $0.value) }, uniquingKeysWith: max)
+        parameters = report.parameterCount
+        inputs = model.graph.inputs.map(value)
+        outputs = model.graph.outputs.map(value)
+        nodes = model.graph.nodes.count
+        ops = report.opHistogram.map { OpCount(op: $0.opType, count: $0.count) }
+        unsupported = report.unsupported.map { Unsupported(op: $0.opType, count: $0.count, nodes: $0.nodes) }
+        layers = report.candidates.map(layer)
+        suggested = report.suggested.map(layer)
+        probedSize = report.probedImageSize.map { [$0.height, $0.width] }
+        note = report.shapeNote
+        self.modules = modules?.map { Module(path: $0.path, tensor: $0.tensor) }
+        tensors = allTensors
+            ? model.graph.nodes.flatMap { node in node.outputs.filter { !$0.isEmpty }.map { NamedTensor(name: $0, op: node.opType) } }
+            : nil
     }
 }

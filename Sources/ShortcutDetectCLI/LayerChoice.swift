@@ -21,8 +21,7 @@ enum LayerChoice {
         }
         let shape = suggested.shape.map { " \($0)" } ?? ""
         let layout = suggested.layout.map { ", \($0)" } ?? ""
-        FileHandle.standardError.write(
-            Data("using the suggested layer \(suggested.name) (tensor \(suggested.tensor)\(shape)\(layout)); --layer picks another\n".utf8))
+        Console.note("using the suggested layer \(suggested.name) (tensor \(suggested.tensor)\(shape)\(layout)); --layer picks another")
         return suggested.name
     }
 }

@@ -8,43 +8,49 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a model forward on a NumPy input and save its output.",
         discussion: """
-            The input may hold any batch size the model allows. Intermediate tensors can be saved too:
+            The input may hold any batch size the model allows. Intermediate tensors can be saved too: \
             `shortcut-detect inspect MODEL --all-tensors` lists their names.
             """)
 
     @Argument(help: "The .onnx model file.")
     var model: String
 
-    @Option(help: ArgumentHelp("The input as a float32 .npy file; NAME=PATH for a model with several inputs.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("The input as a float32 .npy file (- for standard input); NAME=PATH for a model with several inputs.", valueName: "PATH"))
     var input: [String]
 
-    @Option(help: ArgumentHelp("Where to write the model's first output (.npy).", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Where to write the model's first output (.npy; - for standard output).", valueName: "PATH"))
     var output: String
 
-    @Option(help: ArgumentHelp("Also save the intermediate tensor NAME to PATH (repeatable).", valueName: "NAME=PATH"))
+    @Option(help: ArgumentHelp("Also save the intermediate tensor NAME to PATH (repeatable; one PATH may be - for standard output).", valueName: "NAME=PATH"))
     var tap: [String] = []
 
     @OptionGroup var resources: ResourceOptions
 
+    @OptionGroup var console: ConsoleOptions
+
     func validate() throws {
         let inputs = [("model", model)] + input.map { ("--input", path(of: $0)) }
-        try FlagCheck.outputsSpareInputs([("--output", output)] + tap.map { ("--tap", path(of: $0)) }, inputs: inputs)
+        let outputs = [("--output", output)] + tap.map { ("--tap", path(of: $0)) }
+        try FlagCheck.outputsSpareInputs(outputs, inputs: inputs)
+        try StandardStreams.check(inputs: input.map { ("--input", path(of: $0)) }, outputs: outputs)
     }
 
     func run() throws {
-        let executor = try Executor(model: Model(contentsOf: URL(fileURLWithPath: model)))
+        let taps = try tap.map { try split($0, default: nil, option: "--tap") }
+        if ([output] + taps.map(\.1)).contains(StandardStreams.dash) { Console.channel = .data }
+        let loaded = try loadModel(model)
+        let executor = try Console.timed("built the executor") { try Executor(model: loaded) }
         var feeds: [String: Tensor] = [:]
         for spec in input {
             let (name, path) = try split(spec, default: executor.inputs.first?.name, option: "--input")
-            feeds[name] = try Tensor(npyAt: URL(fileURLWithPath: path))
+            feeds[name] = try StandardStreams.readNPY(path, flag: "--input")
         }
-        let taps = try tap.map { try split($0, default: nil, option: "--tap") }
-        guard let outputName = executor.outputs.first?.name else { throw ValidationError("the model declares no outputs") }
-        let results = try executor.run(feeds, fetch: [outputName] + taps.map(\.0))
+        guard let outputName = executor.outputs.first?.name else { throw CommandFailure(description: "the model declares no outputs") }
+        let results = try Console.timed("ran the forward pass") { try executor.run(feeds, fetch: [outputName] + taps.map(\.0)) }
         for (name, path) in [(outputName, output)] + taps {
             guard let tensor = results[name] else { continue }
-            try tensor.writeNPY(to: URL(fileURLWithPath: path))
-            print("wrote \(name) \(tensor.dtype)\(tensor.shape) to \(path)")
+            try StandardStreams.writeNPY(tensor, to: path)
+            Console.say("wrote \(name) \(tensor.dtype)\(tensor.shape) to \(path == StandardStreams.dash ? "standard output" : path)")
         }
         if let logits = results[outputName], logits.rank == 2, logits.dtype == .float32 {
             let values = try logits.scalars(as: Float.self)
@@ -53,7 +59,7 @@ struct RunCommand: ParsableCommand {
                 let slice = values[row * classes..<(row + 1) * classes]
                 return String(slice.indices.max { slice[$0] < slice[$1] }.map { $0 - row * classes } ?? 0)
             }
-            print("argmax per sample: \(top.joined(separator: ", "))")
+            Console.say("argmax per sample: \(top.joined(separator: ", "))")
         }
     }
 

@@ -42,10 +42,11 @@ enum FlagCheck {
     }
 
     /// No output may be the same file as an input: writing it would destroy what is being read.
-    /// Paths are `(flag, path)`; the comparison follows symbolic links and `..`.
+    /// Paths are `(flag, path)`; the comparison follows symbolic links and `..`; `-` (standard
+    /// input or output) is no file.
     static func outputsSpareInputs(_ outputs: [(String, String)], inputs: [(String, String)]) throws {
-        for (outputFlag, output) in outputs {
-            for (inputFlag, input) in inputs where sameFile(output, input) {
+        for (outputFlag, output) in outputs where output != StandardStreams.dash {
+            for (inputFlag, input) in inputs where input != StandardStreams.dash && sameFile(output, input) {
                 throw ValidationError("\(outputFlag) \(output) is the \(inputFlag) file; writing it would overwrite the input")
             }
         }

@@ -9,7 +9,7 @@ import CBLAS
 /// All matrices are row-major. This is the one place that calls BLAS, so a different backend
 /// only touches this file. Products are split over ``Parallel``'s threads here, by rows or
 /// columns of `C`, with the BLAS single-threaded inside each part.
-public enum BLAS {
+package enum BLAS {
     /// OpenBLAS runs in the calling thread; the splitting is ours.
     private static let singleThreaded: Void = {
         #if !canImport(Accelerate)
@@ -59,7 +59,7 @@ public enum BLAS {
     ///   - k: Columns of `op(A)`, rows of `op(B)`.
     ///   - lda, ldb, ldc: Row strides of the stored matrices, in elements.
     ///   - threaded: Split over ``Parallel``'s threads; `false` inside a part of a split loop.
-    public static func sgemm(
+    package static func sgemm(
         transposeA: Bool = false, transposeB: Bool = false,
         m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -76,7 +76,7 @@ public enum BLAS {
     }
 
     /// Double-precision twin of ``sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``.
-    public static func dgemm(
+    package static func dgemm(
         transposeA: Bool = false, transposeB: Bool = false,
         m: Int, n: Int, k: Int, alpha: Double = 1,
         a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
@@ -94,7 +94,7 @@ public enum BLAS {
 
     /// The CPU core the BLAS chose its kernels for (`openblas_get_corename()`), or `nil` where the
     /// library does not say (Accelerate).
-    public static let coreName: String? = {
+    package static let coreName: String? = {
         #if canImport(Accelerate)
         return nil
         #else
@@ -108,13 +108,13 @@ public enum BLAS {
     /// float32 product runs on our kernels but matrix-vector products against weights too large to
     /// keep packed, and those too where this is true; only the forced portable level (and float64)
     /// still reaches such a BLAS.
-    public static let misidentifiesCPU: Bool = {
+    package static let misidentifiesCPU: Bool = {
         guard let core = coreName?.lowercased(), KernelLevel.avx2.isSupported else { return false }
         return ["prescott", "generic", "core2", "nehalem", "katmai", "coppermine", "northwood", "banias"].contains(core)
     }()
 
     /// Sets the threads matrix products (and every other kernel) use: ``Parallel/setWidth(_:)``.
-    public static func setThreads(_ count: Int) { Parallel.setWidth(count) }
+    package static func setThreads(_ count: Int) { Parallel.setWidth(count) }
 
     /// BLAS takes 32-bit sizes; callers split work that would not fit (a single activation never does).
     @inline(__always) private static func blasInt(_ value: Int) -> Int32 { Int32(truncatingIfNeeded: value) }

@@ -13,9 +13,9 @@ public enum OutputKind: String, Sendable, CaseIterable, Codable {
 }
 
 /// Class probabilities from model outputs: the one softmax the library uses on scores.
-public enum ClassProbabilities {
+package enum ClassProbabilities {
     /// `exp(x − max x) / Σ exp(x − max x)`, in double precision.
-    public static func softmax<C: Collection>(_ row: C) -> [Double] where C.Element == Double {
+    package static func softmax<C: Collection>(_ row: C) -> [Double] where C.Element == Double {
         let largest = row.max() ?? 0
         let exps = row.map { exp($0 - largest) }
         let total = exps.reduce(0, +)
@@ -25,12 +25,12 @@ public enum ClassProbabilities {
     /// Whether a row already is a probability distribution: no negative entry and a sum within
     /// 1e-3 of 1 (float32 softmax over a few thousand classes sums to 1 within ~1e-5; scores that
     /// happen to land this close to a distribution are vanishingly rare).
-    public static func isDistribution<C: Collection>(_ row: C) -> Bool where C.Element == Double {
+    package static func isDistribution<C: Collection>(_ row: C) -> Bool where C.Element == Double {
         !row.isEmpty && row.allSatisfy { $0 >= 0 && $0.isFinite } && abs(row.reduce(0, +) - 1) <= 1e-3
     }
 
     /// Each row of a row-major `[rows, width]` output as probabilities, read as `kind` says.
-    public static func rows(_ values: [Double], width: Int, kind: OutputKind) -> [[Double]] {
+    package static func rows(_ values: [Double], width: Int, kind: OutputKind) -> [[Double]] {
         guard width > 0 else { return [] }
         return stride(from: 0, to: values.count, by: width).map { start in
             let row = values[start..<min(start + width, values.count)]
@@ -42,10 +42,21 @@ public enum ClassProbabilities {
         }
     }
 
-    /// The index of each row's largest probability (the first on ties, as NumPy's argmax).
-    public static func argmax(_ row: [Double]) -> Int {
-        var best = 0
+    /// The index of the row's largest value (the first on ties, as NumPy's argmax).
+    package static func argmax<C: Collection>(_ row: C) -> Int where C.Element == Double, C.Index == Int {
+        var best = row.startIndex
         for j in row.indices.dropFirst() where row[j] > row[best] { best = j }
-        return best
+        return best - row.startIndex
+    }
+
+    /// The argmax of each row of a row-major `[rows, width]` array.
+    package static func argmax(_ values: [Double], width: Int) -> [Int] {
+        guard width > 0 else { return [] }
+        return stride(from: 0, to: values.count, by: width).map { argmax(values[$0..<min($0 + width, values.count)]) }
+    }
+
+    /// The row's indices from the largest value down (ties: the lower index first), as a top-k list reads.
+    package static func ranked(_ row: [Double]) -> [Int] {
+        row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }
     }
 }

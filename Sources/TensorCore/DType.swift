@@ -1,9 +1,24 @@
 /// The element types a ``Tensor`` can hold.
 ///
 /// These are the ONNX tensor element types an exported image classifier uses. Raw values are
-/// ours; ``ONNXModel`` maps them to and from the ONNX `TensorProto.DataType` numbers.
+/// ours; the ONNX reader maps them to and from the ONNX `TensorProto.DataType` numbers.
 public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
-    case float32, float16, float64, int64, int32, int8, uint8, bool
+    /// IEEE 754 single precision.
+    case float32
+    /// IEEE 754 half precision, stored as ``Half``.
+    case float16
+    /// IEEE 754 double precision.
+    case float64
+    /// 64-bit signed integers.
+    case int64
+    /// 32-bit signed integers.
+    case int32
+    /// 8-bit signed integers.
+    case int8
+    /// 8-bit unsigned integers.
+    case uint8
+    /// Booleans, one byte each.
+    case bool
 
     /// Bytes one element occupies in memory.
     public var byteSize: Int {
@@ -18,6 +33,7 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
     /// Whether the type is a floating-point type.
     public var isFloatingPoint: Bool { self == .float32 || self == .float16 || self == .float64 }
 
+    /// The name, as in `float32`.
     public var description: String { rawValue }
 }
 
@@ -36,7 +52,9 @@ extension Int32: TensorScalar { public static var dtype: DType { .int32 } }
 extension Int8: TensorScalar { public static var dtype: DType { .int8 } }
 extension UInt8: TensorScalar { public static var dtype: DType { .uint8 } }
 extension Bool: TensorScalar {
+    /// `.bool`.
     public static var dtype: DType { .bool }
+    /// `false`.
     public static var zero: Bool { false }
 }
 
@@ -44,8 +62,12 @@ extension Bool: TensorScalar {
 ///
 /// Kept as bits rather than Swift's `Float16`, which is unavailable on some Apple targets.
 public struct Half: TensorScalar, Hashable {
+    /// The IEEE 754 binary16 bit pattern.
     public var bits: UInt16
+    /// The number with bit pattern `bits`.
     public init(bits: UInt16) { self.bits = bits }
+    /// `.float16`.
     public static var dtype: DType { .float16 }
+    /// Positive zero.
     public static var zero: Half { Half(bits: 0) }
 }

@@ -12,9 +12,9 @@ import Darwin
 /// image makes them block forever, and their errors read "NSCocoaErrorDomain error 256". Here a
 /// file is opened without blocking, refused unless it is a regular file, and mapped; every
 /// failure is a ``FileError`` that names the file and says what went wrong.
-public enum FileIO {
+package enum FileIO {
     /// Calls `body` with a descriptor open for reading on the regular file at `path`, and its size.
-    public static func withDescriptor<R>(of path: String, _ body: (_ fd: Int32, _ size: Int) throws -> R) throws -> R {
+    package static func withDescriptor<R>(of path: String, _ body: (_ fd: Int32, _ size: Int) throws -> R) throws -> R {
         let (fd, size) = try openRegular(path)
         defer { close(fd) }
         return try body(fd, size)
@@ -22,7 +22,7 @@ public enum FileIO {
 
     /// Opens the regular file at `path` for reading (a file read in pieces, such as a stream of
     /// records); returns the descriptor, which the caller closes, and the file's size.
-    public static func openRegular(_ path: String) throws -> (fd: Int32, size: Int) {
+    package static func openRegular(_ path: String) throws -> (fd: Int32, size: Int) {
         // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw FileError(path: path, reason: String(cString: strerror(errno))) }
@@ -40,7 +40,7 @@ public enum FileIO {
     }
 
     /// Calls `body` with the bytes of the regular file at `path`, mapped read-only.
-    public static func withContents<R>(of path: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+    package static func withContents<R>(of path: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         try withDescriptor(of: path) { fd, size in try mapped(fd, size: size, path: path, body) }
     }
 
@@ -60,7 +60,7 @@ public enum FileIO {
     }
 
     /// The bytes of the regular file at `path`, copied into memory (checked against the ``MemoryBudget``).
-    public static func data(of path: String) throws -> Data {
+    package static func data(of path: String) throws -> Data {
         try withContents(of: path) { bytes in
             try MemoryBudget.check(bytes.count, for: "reading \(path)")
             return Data(bytes)
@@ -68,21 +68,21 @@ public enum FileIO {
     }
 
     /// The file at `path` as UTF-8 text.
-    public static func text(of path: String) throws -> String {
+    package static func text(of path: String) throws -> String {
         let data = try data(of: path)
         guard let text = String(data: data, encoding: .utf8) else { throw FileError(path: path, reason: "it is not UTF-8 text") }
         return text
     }
 
     /// Writes `data` to `url`, replacing any file there.
-    public static func write(_ data: Data, to url: URL) throws {
+    package static func write(_ data: Data, to url: URL) throws {
         do { try data.write(to: url) } catch {
             throw FileError(path: url.path, reason: "cannot write it (\(writeFailure(url)))")
         }
     }
 
     /// Creates the folder at `url` and any missing parents.
-    public static func createFolder(_ url: URL) throws {
+    package static func createFolder(_ url: URL) throws {
         do { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) } catch {
             var isFolder: ObjCBool = false
             let reason = FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) && !isFolder.boolValue
@@ -92,7 +92,7 @@ public enum FileIO {
     }
 
     /// The names in the folder at `url`.
-    public static func contentsOfFolder(_ url: URL) throws -> [String] {
+    package static func contentsOfFolder(_ url: URL) throws -> [String] {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else {
             throw FileError(path: url.path, reason: "no such folder")
@@ -128,13 +128,17 @@ public enum FileIO {
 
 /// A file that could not be read or written; names the file and says why.
 public struct FileError: Error, Equatable, CustomStringConvertible {
+    /// The file.
     public let path: String
+    /// The system's reason.
     public let reason: String
 
+    /// An error for `path`.
     public init(path: String, reason: String) {
         self.path = path
         self.reason = reason
     }
 
+    /// `path: reason`.
     public var description: String { "\(path): \(reason)" }
 }

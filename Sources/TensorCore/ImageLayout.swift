@@ -8,9 +8,13 @@ public enum ImageLayout: String, Sendable, CaseIterable, CustomStringConvertible
     /// `[N, H, W, C]`, channels last.
     case nhwc
 
+    /// The axis of the channels in a batch.
     public var channelAxis: Int { self == .nchw ? 1 : 3 }
+    /// The axis of the rows in a batch.
     public var heightAxis: Int { self == .nchw ? 2 : 1 }
+    /// The axis of the columns in a batch.
     public var widthAxis: Int { self == .nchw ? 3 : 2 }
+    /// `nchw` or `nhwc`.
     public var description: String { rawValue }
 
     /// The permutation that turns a tensor of this layout into `[N, C, H, W]`.

@@ -7,8 +7,14 @@ import Foundation
 /// vector width; both compute the same bits. `portable` sends every product to the BLAS and every
 /// loop to Swift, and runs on any CPU.
 public enum KernelLevel: String, CaseIterable, Sendable, CustomStringConvertible {
-    case avx512, avx2, portable
+    /// AVX-512 (F, with the 512-bit products).
+    case avx512
+    /// AVX2 with FMA.
+    case avx2
+    /// The BLAS and Swift loops; any CPU.
+    case portable
 
+    /// `avx512`, `avx2` or `portable`.
     public var description: String { rawValue }
 
     /// Whether this CPU (and its operating system) runs the level.
@@ -33,8 +39,10 @@ public struct KernelSelectionError: Error, Equatable, CustomStringConvertible {
     /// The levels this CPU runs.
     public let supported: [KernelLevel]
 
+    /// The error for `value` on a CPU that runs `supported`.
     public init(value: String, supported: [KernelLevel]) { (self.value, self.supported) = (value, supported) }
 
+    /// What was asked for and what this CPU runs.
     public var description: String {
         let levels = supported.map(\.rawValue).joined(separator: ", ")
         if KernelLevel(rawValue: value) == nil {
@@ -49,14 +57,15 @@ public struct KernelSelectionError: Error, Equatable, CustomStringConvertible {
 ///
 /// Where a kernel family is `nil` (the portable level) callers use the BLAS and their Swift loops.
 public struct Kernels: Sendable {
+    /// The level these kernels run at.
     public let level: KernelLevel
     /// Our float32 products (packed weights, epilogues, any operand layout), or `nil`.
-    public let gemm: PackedGEMM?
+    package let gemm: PackedGEMM?
     /// Our float32 element-wise, softmax and Winograd transform kernels, or `nil`.
-    public let vector: VectorKernels?
+    package let vector: VectorKernels?
 
     /// The kernels of `level`, or `nil` when this CPU cannot run it.
-    public init?(level: KernelLevel) {
+    package init?(level: KernelLevel) {
         self.level = level
         guard level != .portable else {
             (gemm, vector) = (nil, nil)
@@ -73,7 +82,7 @@ public struct Kernels: Sendable {
     /// executor calls) then throws it, so nothing runs on a level the user did not ask for.
     public static var current: Kernels { selection.kernels }
 
-    /// Why ``SHORTCUT_DETECT_KERNELS`` could not be honoured, or `nil`.
+    /// Why `SHORTCUT_DETECT_KERNELS` could not be honoured, or `nil`.
     public static var selectionError: KernelSelectionError? { selection.error }
 
     /// Throws ``selectionError`` if there is one.

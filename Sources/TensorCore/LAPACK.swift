@@ -6,7 +6,7 @@ import CBLAS
 
 /// Dense linear algebra beyond products, through the LAPACK in the linked BLAS (OpenBLAS on
 /// Linux, Accelerate on Apple).
-public enum LAPACK {
+package enum LAPACK {
     /// Eigenvalues and eigenvectors of a symmetric `n × n` matrix (LAPACK's divide-and-conquer
     /// `dsyevd`).
     ///
@@ -17,7 +17,7 @@ public enum LAPACK {
     ///     instead of `2n²` values (64 MB for n = 2,000).
     /// - Returns: Eigenvalues in ascending order and, row `i` of `vectors` (`n × n`, row-major),
     ///   the unit eigenvector of `values[i]` (empty when not asked for).
-    public static func symmetricEigen(_ matrix: [Double], n: Int, vectors: Bool = true) throws -> (values: [Double], vectors: [Double]) {
+    package static func symmetricEigen(_ matrix: [Double], n: Int, vectors: Bool = true) throws -> (values: [Double], vectors: [Double]) {
         guard n > 0 else { return ([], []) }
         guard matrix.count == n * n, n < Int(Int32.max / 4) else {
             throw TensorError.linearAlgebra("symmetricEigen needs an n × n matrix, got \(matrix.count) values for n = \(n)")
@@ -57,7 +57,7 @@ public enum LAPACK {
     ///     `band[(i − j) + j · (bandwidth + 1)] = A[i][j]` for `j ≤ i ≤ j + bandwidth`.
     ///   - rhs: `B`, `n × columns`, column-major (each right-hand side contiguous).
     /// - Returns: `X`, laid out as `rhs`.
-    public static func bandedPositiveDefiniteSolve(band: [Double], n: Int, bandwidth: Int, rhs: [Double], columns: Int) throws -> [Double] {
+    package static func bandedPositiveDefiniteSolve(band: [Double], n: Int, bandwidth: Int, rhs: [Double], columns: Int) throws -> [Double] {
         guard n > 0, columns > 0 else { return rhs }
         guard bandwidth >= 0, bandwidth < n, band.count == (bandwidth + 1) * n, rhs.count == n * columns,
             n < Int(Int32.max), (bandwidth + 1) * n < Int(Int32.max), n * columns < Int(Int32.max)

@@ -10,11 +10,11 @@ import Darwin
 /// against before anything is allocated.
 ///
 /// A model, an image header or a `.npy` header can declare any size. We compute it with
-/// overflow-checked arithmetic (``product(_:)``) and compare it with this budget first, so a
+/// overflow-checked arithmetic and compare it with this budget first, so a
 /// 100-byte file that asks for 10 GB ends in an error naming it, not in an abort or a machine
-/// that swaps. Tensor buffers (``TensorStorage``) count against the budget for as long as they
-/// live; other large buffers (decoded and resized images) are counted while they are made with
-/// ``withReservation(_:for:_:)``, or checked with ``check(_:for:)``.
+/// that swaps. Tensor buffers count against the budget for as long as they
+/// live; other large buffers (decoded and resized images) are counted while they are made, or checked
+/// before.
 ///
 /// The default is the memory available when the budget is first consulted: `MemAvailable` from
 /// `/proc/meminfo` on Linux (or the cgroup's limit, when that is smaller), physical memory
@@ -80,7 +80,7 @@ public enum MemoryBudget {
 
     /// Throws unless a buffer of `bytes` fits beside the tensors alive now; `what` (such as
     /// "image photo.png decoded at 1000000x1") names it in the error.
-    public static func check(_ bytes: Int, for what: @autoclosure () -> String) throws {
+    package static func check(_ bytes: Int, for what: @autoclosure () -> String) throws {
         let scope = scope
         if let (inUse, limit) = state.withLock({ refusal(bytes, $0, scope) }) {
             throw TensorError.overBudget(what: what(), bytes: bytes, inUse: inUse, limit: limit)
@@ -89,7 +89,7 @@ public enum MemoryBudget {
 
     /// Runs `body` with `bytes` counted as in use, for a buffer that is not a tensor (a decoded
     /// image); throws before `body` when they do not fit.
-    public static func withReservation<R>(_ bytes: Int, for what: @autoclosure () -> String, _ body: () throws -> R) throws -> R {
+    package static func withReservation<R>(_ bytes: Int, for what: @autoclosure () -> String, _ body: () throws -> R) throws -> R {
         let charge = try reserve(bytes, for: what)
         defer { release(charge) }
         return try body()
@@ -140,10 +140,10 @@ public enum MemoryBudget {
 
     /// The product of `factors` (element counts, sizes), or `nil` when one is negative or the
     /// product overflows: the way to size anything a file or flag describes.
-    public static func product(_ factors: Int...) -> Int? { product(factors) }
+    package static func product(_ factors: Int...) -> Int? { product(factors) }
 
     /// The product of `factors`, or `nil` when one is negative or the product overflows.
-    public static func product(_ factors: [Int]) -> Int? {
+    package static func product(_ factors: [Int]) -> Int? {
         var product = 1
         for factor in factors {
             guard factor >= 0 else { return nil }

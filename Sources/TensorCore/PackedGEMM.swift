@@ -10,7 +10,7 @@ import CKernels
 /// depth in order, from zero (or `C`), whatever the shapes, the operands' forms, the blocking,
 /// the split over threads and the level: a column's result never depends on the columns computed
 /// with it (a sample's output does not depend on its batch), and AVX2 gives AVX-512's bits.
-public struct PackedGEMM: @unchecked Sendable {
+package struct PackedGEMM: @unchecked Sendable {
     private let table: UnsafePointer<sd_kernels>
     /// Depth and row blocks, from this CPU's cache sizes (they change no result).
     private(set) var depthBlock, rowBlock: Int32
@@ -30,13 +30,13 @@ public struct PackedGEMM: @unchecked Sendable {
     }
 
     /// The level these kernels belong to.
-    public var level: KernelLevel { table.pointee.level == SD_LEVEL_AVX512 ? .avx512 : .avx2 }
+    package var level: KernelLevel { table.pointee.level == SD_LEVEL_AVX512 ? .avx512 : .avx2 }
     /// Rows of a left operand's micro-panel, and columns of a right operand's.
-    public var panelRows: Int { Int(table.pointee.mr) }
-    public var panelColumns: Int { Int(table.pointee.nr) }
+    package var panelRows: Int { Int(table.pointee.mr) }
+    package var panelColumns: Int { Int(table.pointee.nr) }
 
     /// One operand of a product.
-    public enum Operand {
+    package enum Operand {
         /// Packed by this level's ``pack(left:rows:depth:rowStride:depthStride:)`` or
         /// ``pack(right:depth:columns:depthStride:columnStride:)``.
         case packed(PackedMatrix)
@@ -56,7 +56,7 @@ public struct PackedGEMM: @unchecked Sendable {
     ///   - b: A right operand packed for depth `k` and `n` columns, or one read in place.
     /// - Precondition: packed operands of the sizes given, packed by these kernels (caller-side
     ///   invariants, never user input).
-    public func multiply(
+    package func multiply(
         m: Int, n: Int, k: Int, a: Operand, b: Operand, c: UnsafeMutablePointer<Float>, ldc: Int,
         accumulate: Bool = false, rowBias: UnsafePointer<Float>? = nil, columnBias: UnsafePointer<Float>? = nil,
         relu: Bool = false, threaded: Bool = true
@@ -103,7 +103,7 @@ public struct PackedGEMM: @unchecked Sendable {
 
     /// `C = alpha · op(A) · op(B) + beta · C` with BLAS's arguments (``BLAS/sgemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:threaded:)``),
     /// so products that went to the BLAS run here instead. `C` is not read when `beta` is 0.
-    public func sgemm(
+    package func sgemm(
         transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
         c: UnsafeMutablePointer<Float>, ldc: Int, threaded: Bool = true
@@ -137,7 +137,7 @@ public struct PackedGEMM: @unchecked Sendable {
     }
 
     /// Packs `A` (element `(i, p)` at `a[i * rowStride + p * depthStride]`) as a left operand.
-    public func pack(left a: UnsafePointer<Float>, rows m: Int, depth k: Int, rowStride: Int, depthStride: Int = 1)
+    package func pack(left a: UnsafePointer<Float>, rows m: Int, depth k: Int, rowStride: Int, depthStride: Int = 1)
         throws -> PackedMatrix
     {
         let packed = try PackedMatrix(
@@ -153,7 +153,7 @@ public struct PackedGEMM: @unchecked Sendable {
     }
 
     /// Packs `B` (element `(p, j)` at `b[p * depthStride + j * columnStride]`) as a right operand.
-    public func pack(
+    package func pack(
         right b: UnsafePointer<Float>, depth k: Int, columns n: Int, depthStride: Int, columnStride: Int = 1
     ) throws -> PackedMatrix {
         let packed = try PackedMatrix(
@@ -197,13 +197,13 @@ extension PackedGEMM.Operand {
 
 /// A matrix in one level's ``PackedGEMM`` panel layout, as the left operand (`rows × depth`) or
 /// the right one (`depth × columns`) of a product.
-public struct PackedMatrix: @unchecked Sendable {
-    public enum Side: Sendable { case left, right }
-    public let side: Side
+package struct PackedMatrix: @unchecked Sendable {
+    package enum Side: Sendable { case left, right }
+    package let side: Side
     /// The logical extents: `m × k` for a left operand, `k × n` for a right one.
-    public let rows, columns: Int
+    package let rows, columns: Int
     /// The level whose panel shape this is.
-    public let level: KernelLevel
+    package let level: KernelLevel
     private let storage: TensorStorage
 
     fileprivate init(_ side: Side, rows: Int, columns: Int, level: KernelLevel, count: Int) throws {

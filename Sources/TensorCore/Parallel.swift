@@ -11,19 +11,19 @@ import Synchronization
 /// The BLAS itself runs single-threaded inside each part (see ``BLAS``), so there is never a
 /// second set of threads spinning while ours work: on a machine with few cores that contention
 /// costs more than it brings.
-public enum Parallel {
+package enum Parallel {
     private static let state = WidthState()
 
     /// How many threads kernels use: ``setWidth(_:)``, else `OPENBLAS_NUM_THREADS` or
     /// `OMP_NUM_THREADS` from the environment, else the number of active processors.
-    public static var width: Int { state.value }
+    package static var width: Int { state.value }
 
     /// Sets how many threads kernels use (at least 1).
-    public static func setWidth(_ count: Int) { state.value = max(count, 1) }
+    package static func setWidth(_ count: Int) { state.value = max(count, 1) }
 
     /// Calls `body` on consecutive, disjoint parts of `0..<count`, at once on up to ``width``
     /// threads; work smaller than `grain` elements per part stays on the calling thread.
-    public static func forEach(_ count: Int, grain: Int = 32_768, _ body: (Range<Int>) -> Void) {
+    package static func forEach(_ count: Int, grain: Int = 32_768, _ body: (Range<Int>) -> Void) {
         let parts = min(width, count / max(grain, 1))
         guard parts > 1 else {
             if count > 0 { body(0..<count) }
@@ -46,7 +46,7 @@ public enum Parallel {
 extension Parallel {
     /// ``forEach(_:grain:_:)`` for a body that can fail (a part that allocates scratch): every part
     /// runs, then the first error thrown is rethrown.
-    public static func tryForEach(_ count: Int, grain: Int = 32_768, _ body: (Range<Int>) throws -> Void) throws {
+    package static func tryForEach(_ count: Int, grain: Int = 32_768, _ body: (Range<Int>) throws -> Void) throws {
         let failure = FirstError()
         forEach(count, grain: grain) { range in
             do { try body(range) } catch { failure.record(error) }

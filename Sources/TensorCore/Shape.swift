@@ -1,7 +1,7 @@
 /// Shape arithmetic shared by tensors and ops: element counts, strides, axes and broadcasting.
-public enum Shape {
+package enum Shape {
     /// The number of elements of `shape`, checking for negative dimensions and overflow.
-    public static func elementCount(_ shape: [Int]) throws -> Int {
+    package static func elementCount(_ shape: [Int]) throws -> Int {
         var count = 1
         for dim in shape {
             guard dim >= 0 else { throw TensorError.negativeDimension(shape: shape) }
@@ -13,7 +13,7 @@ public enum Shape {
     }
 
     /// Row-major strides, in elements.
-    public static func strides(_ shape: [Int]) -> [Int] {
+    package static func strides(_ shape: [Int]) -> [Int] {
         var strides = [Int](repeating: 1, count: shape.count)
         var running = 1
         for axis in stride(from: shape.count - 1, through: 0, by: -1) {
@@ -24,17 +24,17 @@ public enum Shape {
     }
 
     /// Maps a possibly negative axis into `[0, rank)`.
-    public static func normalize(axis: Int, rank: Int) throws -> Int {
+    package static func normalize(axis: Int, rank: Int) throws -> Int {
         let normalized = axis < 0 ? axis + rank : axis
         guard normalized >= 0, normalized < rank else { throw TensorError.axisOutOfRange(axis: axis, rank: rank) }
         return normalized
     }
 
     /// The NumPy broadcast of several shapes.
-    public static func broadcast(_ shapes: [Int]...) throws -> [Int] { try broadcast(shapes) }
+    package static func broadcast(_ shapes: [Int]...) throws -> [Int] { try broadcast(shapes) }
 
     /// The NumPy broadcast of several shapes.
-    public static func broadcast(_ shapes: [[Int]]) throws -> [Int] {
+    package static func broadcast(_ shapes: [[Int]]) throws -> [Int] {
         let rank = shapes.map(\.count).max() ?? 0
         var result = [Int](repeating: 1, count: rank)
         for shape in shapes {
@@ -54,7 +54,7 @@ public enum Shape {
 
     /// Strides for reading a tensor of shape `shape` as if it had the broadcast shape `target`:
     /// broadcast dimensions get stride 0.
-    public static func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
+    package static func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
         let own = strides(shape)
         let offset = target.count - shape.count
         return (0..<target.count).map { axis in

@@ -3,7 +3,7 @@
 /// Integers travel as `Int64` and floating-point values as `Double`, so no conversion loses more
 /// than the destination type must. Float-to-integer truncates toward zero and saturates; NaN
 /// becomes 0 (ONNX leaves both undefined; we only promise not to trap).
-public protocol ConvertibleScalar: TensorScalar {
+package protocol ConvertibleScalar: TensorScalar {
     /// Whether values are integers (bools count as integers 0 and 1).
     static var isIntegral: Bool { get }
     var int64Value: Int64 { get }
@@ -14,7 +14,7 @@ public protocol ConvertibleScalar: TensorScalar {
 
 extension ConvertibleScalar {
     /// This value converted to `D`.
-    @inlinable public func converted<D: ConvertibleScalar>(to: D.Type) -> D {
+    @inlinable package func converted<D: ConvertibleScalar>(to: D.Type) -> D {
         Self.isIntegral ? D(int64Value: int64Value) : D(doubleValue: doubleValue)
     }
 }
@@ -28,46 +28,46 @@ extension ConvertibleScalar {
 }
 
 extension Float: ConvertibleScalar {
-    public static var isIntegral: Bool { false }
-    public var int64Value: Int64 { saturatingInteger(Double(self)) }
-    public var doubleValue: Double { Double(self) }
-    public init(int64Value: Int64) { self = Float(int64Value) }
-    public init(doubleValue: Double) { self = Float(doubleValue) }
+    package static var isIntegral: Bool { false }
+    package var int64Value: Int64 { saturatingInteger(Double(self)) }
+    package var doubleValue: Double { Double(self) }
+    package init(int64Value: Int64) { self = Float(int64Value) }
+    package init(doubleValue: Double) { self = Float(doubleValue) }
 }
 
 extension Double: ConvertibleScalar {
-    public static var isIntegral: Bool { false }
-    public var int64Value: Int64 { saturatingInteger(self) }
-    public var doubleValue: Double { self }
-    public init(int64Value: Int64) { self = Double(int64Value) }
-    public init(doubleValue: Double) { self = doubleValue }
+    package static var isIntegral: Bool { false }
+    package var int64Value: Int64 { saturatingInteger(self) }
+    package var doubleValue: Double { self }
+    package init(int64Value: Int64) { self = Double(int64Value) }
+    package init(doubleValue: Double) { self = doubleValue }
 }
 
 extension Half: ConvertibleScalar {
-    public static var isIntegral: Bool { false }
-    public var int64Value: Int64 { saturatingInteger(Double(floatValue)) }
-    public var doubleValue: Double { Double(floatValue) }
-    public init(int64Value: Int64) { self.init(Float(int64Value)) }
-    public init(doubleValue: Double) { self.init(Float(doubleValue)) }
+    package static var isIntegral: Bool { false }
+    package var int64Value: Int64 { saturatingInteger(Double(floatValue)) }
+    package var doubleValue: Double { Double(floatValue) }
+    package init(int64Value: Int64) { self.init(Float(int64Value)) }
+    package init(doubleValue: Double) { self.init(Float(doubleValue)) }
 }
 
 extension Bool: ConvertibleScalar {
-    public static var isIntegral: Bool { true }
-    public var int64Value: Int64 { self ? 1 : 0 }
-    public var doubleValue: Double { self ? 1 : 0 }
-    public init(int64Value: Int64) { self = int64Value != 0 }
-    public init(doubleValue: Double) { self = doubleValue != 0 }
+    package static var isIntegral: Bool { true }
+    package var int64Value: Int64 { self ? 1 : 0 }
+    package var doubleValue: Double { self ? 1 : 0 }
+    package init(int64Value: Int64) { self = int64Value != 0 }
+    package init(doubleValue: Double) { self = doubleValue != 0 }
 }
 
 /// Integer element types convert with wrap-around between integers, as NumPy's `astype` does.
-public protocol ConvertibleInteger: ConvertibleScalar, FixedWidthInteger {}
+package protocol ConvertibleInteger: ConvertibleScalar, FixedWidthInteger {}
 
 extension ConvertibleInteger {
-    public static var isIntegral: Bool { true }
-    public var int64Value: Int64 { Int64(truncatingIfNeeded: self) }
-    public var doubleValue: Double { Double(self) }
-    public init(int64Value: Int64) { self.init(truncatingIfNeeded: int64Value) }
-    public init(doubleValue: Double) { self = saturatingInteger(doubleValue) }
+    package static var isIntegral: Bool { true }
+    package var int64Value: Int64 { Int64(truncatingIfNeeded: self) }
+    package var doubleValue: Double { Double(self) }
+    package init(int64Value: Int64) { self.init(truncatingIfNeeded: int64Value) }
+    package init(doubleValue: Double) { self = saturatingInteger(doubleValue) }
 }
 
 extension Int64: ConvertibleInteger {}
@@ -77,7 +77,7 @@ extension UInt8: ConvertibleInteger {}
 
 extension DType {
     /// The Swift scalar type that stores this element type.
-    public var scalarType: any ConvertibleScalar.Type {
+    package var scalarType: any ConvertibleScalar.Type {
         switch self {
         case .float32: Float.self
         case .float16: Half.self

@@ -1,7 +1,7 @@
 /// An n-dimensional array of one element type, stored contiguously in row-major order.
 ///
 /// Tensors are values: operations return new tensors and never write into their inputs. Copies of
-/// a tensor share one ``TensorStorage``; ``reshaped(_:)`` shares it too.
+/// a tensor share one block of memory; ``reshaped(_:)`` shares it too.
 ///
 /// ```swift
 /// let x = try Tensor(shape: [2, 3], scalars: [Float](repeating: 1, count: 6))
@@ -14,8 +14,9 @@ public struct Tensor: Sendable {
     public let shape: [Int]
     /// The number of elements (the product of `shape`).
     public let count: Int
-    /// The memory holding the elements.
-    public let storage: TensorStorage
+    /// The memory holding the elements; kernels read and write it through ``unsafeElements(as:)``
+    /// and its siblings, which check types and bounds in debug builds.
+    @usableFromInline package let storage: TensorStorage
 
     /// The number of axes.
     public var rank: Int { shape.count }
@@ -23,7 +24,7 @@ public struct Tensor: Sendable {
     public var byteCount: Int { count * dtype.byteSize }
 
     /// Wraps existing storage, checking that it is large enough for `shape`.
-    public init(dtype: DType, shape: [Int], storage: TensorStorage) throws {
+    package init(dtype: DType, shape: [Int], storage: TensorStorage) throws {
         let count = try Shape.elementCount(shape)
         let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.byteSize)
         guard !overflow else { throw TensorError.shapeTooLarge(shape: shape) }
@@ -43,7 +44,7 @@ public struct Tensor: Sendable {
     }
 
     /// A tensor whose elements are whatever the memory held: for kernels that write every element.
-    public init(uninitialized dtype: DType, shape: [Int]) throws {
+    package init(uninitialized dtype: DType, shape: [Int]) throws {
         let storage = try TensorStorage(uninitializedByteCount: Tensor.byteCount(dtype, shape)) {
             "a \(dtype) tensor of shape \(shape)"
         }
@@ -62,11 +63,8 @@ public struct Tensor: Sendable {
         guard count == scalars.count else {
             throw TensorError.countMismatch(shape: shape, expected: count, got: scalars.count)
         }
-        try self.init(zeros: T.dtype, shape: shape)
-        let destination = storage.base.bindMemory(to: T.self, capacity: count)
-        scalars.withUnsafeBufferPointer { source in
-            if let base = source.baseAddress { destination.update(from: base, count: count) }
-        }
+        try self.init(uninitialized: T.dtype, shape: shape)
+        _ = unsafeMutableElements(as: T.self).initialize(fromContentsOf: scalars)
     }
 
     /// A rank-0 tensor holding one value.
@@ -81,11 +79,11 @@ public struct Tensor: Sendable {
 
     /// Creates a tensor of `shape` and lets `fill` write its elements (which start at zero, unless
     /// `fill` promises to write every one with `writesAll`).
-    public static func build<T: TensorScalar>(
+    package static func build<T: TensorScalar>(
         _ type: T.Type, shape: [Int], writesAll: Bool = false, _ fill: (UnsafeMutableBufferPointer<T>) throws -> Void
     ) throws -> Tensor {
         let tensor = writesAll ? try Tensor(uninitialized: T.dtype, shape: shape) : try Tensor(zeros: T.dtype, shape: shape)
-        try fill(UnsafeMutableBufferPointer(start: tensor.storage.base.assumingMemoryBound(to: T.self), count: tensor.count))
+        try withExtendedLifetime(tensor) { try fill(tensor.unsafeMutableElements(as: T.self)) }
         return tensor
     }
 
@@ -94,13 +92,11 @@ public struct Tensor: Sendable {
         as type: T.Type, _ body: (UnsafeBufferPointer<T>) throws -> R
     ) throws -> R {
         guard T.dtype == dtype else { throw TensorError.dtypeMismatch(expected: T.dtype, got: dtype) }
-        return try withExtendedLifetime(storage) {
-            try body(UnsafeBufferPointer(start: storage.base.assumingMemoryBound(to: T.self), count: count))
-        }
+        return try withExtendedLifetime(storage) { try body(unsafeElements(as: T.self)) }
     }
 
     /// Calls `body` with the raw bytes of the elements.
-    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withExtendedLifetime(storage) { try body(UnsafeRawBufferPointer(start: storage.base, count: byteCount)) }
     }
 
@@ -118,5 +114,6 @@ public struct Tensor: Sendable {
 }
 
 extension Tensor: CustomStringConvertible {
+    /// `Tensor<float32>[2, 3]`: the element type and shape.
     public var description: String { "Tensor<\(dtype)>\(shape)" }
 }

@@ -23,6 +23,7 @@ public enum TensorError: Error, Equatable, CustomStringConvertible {
     /// A LAPACK routine rejected its input or did not converge.
     case linearAlgebra(String)
 
+    /// The problem in words.
     public var description: String {
         switch self {
         case .negativeDimension(let shape): "shape \(shape) has a negative dimension"

@@ -12,17 +12,17 @@ import Darwin
 /// such as a decoded protobuf field, so weights are never copied on their way into a tensor.
 /// Tensors treat storage as immutable once they hand it out; only the code that creates a
 /// tensor writes to it.
-public final class TensorStorage: @unchecked Sendable {
+@usableFromInline package final class TensorStorage: @unchecked Sendable {
     /// Start of the buffer. Never dangling, even for zero bytes.
-    public let base: UnsafeMutableRawPointer
+    @usableFromInline package let base: UnsafeMutableRawPointer
     /// Size of the buffer in bytes.
-    public let byteCount: Int
+    package let byteCount: Int
     /// What is counted against the ``MemoryBudget`` until this storage is freed.
     private let charge: MemoryBudget.Charge
     private let deallocate: @Sendable (UnsafeMutableRawPointer) -> Void
 
     /// Allocates `byteCount` zeroed bytes.
-    public convenience init(byteCount: Int) throws {
+    package convenience init(byteCount: Int) throws {
         try self.init(uninitializedByteCount: byteCount)
         base.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
     }
@@ -36,7 +36,7 @@ public final class TensorStorage: @unchecked Sendable {
     /// Allocates `byteCount` bytes without clearing them, for a kernel that writes every byte.
     ///
     /// Large buffers come from, and go back to, ``BufferPool``.
-    public convenience init(uninitializedByteCount byteCount: Int) throws {
+    package convenience init(uninitializedByteCount byteCount: Int) throws {
         try self.init(uninitializedByteCount: byteCount) { "a tensor buffer" }
     }
 
@@ -65,7 +65,7 @@ public final class TensorStorage: @unchecked Sendable {
     /// Takes ownership of memory allocated with C `malloc`, counted against the ``MemoryBudget``
     /// from now on; it is released with `free`. Throws (and frees nothing: the caller still owns
     /// `pointer`) when it does not fit.
-    public init(adoptingMalloced pointer: UnsafeMutableRawPointer, byteCount: Int) throws {
+    package init(adoptingMalloced pointer: UnsafeMutableRawPointer, byteCount: Int) throws {
         self.charge = try MemoryBudget.reserve(byteCount) { "a decoded tensor" }
         self.base = pointer
         self.byteCount = byteCount
@@ -84,21 +84,21 @@ public final class TensorStorage: @unchecked Sendable {
 /// run; a fresh multi-megabyte buffer costs a page fault (and the kernel's zeroing) every 4 KB, a
 /// recycled one nothing. Buffers from 64 KB up are kept by size in pages, up to ``limit`` bytes
 /// in all; beyond that they are freed as usual.
-public final class BufferPool: @unchecked Sendable {
+package final class BufferPool: @unchecked Sendable {
     /// The pool every ``TensorStorage`` uses.
-    public static let shared = BufferPool(limit: 256 << 20)
+    package static let shared = BufferPool(limit: 256 << 20)
 
     /// The most bytes the pool holds while they are not in use.
-    public let limit: Int
+    package let limit: Int
     private let lock = NSLock()
     private var idle: [Int: [UnsafeMutableRawPointer]] = [:]
     private var held = 0
     private static let smallest = 1 << 16
 
-    public init(limit: Int) { self.limit = limit }
+    package init(limit: Int) { self.limit = limit }
 
     /// Bytes held for reuse now.
-    public var heldBytes: Int { lock.withLock { held } }
+    package var heldBytes: Int { lock.withLock { held } }
 
     /// A buffer of at least `byteCount` bytes, 64-byte aligned, with whatever it held before, or
     /// `nil` when the system has no memory for it.
@@ -132,7 +132,7 @@ public final class BufferPool: @unchecked Sendable {
 
     /// Lends `body` an uninitialized buffer of `count` elements of `T` from the shared pool,
     /// counted against the ``MemoryBudget`` while `body` runs.
-    public static func withScratch<T, R>(
+    package static func withScratch<T, R>(
         _ type: T.Type, count: Int, _ body: (UnsafeMutablePointer<T>) throws -> R
     ) throws -> R {
         guard let bytes = MemoryBudget.product(max(count, 1), MemoryLayout<T>.stride) else {
@@ -143,7 +143,7 @@ public final class BufferPool: @unchecked Sendable {
     }
 
     /// Frees every buffer the pool holds.
-    public func drain() {
+    package func drain() {
         let buffers = lock.withLock {
             defer { idle = [:]; held = 0 }
             return idle.values.flatMap { $0 }

@@ -3,24 +3,24 @@ import CKernels
 /// Element-wise float32 kernels at one ``KernelLevel``'s vector width, for the transcendental
 /// functions and transforms whose Swift loops stay at SSE2's four lanes (the package builds for
 /// the baseline CPU). Loops are split over ``Parallel``'s threads unless said otherwise.
-public struct VectorKernels: @unchecked Sendable {
+package struct VectorKernels: @unchecked Sendable {
     private let table: UnsafePointer<sd_kernels>
 
     init(_ table: UnsafePointer<sd_kernels>) { self.table = table }
 
     /// `y[i] = erf(x[i])`, the same rational approximation as the Swift kernel (error ≤ 4.1e-7).
-    public func erf(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+    package func erf(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
         map(x, y, count, table.pointee.erf)
     }
 
     /// `y[i] = x[i] (1 + erf(x[i] / √2)) / 2`.
-    public func gelu(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+    package func gelu(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
         map(x, y, count, table.pointee.gelu)
     }
 
     /// The softmax of each of `rows` contiguous rows of `extent` values, max-subtracted; `exp`
     /// within 2 ulp (Cephes' expf polynomial).
-    public func softmax(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, extent: Int) {
+    package func softmax(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, extent: Int) {
         guard let kernel = table.pointee.softmax_rows else { return }
         Parallel.forEach(rows, grain: max(1, 8_192 / max(extent, 1))) { range in
             kernel(x + range.lowerBound * extent, y + range.lowerBound * extent, range.count, extent)
@@ -29,7 +29,7 @@ public struct VectorKernels: @unchecked Sendable {
 
     /// `y[i] = (x[i] · (erf(x[i] / divisor) + one)) · half`: the exporters' five-node GELU in one
     /// pass, each operation rounded as the separate nodes round it.
-    public func geluChain(
+    package func geluChain(
         _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, divisor: Float, one: Float, half: Float
     ) {
         guard let kernel = table.pointee.gelu_chain else { return }
@@ -39,14 +39,14 @@ public struct VectorKernels: @unchecked Sendable {
     }
 
     /// `out[i] = g[i] · erf′(x[i]) = g[i] · 2/√π · e^(−x[i]²)`.
-    public func erfBackward(
+    package func erfBackward(
         _ x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int
     ) {
         map(x, g, out, count, table.pointee.erf_backward)
     }
 
     /// `out[i] = g[i] · GELU′(x[i]) = g[i] · (Φ(x) + x φ(x))`.
-    public func geluBackward(
+    package func geluBackward(
         _ x: UnsafePointer<Float>, gradient g: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int
     ) {
         map(x, g, out, count, table.pointee.gelu_backward)
@@ -55,7 +55,7 @@ public struct VectorKernels: @unchecked Sendable {
     /// Winograd F(2×2, 3×3)'s input transform of `count` tiles in tile row `ty` from tile column
     /// `tx` of one channel plane (`height × width`, zero outside): `(Bᵀ d B)[ξ][ν]` of each tile to
     /// `v[(4ξ + ν) · plane + t]` for tile `t` of the run. On the calling thread.
-    public func winogradInput(
+    package func winogradInput(
         _ image: UnsafePointer<Float>, height: Int, width: Int, padTop: Int, padLeft: Int, ty: Int, tx: Int, count: Int,
         into v: UnsafeMutablePointer<Float>, plane: Int
     ) {
@@ -66,7 +66,7 @@ public struct VectorKernels: @unchecked Sendable {
     /// Winograd's output transform of `count` tiles (tile `t`'s 16 points at `m[point · plane + t]`)
     /// into the 2×2 blocks of one output plane at tile row `ty` from tile column `tx`, plus `bias`,
     /// then `max(0, ·)` when `relu` (NaN kept). On the calling thread.
-    public func winogradOutput(
+    package func winogradOutput(
         _ m: UnsafePointer<Float>, plane: Int, count: Int, into map: UnsafeMutablePointer<Float>, height: Int, width: Int,
         ty: Int, tx: Int, bias: Float, relu: Bool
     ) {

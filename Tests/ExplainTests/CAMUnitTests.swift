@@ -30,8 +30,8 @@ import Testing
             TokenGrid(prefixTokens: 1, height: 1 << 32, width: 1 << 32), TokenGrid(prefixTokens: .max, height: 1, width: 1),
             TokenGrid(prefixTokens: -1, height: 2, width: 4), TokenGrid(prefixTokens: 7, height: 0, width: 3),
         ] {
-            #expect(throws: OpError.self) { try grid.tokenCount() }
-            #expect(throws: OpError.self) { try grid.spatial(tokens) }
+            #expect(throws: ExplainError.self) { try grid.tokenCount() }
+            #expect(throws: ExplainError.self) { try grid.spatial(tokens) }
         }
         #expect(try TokenGrid(prefixTokens: 1, height: 2, width: 3).tokenCount() == 7)
     }
@@ -75,5 +75,26 @@ import Testing
         let text = errorText { try GradCAMHeatmapGenerator(model: model, targetLayer: "fc").explain(input) }
         #expect(text.contains("layer 'fc': tensor 'logits' has shape [2, 10]; CAM needs [N, C, h, w] or [N, h, w, C] maps or [N, tokens, C] tokens"))
         #expect(errorText { try GradCAMHeatmapGenerator(model: model, targetLayer: "layer4").explain(try input.sliced(axis: 1, 0..<1)) }.contains("input"))
+    }
+
+    /// Guided backpropagation (an Explain concept, given to the engine as a backward override):
+    /// Relu passes a gradient only where its input was positive and the gradient is positive.
+    @Test func guidedReluDropsNegativeGradients() throws {
+        let x = try Tensor(shape: [4], scalars: [Float(1), -1, 2, 3])
+        func relu(_ type: DType) -> Model {
+            Model(
+                opsets: ["": 17],
+                graph: Graph(
+                    nodes: [Node(opType: "Relu", inputs: ["x"], outputs: ["y"])], inputs: [ValueInfo(name: "x", elementType: type)],
+                    outputs: [ValueInfo(name: "y", elementType: type)]))
+        }
+        let seed = try Tensor(shape: [4], scalars: [Float(1), 1, -1, 2])
+        let executor = try Executor(model: relu(.float32))
+        let plain = try executor.gradients(["x": x], of: .custom { _ in seed }, wrt: ["x"])
+        let guided = try executor.gradients(["x": x], of: .custom { _ in seed }, wrt: ["x"], guided: true)
+        #expect(try plain.gradients["x"]?.scalars(as: Float.self) == [1, 0, -1, 2])
+        #expect(try guided.gradients["x"]?.scalars(as: Float.self) == [1, 0, 0, 2])
+        let half = try Executor(model: relu(.float16)).gradients(["x": x.converted(to: .float16)], of: .custom { _ in try seed.converted(to: .float16) }, wrt: ["x"], guided: true)
+        #expect(try half.gradients["x"]?.converted(to: .float32).scalars(as: Float.self) == [1, 0, 0, 2])
     }
 }

@@ -40,6 +40,7 @@ import Testing
         #expect(errorText { try deit.resolve("norm1") }.contains("ambiguous; it could be blocks.0.norm1, blocks.1.norm1"))
         let unknown = errorText { try deit.resolve("blocks.1.norm3") }
         #expect(unknown.contains("no layer named 'blocks.1.norm3'") && unknown.contains("blocks.1.norm1"))
+        #expect(!unknown.contains("shortcut-detect"))  // the CLI adds its hint
         #expect(errorText { try deit.resolve("blocks[7]") }.contains("no layer named 'blocks[7]'"))
     }
 }

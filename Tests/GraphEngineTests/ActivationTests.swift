@@ -65,7 +65,7 @@ import Testing
                 opset: op == "Celu" ? 28 : 22))
             let x = try Tensor(shape: [count], scalars: points).converted(to: type)
             let g = try Tensor(shape: [count], scalars: upstream).converted(to: type)
-            let result = try executor.gradients(["x": x], of: .custom { _ in g }, wrt: ["x"])
+            let result = try executor.gradients(["x": x], seed: { _ in g }, wrt: ["x"])
             return (try result.output.doubles(), try #require(result.gradients["x"]).doubles())
         }
         let (single, double) = (try run(.float32), try run(.float64))
@@ -96,7 +96,7 @@ import Testing
             initializers: ["t": Tensor(scalar: 0.2), "one": Tensor(scalar: 1.0)]))
         let points = [-1.3, -0.4, 0.1, 0.3, 0.8, 1.4, 2.5]
         let x = try Tensor(shape: [points.count], scalars: points)
-        let result = try executor.gradients(["x": x], of: .custom { try Tensor(zeros: $0.dtype, shape: $0.shape).adding(1) }, wrt: ["x"])
+        let result = try executor.gradients(["x": x], seed: { try Tensor(zeros: $0.dtype, shape: $0.shape).adding(1) }, wrt: ["x"])
         let gradient = try #require(result.gradients["x"]).scalars(as: Double.self)
         // Central differences of the whole graph (h = 1e-6, no point within 1e-3 of a switch).
         for (i, value) in points.enumerated() {

@@ -64,7 +64,7 @@ import Testing
                 inputs: [ValueInfo(name: "x", elementType: .float16)], outputs: [ValueInfo(name: "y", elementType: nil)]))
         let result = try Executor(model: model).gradients(
             ["x": x.converted(to: .float16)],
-            of: .custom { try Tensor(shape: $0.shape, scalars: [Float](repeating: 1, count: $0.count)).converted(to: .float16) },
+            seed: { try Tensor(shape: $0.shape, scalars: [Float](repeating: 1, count: $0.count)).converted(to: .float16) },
             output: "y", wrt: ["x"])
         let gradient = try #require(result.gradients["x"])
         #expect(gradient.dtype == .float16 && gradient.shape == [1, 4, 4])

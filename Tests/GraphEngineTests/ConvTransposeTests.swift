@@ -46,7 +46,7 @@ import Testing
                          initializers: ["w": w], inputs: [ValueInfo(name: "x", elementType: .float64)],
                          outputs: [ValueInfo(name: "y", elementType: nil)]))
         let gradient = try #require(
-            try Executor(model: conv).gradients(["x": x], of: .custom { _ in g }, output: "y", wrt: ["x"]).gradients["x"])
+            try Executor(model: conv).gradients(["x": x], seed: { _ in g }, output: "y", wrt: ["x"]).gradients["x"])
         // The same pads give back the input's extents here (7 = 2·3 + 3 − 2, 6 = 2·2 + 3 − 1).
         let transposed = window
         let model = Model(

@@ -63,16 +63,20 @@ import Testing
         #expect(try GradientCheck(op: "Cast", attributes: ["to": .int(11)], inputs: [a]).run() == [])
     }
 
-    @Test func guidedReluDropsNegativeGradients() throws {
+    /// An override replaces an op's backward rule for one pass; here guided backpropagation's Relu.
+    @Test func backwardOverrideReplacesTheRule() throws {
         let x = try Tensor(shape: [4], scalars: [Float(1), -1, 2, 3])
         let model = Model(
             opsets: ["": 17],
             graph: Graph(nodes: [Node(opType: "Relu", inputs: ["x"], outputs: ["y"])], inputs: [ValueInfo(name: "x")], outputs: [ValueInfo(name: "y")]))
         let seed = try Tensor(shape: [4], scalars: [Float(1), 1, -1, 2])
         let executor = try Executor(model: model)
-        let plain = try executor.gradients(["x": x], of: .custom { _ in seed }, wrt: ["x"])
-        let guided = try executor.gradients(["x": x], of: .custom { _ in seed }, wrt: ["x"], guided: true)
+        let plain = try executor.gradients(["x": x], seed: { _ in seed }, wrt: ["x"])
+        let guided = try executor.gradients(
+            ["x": x], seed: { _ in seed }, wrt: ["x"], overrides: ["Relu": { _, standard in try standard().map { try $0?.positivePart() } }])
+        let other = try executor.gradients(["x": x], seed: { _ in seed }, wrt: ["x"], overrides: ["Sigmoid": { _, _ in [nil] }])
         #expect(try plain.gradients["x"]?.scalars(as: Float.self) == [1, 0, -1, 2])
         #expect(try guided.gradients["x"]?.scalars(as: Float.self) == [1, 0, 0, 2])
+        #expect(try other.gradients["x"]?.scalars(as: Float.self) == [1, 0, -1, 2])  // an override of another op type changes nothing
     }
 }

@@ -239,7 +239,7 @@ import Testing
                 inputs: [ValueInfo(name: "x", elementType: dtype, shape: [.fixed(count)])], outputs: ["y"], opset: 20))
             let g = try Tensor(shape: [count], scalars: upstream).converted(to: dtype)
             let result = try executor.gradients(
-                ["x": try Tensor(shape: [count], scalars: points).converted(to: dtype)], of: .custom { _ in g }, wrt: ["x"])
+                ["x": try Tensor(shape: [count], scalars: points).converted(to: dtype)], seed: { _ in g }, wrt: ["x"])
             return try #require(result.gradients["x"]).converted(to: .float64).scalars(as: Double.self)
         }
         let ours = try gradient(.float32)

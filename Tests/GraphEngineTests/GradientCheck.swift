@@ -19,7 +19,6 @@ struct GradientCheck {
     /// The output whose gradient is seeded.
     var seeded = 0
     var opset = 17
-    var guided = false
     /// Where the differentiated inputs sit in the node's input list, when optional inputs are
     /// skipped; `nil` fills the slots the constants leave, in order.
     var positions: [Int]?
@@ -66,7 +65,7 @@ struct GradientCheck {
         var random = SeededRandom(seed: seed)
         let upstream = (0..<output.count).map { _ in random.uniform(-1...1) }
         let g = try Tensor(shape: output.shape, scalars: upstream).converted(to: output.dtype)
-        let analytic = try executor.gradients(feeds, of: .custom { _ in g }, output: "y\(seeded)", wrt: names, guided: guided)
+        let analytic = try executor.gradients(feeds, seed: { _ in g }, output: "y\(seeded)", wrt: names)
 
         func objective(_ feeds: [String: Tensor]) throws -> Double {
             let y = try #require(try executor.run(feeds, fetch: ["y\(seeded)"])["y\(seeded)"]).doubles()
@@ -102,3 +101,19 @@ func randomTensor(_ shape: [Int], seed: UInt64, dtype: DType = .float64, magnitu
 }
 
 func int64s(_ values: [Int]) throws -> Tensor { try Tensor(shape: [values.count], scalars: values.map { Int64($0) }) }
+
+/// The seed of `Σₙ y[n, cₙ]` for a `[batch, classes]` output `y`: one at each sample's class (its
+/// argmax when `classes` is nil), as Explain's class targets seed the reverse pass.
+func logitSeed(_ classes: [Int]?) -> (Tensor) throws -> Tensor {
+    { output in
+        let (batch, width) = (output.shape[0], output.shape[1])
+        let values = try output.doubles()
+        var seed = [Double](repeating: 0, count: batch * width)
+        for n in 0..<batch {
+            let row = values[n * width..<(n + 1) * width]
+            let c = classes?[n] ?? ClassProbabilities.argmax(row)
+            seed[n * width + c] = 1
+        }
+        return try Tensor(shape: output.shape, scalars: seed).converted(to: output.dtype)
+    }
+}

@@ -188,7 +188,7 @@ private let hostile: [Hostile] = {
         rest["i0"] = nil
         let gradModel = makeModel([node], inputs: [ValueInfo(name: "i0", elementType: first.dtype)], outputs: ["y0"], initializers: rest, opset: c.opset)
         _ = errorText {
-            try Executor(model: gradModel).gradients(["i0": first], of: .custom { try Tensor(zeros: $0.dtype, shape: $0.shape) }, wrt: ["i0"])
+            try Executor(model: gradModel).gradients(["i0": first], seed: { try Tensor(zeros: $0.dtype, shape: $0.shape) }, wrt: ["i0"])
         }
     }
 }

@@ -98,7 +98,7 @@ struct OpCase: Decodable, Sendable, CustomTestStringConvertible {
         let feeds = Dictionary(uniqueKeysWithValues: try names.indices.map { (names[$0], try opCase.tensor("test_data_set_0/input_\($0).pb")) })
         let upstream = try opCase.tensor("gradient/upstream.pb")
         let wrt = Array(names.prefix(opCase.gradientInputs ?? 1))
-        let result = try executor.gradients(feeds, of: .custom { _ in upstream }, wrt: wrt)
+        let result = try executor.gradients(feeds, seed: { _ in upstream }, wrt: wrt)
         for (k, name) in wrt.enumerated() {
             let expected = try opCase.tensor("gradient/input_\(k).pb")
             let got = try #require(result.gradients[name])

@@ -61,7 +61,7 @@ import Testing
                 initializers: ["p": try int64s([0, 0, 0, 1])], inputs: [ValueInfo(name: "x", elementType: .float16)],
                 outputs: [ValueInfo(name: "y", elementType: nil)]))
         let result = try Executor(model: model).gradients(
-            ["x": x], of: .custom { try Tensor(shape: $0.shape, scalars: [Float](repeating: 1, count: $0.count)).converted(to: .float16) },
+            ["x": x], seed: { try Tensor(shape: $0.shape, scalars: [Float](repeating: 1, count: $0.count)).converted(to: .float16) },
             output: "y", wrt: ["x"])
         // Each element is copied once more by the wrapped column: x[:, 0] twice.
         #expect(try #require(result.gradients["x"]).converted(to: .float32).scalars(as: Float.self) == [2, 1, 2, 1])

@@ -27,7 +27,7 @@ import Testing
                 outputs: ["y"]))
             let y = try #require(try executor.run(feeds)["y"])
             let g = try randomTensor(y.shape, seed: 90, dtype: dtype)
-            let result = try executor.gradients(feeds, of: .custom { _ in g }, wrt: inputs.map(\.0))
+            let result = try executor.gradients(feeds, seed: { _ in g }, wrt: inputs.map(\.0))
             return try ([y] + inputs.map { try #require(result.gradients[$0.0]) }).map {
                 try $0.converted(to: .float64).scalars(as: Double.self)
             }

@@ -60,7 +60,7 @@ extension QuantizationManifest.StraightThrough: CustomTestStringConvertible {
         let forward = try TensorComparison(y, try golden.tensor("y"))
         #expect(forward.mismatches == 0, "\(golden.name) forward: \(forward)")
         let upstream = try golden.tensor("upstream")
-        let result = try executor.gradients(["x": x], of: .custom { _ in upstream }, output: "y", wrt: ["x"])
+        let result = try executor.gradients(["x": x], seed: { _ in upstream }, output: "y", wrt: ["x"])
         let expected = try golden.tensor("gradient")
         let gradient = try TensorComparison(try #require(result.gradients["x"]), expected, absolute: 0, relative: 1e-6)
         #expect(gradient.mismatches == 0, "\(golden.name) gradient: \(gradient)")
@@ -81,7 +81,7 @@ extension QuantizationManifest.StraightThrough: CustomTestStringConvertible {
                 initializers: ["s": scale], inputs: [ValueInfo(name: "q", elementType: .int8)],
                 outputs: [ValueInfo(name: "y", elementType: nil)]))
         let g = try Tensor(shape: [2, 3], scalars: [Float(1), 2, 3, 4, 5, 6])
-        let dq = try Executor(model: dequantize).gradients(["q": q], of: .custom { _ in g }, wrt: ["q"])
+        let dq = try Executor(model: dequantize).gradients(["q": q], seed: { _ in g }, wrt: ["q"])
         #expect(try dq.gradients["q"]?.scalars(as: Float.self) == [0.5, 0.5, 6, 2, 1.25, 12])
 
         let quantize = Model(
@@ -94,7 +94,7 @@ extension QuantizationManifest.StraightThrough: CustomTestStringConvertible {
         let seed = try Tensor(shape: [4], scalars: [Float(1), 1, 1, 1])
         let executor = try Executor(model: quantize)
         // The seed lands on the int8 output as a float gradient, as a DequantizeLinear would hand it.
-        let result = try executor.gradients(["x": x], of: .custom { _ in seed }, wrt: ["x"])
+        let result = try executor.gradients(["x": x], seed: { _ in seed }, wrt: ["x"])
         let gradient = try #require(result.gradients["x"])
         #expect(gradient.dtype == .float16)
         // x / 0.5 = 2, -140 (clipped), 126.8 → 127 (inside), 128 (clipped).

@@ -83,7 +83,7 @@ import Testing
                 inputs: [ValueInfo(name: "x", elementType: .float64)], outputs: [ValueInfo(name: "y", elementType: nil)]))
         let executor = try Executor(model: model)
         let x = try randomTensor([2, 5], seed: 61)
-        let result = try executor.gradients(["x": x], of: .custom { try Tensor(shape: $0.shape, scalars: [1.0, 1.0]) }, wrt: ["x"])
+        let result = try executor.gradients(["x": x], seed: { try Tensor(shape: $0.shape, scalars: [1.0, 1.0]) }, wrt: ["x"])
         // The gradient reaches x only through GatherElements: 1 at each row's maximum.
         let values = try x.doubles()
         let expected = (0..<2).flatMap { row -> [Double] in

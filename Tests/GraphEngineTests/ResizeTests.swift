@@ -123,7 +123,7 @@ import Testing
         func gradient(_ input: Tensor, _ sizes: [Int], _ roi: [Float]?) throws -> [Float] {
             let check = try self.check(input, sizes: sizes, roi: roi, attributes)
             let result = try Executor(model: check.model()).gradients(
-                ["x0": input], of: .custom { _ in try seed.reshaped(sizes) }, output: "y0", wrt: ["x0"])
+                ["x0": input], seed: { _ in try seed.reshaped(sizes) }, output: "y0", wrt: ["x0"])
             return try #require(result.gradients["x0"]).scalars(as: Float.self)
         }
         #expect(

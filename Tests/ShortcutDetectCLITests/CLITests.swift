@@ -144,6 +144,7 @@ import Testing
         let heat = folder.appendingPathComponent("heat.npy").path
         let unknown = try cli(["gradcam", model, "--input", input, "--layer", "layer9", "--output", heat])
         #expect(unknown.status != 0 && unknown.stderr.contains("no layer named 'layer9'") && unknown.stderr.contains("layer4"))
+        #expect(unknown.stderr.contains("`shortcut-detect inspect --layers` lists module paths"))
         let method = try cli(["gradcam", model, "--input", input, "--layer", "layer4", "--method", "fullgrad", "--output", heat])
         #expect(method.status != 0 && method.stderr.contains("fullgrad"))
         let flat = try Fixtures.temporaryDirectory().appendingPathComponent("flat.onnx")

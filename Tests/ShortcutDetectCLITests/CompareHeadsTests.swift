@@ -44,7 +44,7 @@ import Testing
         }
         // Without a name, the first output.
         #expect(try GradCAMHeatmapGenerator(model: loaded, targetLayer: "features.1").outputName == "disease")
-        #expect(throws: GraphError.self) { try GradCAMHeatmapGenerator(model: loaded, targetLayer: "features.1", output: "age") }
+        #expect(throws: ExplainError.self) { try GradCAMHeatmapGenerator(model: loaded, targetLayer: "features.1", output: "age") }
     }
 
     @Test func overlapMatchesTheReferenceOnItsMaps() throws {

@@ -123,3 +123,15 @@ private final class Unpacked: @unchecked Sendable {
         return folder
     }
 }
+
+/// Values appended from any thread, e.g. by a progress callback, read back in order.
+public final class Recorded<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [Value] = []
+
+    public init() {}
+
+    public func append(_ value: Value) { lock.withLock { items.append(value) } }
+
+    public var values: [Value] { lock.withLock { items } }
+}

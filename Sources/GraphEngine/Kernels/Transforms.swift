@@ -3,7 +3,7 @@ import TensorCore
 /// Data-movement helpers other modules use on tensors (the ops use the same kernels).
 extension Tensor {
     /// This tensor with its axes permuted: axis `i` of the result is axis `perm[i]` of this one.
-    public func transposed(_ perm: [Int]) throws -> Tensor {
+    package func transposed(_ perm: [Int]) throws -> Tensor {
         guard perm.count == rank, Set(perm) == Set(0..<rank) else {
             throw OpError("\(perm) is not a permutation of the \(rank) axes of \(shape)")
         }
@@ -12,7 +12,7 @@ extension Tensor {
     }
 
     /// The elements `range` along `axis`.
-    public func sliced(axis: Int, _ range: Range<Int>) throws -> Tensor {
+    package func sliced(axis: Int, _ range: Range<Int>) throws -> Tensor {
         let axis = try Shape.normalize(axis: axis, rank: rank)
         guard range.lowerBound >= 0, range.upperBound <= shape[axis] else {
             throw OpError("range \(range) is outside axis \(axis) of \(shape)")
@@ -26,9 +26,18 @@ extension Tensor {
 
 extension Tensor {
     /// The element-wise product with a tensor that broadcasts to this one's shape.
-    public func multiplied(by other: Tensor) throws -> Tensor {
+    package func multiplied(by other: Tensor) throws -> Tensor {
         guard other.dtype == dtype else { throw OpError("cannot multiply \(dtype) by \(other.dtype)") }
         func run<T: ArithmeticScalar>(_ type: T.Type) throws -> Tensor { try broadcastBinary(self, other, as: T.self, T.multiply) }
         return try withArithmeticType(dtype, "multiply") { try run($0) }
+    }
+}
+
+extension Tensor {
+    /// `max(x, 0)` element by element, for floating-point tensors (float16 through float32, exactly).
+    package func positivePart() throws -> Tensor {
+        if dtype == .float16 { return try converted(to: .float32).positivePart().converted(to: .float16) }
+        func run<T: FloatKernelScalar>(_ type: T.Type) throws -> Tensor { try mapElements(self, as: T.self) { $0 > 0 ? $0 : 0 } }
+        return try withFloatType(dtype, "positivePart") { try run($0) }
     }
 }

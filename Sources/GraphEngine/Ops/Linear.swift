@@ -164,6 +164,8 @@ func packedRight(
 struct MatMul: Operator {
     /// A constant right operand (a Linear layer's weights) as the kernel table's packed right operand.
     let packedCache = WeightCache<PackedMatrix>()
+    /// The same weights transposed, for gradients of few rows (see ``fewRowsTimesTransposedWeights(_:_:isConstant:)``).
+    let transposedCache = WeightCache<TransposedWeights>()
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         var a = try inputs.required(0)
@@ -183,9 +185,16 @@ struct MatMul: Operator {
     }
 }
 
-/// `op(A) · op(B)` over the last two axes of each (`op(X)` = `X`, or `Xᵀ` when asked, read in
-/// place), batch axes broadcast NumPy-style; `a` and `b` have rank 2 or more and one dtype.
-func batchedProduct(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) throws -> Tensor {
+/// `alpha · op(A) · op(B)` over the last two axes of each (`op(X)` = `X`, or `Xᵀ` when asked, read
+/// in place), batch axes broadcast NumPy-style; `a` and `b` have rank 2 or more and one dtype.
+///
+/// - Parameter gradient: In a backward rule, the operand that is the incoming gradient: a float32
+///   product then leaves out its all-zero rows (see ``gemmSkippingZeroRows``), bit for bit the
+///   same on our kernels.
+func batchedProduct(
+    _ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false, alpha: Double = 1,
+    gradient: GradientOperand? = nil
+) throws -> Tensor {
     guard a.dtype == b.dtype else { throw OpError("MatMul inputs have different types: \(a.dtype) and \(b.dtype)") }
     let (rowsA, columnsA) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
     let (rowsB, columnsB) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
@@ -195,18 +204,34 @@ func batchedProduct(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpos
     let batchA = Array(a.shape.dropLast(2))
     let batchB = Array(b.shape.dropLast(2))
     let batch = try Shape.broadcast(batchA, batchB)
-    let output = try Tensor(zeros: a.dtype, shape: batch + [m, n])
+    // With beta 0 the product writes every element, unless there is no depth to sum over.
+    let output = k > 0 ? try Tensor(uninitialized: a.dtype, shape: batch + [m, n]) : try Tensor(zeros: a.dtype, shape: batch + [m, n])
     let batchCount = batch.reduce(1, *)
 
     func run<T: GEMMScalar>(_ type: T.Type) {
         let pa = a.storage.base.assumingMemoryBound(to: T.self)
         let pb = b.storage.base.assumingMemoryBound(to: T.self)
         let pc = output.storage.base.assumingMemoryBound(to: T.self)
+        /// One product of `rows` rows.
+        func multiply(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ c: UnsafeMutablePointer<T>, rows: Int, threaded: Bool) {
+            // A refused scratch for the gathered rows leaves the dense product, which needs none.
+            if let gradient, T.self == Float.self, k > 0,
+                (try? gemmSkippingZeroRows(
+                    gradient, transposeA: transposeA, transposeB: transposeB, m: rows, n: n, k: k, alpha: Float(alpha),
+                    a: UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), lda: columnsA,
+                    b: UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), ldb: columnsB,
+                    c: UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc: n, threaded: threaded)) == true
+            {
+                return
+            }
+            T.gemm(
+                transposeA: transposeA, transposeB: transposeB, m: rows, n: n, k: k, alpha: T(alpha), a: a, lda: columnsA,
+                b: b, ldb: columnsB, beta: 0, c: c, ldc: n, threaded: threaded)
+        }
+        guard m > 0, n > 0 else { return }
         if batchB.reduce(1, *) == 1 && batchA == batch && !transposeA {
             // Shared right operand (a Linear layer): fold A's batch axes into its rows.
-            T.gemm(
-                transposeA: false, transposeB: transposeB, m: batchCount * m, n: n, k: k, alpha: 1, a: pa, lda: columnsA,
-                b: pb, ldb: columnsB, beta: 0, c: pc, ldc: n)
+            multiply(pa, pb, pc, rows: batchCount * m, threaded: true)
             return
         }
         let stridesA = Shape.broadcastStrides(batchA, to: batch)
@@ -223,10 +248,9 @@ func batchedProduct(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpos
                     offsetA += coordinate * stridesA[axis]
                     offsetB += coordinate * stridesB[axis]
                 }
-                T.gemm(
-                    transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
-                    a: pa + offsetA * rowsA * columnsA, lda: columnsA, b: pb + offsetB * rowsB * columnsB, ldb: columnsB,
-                    beta: 0, c: pc + index * m * n, ldc: n, threaded: !perThread)
+                multiply(
+                    pa + offsetA * rowsA * columnsA, pb + offsetB * rowsB * columnsB, pc + index * m * n, rows: m,
+                    threaded: !perThread)
             }
         }
     }
@@ -268,24 +292,6 @@ extension MatMul {
 
 // MARK: - Backward
 
-/// `alpha · op(a) · op(b)` for 2-D tensors.
-func matrixProduct(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false, alpha: Double = 1) throws -> Tensor {
-    let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
-    let n = transposeB ? b.shape[0] : b.shape[1]
-    let output = try Tensor(zeros: a.dtype, shape: [m, n])
-    func run<T: GEMMScalar>(_ type: T.Type) {
-        withExtendedLifetime((a, b)) {
-            T.gemm(
-                transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: T(alpha),
-                a: a.storage.base.assumingMemoryBound(to: T.self), lda: a.shape[1],
-                b: b.storage.base.assumingMemoryBound(to: T.self), ldb: b.shape[1], beta: 0,
-                c: output.storage.base.assumingMemoryBound(to: T.self), ldc: n)
-        }
-    }
-    try withGEMMType(a.dtype, "matrix product") { run($0) }
-    return output
-}
-
 extension Gemm: DifferentiableOperator {
     func savedForBackward(wanted: [Bool]) -> SavedValues { .bilinear(wanted: wanted) }
 
@@ -297,14 +303,14 @@ extension Gemm: DifferentiableOperator {
             let b = try step.input(1)
             // A: α g op(B)ᵀ, or its transpose when A is stored transposed.
             result[0] = try transA
-                ? matrixProduct(b, g, transposeA: transB, transposeB: true, alpha: alpha)
-                : matrixProduct(g, b, transposeB: !transB, alpha: alpha)
+                ? batchedProduct(b, g, transposeA: transB, transposeB: true, alpha: alpha)
+                : batchedProduct(g, b, transposeB: !transB, alpha: alpha, gradient: .left)
         }
         if step.wants(1) {
             let a = try step.input(0)
             result[1] = try transB
-                ? matrixProduct(g, a, transposeA: true, transposeB: transA, alpha: alpha)
-                : matrixProduct(a, g, transposeA: !transA, alpha: alpha)
+                ? batchedProduct(g, a, transposeA: true, transposeB: transA, alpha: alpha)
+                : batchedProduct(a, g, transposeA: !transA, alpha: alpha, gradient: .right)
         }
         if step.wants(2) {
             result[2] = try withFloatType(g.dtype, "Gemm") { type in try scaled(g, by: Double(beta), as: type) }
@@ -336,24 +342,69 @@ extension MatMul: DifferentiableOperator {
             let (rows, k, n) = (g.count / max(promotedB[1], 1), promotedB[0], promotedB[1])
             let flatG = try g.reshaped([rows, n])
             if step.wants(0) {
-                let ga = try matrixProduct(flatG, step.input(1).reshaped(promotedB), transposeB: true)
+                let w = try step.input(1).reshaped(promotedB)
+                let ga = try fewRowsTimesTransposedWeights(flatG, w, isConstant: step.isConstant(1))
+                    ?? batchedProduct(flatG, w, transposeB: true, gradient: .left)
                 result[0] = try ga.reshaped(shapeA.count == 1 ? batch + shapeA : batch + [promotedA[promotedA.count - 2], k])
             }
             if step.wants(1) {
-                let gb = try matrixProduct(step.input(0).reshaped([rows, k]), flatG, transposeA: true)
+                let gb = try batchedProduct(step.input(0).reshaped([rows, k]), flatG, transposeA: true, gradient: .right)
                 result[1] = try gb.reshaped(shapeB)
             }
             return result
         }
         // ∂A = g Bᵀ and ∂B = Aᵀ g per batch, the operands read transposed in place.
         if step.wants(0) {
-            let ga = try batchedProduct(g, step.input(1).reshaped(promotedB), transposeB: true)
+            let ga = try batchedProduct(g, step.input(1).reshaped(promotedB), transposeB: true, gradient: .left)
             result[0] = shapeA.count == 1 ? try ga.reshaped(batch + shapeA) : ga
         }
         if step.wants(1) {
-            let gb = try batchedProduct(step.input(0).reshaped(promotedA), g, transposeA: true)
+            let gb = try batchedProduct(step.input(0).reshaped(promotedA), g, transposeA: true, gradient: .right)
             result[1] = shapeB.count == 1 ? try gb.reshaped(batch + shapeB) : gb
         }
         return result
+    }
+}
+
+/// A Linear layer's constant weights `W` (`[k, n]`) packed as `Wᵀ` for the kernel table's
+/// products (the right operand of `∂A = g Wᵀ`), and whether every weight is finite.
+struct TransposedWeights {
+    let matrix: PackedMatrix
+    let finite: Bool
+}
+
+extension MatMul {
+    /// `g Wᵀ` for a `rows × n` gradient `g` and constant weights `W` (`[k, n]`) when most rows of
+    /// `g` are zero, as a class-token readout's gradient is in a transformer's last block: the
+    /// live rows times `Wᵀ` packed once and kept, zeros elsewhere (packing the transposed weights
+    /// on every call costs more than a few rows' product). The same bits as the dense product
+    /// (see ``gemmSkippingZeroRows``); `nil` when the float32 kernels do not run, `W` is not a
+    /// constant or holds a non-finite value, or more than half the rows are live.
+    func fewRowsTimesTransposedWeights(_ g: Tensor, _ w: Tensor, isConstant: Bool) throws -> Tensor? {
+        guard isConstant, g.dtype == .float32, w.dtype == .float32, g.rank == 2, w.rank == 2, let gemm = Kernels.current.gemm
+        else { return nil }
+        let (rows, n, k) = (g.shape[0], g.shape[1], w.shape[0])
+        guard w.shape[1] == n, rows > 1, n > 0, k > 0, k * n <= 1 << 24 else { return nil }
+        let base = g.storage.base.assumingMemoryBound(to: Float.self)
+        guard let live = withExtendedLifetime(g, { liveRows(base, rows: rows, columns: n, stride: n) }) else { return nil }
+        let weights = try transposedCache.value(for: w) {
+            let values = w.storage.base.assumingMemoryBound(to: Float.self)
+            return try withExtendedLifetime(w) {
+                TransposedWeights(
+                    matrix: try gemm.pack(right: values, depth: n, columns: k, depthStride: 1, columnStride: n),
+                    finite: allFinite(values, rows: k, columns: n, stride: n))
+            }
+        }
+        guard weights.finite else { return nil }
+        let output = try Tensor(uninitialized: .float32, shape: [rows, k])
+        try withExtendedLifetime(g) {
+            try multiplyLiveRows(
+                base, live, rows: rows, depth: n, stride: n, columns: k, zero: 0,
+                into: output.storage.base.assumingMemoryBound(to: Float.self), ldc: k
+            ) { block, count, product in
+                gemm.multiply(m: count, n: k, k: n, a: .rowMajor(block, stride: n), b: .packed(weights.matrix), c: product, ldc: k)
+            }
+        }
+        return output
     }
 }

@@ -205,10 +205,16 @@ extension BatchNormalization: DifferentiableOperator {
 }
 
 extension LayerNormalization: DifferentiableOperator {
-    func savedForBackward(wanted: [Bool]) -> SavedValues { .inputs(0, 1) }
+    /// The input and scale, and the row statistics the forward pass computed anyway.
+    func savedForBackward(wanted: [Bool]) -> SavedValues { SavedValues(inputs: [0, 1], outputs: [1, 2]) }
 
     /// With x̂ = (x − μ)·r and ĝ = g·γ over each normalized row of n values:
     /// `∂x = r (ĝ − mean(ĝ) − x̂ · mean(ĝ x̂))`, `∂γ = Σ g x̂`, `∂β = Σ g`.
+    ///
+    /// μ and r are the forward pass's (saved as its Mean and InvStdDev outputs) when it kept them,
+    /// else recomputed. A row whose gradient is all zero has a zero `∂x` (a class-token readout
+    /// leaves all rows but one so): it is written as such when the row's values are finite, where
+    /// the formula gives zero too.
     func backward(_ step: BackwardStep) throws -> [Tensor?] {
         let g = try step.gradient()
         let x = try step.input(0)
@@ -219,61 +225,80 @@ extension LayerNormalization: DifferentiableOperator {
         let scale = try step.input(1)
         let gamma = try stridedCopy(scale.converted(to: .float64), shape: normalizedShape, strides: Shape.broadcastStrides(scale.shape, to: normalizedShape)).scalars(as: Double.self)
         let epsilon = Double(self.epsilon)
+        let saved = step.outputs.count > 2 ? step.outputs[1].flatMap { mean in step.outputs[2].map { (mean, $0) } } : nil
         // Row statistics and sums in double precision, rows in parallel; the elements stay in
         // their own type (copying them all to Double arrays cost 10 ms per ViT-B row block).
         func run<T: FloatKernelScalar>(_ type: T.Type) throws -> [Tensor?] {
-            try x.withUnsafeBuffer(as: T.self) { xs in
-                try g.withUnsafeBuffer(as: T.self) { gs in
-                    /// Mean and 1/σ of row `row`.
-                    func statistics(_ row: Int) -> (Double, Double) {
-                        let start = row * size
-                        var sum = 0.0
-                        for i in start..<start + size { sum += Double(xs[i]) }
-                        let mean = sum / Double(size)
-                        var squares = 0.0
-                        for i in start..<start + size { squares += (Double(xs[i]) - mean) * (Double(xs[i]) - mean) }
-                        return (mean, 1 / (squares / Double(size) + epsilon).squareRoot())
-                    }
-                    let gx = try step.wants(0) ? Tensor.build(T.self, shape: x.shape, writesAll: true) { out in
-                        Parallel.forEach(rows, grain: max(1, 16_384 / max(size, 1))) { range in
-                            for row in range {
-                                let start = row * size
-                                let (mean, r) = statistics(row)
-                                var meanG = 0.0
-                                var meanGX = 0.0
-                                for i in 0..<size {
-                                    let scaled = Double(gs[start + i]) * gamma[i]
-                                    meanG += scaled
-                                    meanGX += scaled * (Double(xs[start + i]) - mean) * r
-                                }
-                                meanG /= Double(size)
-                                meanGX /= Double(size)
-                                for i in 0..<size {
-                                    let normalized = (Double(xs[start + i]) - mean) * r
-                                    out[start + i] = T(r * (Double(gs[start + i]) * gamma[i] - meanG - normalized * meanGX))
+            let statistics = saved.flatMap { mean, inverse in
+                mean.dtype == T.dtype && inverse.dtype == T.dtype && mean.count == rows && inverse.count == rows
+                    ? (mean.storage.base.assumingMemoryBound(to: T.self), inverse.storage.base.assumingMemoryBound(to: T.self))
+                    : nil
+            }
+            return try withExtendedLifetime(saved) {
+                try x.withUnsafeBuffer(as: T.self) { xs in
+                    try g.withUnsafeBuffer(as: T.self) { gs in
+                        /// Mean and 1/σ of row `row`.
+                        func moments(_ row: Int) -> (Double, Double) {
+                            if let (mean, inverse) = statistics { return (Double(mean[row]), Double(inverse[row])) }
+                            let start = row * size
+                            var sum = 0.0
+                            for i in start..<start + size { sum += Double(xs[i]) }
+                            let mean = sum / Double(size)
+                            var squares = 0.0
+                            for i in start..<start + size { squares += (Double(xs[i]) - mean) * (Double(xs[i]) - mean) }
+                            return (mean, 1 / (squares / Double(size) + epsilon).squareRoot())
+                        }
+                        let gx = try step.wants(0) ? Tensor.build(T.self, shape: x.shape, writesAll: true) { out in
+                            guard let xp = xs.baseAddress, let gp = gs.baseAddress, let op = out.baseAddress else { return }
+                            Parallel.forEach(rows, grain: max(1, 16_384 / max(size, 1))) { range in
+                                for row in range {
+                                    let start = row * size
+                                    if isZero(gp + start, count: size), allFinite(xp + start, count: size) {
+                                        (op + start).update(repeating: 0, count: size)
+                                        continue
+                                    }
+                                    let (mean, r) = moments(row)
+                                    var meanG = 0.0
+                                    var meanGX = 0.0
+                                    for i in 0..<size {
+                                        let scaled = Double(gs[start + i]) * gamma[i]
+                                        meanG += scaled
+                                        meanGX += scaled * (Double(xs[start + i]) - mean) * r
+                                    }
+                                    meanG /= Double(size)
+                                    meanGX /= Double(size)
+                                    for i in 0..<size {
+                                        let normalized = (Double(xs[start + i]) - mean) * r
+                                        out[start + i] = T(r * (Double(gs[start + i]) * gamma[i] - meanG - normalized * meanGX))
+                                    }
                                 }
                             }
+                        } : nil
+                        guard step.wants(1) || step.wants(2) else { return [gx, nil, nil] }
+                        var gGamma = [Double](repeating: 0, count: size)
+                        var gBeta = [Double](repeating: 0, count: size)
+                        for row in 0..<rows {
+                            let start = row * size
+                            let (mean, r) = moments(row)
+                            for i in 0..<size {
+                                gGamma[i] += Double(gs[start + i]) * (Double(xs[start + i]) - mean) * r
+                                gBeta[i] += Double(gs[start + i])
+                            }
                         }
-                    } : nil
-                    guard step.wants(1) || step.wants(2) else { return [gx, nil, nil] }
-                    var gGamma = [Double](repeating: 0, count: size)
-                    var gBeta = [Double](repeating: 0, count: size)
-                    for row in 0..<rows {
-                        let start = row * size
-                        let (mean, r) = statistics(row)
-                        for i in 0..<size {
-                            gGamma[i] += Double(gs[start + i]) * (Double(xs[start + i]) - mean) * r
-                            gBeta[i] += Double(gs[start + i])
-                        }
+                        return [
+                            gx,
+                            step.wants(1) ? try Tensor(shape: normalizedShape, scalars: gGamma).converted(to: x.dtype) : nil,
+                            step.wants(2) ? try Tensor(shape: normalizedShape, scalars: gBeta).converted(to: x.dtype) : nil,
+                        ]
                     }
-                    return [
-                        gx,
-                        step.wants(1) ? try Tensor(shape: normalizedShape, scalars: gGamma).converted(to: x.dtype) : nil,
-                        step.wants(2) ? try Tensor(shape: normalizedShape, scalars: gBeta).converted(to: x.dtype) : nil,
-                    ]
                 }
             }
         }
-        return try withFloatType(x.dtype, "LayerNormalization") { try run($0) }
+        // By name, so `run` is specialized (opened from the existential it stays generic).
+        switch x.dtype {
+        case .float32: return try run(Float.self)
+        case .float64: return try run(Double.self)
+        default: throw OpError("LayerNormalization needs float32 or float64 input, got \(x.dtype)")
+        }
     }
 }

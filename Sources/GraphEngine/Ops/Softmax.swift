@@ -105,7 +105,9 @@ extension Softmax: DifferentiableOperator {
     func savedForBackward(wanted: [Bool]) -> SavedValues { .outputs(0) }
 
     /// Softmax: `∂x = y ⊙ (g − Σ g ⊙ y)`; LogSoftmax: `∂x = g − e^y · Σ g` (e^y is the softmax);
-    /// the sums over the same axis (or axis group before opset 13).
+    /// the sums over the same axis (or axis group before opset 13). A row whose gradient is all
+    /// zero (attention rows a class-token readout does not reach) gets zeros, which the formulas
+    /// give too where the row's outputs are finite.
     func backward(_ step: BackwardStep) throws -> [Tensor?] {
         let g = try step.gradient()
         let y = try step.output(0)
@@ -115,8 +117,14 @@ extension Softmax: DifferentiableOperator {
             try y.withUnsafeBuffer(as: T.self) { outputs in
                 try g.withUnsafeBuffer(as: T.self) { gradient in
                     try Tensor.build(T.self, shape: y.shape, writesAll: true) { out in
+                        guard let yp = outputs.baseAddress, let gp = gradient.baseAddress, let op = out.baseAddress else { return }
                         Parallel.forEach(outer, grain: max(1, 8_192 / max(extent * inner, 1))) { rows in
                             for o in rows {
+                                let row = o * extent * inner
+                                if isZero(gp + row, count: extent * inner), allFinite(yp + row, count: extent * inner) {
+                                    (op + row).update(repeating: 0, count: extent * inner)
+                                    continue
+                                }
                                 for i in 0..<inner {
                                     let base = o * extent * inner + i
                                     var total = T.zero
