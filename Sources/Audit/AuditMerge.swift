@@ -6,7 +6,7 @@ extension AuditReport {
     /// ``write(into:)``), refusing anything inconsistent.
     ///
     /// Each shard must be a complete report: its manifest matches every file (sizes and SHA-256,
-    /// nothing unlisted), its state passes ``AuditStateReader``'s checks (settings, counts,
+    /// nothing unlisted), its state passes the state reader's checks (settings, counts,
     /// exact file sizes, group sums against the pooled maps, the overlays it needs, all valid
     /// PNGs), and every shard comes from an audit with the same settings. A sample in two shards
     /// is refused. Records stream through in audit order, so memory does not grow with their number.

@@ -8,7 +8,7 @@ import TensorCore
 /// group (the image beside its overlay), the attention clusters, and a self-contained
 /// `report.html`. Rendering depends on the state alone, so equal states give byte-identical reports.
 ///
-/// The state is read in one pass (``AuditDigest``): memory does not grow with the number of samples.
+/// The state is read in one pass (`AuditDigest`): memory does not grow with the number of samples.
 public struct AuditReport {
     let digest: AuditDigest
     /// The audit's settings.
@@ -19,7 +19,7 @@ public struct AuditReport {
     public let groups: [String: GroupSummary]
     /// The largest accuracy difference between groups, when labels are known.
     public let accuracyGap: AccuracyGap?
-    /// Spectral relevance analysis of the maps, when it ran (members are positions in ``AuditDigest/Subsample``).
+    /// Spectral relevance analysis of the maps, when it ran (members are positions in the digest's subsample).
     public let spray: SpRAyResult?
     /// How spectral relevance analysis ran on a subset, or why it did not run when asked to.
     public let sprayNote: String?

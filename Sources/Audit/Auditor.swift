@@ -64,7 +64,7 @@ public enum AuditTarget: Sendable, Equatable, CustomStringConvertible {
 
 
 /// Runs heatmaps over a dataset in batches, writing each sample's numbers to the audit's state
-/// as it goes (``AuditStateWriter``), so memory stays the same for ten images or a million.
+/// as it goes (`AuditStateWriter`), so memory stays the same for ten images or a million.
 ///
 /// Per batch the model runs once forward and once backward (``GradCAMHeatmapGenerator/explain(_:targetClasses:fetch:)``):
 /// the predictions, the embeddings and the heatmaps all come from that pass. Decoding and
