@@ -56,7 +56,9 @@ final class GroupsCSV {
 /// A file listed on several rows (the same path once resolved against the folder) is audited
 /// at its first row; each later row is reported, not counted again (``SampleIssue/Kind/duplicate``).
 public struct AuditInput: Sendable {
+    /// The groups.csv file.
     public let csv: URL
+    /// The folder the files of groups.csv are relative to.
     public let folder: URL
     /// Data rows of the CSV.
     public let count: Int
@@ -159,8 +161,11 @@ public struct AuditInput: Sendable {
 /// The rows of groups.csv that one forward and backward pass audits together, with the repeats
 /// among them.
 public struct AuditBatch: Sendable {
+    /// One row of the batch.
     public struct Item: Sendable {
+        /// Position in groups.csv (data rows from 0).
         public let index: Int
+        /// The row's file, group and label.
         public let sample: AuditSample
         /// The earlier row that listed the same file: this row is reported, not audited.
         public let duplicateOf: Int?
@@ -168,5 +173,6 @@ public struct AuditBatch: Sendable {
 
     /// Position among the audit's batches (from 0).
     public let number: Int
+    /// The rows, in order, repeats included.
     public var items: [Item]
 }

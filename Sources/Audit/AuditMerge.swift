@@ -90,9 +90,12 @@ extension AuditReport {
 public struct AuditRunConfiguration: Codable, Sendable, Equatable {
     /// The manifest kind of audit reports.
     public static let kind = "audit"
+    /// The audit's settings.
     public var audit: AuditConfig
+    /// `K/N` for one shard of a sharded audit, `nil` for a whole one.
     public var shard: String?
 
+    /// The configuration of an audit or of shard `shard` of it.
     public init(_ audit: AuditConfig, shard: String?) {
         self.audit = audit
         self.shard = shard

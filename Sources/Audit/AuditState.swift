@@ -148,6 +148,7 @@ public struct SampleRecord: Codable, Sendable, Equatable {
 
 
 extension SampleRecord {
+    /// A record of the numbers every sample has; the optional ones start as `nil`.
     public init(
         index: Int, file: String, group: String, label: Int?, predicted: Int, confidence: Double, target: Int, scores: RegionScores?
     ) {
@@ -164,6 +165,7 @@ extension SampleRecord {
 
 /// A row of groups.csv that was not audited: an image that could not be read, or a repeated row.
 public struct SampleIssue: Codable, Sendable, Equatable {
+    /// Why the row was not audited.
     public enum Kind: String, Codable, Sendable {
         /// The file is missing, unreadable or not an image, or it cannot be used as the audit is set up (an image of another size than an image-space region was drawn on).
         case unusable
@@ -173,13 +175,18 @@ public struct SampleIssue: Codable, Sendable, Equatable {
 
     /// Position in groups.csv (data rows from 0), as ``SampleRecord/index``.
     public let index: Int
+    /// The row's file, as groups.csv gives it.
     public let file: String
+    /// The row's group.
     public let group: String
+    /// The row's label, if any.
     public let label: Int?
+    /// Why the row was not audited.
     public let kind: Kind
     /// What went wrong, in words.
     public let message: String
 
+    /// An issue from its parts.
     public init(index: Int, file: String, group: String, label: Int?, kind: Kind, message: String) {
         self.index = index
         self.file = file

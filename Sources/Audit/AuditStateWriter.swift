@@ -24,6 +24,7 @@ public enum AuditStateLayout {
     static let pooled = "state/pooled.f32"
     static let embeddings = "state/embeddings.f32"
     static let overlays = "state/overlays"
+    /// The scale of the fixed-point sums: 24 fractional bits, so adding them is associative.
     public static let fixedPointScale = Double(1 << 24)
 
     /// The grid the per-sample maps are pooled to.

@@ -206,11 +206,13 @@ public final class OutputFolder: @unchecked Sendable {
 /// A single file that appears whole or not at all: written beside its destination under a hidden
 /// name, then renamed over it (removed instead when the run is interrupted).
 public final class OutputFile: @unchecked Sendable {
+    /// The file's final path.
     public let destination: URL
     private let staging: URL
     private let sink: FileSink
     private var finished = false
 
+    /// Starts writing the file that will become `destination`.
     public init(_ destination: URL) throws {
         self.destination = destination.standardizedFileURL
         let parent = self.destination.deletingLastPathComponent()
@@ -225,6 +227,7 @@ public final class OutputFile: @unchecked Sendable {
 
     /// Appends bytes.
     public func append(raw: UnsafeRawBufferPointer) throws { try sink.append(raw: raw) }
+    /// Appends the bytes of `data`.
     public func append<Bytes: ContiguousBytes>(_ data: Bytes) throws { try sink.append(data) }
 
     /// Moves the file into place.
@@ -255,10 +258,12 @@ public final class OutputFile: @unchecked Sendable {
 public struct ManifestEntry: Codable, Sendable, Equatable {
     /// The path inside the folder, `/`-separated.
     public let path: String
+    /// The file's size in bytes.
     public let bytes: Int
     /// Lowercase hexadecimal.
     public let sha256: String
 
+    /// An entry from its parts.
     public init(path: String, bytes: Int, sha256: String) {
         self.path = path
         self.bytes = bytes
@@ -288,16 +293,22 @@ public struct ManifestEntry: Codable, Sendable, Equatable {
 
 /// `manifest.json`: what a results folder holds and how it was made.
 public struct Manifest<Configuration: Codable>: Codable {
+    /// The manifest's name inside its folder.
     public static var fileName: String { "manifest.json" }
     /// Always ``ManifestHeader/formatName``.
     public var format: String = ManifestHeader.formatName
+    /// The manifest format version it was written in.
     public var formatVersion: Int = ManifestHeader.formatVersion
+    /// What wrote the folder: `audit`, `gradcam`, `detect`, ...
     public var kind: String
+    /// The program and version that wrote it.
     public var producer: String
+    /// The settings of the run, as its kind records them.
     public var configuration: Configuration
     /// Every other file of the folder, sorted by path.
     public var files: [ManifestEntry]
 
+    /// A manifest from its parts.
     public init(kind: String, producer: String, configuration: Configuration, files: [ManifestEntry]) {
         self.kind = kind
         self.producer = producer
@@ -308,13 +319,21 @@ public struct Manifest<Configuration: Codable>: Codable {
 
 /// The part of a manifest every kind shares, and the checks a reader runs.
 public struct ManifestHeader: Codable, Sendable {
+    /// The manifest's name inside its folder.
     public static let fileName = "manifest.json"
+    /// The `format` every manifest names.
     public static let formatName = "shortcut-detect results"
+    /// The manifest format this version writes and reads.
     public static let formatVersion = 1
+    /// Must be ``formatName``.
     public let format: String
+    /// Must be at most the version this build reads (the static `formatVersion`).
     public let formatVersion: Int
+    /// What wrote the folder.
     public let kind: String
+    /// The program and version that wrote it.
     public let producer: String
+    /// Every other file of the folder, sorted by path.
     public let files: [ManifestEntry]
 
     /// Reads `folder/manifest.json` (without checking the files).
@@ -453,7 +472,9 @@ private func closeDescriptor(_ fd: Int32) -> Int32 { close(fd) }
 
 /// A results folder that could not be prepared, written, moved into place or verified.
 public struct OutputError: Error, CustomStringConvertible, Equatable {
+    /// What went wrong, naming the file or folder.
     public let description: String
+    /// An error that says `description`.
     public init(_ description: String) { self.description = description }
 }
 

@@ -15,6 +15,7 @@ public struct SHA256: Sendable {
     private var pending: [UInt8] = []
     private var length: UInt64 = 0
 
+    /// A hash of no bytes yet.
     public init() { pending.reserveCapacity(64) }
 
     /// The digest of `bytes` in one call.
