@@ -23,6 +23,7 @@ let package = Package(
         // Our AVX-512 matrix-product kernels (enabled per function, chosen at run time).
         .target(name: "CKernels"),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
         .systemLibrary(
             name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]),
 
@@ -35,7 +36,7 @@ let package = Package(
         // -> backward -> heatmap: target layers, CAM methods, token grids.
         .target(name: "Explain", dependencies: ["TensorCore", "ONNXModel", "GraphEngine"]),
         // -> image/report: image files, torchvision-equal preprocessing, colormaps, overlays.
-        .target(name: "Imaging", dependencies: ["TensorCore", "CPNG", "CTurboJPEG"]),
+        .target(name: "Imaging", dependencies: ["TensorCore", "CPNG", "CZlib", "CTurboJPEG"]),
         // Embedding-based detectors: probes, statistical tests, clustering, geometry (the seed's ShortcutDetector).
         .target(name: "Detectors", dependencies: ["TensorCore"]),
         // Audits: group comparison, shortcut-region scores, dataset reports.

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the Swift build links against, when they are missing:
-# protobuf-c (ONNX decoding), OpenBLAS (matrix products), libpng and libjpeg-turbo's TurboJPEG
+# protobuf-c (ONNX decoding), OpenBLAS (matrix products), libpng, zlib and libjpeg-turbo's TurboJPEG
 # API (image files), and pkg-config (to find them all).
 # protobuf-c-compiler is only needed to regenerate the decoder (tools/generate-proto.sh).
 set -euo pipefail
-packages=(pkg-config libprotobuf-c-dev libopenblas-dev libpng-dev libturbojpeg0-dev)
+packages=(pkg-config libprotobuf-c-dev libopenblas-dev libpng-dev zlib1g-dev libturbojpeg0-dev)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -5,15 +5,15 @@ import Imaging
 extension AuditReport {
     /// The region's outline at input resolution, when a region was given.
     var outline: [Bool]? {
-        guard let packed = state.config.maskPixels else { return nil }
-        return try? RegionMask(packed: packed, height: state.config.height, width: state.config.width).outline
+        guard let packed = config.maskPixels else { return nil }
+        return try? RegionMask(packed: packed, height: config.height, width: config.width).outline
     }
 
     /// Group means on one scale, the divergence map, the three-panel comparison (the region
     /// outlined on each), and per attention cluster its mean map and typical members.
     func figures() throws -> [(file: String, caption: String, image: RGBImage)] {
-        let (h, w) = (state.config.height, state.config.width)
-        let means = state.means()
+        let (h, w) = (config.height, config.width)
+        let means = digest.means
         let names = means.keys.sorted()
         let top = max(means.values.flatMap { $0 }.max() ?? 0, 1e-12)
         let outline = self.outline
@@ -60,10 +60,11 @@ extension AuditReport {
 
     /// Per cluster: its mean map and the four members closest to it, at the pooled grid's resolution.
     func clusterFigures(_ result: SpRAyResult) throws -> [(file: String, caption: String, image: RGBImage)] {
-        let grid = state.grid
+        let grid = digest.grid
         let cells = grid.cells
+        let sample = digest.subsample
         func scaled(_ n: Int) -> [Float] {
-            let map = state.pooled[n * cells..<(n + 1) * cells]
+            let map = sample.pooled[n * cells..<(n + 1) * cells]
             let low = map.min() ?? 0
             let range = max((map.max() ?? 0) - low, 1e-12)
             return map.map { ($0 - low) / range }
@@ -75,9 +76,9 @@ extension AuditReport {
             let top = max(cluster.meanMap.max() ?? 0, 1e-12)
             var panels = [("mean", try RGBImage(width: grid.columns, height: grid.rows, pixels: Colormap.jet.apply(cluster.meanMap.map { $0 / top })))]
             for m in typical {
-                panels.append(("#\(m)", try RGBImage(width: grid.columns, height: grid.rows, pixels: Colormap.jet.apply(scaled(m)))))
+                panels.append(("#\(sample.positions[m])", try RGBImage(width: grid.columns, height: grid.rows, pixels: Colormap.jet.apply(scaled(m)))))
             }
-            let files = typical.map { "#\($0) \(state.records[$0].file)" }.joined(separator: ", ")
+            let files = typical.map { "#\(sample.positions[$0]) \(sample.files[$0])" }.joined(separator: ", ")
             return ("cluster_\(cluster.id).png",
                     "Cluster \(cluster.id): mean map of \(cluster.size) images and its most typical members (\(files))",
                     try Panel.figure(panels))
@@ -87,25 +88,18 @@ extension AuditReport {
     /// The kept samples, the image as the model saw it beside its overlay, named by group, end and rank.
     func overlayFiles() -> [ReportImage] {
         var files: [ReportImage] = []
-        let (h, w) = (state.config.height, state.config.width)
-        for name in Set(state.records.map(\.group)).sorted() {
-            let members = state.records.filter { $0.group == name }
-            let byIndex = Dictionary(members.map { ($0.index, $0) }, uniquingKeysWith: { first, _ in first })
-            let ranked = RelianceKey.ranked(members.map(RelianceKey.init))
-            let scored = members.first?.scores != nil
-            let ends: [(String, [RelianceKey])] = scored ? [("most", ranked.most), ("least", ranked.least)] : [("example", ranked.most)]
-            for (end, keys) in ends {
-                for (rank, record) in keys.compactMap({ byIndex[$0.index] }).enumerated() {
-                    guard let data = state.overlays[record.index] else { continue }
-                    let label = record.label.map { "label \($0), " } ?? ""
-                    let share = record.scores.map { ", \(percent($0.inMask)) in region" } ?? ""
-                    let title = end == "example" ? "\(name), example #\(rank + 1)" : "\(name), \(end) region-reliant #\(rank + 1)"
-                    files.append(
-                        ReportImage(
-                            file: "overlays/\(end)_\(fileSafe(name))_\(rank + 1).png",
-                            caption: "\(title): \(record.file); \(label)predicted \(record.predicted) (\(percent(record.confidence)))\(share)",
-                            data: data, width: 2 * w + 2, height: h))
-                }
+        let (h, w) = (config.height, config.width)
+        for (name, end, ranked) in digest.shownByGroup {
+            for (rank, record) in ranked.enumerated() {
+                guard let data = digest.overlays[record.index] else { continue }
+                let label = record.label.map { "label \($0), " } ?? ""
+                let share = record.scores.map { ", \(percent($0.inMask)) in region" } ?? ""
+                let title = end == "example" ? "\(name), example #\(rank + 1)" : "\(name), \(end) region-reliant #\(rank + 1)"
+                files.append(
+                    ReportImage(
+                        file: "overlays/\(end)_\(fileSafe(name))_\(rank + 1).png",
+                        caption: "\(title): \(record.file); \(label)predicted \(record.predicted) (\(percent(record.confidence)))\(share)",
+                        data: data, width: 2 * w + 2, height: h))
             }
         }
         return files

@@ -5,7 +5,7 @@ import TensorCore
 extension AuditReport {
     /// The self-contained report: every picture inlined, readable in a browser 1280 pixels wide.
     func html(images: [ReportImage]) -> String {
-        let c = state.config
+        let c = config
         let names = groups.keys.sorted()
         func figure(_ image: ReportImage, minimum: Int = 160) -> String {
             // Small pictures are enlarged by a whole factor so each side reaches `minimum` pixels.
@@ -65,10 +65,10 @@ extension AuditReport {
 
     /// What ran on what: model, layer, output reading, the preprocessing actually applied, the region.
     func setupSection() -> String {
-        let c = state.config
+        let c = config
         let prep = preprocessingJSON()
         var items: [(String, String)] = [
-            ("Images", "\(state.records.count) (\(escape(sizesText(prep))))"),
+            ("Images", "\(count) (\(escape(sizesText(prep))))" + (skipped > 0 ? "; \(skipped) row(s) of groups.csv skipped, listed in samples.csv" : "")),
             ("Model", "\(escape(c.model)); output read as \(escape(outputKindText(c.outputKind)))"),
             ("Heatmaps", "\(escape(c.method)) at \(escape(c.layer)) (tensor \(escape(c.tensor))), \(escape(c.maps)) maps, explaining the \(escape(c.target)) class"),
             ("Preprocessing", escape(c.transform?.summary ?? c.preprocessing)
@@ -102,7 +102,7 @@ extension AuditReport {
 
     /// Per group and per label within each group: accuracy and where attention goes.
     func groupSection(_ names: [String]) -> String {
-        let c = state.config
+        let c = config
         func cell(_ value: Double?) -> String { value.map(percent) ?? "-" }
         func interval(_ ci: (Double, Double)?) -> String { ci.map { "\(format(100 * $0.0, digits: 1))-\(format(100 * $0.1, digits: 1))%" } ?? "-" }
         var rows = ""
@@ -141,7 +141,7 @@ extension AuditReport {
 
     /// What filling the region did, per group and per label within it.
     func counterfactualSection(_ names: [String]) -> String {
-        let fill = state.config.counterfactual.flatMap(CounterfactualFill.init(rawValue:))
+        let fill = config.counterfactual.flatMap(CounterfactualFill.init(rawValue:))
         func estimate(_ e: Estimate?, asPercent: Bool = true) -> String {
             guard let e else { return "-" }
             let value = asPercent ? percent(e.value) : format(e.value, digits: 3)
@@ -177,7 +177,7 @@ extension AuditReport {
 
     /// How far the maps can be trusted: pytorch-grad-cam's perturbation metrics per group.
     func faithfulnessSection(_ names: [String]) -> String {
-        let percentiles = state.config.faithfulness?.percentiles ?? []
+        let percentiles = config.faithfulness?.percentiles ?? []
         func signed(_ x: Double) -> String { format(x, digits: 3) }
         var rows = ""
         for name in names {
@@ -212,7 +212,7 @@ extension AuditReport {
         }
         return """
             <h2>Attention patterns without a region (spectral relevance analysis)</h2>
-            <p>The heatmaps, pooled to \(state.grid.rows)x\(state.grid.columns), are clustered by the cosine similarity of their shapes \
+            <p>The heatmaps, pooled to \(digest.grid.rows)x\(digest.grid.columns), are clustered by the cosine similarity of their shapes \
             (SpRAy; the number of clusters from the eigengap). A small cluster made of one group whose maps are more focused than the rest \
             is a candidate shortcut: look at where its mean map points.\(result.referenceFlags.isEmpty ? "" : " The reference's (shortkit-ml) flags: \(escape(result.referenceFlags.joined(separator: ", "))).")</p>
             <table><tr><th>cluster</th><th>images</th><th>share</th><th>group purity</th><th>label purity</th><th>focus</th><th></th></tr>
@@ -243,8 +243,9 @@ extension AuditReport {
         }
         return """
             <h2>Embedding-based detection</h2>
-            <p>Pooled outputs of \(escape(state.config.embedLayer ?? "")) (tensor \(escape(state.config.embedTensor ?? "")), \(d.dim) dimensions), before any heatmap: <strong>\(escape(d.summary))</strong></p>
+            <p>Pooled outputs of \(escape(config.embedLayer ?? "")) (tensor \(escape(config.embedTensor ?? "")), \(d.dim) dimensions), before any heatmap: <strong>\(escape(d.summary))</strong></p>
             <table><tr><th>method</th><th>risk</th><th>evidence</th></tr>\(rows)</table>
+            \(detectionNote.map { "<p class=\"note\">\(escape($0)).</p>" } ?? "")
 
             """
     }

@@ -3,7 +3,7 @@ import Foundation
 
 extension AuditReport {
     func summaryJSON() throws -> Data {
-        let c = state.config
+        let c = config
         var groupEntries: [String: Any] = [:]
         for (name, g) in groups {
             var entry: [String: Any] = ["n": g.n]
@@ -20,7 +20,7 @@ extension AuditReport {
             groupEntries[name] = entry
         }
         var root: [String: Any] = [
-            "n": state.records.count, "layer": c.layer, "tensor": c.tensor, "method": c.method,
+            "n": count, "layer": c.layer, "tensor": c.tensor, "method": c.method,
             "maps": c.maps, "target": c.target, "model": c.model, "output_kind": c.outputKind ?? "auto",
             "preprocessing": preprocessingJSON(), "summary": summary, "groups": groupEntries, "threshold": c.threshold,
         ]
@@ -61,29 +61,33 @@ extension AuditReport {
             root["detection"] = entry
         }
         if let detectionNote { root["detection_note"] = detectionNote }
+        if skipped > 0 {
+            root["skipped"] = [
+                "unusable": digest.skipped[.unusable] ?? 0, "duplicate": digest.skipped[.duplicate] ?? 0,
+                "note": "listed in samples.csv with the reason; not part of any number above",
+            ] as [String: Any]
+        }
+        if digest.subsample.step > 1 {
+            root["subsample"] = [
+                "step": digest.subsample.step, "n": digest.subsample.count,
+                "note": "the permutation test, spectral relevance analysis and the embedding detectors read every step-th sample; every other number reads all",
+            ] as [String: Any]
+        }
         return try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
     }
 
     /// The transform as the images met it: its settings and how many images went through it.
     func preprocessingJSON() -> [String: Any] {
-        guard let t = state.config.transform else { return ["description": state.config.preprocessing] }
-        let preprocessing = t.preprocessing
-        var sizes: [String: Int] = [:]
-        var asIs = 0
-        for record in state.records {
-            guard let size = record.imageSize, size.count == 2 else { continue }
-            sizes["\(size[0])x\(size[1])", default: 0] += 1
-            if preprocessing.usesAsIs(width: size[0], height: size[1]) { asIs += 1 }
-        }
+        guard let t = config.transform else { return ["description": config.preprocessing] }
         return [
             "description": t.summary, "resize": t.resize.map { $0 as Any } ?? NSNull(), "crop": t.crop.map { $0 as Any } ?? NSNull(),
             "mean": t.mean.map(decimal), "std": t.std.map(decimal), "input_sized_as_is": t.inputSizedAsIs,
-            "images_as_is": asIs, "images_transformed": state.records.count - asIs, "image_sizes": sizes,
+            "images_as_is": digest.imagesAsIs, "images_transformed": count - digest.imagesAsIs, "image_sizes": digest.imageSizes,
         ]
     }
 
     func sprayJSON(_ result: SpRAyResult) -> [String: Any] {
-        let grid = state.grid
+        let grid = digest.grid
         return [
             "n_clusters": result.clusterCount, "laplacian_eigenvalues": result.eigenvalues,
             "silhouette": result.silhouette.map { $0 as Any } ?? NSNull(), "reference_flags": result.referenceFlags,
@@ -92,7 +96,7 @@ extension AuditReport {
                 var entry: [String: Any] = [
                     "id": cluster.id, "size": cluster.size, "fraction": cluster.fraction, "focus_mean": cluster.focusMean,
                     "focus_std": cluster.focusStd, "candidate": cluster.candidate,
-                    "files": cluster.members.map { state.records[$0].file },
+                    "files": cluster.members.map { digest.subsample.files[$0] },
                 ]
                 if let p = cluster.groupPurity { entry["group_purity"] = p }
                 if let g = cluster.dominantGroup { entry["dominant_group"] = g }
@@ -101,29 +105,6 @@ extension AuditReport {
                 return entry
             },
         ]
-    }
-
-    func samplesCSV() -> String {
-        var lines = [
-            "file,group,label,predicted_class,confidence,in_mask_fraction,pointing_hit,iou,image_width,image_height,"
-                + "counterfactual_predicted,counterfactual_confidence,cam_mult_confidence_change,road_combined"
-        ]
-        for r in state.records {
-            let fields: [String] = [
-                csvField(r.file), csvField(r.group), r.label.map(String.init) ?? "", String(r.predicted),
-                String(r.confidence), r.scores.map { String($0.inMask) } ?? "",
-                r.scores.map { $0.pointingHit ? "1" : "0" } ?? "", r.scores.map { String($0.iou) } ?? "",
-                r.imageSize.map { String($0[0]) } ?? "", r.imageSize.map { String($0[1]) } ?? "",
-                r.counterfactual.map { String($0.predicted) } ?? "", r.counterfactual.map { String($0.confidence) } ?? "",
-                r.faithfulness.map { String($0.camMultConfidenceChange) } ?? "", r.faithfulness.map { String($0.roadCombined) } ?? "",
-            ]
-            lines.append(fields.joined(separator: ","))
-        }
-        return lines.joined(separator: "\n") + "\n"
-    }
-
-    private func csvField(_ text: String) -> String {
-        text.contains(",") || text.contains("\"") || text.contains("\n") ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
     }
 }
 

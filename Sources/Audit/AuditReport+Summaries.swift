@@ -10,10 +10,15 @@ public struct Estimate: Sendable, Equatable {
     /// Equal means and equal intervals.
     public static func == (a: Estimate, b: Estimate) -> Bool { a.value == b.value && a.ci95 == b.ci95 }
 
-    /// The mean of `values` and its interval, or `nil` without values.
+    /// The mean of `values` and its interval (``Statistics/bootstrapMeanInterval(_:seed:)``), or `nil` without values.
     static func of(_ values: [Double], seed: UInt64) -> Estimate? {
-        guard !values.isEmpty else { return nil }
-        return Estimate(value: values.reduce(0, +) / Double(values.count), ci95: Statistics.bootstrapMeanInterval(values, seed: seed))
+        var weights = PoissonWeights(seed: seed)
+        var mean = BootstrapMean()
+        for value in values {
+            weights.next()
+            mean.add(value, weights)
+        }
+        return mean.estimate
     }
 
     var json: [String: Any] { ["value": value, "ci95": [ci95.0, ci95.1]] }
@@ -35,22 +40,14 @@ public struct CounterfactualSummary: Sendable {
     public let byLabel: [Int: CounterfactualSummary]
 
     /// The summary of `records`, each with its counterfactual; `seed` keeps the intervals reproducible.
-    static func of(_ records: [SampleRecord], seed: UInt64, perLabel: Bool = true) -> CounterfactualSummary? {
-        let rows = records.compactMap { r in r.counterfactual.map { (r, $0) } }
-        guard !rows.isEmpty, let flips = Estimate.of(rows.map { $0.1.predicted != $0.0.predicted ? 1 : 0 }, seed: seed),
-            let drop = Estimate.of(rows.map { $0.0.confidence - $0.1.confidence }, seed: seed &+ 1)
-        else { return nil }
-        let labelled = rows.filter { $0.0.label != nil }
-        var byLabel: [Int: CounterfactualSummary] = [:]
-        if perLabel {
-            for label in Set(labelled.compactMap(\.0.label)).sorted() {
-                byLabel[label] = of(records.filter { $0.label == label }, seed: seed &+ 16 &* UInt64(truncatingIfNeeded: label &+ 1), perLabel: false)
-            }
+    static func of(_ records: [SampleRecord], seed: UInt64) -> CounterfactualSummary? {
+        var weights = PoissonWeights(seed: seed)
+        var accumulator = CounterfactualAccumulator()
+        for record in records {
+            weights.next()
+            accumulator.add(record, weights)
         }
-        return CounterfactualSummary(
-            n: rows.count, flipRate: flips, confidenceDrop: drop,
-            accuracy: Estimate.of(labelled.map { $0.0.predicted == $0.0.label ? 1 : 0 }, seed: seed &+ 2),
-            accuracyCounterfactual: Estimate.of(labelled.map { $0.1.predicted == $0.0.label ? 1 : 0 }, seed: seed &+ 3), byLabel: byLabel)
+        return accumulator.summary
     }
 
     var json: [String: Any] {
@@ -87,20 +84,6 @@ public struct FaithfulnessSummary: Sendable {
     public let roadLeastRelevantFirst: [Double]
     /// ROAD's combined score: least-relevant-first minus most-relevant-first, averaged over the percentiles.
     public let roadCombined: Estimate
-
-    static func of(_ records: [SampleRecord], seed: UInt64) -> FaithfulnessSummary? {
-        let scores = records.compactMap(\.faithfulness)
-        guard let first = scores.first, let change = Estimate.of(scores.map(\.camMultConfidenceChange), seed: seed),
-            let combined = Estimate.of(scores.map(\.roadCombined), seed: seed &+ 1)
-        else { return nil }
-        func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(max(values.count, 1)) }
-        return FaithfulnessSummary(
-            n: scores.count, camMultConfidenceChange: change, dropInConfidence: mean(scores.map(\.dropInConfidence)),
-            increaseInConfidence: mean(scores.map(\.increaseInConfidence)),
-            roadMostRelevantFirst: first.roadMostRelevantFirst.indices.map { p in mean(scores.map { $0.roadMostRelevantFirst[p] }) },
-            roadLeastRelevantFirst: first.roadLeastRelevantFirst.indices.map { p in mean(scores.map { $0.roadLeastRelevantFirst[p] }) },
-            roadCombined: combined)
-    }
 
     func json(percentiles: [Int]) -> [String: Any] {
         [
@@ -143,4 +126,132 @@ public struct AccuracyGap: Sendable {
     public let gap: Double
     /// Whether the two groups' 95% intervals of accuracy do not overlap.
     public let flagged: Bool
+}
+
+// MARK: - Accumulators
+
+/// One group's numbers, gathered as its samples stream past (in audit order); every interval
+/// comes from the group's Poisson resamples (``PoissonWeights``), seeded per group.
+struct GroupAccumulator {
+    private var weights: PoissonWeights
+    private let threshold: Double
+    private var n = 0
+    private var scored = 0
+    private var above = 0
+    private var hits = 0
+    private var iouSum = 0.0
+    private var inMask = BootstrapMean()
+    private var accuracy = BootstrapMean()
+    private var labels: [Int: (n: Int, correct: Int, inMask: BootstrapMean)] = [:]
+    private var counterfactual = CounterfactualAccumulator()
+    private var faithfulness = FaithfulnessAccumulator()
+
+    init(seed: UInt64, threshold: Double) {
+        weights = PoissonWeights(seed: seed)
+        self.threshold = threshold
+    }
+
+    mutating func add(_ record: SampleRecord) {
+        weights.next()
+        n += 1
+        if let scores = record.scores {
+            scored += 1
+            if scores.inMask > threshold { above += 1 }
+            if scores.pointingHit { hits += 1 }
+            iouSum += scores.iou
+            inMask.add(scores.inMask, weights)
+        }
+        if let label = record.label {
+            accuracy.add(label == record.predicted ? 1 : 0, weights)
+            var entry = labels[label] ?? (0, 0, BootstrapMean())
+            entry.n += 1
+            if record.predicted == label { entry.correct += 1 }
+            if let scores = record.scores { entry.inMask.add(scores.inMask, weights) }
+            labels[label] = entry
+        }
+        counterfactual.add(record, weights)
+        faithfulness.add(record, weights)
+    }
+
+    var summary: AuditReport.GroupSummary {
+        let hasScores = n > 0 && scored == n
+        var byLabel: [Int: LabelSummary] = [:]
+        for (label, entry) in labels {
+            byLabel[label] = LabelSummary(
+                n: entry.n, maskAttention: hasScores ? entry.inMask.estimate : nil, accuracy: Double(entry.correct) / Double(entry.n))
+        }
+        let attention = hasScores ? inMask.estimate : nil
+        let accuracy = accuracy.estimate
+        return AuditReport.GroupSummary(
+            n: n, maskAttentionMean: attention?.value, maskAttentionCI95: attention?.ci95,
+            shareAboveThreshold: hasScores ? Double(above) / Double(n) : nil, pointingGame: hasScores ? Double(hits) / Double(n) : nil,
+            iouMean: hasScores ? iouSum / Double(n) : nil, accuracy: accuracy?.value, accuracyCI95: accuracy?.ci95, byLabel: byLabel,
+            counterfactual: counterfactual.summary, faithfulness: faithfulness.summary)
+    }
+}
+
+/// The counterfactual test's numbers over the samples that have one, and per label.
+struct CounterfactualAccumulator {
+    private var flips = BootstrapMean()
+    private var drop = BootstrapMean()
+    private var accuracy = BootstrapMean()
+    private var accuracyAfter = BootstrapMean()
+    private var byLabel: [Int: CounterfactualAccumulator] = [:]
+    private let perLabel: Bool
+
+    init(perLabel: Bool = true) { self.perLabel = perLabel }
+
+    mutating func add(_ record: SampleRecord, _ weights: PoissonWeights) {
+        guard let after = record.counterfactual else { return }
+        flips.add(after.predicted != record.predicted ? 1 : 0, weights)
+        drop.add(record.confidence - after.confidence, weights)
+        guard let label = record.label else { return }
+        accuracy.add(record.predicted == label ? 1 : 0, weights)
+        accuracyAfter.add(after.predicted == label ? 1 : 0, weights)
+        if perLabel {
+            var entry = byLabel[label] ?? CounterfactualAccumulator(perLabel: false)
+            entry.add(record, weights)
+            byLabel[label] = entry
+        }
+    }
+
+    var summary: CounterfactualSummary? {
+        guard let flipRate = flips.estimate, let confidenceDrop = drop.estimate else { return nil }
+        return CounterfactualSummary(
+            n: flips.count, flipRate: flipRate, confidenceDrop: confidenceDrop, accuracy: accuracy.estimate,
+            accuracyCounterfactual: accuracyAfter.estimate, byLabel: byLabel.compactMapValues(\.summary))
+    }
+}
+
+/// The faithfulness metrics' means over the samples that have them.
+struct FaithfulnessAccumulator {
+    private var change = BootstrapMean()
+    private var combined = BootstrapMean()
+    private var drop = 0.0
+    private var increase = 0.0
+    private var mostRelevant: [Double] = []
+    private var leastRelevant: [Double] = []
+
+    mutating func add(_ record: SampleRecord, _ weights: PoissonWeights) {
+        guard let scores = record.faithfulness else { return }
+        change.add(scores.camMultConfidenceChange, weights)
+        combined.add(scores.roadCombined, weights)
+        drop += scores.dropInConfidence
+        increase += scores.increaseInConfidence
+        if mostRelevant.isEmpty {
+            mostRelevant = [Double](repeating: 0, count: scores.roadMostRelevantFirst.count)
+            leastRelevant = [Double](repeating: 0, count: scores.roadLeastRelevantFirst.count)
+        }
+        for (p, value) in scores.roadMostRelevantFirst.enumerated() where p < mostRelevant.count { mostRelevant[p] += value }
+        for (p, value) in scores.roadLeastRelevantFirst.enumerated() where p < leastRelevant.count { leastRelevant[p] += value }
+    }
+
+    var summary: FaithfulnessSummary? {
+        guard let changeEstimate = change.estimate, let combinedEstimate = combined.estimate else { return nil }
+        let n = Double(change.count)
+        return FaithfulnessSummary(
+            n: change.count, camMultConfidenceChange: changeEstimate, dropInConfidence: drop / n, increaseInConfidence: increase / n,
+            roadMostRelevantFirst: mostRelevant.map { $0 / n }, roadLeastRelevantFirst: leastRelevant.map { $0 / n },
+            roadCombined: combinedEstimate)
+    }
 }

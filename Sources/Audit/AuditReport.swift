@@ -3,30 +3,37 @@ import Foundation
 import Imaging
 import TensorCore
 
-/// Turns an ``AuditState`` into the report folder: `summary.json`, `samples.csv`, group mean and
+/// Turns an audit's state into the report folder: `summary.json`, `samples.csv`, group mean and
 /// divergence maps, the three-panel comparison, the most and least region-reliant samples per
 /// group (the image beside its overlay), the attention clusters, and a self-contained
 /// `report.html`. Rendering depends on the state alone, so equal states give byte-identical reports.
+///
+/// The state is read in one pass (`AuditDigest`): memory does not grow with the number of samples.
 public struct AuditReport {
-    /// The state the report was rendered from.
-    public let state: AuditState
+    let digest: AuditDigest
+    /// The audit's settings.
+    public var config: AuditConfig { digest.config }
     /// The groups' mean maps compared, when there are at least two groups.
     public let comparison: AttentionOverlapResult?
     /// Per group: accuracy, in-region statistics, the counterfactual test and faithfulness.
     public let groups: [String: GroupSummary]
     /// The largest accuracy difference between groups, when labels are known.
     public let accuracyGap: AccuracyGap?
-    /// Spectral relevance analysis of the maps, when it ran.
+    /// Spectral relevance analysis of the maps, when it ran (members are positions in the digest's subsample).
     public let spray: SpRAyResult?
     /// How spectral relevance analysis ran on a subset, or why it did not run when asked to.
     public let sprayNote: String?
     /// The embedding detectors on the embed layer's pooled outputs, when they ran.
     public let detection: DetectionReport?
-    /// Why the embedding detectors did not run, when they were asked to.
+    /// Why the embedding detectors did not run, when they were asked to, or on how many samples they ran.
     public let detectionNote: String?
     /// The verdicts in plain words: attention, the counterfactual test, the comparison, accuracy,
-    /// the attention clusters, then the embedding detectors.
+    /// the attention clusters, then the embedding detectors, then the rows that were skipped.
     public let summary: String
+    /// Samples audited.
+    public var count: Int { digest.index.records }
+    /// Rows of groups.csv that were not audited (images that could not be used, repeated rows).
+    public var skipped: Int { digest.index.issues }
 
     /// What the audit found for one group.
     public struct GroupSummary: Sendable {
@@ -54,29 +61,47 @@ public struct AuditReport {
         public let faithfulness: FaithfulnessSummary?
     }
 
-    /// Computes every summary, statistic and figure from `state`.
-    public init(state: AuditState) throws {
-        self.state = state
-        let names = Set(state.records.map(\.group)).sorted()
-        guard !names.isEmpty else { throw AuditError.invalid("the audit has no samples") }
-        var groups: [String: GroupSummary] = [:]
-        for (index, name) in names.enumerated() {
-            let members = state.records.filter { $0.group == name }
-            groups[name] = Self.summarize(members, seed: 0xB007 &+ UInt64(index), threshold: state.config.threshold)
+    /// Renders the report of the state already written into `folder` (by an audit or a merge)
+    /// and writes it there, beside the state.
+    @discardableResult
+    public static func write(into folder: OutputFolder) throws -> AuditReport {
+        let state = try AuditStateReader(folder.staging)
+        let csv = try folder.stream("samples.csv")
+        let digest = try AuditDigest(state, csv: csv)
+        try folder.finish(csv)
+        let report = try AuditReport(digest)
+        try report.write(into: folder)
+        return report
+    }
+
+    init(_ digest: AuditDigest) throws {
+        self.digest = digest
+        let names = digest.names
+        guard !names.isEmpty else {
+            throw AuditError.invalid(
+                digest.index.issues > 0
+                    ? "no image could be audited: \(digest.skippedExamples.first.map { "\($0.file): \($0.message)" } ?? "every row was skipped")"
+                    : "the audit has no samples")
         }
+        let groups = digest.groups
         self.groups = groups
-        accuracyGap = Self.gap(groups)
+        let accuracyGap = Self.gap(groups)
+        self.accuracyGap = accuracyGap
+        let sample = digest.subsample
         comparison =
             names.count >= 2
             ? try AttentionOverlapResult.compare(
-                means: state.means(), pooled: state.pooled, groups: state.records.map(\.group), grid: state.grid,
+                means: digest.means, counts: digest.counts, pooled: sample.pooled, groups: sample.groups, grid: digest.grid,
                 options: ComparisonOptions())
             : nil
-        (spray, sprayNote) = Self.cluster(state)
-        (detection, detectionNote) = Self.detect(state, groupCount: names.count)
+        let (spray, sprayNote) = Self.cluster(digest)
+        (self.spray, self.sprayNote) = (spray, sprayNote)
+        let (detection, detectionNote) = Self.detect(digest)
+        (self.detection, self.detectionNote) = (detection, detectionNote)
+        let config = digest.config
         summary = [
-            AuditReport.sentence(state: state, groups: groups, names: names, comparison: comparison),
-            Self.counterfactualSentence(state: state, groups: groups, names: names),
+            AuditReport.sentence(config: config, groups: groups, names: names, comparison: self.comparison),
+            Self.counterfactualSentence(config: config, groups: groups, names: names),
             accuracyGap.flatMap { gap in
                 gap.flagged
                     ? "Accuracy differs between groups: \(percent(groups[gap.best]?.accuracy ?? 0)) for \(gap.best) against "
@@ -84,35 +109,20 @@ public struct AuditReport {
                     : nil
             },
             spray.map { Self.spraySentence($0) },
-            detection.map { "Embedding detectors at \(state.config.embedLayer ?? state.config.layer): \($0.summary)" },
+            detection.map { "Embedding detectors at \(config.embedLayer ?? config.layer): \($0.summary)" },
+            Self.skippedSentence(digest),
         ].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
     }
 
-    /// One group's numbers; the bootstrap seeds derive from `seed` so every interval is reproducible.
-    static func summarize(_ members: [SampleRecord], seed: UInt64, threshold: Double) -> GroupSummary {
-        let inMask = members.compactMap { $0.scores?.inMask }
-        let hasScores = inMask.count == members.count && !members.isEmpty
-        let labelled = members.filter { $0.label != nil }
-        let correct = labelled.map { $0.label == $0.predicted ? 1.0 : 0.0 }
-        let accuracy = Estimate.of(correct, seed: seed &+ 0x100)
-        var byLabel: [Int: LabelSummary] = [:]
-        for label in Set(labelled.compactMap(\.label)).sorted() {
-            let rows = members.filter { $0.label == label }
-            byLabel[label] = LabelSummary(
-                n: rows.count,
-                maskAttention: hasScores ? Estimate.of(rows.compactMap { $0.scores?.inMask }, seed: seed &+ 0x200 &+ UInt64(truncatingIfNeeded: label & 0xFFFF)) : nil,
-                accuracy: Double(rows.filter { $0.predicted == label }.count) / Double(rows.count))
-        }
-        return GroupSummary(
-            n: members.count,
-            maskAttentionMean: hasScores ? inMask.reduce(0, +) / Double(inMask.count) : nil,
-            maskAttentionCI95: hasScores ? Statistics.bootstrapMeanInterval(inMask, seed: seed) : nil,
-            shareAboveThreshold: hasScores ? Double(inMask.filter { $0 > threshold }.count) / Double(inMask.count) : nil,
-            pointingGame: hasScores ? Double(members.filter { $0.scores?.pointingHit == true }.count) / Double(members.count) : nil,
-            iouMean: hasScores ? members.compactMap { $0.scores?.iou }.reduce(0, +) / Double(members.count) : nil,
-            accuracy: accuracy?.value, accuracyCI95: accuracy?.ci95, byLabel: byLabel,
-            counterfactual: CounterfactualSummary.of(members, seed: seed &+ 0x300),
-            faithfulness: FaithfulnessSummary.of(members, seed: seed &+ 0x400))
+    /// The rows that were not audited, in a sentence.
+    static func skippedSentence(_ digest: AuditDigest) -> String? {
+        let unusable = digest.skipped[.unusable] ?? 0
+        let repeated = digest.skipped[.duplicate] ?? 0
+        guard unusable + repeated > 0 else { return nil }
+        var parts: [String] = []
+        if unusable > 0 { parts.append("\(unusable) image(s) could not be used and were left out") }
+        if repeated > 0 { parts.append("\(repeated) repeated row(s) of groups.csv were counted once") }
+        return parts.joined(separator: "; ") + " (samples.csv lists them with the reason)."
     }
 
     /// The most and least accurate groups; flagged when their intervals do not overlap.
@@ -127,24 +137,18 @@ public struct AuditReport {
         return AccuracyGap(best: best.key, worst: worst.key, gap: gap, flagged: gap > 0 && low.1 < high.0)
     }
 
-    /// The most maps spectral relevance analysis clusters: its affinity holds the square of the
-    /// count, and the eigensolver's time grows with its cube (2,000 maps: 32 MB, seconds).
-    static let sprayLimit = 2000
-
     /// Spectral relevance analysis on the pooled maps: when no region was given, or when asked.
-    /// Beyond ``sprayLimit`` samples it clusters every k-th (by position in the audit), k the
-    /// smallest that fits, and the report names the samples it used.
-    static func cluster(_ state: AuditState) -> (SpRAyResult?, String?) {
-        guard state.config.spray ?? (state.config.mask == nil) else { return (nil, nil) }
-        let grid = state.grid
-        let step = (state.records.count + sprayLimit - 1) / sprayLimit
-        let picked = Swift.stride(from: 0, to: state.records.count, by: max(step, 1)).map { $0 }
+    /// Beyond ``AuditDigest/sampleLimit`` samples it clusters every k-th (by position in the
+    /// audit), and the report names the samples it used.
+    static func cluster(_ digest: AuditDigest) -> (SpRAyResult?, String?) {
+        let config = digest.config
+        guard config.spray ?? (config.mask == nil) else { return (nil, nil) }
+        let sample = digest.subsample
         do {
-            let maps = step <= 1 ? state.pooled : picked.flatMap { state.pooled[$0 * grid.cells..<($0 + 1) * grid.cells] }
             let result = try SpRAy.fit(
-                maps: maps, count: picked.count, height: grid.rows, width: grid.columns,
-                groups: picked.map { state.records[$0].group }, labels: picked.map { state.records[$0].label })
-            return (step <= 1 ? result : result.remapped(to: picked), step <= 1 ? nil : "spectral relevance analysis clustered every \(step)th of the \(state.records.count) maps (\(picked.count))")
+                maps: sample.pooled, count: sample.count, height: digest.grid.rows, width: digest.grid.columns, groups: sample.groups,
+                labels: sample.labels)
+            return (result, sample.step <= 1 ? nil : "spectral relevance analysis clustered every \(sample.step)th of the \(digest.index.records) maps (\(sample.count))")
         } catch {
             return (nil, "spectral relevance analysis did not run: \(error)")
         }
@@ -153,12 +157,15 @@ public struct AuditReport {
     /// The seed's first step: do the embeddings encode the group? The detectors read the groups
     /// alone (the seed's `fit(embeddings, group_labels)`): with the task labels, HBAC would ask
     /// whether the layer separates the classes, which a working classifier's layer always does.
-    static func detect(_ state: AuditState, groupCount: Int) -> (DetectionReport?, String?) {
-        guard state.config.embedTensor != nil else { return (nil, nil) }
-        guard groupCount >= 2 else { return (nil, "the embedding detectors need at least two groups") }
+    /// Beyond ``AuditDigest/sampleLimit`` samples they read every k-th.
+    static func detect(_ digest: AuditDigest) -> (DetectionReport?, String?) {
+        guard digest.config.embedTensor != nil else { return (nil, nil) }
+        guard digest.names.count >= 2 else { return (nil, "the embedding detectors need at least two groups") }
+        let sample = digest.subsample
         do {
-            let embeddings = try Tensor(shape: [state.records.count, state.embeddingWidth], scalars: state.embeddings)
-            return (try ShortcutDetector().fit(embeddings: embeddings, groups: state.records.map(\.group)), nil)
+            let embeddings = try Tensor(shape: [sample.count, digest.index.embeddingWidth], scalars: sample.embeddings)
+            let note = sample.step <= 1 ? nil : "the embedding detectors read every \(sample.step)th of the \(digest.index.records) samples (\(sample.count))"
+            return (try ShortcutDetector().fit(embeddings: embeddings, groups: sample.groups), note)
         } catch {
             return (nil, "the embedding detectors did not run: \(error)")
         }
@@ -169,9 +176,9 @@ public struct AuditReport {
     /// A group relies on the region when the lower end of its 95% interval of in-region
     /// attention exceeds twice the share of the image the region covers (what uniform attention
     /// would put there).
-    static func sentence(state: AuditState, groups: [String: GroupSummary], names: [String], comparison: AttentionOverlapResult?) -> String {
+    static func sentence(config: AuditConfig, groups: [String: GroupSummary], names: [String], comparison: AttentionOverlapResult?) -> String {
         var parts: [String] = []
-        if let area = state.config.maskArea {
+        if let area = config.maskArea {
             let relying = names.filter { (groups[$0]?.maskAttentionCI95?.0 ?? 0) > 2 * area }
             let levels = names.map { "\(percent(groups[$0]?.maskAttentionMean ?? 0)) for \($0)" }.joined(separator: ", ")
             if relying.isEmpty {
@@ -200,8 +207,8 @@ public struct AuditReport {
     }
 
     /// The counterfactual verdict: how many predictions filling the region changes, per group.
-    static func counterfactualSentence(state: AuditState, groups: [String: GroupSummary], names: [String]) -> String? {
-        guard let fill = state.config.counterfactual.flatMap(CounterfactualFill.init(rawValue:)),
+    static func counterfactualSentence(config: AuditConfig, groups: [String: GroupSummary], names: [String]) -> String? {
+        guard let fill = config.counterfactual.flatMap(CounterfactualFill.init(rawValue:)),
             names.contains(where: { groups[$0]?.counterfactual != nil })
         else { return nil }
         let flagged = counterfactualFlags(groups, names: names)
@@ -245,24 +252,21 @@ public struct AuditReport {
 
     // MARK: - Writing
 
-    /// Writes the report (and the state it came from) into `folder`.
-    public func write(to folder: URL) throws {
-        let fm = FileManager.default
-        try fm.createDirectory(at: folder.appendingPathComponent("overlays"), withIntermediateDirectories: true)
-        try state.save(to: folder)
-        try summaryJSON().write(to: folder.appendingPathComponent("summary.json"))
-        try Data(samplesCSV().utf8).write(to: folder.appendingPathComponent("samples.csv"))
+    /// Writes the report's files (all but `samples.csv`, written while reading the state) into `folder`.
+    func write(into folder: OutputFolder) throws {
+        try folder.createFolder("overlays")
+        try folder.write(summaryJSON(), to: "summary.json")
         var images: [ReportImage] = []
         for figure in try figures() {
             let data = try PNG.encode(width: figure.image.width, height: figure.image.height, channels: 3, pixels: figure.image.pixels)
-            try data.write(to: folder.appendingPathComponent(figure.file))
+            try folder.write(data, to: figure.file)
             images.append(ReportImage(file: figure.file, caption: figure.caption, data: data, width: figure.image.width, height: figure.image.height))
         }
         for overlay in overlayFiles() {
-            try overlay.data.write(to: folder.appendingPathComponent(overlay.file))
+            try folder.write(overlay.data, to: overlay.file)
             images.append(overlay)
         }
-        try Data(html(images: images).utf8).write(to: folder.appendingPathComponent("report.html"))
+        try folder.write(Data(html(images: images).utf8), to: "report.html")
     }
 }
 

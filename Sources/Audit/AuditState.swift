@@ -1,6 +1,5 @@
 import Foundation
 import Imaging
-import TensorCore
 
 /// What an audit is configured with; identical for every shard of one audit.
 public struct AuditConfig: Codable, Sendable, Equatable {
@@ -147,219 +146,122 @@ public struct SampleRecord: Codable, Sendable, Equatable {
     public var faithfulness: FaithfulnessScores?
 }
 
-/// Everything a report is rendered from, kept small enough to hold for any dataset: per-sample
-/// records, per-sample maps pooled to a coarse grid, exact per-group sums of the full maps, and
-/// the overlays of the samples that rely most and least on the region.
-///
-/// Sums are kept in 40.24 fixed point, so adding them is associative: a report merged from
-/// shards equals, byte for byte, the one a single run writes.
-public struct AuditState: Sendable {
-    /// The scale of the fixed-point sums: 24 fractional bits.
-    public static let fixedPointScale = Double(1 << 24)
-    /// Overlays kept per group and end (most, least reliant).
-    public static let extremes = 3
 
-    /// The audit's settings.
-    public var config: AuditConfig
-    /// One record per audited image, in the order they were added.
-    public var records: [SampleRecord] = []
-    /// Each record's heatmap pooled to a coarse grid, row-major.
-    public var pooled: [Float] = []
-    /// Per group, the exact fixed-point sum of its full-resolution heatmaps.
-    public var sums: [String: [Int64]] = [:]
-    /// Overlay PNGs by sample index, for the extreme samples only.
-    public var overlays: [Int: Data] = [:]
-    /// Each record's embedding (the pooled output of the embed layer), row-major; empty when the
-    /// embedding detectors do not run.
-    public var embeddings: [Float] = []
-
-    /// Values per embedding row.
-    public var embeddingWidth: Int { records.isEmpty ? 0 : embeddings.count / records.count }
-
-    /// A configuration with every required setting; the optional ones start as `nil`.
-    public init(config: AuditConfig) { self.config = config }
-
-    var grid: PoolingGrid { PoolingGrid(height: config.height, width: config.width, maxCells: 32) }
-
-    /// Per group, the current most and least region-reliant samples as (in-region share, index).
-    private var extremesByGroup: [String: (most: [RelianceKey], least: [RelianceKey])] = [:]
-
-    /// Adds one sample with its heatmap and embedding (and its overlay, kept only while it is an extreme).
-    public mutating func add(_ record: SampleRecord, heatmap: [Float], embedding: [Float] = [], overlay: () throws -> Data) rethrows {
-        records.append(record)
-        embeddings += embedding
-        pooled += grid.pool(heatmap)
-        var sum = sums[record.group] ?? [Int64](repeating: 0, count: heatmap.count)
-        for (i, value) in heatmap.enumerated() { sum[i] += Int64((Double(value) * AuditState.fixedPointScale).rounded()) }
-        sums[record.group] = sum
-        // Same ranking as extremeIndices, kept incrementally: samples only ever arrive.
-        let key = RelianceKey(record)
-        let entry = extremesByGroup[record.group] ?? ([], [])
-        extremesByGroup[record.group] = (
-            RelianceKey.ranked(entry.most + [key]).most, RelianceKey.ranked(entry.least + [key]).least
-        )
-        let keep = Set(extremesByGroup.values.flatMap { ($0.most + $0.least).map(\.index) })
-        if keep.contains(record.index) { overlays[record.index] = try overlay() }
-        overlays = overlays.filter { keep.contains($0.key) }
-    }
-
-    /// The samples whose overlays the report shows: per group, the most and least region-reliant
-    /// (by in-region share, ties to the earlier file), or the first few without a region.
-    func extremeIndices(group: String? = nil) -> Set<Int> {
-        var chosen = Set<Int>()
-        let groups = group.map { [$0] } ?? Array(Set(records.map(\.group)))
-        for name in groups {
-            let ranked = RelianceKey.ranked(records.filter { $0.group == name }.map(RelianceKey.init))
-            chosen.formUnion((ranked.most + ranked.least).map(\.index))
-        }
-        return chosen
-    }
-
-    /// Drops overlays of samples that are no longer extremes.
-    mutating func prune() {
-        let keep = extremeIndices()
-        overlays = overlays.filter { keep.contains($0.key) }
-    }
-
-    /// Group mean maps from the exact sums.
-    func means() -> [String: [Float]] {
-        var counts: [String: Int] = [:]
-        for record in records { counts[record.group, default: 0] += 1 }
-        return sums.reduce(into: [:]) { result, entry in
-            let n = Double(max(counts[entry.key] ?? 1, 1))
-            result[entry.key] = entry.value.map { Float(Double($0) / AuditState.fixedPointScale / n) }
-        }
-    }
-
-    // MARK: - Shards
-
-    /// Combines the states of shards of one audit.
-    public static func merge(_ states: [AuditState]) throws -> AuditState {
-        guard let first = states.first else { throw AuditError.invalid("nothing to merge") }
-        for state in states where state.config != first.config {
-            throw AuditError.invalid("these reports come from audits with different settings and cannot be merged")
-        }
-        var merged = AuditState(config: first.config)
-        var rows: [(SampleRecord, ArraySlice<Float>, ArraySlice<Float>)] = []
-        for state in states {
-            let cells = state.grid.cells
-            let width = state.embeddingWidth
-            for (n, record) in state.records.enumerated() {
-                rows.append((record, state.pooled[n * cells..<(n + 1) * cells], state.embeddings[n * width..<(n + 1) * width]))
-            }
-            for (group, sum) in state.sums {
-                let total = merged.sums[group] ?? [Int64](repeating: 0, count: sum.count)
-                guard total.count == sum.count else { throw AuditError.invalid("the shards' maps of group '\(group)' differ in size") }
-                merged.sums[group] = try zip(total, sum).map {
-                    let (added, overflow) = $0.addingReportingOverflow($1)
-                    guard !overflow else { throw AuditError.invalid("the shards' sums of group '\(group)' overflow; the reports are corrupt") }
-                    return added
-                }
-            }
-            merged.overlays.merge(state.overlays) { a, _ in a }
-        }
-        rows.sort { $0.0.index < $1.0.index }
-        if let duplicate = zip(rows, rows.dropFirst()).first(where: { $0.0.0.index == $0.1.0.index }) {
-            throw AuditError.invalid("sample \(duplicate.0.0.file) appears in two shards")
-        }
-        merged.records = rows.map(\.0)
-        merged.pooled = rows.flatMap(\.1)
-        merged.embeddings = rows.flatMap(\.2)
-        guard merged.embeddings.count == merged.records.count * (states.first?.embeddingWidth ?? 0) else {
-            throw AuditError.invalid("the shards hold embeddings of different widths")
-        }
-        merged.prune()
-        return merged
-    }
-
-    /// Writes the state to `folder/state/`.
-    public func save(to folder: URL) throws {
-        let state = folder.appendingPathComponent("state")
-        let candidates = state.appendingPathComponent("overlays")
-        try FileManager.default.createDirectory(at: candidates, withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(config).write(to: state.appendingPathComponent("config.json"))
-        try encoder.encode(records).write(to: state.appendingPathComponent("records.json"))
-        try encoder.encode(sums).write(to: state.appendingPathComponent("sums.json"))
-        try pooled.withUnsafeBytes { Data($0) }.write(to: state.appendingPathComponent("pooled.f32"))
-        if config.embedTensor != nil {
-            try embeddings.withUnsafeBytes { Data($0) }.write(to: state.appendingPathComponent("embeddings.f32"))
-        }
-        for (index, data) in overlays { try data.write(to: candidates.appendingPathComponent("\(index).png")) }
-    }
-
-    /// Reads a state written by ``save(to:)``.
-    public static func load(from folder: URL) throws -> AuditState {
-        let state = folder.appendingPathComponent("state")
-        func read(_ name: String) throws -> Data {
-            do { return try FileIO.data(of: state.appendingPathComponent(name).path) } catch let error as FileError {
-                throw AuditError.invalid("\(folder.path) is not an audit report (state/\(name): \(error.reason))")
-            }
-        }
-        func decode<T: Decodable>(_ type: T.Type, _ name: String) throws -> T {
-            do { return try JSONDecoder().decode(type, from: read(name)) } catch let error as DecodingError {
-                throw AuditError.invalid("\(folder.path)/state/\(name) is not a valid audit state (\(AuditError.describe(error)))")
-            }
-        }
-        var result = AuditState(config: try decode(AuditConfig.self, "config.json"))
-        result.records = try decode([SampleRecord].self, "records.json")
-        result.sums = try decode([String: [Int64]].self, "sums.json")
-        // Sizes that arithmetic below relies on; consistency between the files is merge's concern.
-        let config = result.config
-        guard config.height >= 1, config.width >= 1, let pixels = MemoryBudget.product(config.height, config.width),
-            pixels <= RGBImage.maximumPixels, config.batchSize >= 1, config.total >= 0, config.threshold.isFinite,
-            config.iouFraction.isFinite
-        else {
-            throw AuditError.invalid("\(folder.path)/state/config.json holds impossible settings (a \(config.height)x\(config.width) input, batch size \(config.batchSize))")
-        }
-        if let (group, sum) = result.sums.first(where: { $0.value.count != pixels }) {
-            throw AuditError.invalid("\(folder.path)/state/sums.json: group '\(group)' holds \(sum.count) values for a \(config.height)x\(config.width) input")
-        }
-        if let record = result.records.first(where: { $0.index < 0 }) {
-            throw AuditError.invalid("\(folder.path)/state/records.json: sample \(record.file) has the negative index \(record.index)")
-        }
-        let pooled = try read("pooled.f32")
-        result.pooled = pooled.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        guard result.pooled.count == MemoryBudget.product(result.records.count, result.grid.cells) else {
-            throw AuditError.invalid("\(folder.path): state/pooled.f32 does not match its records")
-        }
-        if result.config.embedTensor != nil {
-            let embeddings = try read("embeddings.f32")
-            result.embeddings = embeddings.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-            guard result.records.isEmpty || result.embeddings.count % result.records.count == 0 else {
-                throw AuditError.invalid("\(folder.path): state/embeddings.f32 does not match its records")
-            }
-        }
-        let candidates = state.appendingPathComponent("overlays")
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: candidates.path)) ?? [] {
-            if let index = Int((name as NSString).deletingPathExtension) {
-                result.overlays[index] = try read("overlays/\(name)")
-            }
-        }
-        return result
+extension SampleRecord {
+    /// A record of the numbers every sample has; the optional ones start as `nil`.
+    public init(
+        index: Int, file: String, group: String, label: Int?, predicted: Int, confidence: Double, target: Int, scores: RegionScores?
+    ) {
+        self.index = index
+        self.file = file
+        self.group = group
+        self.label = label
+        self.predicted = predicted
+        self.confidence = confidence
+        self.target = target
+        self.scores = scores
     }
 }
 
-extension AuditError {
-    /// Where and how JSON failed to decode, in words (Foundation's text names Swift types).
-    public static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            return keys.isEmpty ? "at the top level" : "at \(keys.hasPrefix(".") ? String(keys.dropFirst()) : keys)"
+/// A row of groups.csv that was not audited: an image that could not be read, or a repeated row.
+public struct SampleIssue: Codable, Sendable, Equatable {
+    /// Why the row was not audited.
+    public enum Kind: String, Codable, Sendable {
+        /// The file is missing, unreadable or not an image, or it cannot be used as the audit is set up (an image of another size than an image-space region was drawn on).
+        case unusable
+        /// The file was already listed on an earlier row; it is audited once, at that row.
+        case duplicate
+    }
+
+    /// Position in groups.csv (data rows from 0), as ``SampleRecord/index``.
+    public let index: Int
+    /// The row's file, as groups.csv gives it.
+    public let file: String
+    /// The row's group.
+    public let group: String
+    /// The row's label, if any.
+    public let label: Int?
+    /// Why the row was not audited.
+    public let kind: Kind
+    /// What went wrong, in words.
+    public let message: String
+
+    /// An issue from its parts.
+    public init(index: Int, file: String, group: String, label: Int?, kind: Kind, message: String) {
+        self.index = index
+        self.file = file
+        self.group = group
+        self.label = label
+        self.kind = kind
+        self.message = message
+    }
+}
+
+/// Counts that tie the state files together: `state/index.json`.
+///
+/// A reader checks every file against them (rows of `records.jsonl` and `issues.jsonl`, the exact
+/// sizes of `pooled.f32` and `embeddings.f32`, the members of each group in `sums.json`), so a
+/// damaged or hand-edited state is refused instead of merged into a wrong report.
+public struct StateIndex: Codable, Sendable, Equatable {
+    /// Audited samples: rows of `records.jsonl`, of `pooled.f32` and of `embeddings.f32`.
+    public var records: Int
+    /// Rows of `issues.jsonl`.
+    public var issues: Int
+    /// Values per embedding row (0 without embeddings).
+    public var embeddingWidth: Int
+    /// Audited samples per group.
+    public var groups: [String: Int]
+}
+
+/// The samples whose overlays a report shows: per group the most and least region-reliant (by
+/// in-region share, ties to the earlier row), or the first few without a region. Kept as samples
+/// arrive, so it never holds more than a few per group.
+struct ExtremeSamples: Sendable {
+    /// Overlays kept per group and end.
+    static let count = 3
+
+    /// Per group, the most (or first, without scores) and the least region-reliant, best first.
+    private(set) var most: [String: [RelianceKey]] = [:]
+    private(set) var least: [String: [RelianceKey]] = [:]
+
+    /// Takes one sample into account; returns whether it is now among the extremes.
+    @discardableResult
+    mutating func add(_ record: SampleRecord) -> Bool {
+        let key = RelianceKey(record)
+        // Samples only ever arrive, so ranking the kept few plus the newcomer is the full ranking.
+        let ranked = (
+            most: RelianceKey.ranked((most[record.group] ?? []) + [key]).most,
+            least: RelianceKey.ranked((least[record.group] ?? []) + [key]).least
+        )
+        most[record.group] = ranked.most
+        least[record.group] = ranked.least
+        return kept.contains(record.index)
+    }
+
+    /// Indices of every sample kept.
+    var kept: Set<Int> { Set((most.values.flatMap { $0 } + least.values.flatMap { $0 }).map(\.index)) }
+}
+
+extension AuditConfig {
+    /// Throws unless the settings are ones an audit could have written: sizes the arithmetic
+    /// of a report relies on, finite thresholds, a region that fits the input.
+    func validate(_ source: String) throws {
+        func refuse(_ what: String) -> AuditError { AuditError.invalid("\(source) holds impossible settings: \(what)") }
+        // Compared without multiplying: height * width may overflow.
+        guard height >= 1, width >= 1, height <= RGBImage.maximumPixels / width else {
+            throw refuse("a \(height)x\(width) input")
         }
-        switch error {
-        case .typeMismatch(let type, let context): return "expected \(type) \(path(context))"
-        case .valueNotFound(let type, let context): return "expected \(type) \(path(context)), found null"
-        case .keyNotFound(let key, let context): return "missing '\(key.stringValue)' \(path(context))"
-        case .dataCorrupted(let context): return context.codingPath.isEmpty ? "not valid JSON" : "a bad value \(path(context))"
-        @unknown default: return "unreadable"
+        guard batchSize >= 1, total >= 0 else { throw refuse("batch size \(batchSize), \(total) images") }
+        guard threshold.isFinite, iouFraction.isFinite, maskArea.map({ (0...1).contains($0) }) ?? true else {
+            throw refuse("threshold \(threshold), IoU fraction \(iouFraction), region area \(maskArea ?? 0)")
         }
+        if let maskPixels { _ = try RegionMask(packed: maskPixels, height: height, width: width) }
+        if let stride = faithfulnessStride, stride < 1 { throw refuse("faithfulness stride \(stride)") }
     }
 }
 
 /// A sample as the reliance ranking sees it: its share of attention inside the region and its index.
-struct RelianceKey: Equatable {
+struct RelianceKey: Sendable, Equatable {
     let share: Double
     let index: Int
     /// Whether the sample has region scores; without them there is nothing to rank by.
@@ -372,7 +274,7 @@ struct RelianceKey: Equatable {
     /// The one ranking of the most and least region-reliant samples: the `count` with the largest
     /// in-region share and the `count` with the smallest, ties to the earlier file either way.
     /// Without region scores, the first `count` files stand in for the most and none for the least.
-    static func ranked(_ keys: [RelianceKey], count: Int = AuditState.extremes) -> (most: [RelianceKey], least: [RelianceKey]) {
+    static func ranked(_ keys: [RelianceKey], count: Int = ExtremeSamples.count) -> (most: [RelianceKey], least: [RelianceKey]) {
         guard keys.allSatisfy(\.scored) else { return (Array(keys.sorted { $0.index < $1.index }.prefix(count)), []) }
         let most = keys.sorted { ($0.share, -$0.index) > ($1.share, -$1.index) }
         let least = keys.sorted { ($0.share, $0.index) < ($1.share, $1.index) }

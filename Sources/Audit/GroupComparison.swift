@@ -91,13 +91,15 @@ extension AttentionOverlapResult {
         let means = sums.mapValues { $0 }.reduce(into: [String: [Float]]()) { result, entry in
             result[entry.key] = entry.value.map { Float($0 / Double(counts[entry.key] ?? 1)) }
         }
-        return try compare(means: means, pooled: pooled, groups: groups, grid: grid, options: options)
+        return try compare(means: means, counts: counts, pooled: pooled, groups: groups, grid: grid, options: options)
     }
 
-    /// The comparison from group means and per-sample pooled maps (how audits call it, so that
-    /// they never hold every full-resolution map).
+    /// The comparison from group means and sizes and per-sample pooled maps (how audits call it,
+    /// so that they never hold every full-resolution map). The pooled maps may be a subset of the
+    /// samples (an audit's every k-th): the permutation test runs on them, the means and the
+    /// groups' weights against the rest come from all.
     static func compare(
-        means: [String: [Float]], pooled: [Float], groups: [String], grid: PoolingGrid, options: ComparisonOptions
+        means: [String: [Float]], counts: [String: Int], pooled: [Float], groups: [String], grid: PoolingGrid, options: ComparisonOptions
     ) throws -> AttentionOverlapResult {
         let names = means.keys.sorted()
         guard names.count >= 2 else { throw AuditError.invalid("comparing attention needs at least two groups, got \(names)") }
@@ -131,10 +133,10 @@ extension AttentionOverlapResult {
             for (index, name) in names.enumerated() {
                 let members = groups.map { $0 == name }
                 let others = members.map { !$0 }
-                let total = zip(groups, members).filter { !$0.1 }.count
+                let total = names.filter { $0 != name }.reduce(0) { $0 + (counts[$1] ?? 0) }
                 var rest = [Double](repeating: 0, count: grid.height * grid.width)
                 for other in names where other != name {
-                    let weight = Double(groups.filter { $0 == other }.count) / Double(max(total, 1))
+                    let weight = Double(counts[other] ?? 0) / Double(max(total, 1))
                     for (i, value) in (means[other] ?? []).enumerated() { rest[i] += weight * Double(value) }
                 }
                 let difference = zip(means[name] ?? [], rest).map { $0 - Float($1) }
@@ -194,6 +196,14 @@ struct PoolingGrid: Sendable, Equatable {
             }
         }
         return zip(sums, counts).map { Float($0 / Double(max($1, 1))) }
+    }
+
+    /// The number of pixels in each cell (cells on the right and bottom edges may be smaller).
+    var pixelsPerCell: [Int] {
+        (0..<cells).map { cell in
+            let (row, column) = (cell / columns, cell % columns)
+            return (min(height, (row + 1) * cellSize) - row * cellSize) * (min(width, (column + 1) * cellSize) - column * cellSize)
+        }
     }
 
     /// A per-cell flag spread back over the pixels of each cell.

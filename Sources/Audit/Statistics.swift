@@ -5,18 +5,11 @@ import TensorCore
 /// Benjamini–Hochberg false-discovery control. Everything is deterministic for a given seed
 /// (``SeededGenerator``), so sharded and single runs agree exactly.
 package enum Statistics {
-    /// The 95% percentile-bootstrap interval of the mean of `values`.
-    package static func bootstrapMeanInterval(_ values: [Double], resamples: Int = 2000, seed: UInt64) -> (Double, Double) {
-        guard values.count > 1 else { return (values.first ?? 0, values.first ?? 0) }
-        var generator = SeededGenerator(seed: seed)
-        var means = [Double](repeating: 0, count: resamples)
-        for r in 0..<resamples {
-            var total = 0.0
-            for _ in values.indices { total += values[generator.index(values.count)] }
-            means[r] = total / Double(values.count)
-        }
-        means.sort()
-        return (quantile(means, 0.025), quantile(means, 0.975))
+    /// The 95% percentile-bootstrap interval of the mean of `values`: 2,000 Poisson resamples
+    /// (each value weighted by a Poisson(1) draw per resample, see ``PoissonWeights``), the
+    /// 2.5th and 97.5th percentiles of their means.
+    package static func bootstrapMeanInterval(_ values: [Double], seed: UInt64) -> (Double, Double) {
+        Estimate.of(values, seed: seed)?.ci95 ?? (0, 0)
     }
 
     /// Linear-interpolated quantile of sorted values (NumPy's default).

@@ -140,7 +140,7 @@ enum Geometric {
         let m = a.timesTransposed(b)
         guard m.rows > 0, m.columns > 0 else { return [] }
         let small = m.rows <= m.columns ? m.timesTransposed(m) : m.transposedTimes(m)
-        let (values, _) = try LAPACK.symmetricEigen(small.values, n: small.rows)
+        let (values, _) = try LAPACK.symmetricEigen(small.values, n: small.rows, vectors: false)
         return values.reversed().map { min(max($0, 0).squareRoot(), 1) }
     }
 

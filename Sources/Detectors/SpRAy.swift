@@ -183,7 +183,7 @@ public enum SpRAy {
         let scale = (0..<n).map { i in 1 / max((0..<n).reduce(0.0) { $0 + a[i * n + $1] }, 1e-8).squareRoot() }
         var laplacian = [Double](repeating: 0, count: n * n)
         for i in 0..<n { for j in 0..<n { laplacian[i * n + j] = (i == j ? 1 : 0) - scale[i] * a[i * n + j] * scale[j] } }
-        return try LAPACK.symmetricEigen(laplacian, n: n).values
+        return try LAPACK.symmetricEigen(laplacian, n: n, vectors: false).values
     }
 
     /// The reference's eigengap rule: the largest gap between consecutive eigenvalues among the

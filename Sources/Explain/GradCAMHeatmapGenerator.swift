@@ -61,6 +61,9 @@ public struct CAMResult: Sendable {
     public let logits: Tensor
     /// Per target layer, the layout its tensor was read in.
     public let layerLayouts: [LayerLayout]
+    /// The further tensors ``GradCAMHeatmapGenerator/explain(_:targetClasses:fetch:)`` was asked
+    /// for, from the same forward pass (of the unaugmented batch), by name.
+    public var fetched: [String: Tensor] = [:]
 }
 
 /// Class activation maps of an ONNX image classifier at chosen layers, with pytorch-grad-cam's numbers.
@@ -146,11 +149,12 @@ public final class GradCAMHeatmapGenerator: Sendable {
     /// One heatmap per image of a batch (`[N, C, H, W]`, or `[N, H, W, C]` for a channels-last
     /// model); `targetClasses` nil explains each prediction.
     public func generateBatch(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> [Tensor] {
-        let result = try explain(inputs, targetClasses: targetClasses)
-        var maps = result.heatmaps
+        var maps: Tensor
         if useGuided {
-            let guided = try guidedBackprop(inputs, targetClasses: result.classes)
-            maps = try guidedGradCAM(guided: guided, heatmaps: maps)
+            let (guided, cam) = try guidedAndCAM(inputs, targetClasses: targetClasses)
+            maps = try guidedGradCAM(guided: guided, heatmaps: cam.heatmaps)
+        } else {
+            maps = try explain(inputs, targetClasses: targetClasses).heatmaps
         }
         return try (0..<maps.shape[0]).map { try maps.sliced(axis: 0, $0..<$0 + 1).reshaped(Array(maps.shape.dropFirst())) }
     }
@@ -190,19 +194,24 @@ public final class GradCAMHeatmapGenerator: Sendable {
     }
 
     /// Heatmaps, raw layer maps, classes and logits for a batch in the model's ``inputLayout``.
-    public func explain(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> CAMResult {
+    ///
+    /// One forward and one reverse pass (six of each with augmentation smoothing): the logits
+    /// come from the same forward pass as the maps, and so does each tensor named in `fetch`
+    /// (an embedding layer, say), so a caller never runs the model again to get them.
+    public func explain(_ inputs: Tensor, targetClasses: [Int]? = nil, fetch: [String] = []) throws -> CAMResult {
         guard inputs.rank == 4 else {
             throw ExplainError.invalidInput("images must be \(inputLayout == .nchw ? "[N, C, H, W]" : "[N, H, W, C]"), got \(inputs.shape)")
         }
-        guard options.augSmooth else { return try explainOnce(inputs, targetClasses: targetClasses) }
+        guard options.augSmooth else { return try explainOnce(inputs, targetClasses: targetClasses, fetch: fetch) }
         var sum: [Double]?
         var plain: CAMResult?
         for flip in [false, true] {
             for factor in [0.9, 1, 1.1] {
                 var augmented = flip ? try Self.flipped(inputs, axis: inputLayout.widthAxis) : inputs
                 if factor != 1 { augmented = try Self.scaled(augmented, by: factor) }
-                let result = try explainOnce(augmented, targetClasses: targetClasses)
-                if !flip && factor == 1 { plain = result }
+                let plainPass = !flip && factor == 1
+                let result = try explainOnce(augmented, targetClasses: targetClasses, fetch: plainPass ? fetch : [])
+                if plainPass { plain = result }
                 let maps = try (flip ? Self.flipped(result.heatmaps, axis: 2) : result.heatmaps).doubles()
                 sum = sum.map { zip($0, maps).map { $0 + $1 } } ?? maps
             }
@@ -210,7 +219,8 @@ public final class GradCAMHeatmapGenerator: Sendable {
         guard let plain, let sum else { throw ExplainError.invalidInput("augmentation produced no maps") }
         let mean = try Tensor(shape: plain.heatmaps.shape, scalars: sum.map { Float($0 / 6) })
         return CAMResult(
-            heatmaps: mean, rawMaps: plain.rawMaps, classes: plain.classes, logits: plain.logits, layerLayouts: plain.layerLayouts)
+            heatmaps: mean, rawMaps: plain.rawMaps, classes: plain.classes, logits: plain.logits, layerLayouts: plain.layerLayouts,
+            fetched: plain.fetched)
     }
 
     /// Each image's highest-scoring class.
@@ -228,6 +238,44 @@ public final class GradCAMHeatmapGenerator: Sendable {
         return inputLayout == .nhwc ? gradient : try gradient.transposed([0, 2, 3, 1])
     }
 
+    /// Guided backpropagation and the CAM for one batch, in one reverse pass where the two agree.
+    ///
+    /// Guided backpropagation gates the gradient at every Relu; the CAM needs the plain gradient
+    /// at its layers. Where no Relu lies between the target layers and the output (a ResNet's
+    /// last stage, a transformer's blocks), the gradient reaching the layers is the same either
+    /// way, so one guided pass gives both: the guided gradient at the input and the CAM's
+    /// gradients at the layers. Otherwise (VGG's classifier has Relus) the CAM gets its own pass.
+    /// - Returns: Guided backpropagation `[N, H, W, C]` and the CAM's result.
+    public func guidedAndCAM(_ inputs: Tensor, targetClasses: [Int]? = nil) throws -> (guided: Tensor, cam: CAMResult) {
+        guard sharesGuidedPass, inputs.rank == 4 else {
+            let cam = try explain(inputs, targetClasses: targetClasses)
+            return (try guidedBackprop(inputs, targetClasses: cam.classes), cam)
+        }
+        let tensors = layers.map(\.tensor)
+        let result = try executor.gradients(
+            [inputName: inputs], of: .logit(classes: targetClasses), output: outputName, wrt: [inputName] + tensors, guided: true)
+        guard let gradient = result.gradients[inputName] else { throw ExplainError.invalidInput("no input gradient") }
+        let cam = try maps(inputs, activations: result.values, gradients: result.gradients, logits: result.output, targetClasses: targetClasses, fetch: [])
+        return (inputLayout == .nhwc ? gradient : try gradient.transposed([0, 2, 3, 1]), cam)
+    }
+
+    /// Whether ``guidedAndCAM(_:targetClasses:)`` can share one reverse pass: a gradient method
+    /// without augmentation, and no Relu between any target layer and the output.
+    public var sharesGuidedPass: Bool {
+        guard method.usesGradients, method != .scoreCAM, !options.augSmooth, !layers.isEmpty else { return false }
+        let nodes = executor.model.graph.nodes
+        // Tensors computed from the layers, then the nodes among their consumers that lead to the output.
+        var downstream = Set(layers.map(\.tensor))
+        var between: [Node] = []
+        for node in nodes where node.inputs.contains(where: downstream.contains) {
+            downstream.formUnion(node.outputs)
+            between.append(node)
+        }
+        var upstream: Set<String> = [outputName]
+        for node in nodes.reversed() where node.outputs.contains(where: upstream.contains) { upstream.formUnion(node.inputs) }
+        return !between.contains { $0.opType == "Relu" && $0.outputs.contains(where: upstream.contains) }
+    }
+
     /// Guided GradCAM: guided backpropagation `[N, H, W, C]` times the heatmaps `[N, H, W]`.
     public func guidedGradCAM(guided: Tensor, heatmaps: Tensor) throws -> Tensor {
         let mask = try heatmaps.reshaped(heatmaps.shape + [1]).converted(to: guided.dtype)
@@ -236,19 +284,22 @@ public final class GradCAMHeatmapGenerator: Sendable {
 
     // MARK: - One pass
 
-    private func explainOnce(_ inputs: Tensor, targetClasses: [Int]?) throws -> CAMResult {
+    private func explainOnce(_ inputs: Tensor, targetClasses: [Int]?, fetch: [String]) throws -> CAMResult {
         let tensors = layers.map(\.tensor)
-        var activations: [String: Tensor]
-        var gradients: [String: Tensor] = [:]
-        let logits: Tensor
         if method.usesGradients {
-            let result = try executor.gradients([inputName: inputs], of: .logit(classes: targetClasses), output: outputName, wrt: tensors)
-            (activations, gradients, logits) = (result.values, result.gradients, result.output)
-        } else {
-            activations = try executor.run([inputName: inputs], fetch: [outputName] + tensors)
-            guard let output = activations[outputName] else { throw ExplainError.notAClassifier(shape: []) }
-            logits = output
+            let result = try executor.gradients(
+                [inputName: inputs], of: .logit(classes: targetClasses), output: outputName, wrt: tensors, fetch: fetch)
+            return try maps(inputs, activations: result.values, gradients: result.gradients, logits: result.output, targetClasses: targetClasses, fetch: fetch)
         }
+        let activations = try executor.run([inputName: inputs], fetch: [outputName] + tensors + fetch)
+        guard let output = activations[outputName] else { throw ExplainError.notAClassifier(shape: []) }
+        return try maps(inputs, activations: activations, gradients: [:], logits: output, targetClasses: targetClasses, fetch: fetch)
+    }
+
+    /// The CAM from one pass's layer values and gradients.
+    private func maps(
+        _ inputs: Tensor, activations: [String: Tensor], gradients: [String: Tensor], logits: Tensor, targetClasses: [Int]?, fetch: [String]
+    ) throws -> CAMResult {
         guard logits.rank == 2, logits.shape[0] == inputs.shape[0] else {
             throw ExplainError.notAClassifier(shape: logits.shape)
         }
@@ -313,7 +364,9 @@ public final class GradCAMHeatmapGenerator: Sendable {
             withExtendedLifetime(maps) { for i in 0..<batch * size { mean[i] += max(values[i], 0) / share } }
         }
         if options.normalization == .minMax { for n in 0..<batch { Self.minMax(mean + n * size, count: size) } }
-        return CAMResult(heatmaps: heatmaps, rawMaps: raws, classes: classes, logits: logits, layerLayouts: layerLayouts)
+        return CAMResult(
+            heatmaps: heatmaps, rawMaps: raws, classes: classes, logits: logits, layerLayouts: layerLayouts,
+            fetched: fetch.reduce(into: [:]) { $0[$1] = activations[$1] })
     }
 
     /// A layer's activations and gradients as `[N, C, h, w]` (channels-last maps transposed,

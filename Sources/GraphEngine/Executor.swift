@@ -26,6 +26,8 @@ public final class Executor: Sendable {
     let producer: [Int?]
     /// Producer-plus-activation pairs that may run as one step, keyed by the producer's index.
     let fusions: [Int: Fusion]
+    /// The passes run so far.
+    public let passes = PassCounter()
 
     struct Step: Sendable {
         let node: Node
@@ -263,6 +265,7 @@ public final class Executor: Sendable {
         _ feeds: [String: Tensor], keeping kept: [Int], unfused: (Int) -> Bool = { _ in false },
         finished: ((Int, String?) -> Void)? = nil, observe: ((Int, Fusion?, OpInputs, [Tensor?]) -> Void)? = nil
     ) throws -> [Tensor?] {
+        passes.countForward()
         var values = [Tensor?](repeating: nil, count: slots.count)
         for (slot, tensor) in constants { values[slot] = tensor }
         try bind(feeds, into: &values)

@@ -102,6 +102,7 @@ extension Executor {
                 records[fusion?.writer ?? index] = record
             })
         guard let outputValue = values[outputSlot] else { throw GraphError.nodeFailed(node: outputName, reason: "was not computed") }
+        passes.countReverse()
 
         let seedValue = try seed(outputValue)
         guard seedValue.shape == outputValue.shape, seedValue.dtype.isFloatingPoint else {

@@ -39,7 +39,7 @@ public enum Colormap: String, Sendable, CaseIterable {
     }
 
     /// Colours a map of values in [0, 1] into interleaved RGB.
-    package func apply(_ values: [Float]) -> [UInt8] {
+    package func apply<Values: Collection>(_ values: Values) -> [UInt8] where Values.Element == Float {
         var rgb = [UInt8](repeating: 0, count: values.count * 3)
         for (p, value) in values.enumerated() {
             let (r, g, b) = color(Colormap.level(value))

@@ -14,8 +14,19 @@ public enum Overlay {
         guard heatmap.shape == [image.height, image.width] else {
             throw ImageError.invalid("heatmap \(heatmap.shape) does not match the \(image.height)x\(image.width) image")
         }
+        return try overlay(image: image, values: heatmap.converted(to: .float32).scalars(as: Float.self), alpha: alpha, colormap: colormap)
+    }
+
+    /// ``overlay(image:heatmap:alpha:colormap:)`` from the map's values (`height * width`, row-major),
+    /// as a batch of CAM results holds them: no tensor is sliced or copied on the way to the picture.
+    public static func overlay<Values: Collection>(image: RGBImage, values: Values, alpha: Float = 0.5, colormap: Colormap = .jet) throws
+        -> RGBImage where Values.Element == Float
+    {
+        guard values.count == image.height * image.width else {
+            throw ImageError.invalid("a heatmap of \(values.count) values does not match the \(image.height)x\(image.width) image")
+        }
         guard (0...1).contains(alpha) else { throw ImageError.invalid("alpha must be in [0, 1], got \(alpha)") }
-        let colors = colormap.apply(try heatmap.converted(to: .float32).scalars(as: Float.self))
+        let colors = colormap.apply(values)
         let imageWeight = 1 - alpha
         var cam = [Float](repeating: 0, count: colors.count)
         var largest: Float = 0

@@ -163,8 +163,10 @@ public struct Preprocessing: Sendable, Equatable {
     }
 
     /// The float32 tensor the model takes: `[3, H, W]`, or `[H, W, 3]` when ``layout`` is `.nhwc`.
-    public func tensor(_ image: RGBImage) throws -> Tensor {
-        let prepared = try resizedAndCropped(image)
+    public func tensor(_ image: RGBImage) throws -> Tensor { try normalized(resizedAndCropped(image)) }
+
+    /// The float32 tensor of an image already resized and cropped (``resizedAndCropped(_:nearest:)``).
+    public func normalized(_ prepared: RGBImage) throws -> Tensor {
         let plane = prepared.width * prepared.height
         let shape = layout == .nchw ? [3, prepared.height, prepared.width] : [prepared.height, prepared.width, 3]
         return try Tensor.build(Float.self, shape: shape) { out in

@@ -97,6 +97,12 @@ struct AuditCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The report folder.", valueName: "REPORT"))
     var out: String
 
+    @Flag(help: "Replace the report already in REPORT (it stays until the new one is complete).")
+    var overwrite = false
+
+    @Flag(help: "Stop at the first image that cannot be used instead of listing it in samples.csv and going on.")
+    var strict = false
+
     @OptionGroup var result: JSONOption
 
     @OptionGroup var resources: ResourceOptions
@@ -123,14 +129,11 @@ struct AuditCommand: ParsableCommand {
 
     func run() throws {
         let folder = URL(fileURLWithPath: images)
-        let samples = try AuditSample.read(csv: URL(fileURLWithPath: groups))
-        guard !samples.isEmpty else { throw ValidationError("\(groups) lists no images") }
-        let missing = samples.filter { !FileManager.default.fileExists(atPath: folder.appendingPathComponent($0.file).path) }
-        if !missing.isEmpty {
-            throw ValidationError("\(missing.count) image(s) in \(groups) are missing from \(images), e.g. \(missing.prefix(3).map(\.file).joined(separator: ", "))")
-        }
+        let input = try AuditInput(csv: URL(fileURLWithPath: groups), folder: folder)
+        guard input.count > 0 else { throw ValidationError("\(groups) lists no images") }
         let (part, parts) = try parseShard()
-        let batches = Auditor.batches(samples, batchSize: batchSize, part: part, of: parts)
+        // Checked before the work, so a run never ends in a refusal to write.
+        let output = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
 
         let loaded = try loadModel(model)
         let layer = try LayerChoice.layer(self.layer, model: loaded, size: preprocessing.size)
@@ -141,15 +144,18 @@ struct AuditCommand: ParsableCommand {
         let embedding = try LayerResolver(model: loaded).resolve(embedLayer ?? layer)
         let prep = try preprocessing.make(for: generator.executor)
         guard let crop = prep.crop else { throw ValidationError("the input size is unknown; give --size") }
-        // The region's space is settled against the first image of the whole audit, so every shard settles it alike.
-        let first = try RGBImage(contentsOf: folder.appendingPathComponent(samples[0].file))
-        let region = try makeMask(preprocessing: prep, imageSize: (first.width, first.height), height: crop.height, width: crop.width)
-        let budget = try faithfulnessBudget(total: samples.count)
+        // The region's space is settled against the first readable image of the whole audit, so every shard settles it alike.
+        let first = try input.firstReadable { url in
+            let image = try prep.load(url)
+            return (image.width, image.height)
+        }
+        let region = try makeMask(preprocessing: prep, imageSize: first, height: crop.height, width: crop.width)
+        let budget = try faithfulnessBudget(total: input.count)
         var config = AuditConfig(
             model: (model as NSString).lastPathComponent, layer: layer, tensor: generator.layers[0].tensor,
             method: method.rawValue, maps: maps, target: try AuditTarget(target).description,
             preprocessing: prep.summary, mask: region?.description, maskArea: region?.mask.area,
-            threshold: threshold, iouFraction: 0.5, height: crop.height, width: crop.width, total: samples.count,
+            threshold: threshold, iouFraction: 0.5, height: crop.height, width: crop.width, total: input.count,
             batchSize: batchSize, embedLayer: embedLayer ?? layer, embedTensor: embedding.tensor)
         config.outputKind = (outputKind ?? generator.executor.outputKind(of: generator.outputName)).rawValue
         config.transform = AuditConfig.Transform(prep)
@@ -157,25 +163,27 @@ struct AuditCommand: ParsableCommand {
             config.maskSpace = region.space.rawValue
             config.maskReason = region.reason
             config.maskPixels = region.mask.packed
-            if region.space == .image { config.maskImageSize = [first.width, first.height] }
+            if region.space == MaskSpace.image { config.maskImageSize = [first.width, first.height] }
         }
         config.counterfactual = counterfactual?.rawValue
         config.seed = seed
         if budget > 0 {
             config.faithfulness = FaithfulnessOptions(percentiles: try parsePercentiles(roadPercentiles), seed: seed)
-            config.faithfulnessStride = (samples.count + budget - 1) / budget
+            config.faithfulnessStride = (input.count + budget - 1) / budget
         }
         config.spray = spray ? true : nil
-        let auditor = Auditor(generator: generator, preprocessing: prep, mask: region?.mask, target: try AuditTarget(target), config: config)
-        let progress = Progress(total: batches.reduce(0) { $0 + $1.count })
-        let state = try auditor.run(batches, folder: folder) { progress.advance(by: $0) }
+        var auditor = Auditor(generator: generator, preprocessing: prep, mask: region?.mask, target: try AuditTarget(target), config: config)
+        auditor.strict = strict
+        let progress = Progress(total: parts > 1 ? (input.count + parts - 1) / parts : input.count)
+        try auditor.run(input, part: part, of: parts, into: output) { progress.advance(by: $0) }
         progress.finish()
-        let report = try AuditReport(state: state)
-        let destination = URL(fileURLWithPath: out)
-        try report.write(to: destination)
+        reportPasses(generator.executor)
+        let report = try AuditReport.write(into: output)
+        try output.commit(kind: AuditRunConfiguration.kind, producer: producer, configuration: AuditRunConfiguration(config, shard: parts > 1 ? shard : nil))
+        let skipped = report.skipped > 0 ? " (\(report.skipped) row(s) skipped, listed in samples.csv)" : ""
         try AuditOutput.finish(
-            report, in: destination, json: result.json, images: state.records.count, shard: parts > 1 ? "\(part)/\(parts)" : nil,
-            done: "wrote the report for \(state.records.count) image(s)\(parts > 1 ? " (shard \(part)/\(parts))" : "") to \(destination.path)")
+            report, in: output.destination, json: result.json, images: report.count, shard: parts > 1 ? "\(part)/\(parts)" : nil,
+            done: "wrote the report for \(report.count) image(s)\(skipped)\(parts > 1 ? " (shard \(part)/\(parts))" : "") to \(output.destination.path)")
     }
 
     /// How many images the faithfulness metrics may take.
@@ -238,6 +246,9 @@ struct MergeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The merged report folder.", valueName: "REPORT"))
     var out: String
 
+    @Flag(help: "Replace the report already in REPORT (it stays until the new one is complete).")
+    var overwrite = false
+
     @OptionGroup var result: JSONOption
 
     @OptionGroup var resources: ResourceOptions
@@ -249,16 +260,16 @@ struct MergeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let states = try reports.map { try AuditState.load(from: URL(fileURLWithPath: $0)) }
-        let merged = try AuditState.merge(states)
-        if merged.records.count != merged.config.total {
-            Console.note("note: the shards hold \(merged.records.count) of the audit's \(merged.config.total) images")
+        let output = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
+        let merged = try AuditReport.merge(reports.map { URL(fileURLWithPath: $0) }, into: output)
+        if merged.records + merged.issues != merged.config.total {
+            Console.note("note: the shards hold \(merged.records + merged.issues) of the audit's \(merged.config.total) images")
         }
-        let report = try AuditReport(state: merged)
-        try report.write(to: URL(fileURLWithPath: out))
+        let report = try AuditReport.write(into: output)
+        try output.commit(kind: AuditRunConfiguration.kind, producer: producer, configuration: AuditRunConfiguration(merged.config, shard: nil))
         try AuditOutput.finish(
-            report, in: URL(fileURLWithPath: out), json: result.json, images: merged.records.count, shard: nil,
-            done: "merged \(reports.count) report(s), \(merged.records.count) image(s), into \(out)")
+            report, in: output.destination, json: result.json, images: merged.records, shard: nil,
+            done: "merged \(reports.count) report(s), \(merged.records) image(s), into \(output.destination.path)")
     }
 }
 
@@ -314,23 +325,43 @@ struct EmbedCommand: ParsableCommand {
         }
         let files = names.filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
         guard !files.isEmpty else { throw ValidationError("no .png, .jpg or .jpeg files in \(images)") }
+        // Rows go to the file as they come (after its header, written once the width is known),
+        // while the next batch is read and decoded on another thread.
+        let destination = URL(fileURLWithPath: out)
+        // Standard output takes the whole array at the end (its header needs the width first).
+        let output = out == StandardStreams.dash ? nil : try OutputFile(destination)
         var rows: [Float] = []
-        var width = 0
+        let size = max(batchSize, 1)
+        var next = 0
+        let reader = Prefetch<(count: Int, batch: Tensor)>(name: "shortcut-detect embed: decode") {
+            guard next < files.count else { return nil }
+            let chunk = Array(files[next..<min(next + size, files.count)])
+            next += chunk.count
+            return (chunk.count, try prep.batch(chunk.map { folder.appendingPathComponent($0) }).tensor)
+        }
+        defer { reader.cancel() }
+        var width: Int?
         let progress = Progress(total: files.count)
-        for start in stride(from: 0, to: files.count, by: max(batchSize, 1)) {
-            let chunk = Array(files[start..<min(start + max(batchSize, 1), files.count)])
-            let (batch, _, _) = try prep.batch(chunk.map { folder.appendingPathComponent($0) })
+        while let (count, batch) = try reader.next() {
             let pooled = try extractor.embeddings(batch)
-            width = pooled.count / chunk.count
-            rows += pooled
-            progress.advance(by: chunk.count)
+            if width == nil {
+                width = pooled.count / count
+                try output?.append(Tensor.npyHeader(dtype: .float32, shape: [files.count, pooled.count / count]))
+            }
+            if let output { try pooled.withUnsafeBytes { try output.append(raw: $0) } } else { rows += pooled }
+            progress.advance(by: count)
         }
         progress.finish()
-        try StandardStreams.writeNPY(Tensor(shape: [files.count, width], scalars: rows), to: out)
-        guard out != StandardStreams.dash else { return Console.say("wrote \(files.count) x \(width) embeddings to standard output") }
-        let list = URL(fileURLWithPath: out).deletingPathExtension().appendingPathExtension("files.txt")
-        try FileIO.write(Data((files.joined(separator: "\n") + "\n").utf8), to: list)
-        Console.say("wrote \(files.count) x \(width) embeddings to \(out) and the file order to \(list.path)")
+        reportPasses(executor)
+        guard let output else {
+            try StandardStreams.writeNPY(Tensor(shape: [files.count, width ?? 0], scalars: rows), to: out)
+            return Console.say("wrote \(files.count) x \(width ?? 0) embeddings to standard output")
+        }
+        let list = try OutputFile(destination.deletingPathExtension().appendingPathExtension("files.txt"))
+        try list.append(Data((files.joined(separator: "\n") + "\n").utf8))
+        try list.commit()
+        try output.commit()
+        Console.say("wrote \(files.count) x \(width ?? 0) embeddings to \(out) and the file order to \(list.destination.path)")
     }
 }
 

@@ -30,6 +30,9 @@ struct DetectCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The output folder.", valueName: "DIR"))
     var out: String
 
+    @Flag(help: "Replace the results already in DIR (they stay until the new ones are complete).")
+    var overwrite = false
+
     @OptionGroup var resources: ResourceOptions
 
     @OptionGroup var console: ConsoleOptions
@@ -61,14 +64,28 @@ struct DetectCommand: ParsableCommand {
             ? try FileIO.text(of: list.path).split(whereSeparator: \.isNewline).map(String.init) : nil
         let (groupNames, labels) = try table.aligned(count: matrix.shape[0], files: table.hasFiles ? files : nil)
 
+        let output = try OutputFolder(URL(fileURLWithPath: out), overwrite: overwrite)
         let detector = ShortcutDetector(methods: try parsedMethods(), seed: seed)
         let report = try Console.timed("fitted the detectors") { try detector.fit(embeddings: matrix, groups: groupNames, labels: labels) }
-        let folder = URL(fileURLWithPath: out)
-        try FileIO.createFolder(folder)
-        try FileIO.write(report.json(), to: folder.appendingPathComponent("detect.json"))
-        try FileIO.write(Data(report.html().utf8), to: folder.appendingPathComponent("report.html"))
+        let folder = output.destination
+        try output.write(report.json(), to: "detect.json")
+        try output.write(Data(report.html().utf8), to: "report.html")
+        let configuration = DetectRunConfiguration(
+            embeddings: (embeddings as NSString).lastPathComponent, groups: (groups as NSString).lastPathComponent,
+            methods: try parsedMethods().map(\.rawValue), seed: seed, n: report.n, dim: report.dim)
+        try output.commit(kind: "detect", producer: producer, configuration: configuration)
         Console.say(report.summary)
         let matched = table.hasFiles && files != nil ? "matched by file" : "matched by position"
         Console.say("wrote detect.json and report.html for \(report.n) x \(report.dim) embeddings (\(matched)) to \(folder.path)")
     }
+}
+
+/// What a `detect` folder's manifest records about the run.
+struct DetectRunConfiguration: Codable {
+    var embeddings: String
+    var groups: String
+    var methods: [String]
+    var seed: UInt32
+    var n: Int
+    var dim: Int
 }

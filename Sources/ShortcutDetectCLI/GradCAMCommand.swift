@@ -159,10 +159,20 @@ struct GradCAMCommand: ParsableCommand {
 
         let heatmaps: Tensor
         let chosen: [Int]
+        var camMaps: Tensor?
         switch method {
         case .guidedBackprop:
             chosen = try classes ?? generator.predictedClasses(images)
             heatmaps = try Console.timed("guided backpropagation") { try generator.guidedBackprop(images, targetClasses: chosen) }
+        case .guidedGradCAM:
+            let (guided, cam) = try Console.timed("guided GradCAM of \(images.shape[0]) sample(s)") { try generator.guidedAndCAM(images, targetClasses: classes) }
+            chosen = cam.classes
+            camMaps = cam.heatmaps
+            if let raw {
+                try StandardStreams.writeNPY(cam.rawMaps[0], to: raw)
+                report.wrote(raw, "wrote the raw map \(cam.rawMaps[0].dtype)\(cam.rawMaps[0].shape) to \(Self.describe(raw))")
+            }
+            heatmaps = try generator.guidedGradCAM(guided: guided, heatmaps: cam.heatmaps)
         default:
             let result = try Console.timed("explained \(images.shape[0]) sample(s)") { try generator.explain(images, targetClasses: classes) }
             chosen = result.classes
@@ -170,9 +180,7 @@ struct GradCAMCommand: ParsableCommand {
                 try StandardStreams.writeNPY(result.rawMaps[0], to: raw)
                 report.wrote(raw, "wrote the raw map \(result.rawMaps[0].dtype)\(result.rawMaps[0].shape) to \(Self.describe(raw))")
             }
-            heatmaps = method == .guidedGradCAM
-                ? try generator.guidedGradCAM(guided: generator.guidedBackprop(images, targetClasses: chosen), heatmaps: result.heatmaps)
-                : result.heatmaps
+            heatmaps = result.heatmaps
         }
         if result.json {
             // Only the JSON lists each sample's most probable classes: one more forward pass.
@@ -183,7 +191,7 @@ struct GradCAMCommand: ParsableCommand {
         }
         try StandardStreams.writeNPY(heatmaps, to: output)
         if let faithfulness = try makeFaithfulness(generator), let metricsJSON {
-            let maps = method == .guidedGradCAM ? try generator.explain(images, targetClasses: chosen).heatmaps : heatmaps
+            let maps = camMaps ?? heatmaps
             let scores = try Console.timed("scored the maps' faithfulness") {
                 try faithfulness.evaluate(images, heatmaps: metricMaps(maps), classes: chosen, indices: Array(0..<chosen.count))
             }

@@ -42,10 +42,17 @@ struct ImageOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Images per forward/backward pass.", valueName: "N"))
     var batchSize: Int = 8
 
+    @Option(help: ArgumentHelp("zlib level of the PNGs, 0 (none) to 9 (smallest); 1 writes fastest, for files about 25% larger than 6.", valueName: "L"))
+    var compression: Int32 = PNG.defaultLevel
+
+    @Flag(help: "Replace the results already in --out (they stay until the new ones are complete).")
+    var overwrite = false
+
     func validate() throws {
         try FlagCheck.number(alpha, "--alpha", in: 0...1)
         try FlagCheck.count(batchSize, "--batch-size")
         if let topK { try FlagCheck.count(topK, "--top-k") }
+        guard (0...9).contains(compression) else { throw ValidationError("--compression must be 0 to 9, got \(compression)") }
     }
 }
 
@@ -132,104 +139,194 @@ struct ImageSize: ExpressibleByArgument, Equatable {
 }
 
 /// Explains image files: preprocess like torchvision, compute heatmaps in batches, write pictures.
+///
+/// Three stages overlap, each one batch from the next: reading and preprocessing the images
+/// (a thread of its own), the model (one forward and one backward pass per batch and class rank;
+/// the predictions come from the same pass), and the pictures (overlays, panels and heatmaps,
+/// encoded in parallel on a thread of their own). The folder appears whole when all are written.
 struct ImageRun {
     let command: GradCAMCommand
     let generator: GradCAMHeatmapGenerator
     let report: GradCAMReport
     var options: ImageOptions { command.images }
 
+    /// One batch through the model: what the pictures stage writes.
+    struct Explained {
+        /// Position of the batch's first image among all.
+        let start: Int
+        let files: [URL]
+        let images: [RGBImage]
+        /// Per class rank: the file-name suffix, the pictures (overlays or guided pictures) as
+        /// heatmap values (`[N, H, W]`, `nil` for guided backpropagation alone) or images.
+        var ranks: [(suffix: String, maps: [Float]?, guided: [RGBImage]?)] = []
+    }
+
     func run() throws {
         let files = try imageFiles()
         guard let outPath = options.out else { return }
-        let out = URL(fileURLWithPath: outPath)
-        try FileIO.createFolder(out)
         let preprocessing = try options.preprocessing.make(for: generator.executor)
+        let output = try OutputFolder(URL(fileURLWithPath: outPath), overwrite: options.overwrite)
         let progress = Progress(total: files.count)
         let faithfulness = try command.makeFaithfulness(generator)
         var scores: [FaithfulnessScores] = []
         var scoredClasses: [Int] = []
-        for start in stride(from: 0, to: files.count, by: max(options.batchSize, 1)) {
-            let chunk = Array(files[start..<min(start + max(options.batchSize, 1), files.count)])
-            let (batch, images, _) = try preprocessing.batch(chunk)
-            let probabilities = try generator.executor.classProbabilities(batch, output: generator.outputName, kind: command.outputKind)
-            let explained: [[Int]]
-            if let topK = options.topK {
-                explained = probabilities.map { Array(ClassProbabilities.ranked($0).prefix(max(topK, 1))) }
-            } else if let classes = try command.parseClasses(count: chunk.count) {
-                explained = classes.map { [$0] }
-            } else {
-                explained = probabilities.map { [ClassProbabilities.ranked($0)[0]] }
-            }
-            progress.clear()
-            for (index, url) in chunk.enumerated() {
-                report.predicted(url.lastPathComponent, probabilities: probabilities[index], count: options.topK ?? 3, explained: explained[index])
-            }
-            for rank in 0..<(explained.first?.count ?? 1) {
-                let classes = explained.map { $0[min(rank, $0.count - 1)] }
-                let (maps, written) = try write(batch: batch, images: images, files: chunk, classes: classes, suffix: options.topK == nil ? "" : "_top\(rank + 1)", out: out)
-                for (index, files) in written.enumerated() { report.wrote(image: start + index, files: files) }
-                // The metrics score each image's first explained class.
-                if rank == 0, let faithfulness, let maps {
-                    scores += try faithfulness.evaluate(
-                        batch, heatmaps: command.metricMaps(maps), classes: classes, indices: Array(start..<start + chunk.count),
-                        baseline: probabilities)
-                    scoredClasses += classes
+        let size = max(options.batchSize, 1)
+        var next = 0
+        let reader = Prefetch<(files: [URL], prepared: [PreparedImage])>(name: "shortcut-detect gradcam: decode") {
+            guard next < files.count else { return nil }
+            let chunk = Array(files[next..<min(next + size, files.count)])
+            next += chunk.count
+            return (chunk, try preprocessing.prepareEach(chunk).map { try $0.get() })
+        }
+        defer { reader.cancel() }
+        let writer = Drain<Explained>(name: "shortcut-detect gradcam: pictures") { try write($0, into: output) }
+        do {
+            var start = 0
+            while let (chunk, prepared) = try reader.next() {
+                let batch = try Preprocessing.stack(prepared.map(\.tensor), files: chunk)
+                var explained = Explained(start: start, files: chunk, images: prepared.map(\.image))
+                let (probabilities, first) = try explainFirst(batch, count: chunk.count)
+                let ranks = options.topK.map { max($0, 1) } ?? 1
+                // Rank 1 is the pass that gave the predictions; further ranks need their own.
+                let classesByRank = (0..<ranks).map { rank in
+                    first.classes.indices.map { n in
+                        options.topK == nil ? first.classes[n] : ClassProbabilities.ranked(probabilities[n])[min(rank, probabilities[n].count - 1)]
+                    }
                 }
+                progress.clear()
+                for (index, url) in chunk.enumerated() {
+                    report.predicted(
+                        url.lastPathComponent, probabilities: probabilities[index], count: options.topK ?? 3,
+                        explained: classesByRank.map { $0[index] })
+                }
+                for (rank, classes) in classesByRank.enumerated() {
+                    let pass = rank == 0 ? first : try explain(batch, classes: classes)
+                    explained.ranks.append((options.topK == nil ? "" : "_top\(rank + 1)", try pass.maps?.scalars(as: Float.self), pass.guided))
+                    // The metrics score each image's first explained class.
+                    if rank == 0, let faithfulness, let maps = pass.maps {
+                        scores += try faithfulness.evaluate(
+                            batch, heatmaps: command.metricMaps(maps), classes: classes, indices: Array(start..<start + chunk.count),
+                            baseline: probabilities)
+                        scoredClasses += classes
+                    }
+                }
+                try writer.submit(explained)
+                start += chunk.count
+                progress.advance(by: chunk.count)
             }
-            progress.advance(by: chunk.count)
+            try writer.finish()
+        } catch {
+            writer.cancel()
+            throw error
         }
         progress.finish()
-        Console.say("wrote \(files.count) overlay(s) to \(out.path)")
+        try output.commit(kind: "gradcam", producer: producer, configuration: configuration(preprocessing, files: files))
+        Console.say("wrote \(files.count) overlay(s) to \(output.destination.path)")
         if let faithfulness, let path = command.metricsJSON {
             try faithfulness.json(scores, classes: scoredClasses, files: files.map(\.lastPathComponent)).write(to: URL(fileURLWithPath: path))
             report.wrote(path, "wrote the faithfulness metrics of \(scores.count) map(s) to \(path)")
         }
+        reportPasses(generator.executor)
     }
 
-    /// Heatmaps for one batch and class choice, then the pictures, written in parallel; returns
-    /// the CAM heatmaps (none for pure guided backpropagation) and the paths written per image.
-    private func write(batch: Tensor, images: [RGBImage], files: [URL], classes: [Int], suffix: String, out: URL) throws -> (Tensor?, [[String]]) {
-        let pictures: [RGBImage]
-        var heatmaps: Tensor?
-        switch command.method {
-        case .guidedBackprop, .guidedGradCAM:
-            var guided = try generator.guidedBackprop(batch, targetClasses: classes)
-            if command.method == .guidedGradCAM {
-                let result = try generator.explain(batch, targetClasses: classes)
-                heatmaps = result.heatmaps
-                guided = try generator.guidedGradCAM(guided: guided, heatmaps: result.heatmaps)
-            }
-            pictures = try (0..<files.count).map { try Overlay.deprocess(guided.sliced(axis: 0, $0..<$0 + 1).reshaped(Array(guided.shape.dropFirst()))) }
-        default:
-            let maps = try generator.explain(batch, targetClasses: classes).heatmaps
-            heatmaps = maps
-            pictures = try (0..<files.count).map { index in
-                try generator.overlay(images[index], heatmap: heatmap(maps, index), alpha: options.alpha, colormap: options.colormap)
-            }
+    /// One batch's maps for some classes: CAM heatmaps, guided pictures, or both.
+    struct Pass {
+        let classes: [Int]
+        let logits: Tensor
+        var maps: Tensor?
+        var guided: [RGBImage]?
+    }
+
+    /// The first pass of a batch: the classes asked for (`--class`), or each prediction, explained
+    /// in the pass that also gives the probabilities. With `--top-k`, the ranking is read from that
+    /// pass; if its first class differs from the predicted one (a tie that softmax rounding broke
+    /// differently), rank 1 runs again with the ranked classes.
+    private func explainFirst(_ batch: Tensor, count: Int) throws -> (probabilities: [[Double]], pass: Pass) {
+        let requested = try command.parseClasses(count: count)
+        var pass = try explain(batch, classes: requested)
+        let probabilities = ClassProbabilities.rows(
+            try pass.logits.doubles(), width: pass.logits.shape.last ?? 1,
+            kind: command.outputKind ?? generator.executor.outputKind(of: generator.outputName))
+        if requested == nil {
+            let top = probabilities.map { ClassProbabilities.ranked($0)[0] }
+            if top != pass.classes { pass = try explain(batch, classes: top) }
         }
-        let results = ConcurrentResults<[String]>(count: files.count)
-        let maps = heatmaps
-        DispatchQueue.concurrentPerform(iterations: files.count) { index in
+        return (probabilities, pass)
+    }
+
+    /// Maps for `classes` (each sample's prediction when `nil`) in one forward and reverse pass
+    /// (guided GradCAM included where it can share its pass, see ``GradCAMHeatmapGenerator/guidedAndCAM(_:targetClasses:)``).
+    private func explain(_ batch: Tensor, classes: [Int]?) throws -> Pass {
+        switch command.method {
+        case .guidedBackprop:
+            let result = try generator.executor.gradients(
+                [generator.executor.inputs[0].name: batch], of: .logit(classes: classes), output: generator.outputName,
+                wrt: [generator.executor.inputs[0].name], guided: true)
+            guard let gradient = result.gradients[generator.executor.inputs[0].name] else { throw ValidationError("no input gradient") }
+            let guided = generator.inputLayout == .nhwc ? gradient : try gradient.transposed([0, 2, 3, 1])
+            let logits = result.output
+            let chosen = try classes ?? ClassProbabilities.argmax(logits.doubles(), width: logits.shape[1])
+            return Pass(classes: chosen, logits: logits, maps: nil, guided: try pictures(guided))
+        case .guidedGradCAM:
+            let (guided, cam) = try generator.guidedAndCAM(batch, targetClasses: classes)
+            let product = try generator.guidedGradCAM(guided: guided, heatmaps: cam.heatmaps)
+            return Pass(classes: cam.classes, logits: cam.logits, maps: cam.heatmaps, guided: try pictures(product))
+        default:
+            let cam = try generator.explain(batch, targetClasses: classes)
+            return Pass(classes: cam.classes, logits: cam.logits, maps: cam.heatmaps, guided: nil)
+        }
+    }
+
+    /// Guided backpropagation `[N, H, W, 3]` as pictures.
+    private func pictures(_ guided: Tensor) throws -> [RGBImage] {
+        try (0..<guided.shape[0]).map { try Overlay.deprocess(guided.sliced(axis: 0, $0..<$0 + 1).reshaped(Array(guided.shape.dropFirst()))) }
+    }
+
+    /// Writes one batch's pictures (in parallel) into the output folder.
+    private func write(_ batch: Explained, into output: OutputFolder) throws {
+        let (height, width) = (batch.images.first?.height ?? 0, batch.images.first?.width ?? 0)
+        let size = height * width
+        let results = ConcurrentResults<[String]>(count: batch.files.count)
+        DispatchQueue.concurrentPerform(iterations: batch.files.count) { index in
             results.set(index) {
-                let stem = files[index].deletingPathExtension().lastPathComponent + suffix
-                try PNG.write(pictures[index], to: out.appendingPathComponent(stem + ".png"))
-                if let maps {
-                    let map = try heatmap(maps, index)
-                    if options.saveNpy { try map.writeNPY(to: out.appendingPathComponent(stem + ".npy")) }
+                let image = batch.images[index]
+                var written: [String] = []
+                for rank in batch.ranks {
+                    let stem = batch.files[index].deletingPathExtension().lastPathComponent + rank.suffix
+                    let values = rank.maps.map { $0[index * size..<(index + 1) * size] }
+                    let picture = try rank.guided?[index]
+                        ?? Overlay.overlay(image: image, values: values ?? [], alpha: options.alpha, colormap: options.colormap)
+                    try output.write(png(picture), to: stem + ".png")
+                    written.append(stem + ".png")
+                    guard let values else { continue }
+                    let map = try Tensor(shape: [height, width], scalars: Array(values))
+                    if options.saveNpy {
+                        try output.write(map.npyData(), to: stem + ".npy")
+                        written.append(stem + ".npy")
+                    }
                     if options.panel {
-                        let figure = try Panel.comparison(image: images[index], heatmap: map, alpha: options.alpha, colormap: options.colormap)
-                        try PNG.write(figure, to: out.appendingPathComponent(stem + "_panel.png"))
+                        let figure = try Panel.comparison(image: image, heatmap: map, alpha: options.alpha, colormap: options.colormap)
+                        try output.write(png(figure), to: stem + "_panel.png")
+                        written.append(stem + "_panel.png")
                     }
                 }
-                let endings = [".png"] + (maps != nil && options.saveNpy ? [".npy"] : []) + (maps != nil && options.panel ? ["_panel.png"] : [])
-                return endings.map { out.appendingPathComponent(stem + $0).path }
+                return written.map { output.destination.appendingPathComponent($0).path }
             }
         }
-        return (heatmaps, try results.values())
+        for (index, files) in try results.values().enumerated() { report.wrote(image: batch.start + index, files: files) }
     }
 
-    private func heatmap(_ maps: Tensor, _ index: Int) throws -> Tensor {
-        try maps.sliced(axis: 0, index..<index + 1).reshaped(Array(maps.shape.dropFirst()))
+    private func png(_ image: RGBImage) throws -> Data {
+        try PNG.encode(width: image.width, height: image.height, channels: 3, pixels: image.pixels, level: options.compression)
+    }
+
+    /// What the manifest records about the run.
+    private func configuration(_ preprocessing: Preprocessing, files: [URL]) -> GradCAMRunConfiguration {
+        GradCAMRunConfiguration(
+            model: (command.model as NSString).lastPathComponent, layers: generator.layers.map(\.request),
+            tensors: generator.layers.map(\.tensor), method: command.method.rawValue, output: generator.outputName,
+            classes: command.targetClass, topK: options.topK, preprocessing: preprocessing.summary, alpha: options.alpha,
+            colormap: options.colormap.rawValue, compression: options.compression, images: files.count)
     }
 
     private func imageFiles() throws -> [URL] {
@@ -245,6 +342,22 @@ struct ImageRun {
         }
         return options.image.map { URL(fileURLWithPath: $0) }
     }
+}
+
+/// What a `gradcam --out` folder's manifest records about the run.
+struct GradCAMRunConfiguration: Codable {
+    var model: String
+    var layers: [String]
+    var tensors: [String]
+    var method: String
+    var output: String
+    var classes: String?
+    var topK: Int?
+    var preprocessing: String
+    var alpha: Float
+    var colormap: String
+    var compression: Int32
+    var images: Int
 }
 
 /// A progress bar with an estimate of the time left, drawn on standard error when it is a terminal.

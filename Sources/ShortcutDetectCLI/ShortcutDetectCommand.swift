@@ -43,3 +43,13 @@ struct ShortcutDetectCommand: ParsableCommand {
         return "Error: \(message)\nUsage: \(usage)\n  See '\(name) --help' for more information.\n"
     }
 }
+
+/// The program and version, as the manifests of results folders name their producer.
+let producer = "shortcut-detect \(shortcutDetectVersion)"
+
+/// A test hook: with `SHORTCUT_DETECT_REPORT_PASSES` set, a command prints on standard error how
+/// many forward and reverse passes its executor ran, so tests can check one pass per batch.
+func reportPasses(_ executor: Executor) {
+    guard ProcessInfo.processInfo.environment["SHORTCUT_DETECT_REPORT_PASSES"] != nil else { return }
+    FileHandle.standardError.write(Data("passes: forward \(executor.passes.forward), reverse \(executor.passes.reverse)\n".utf8))
+}

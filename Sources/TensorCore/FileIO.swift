@@ -15,16 +15,28 @@ import Darwin
 package enum FileIO {
     /// Calls `body` with a descriptor open for reading on the regular file at `path`, and its size.
     package static func withDescriptor<R>(of path: String, _ body: (_ fd: Int32, _ size: Int) throws -> R) throws -> R {
+        let (fd, size) = try openRegular(path)
+        defer { close(fd) }
+        return try body(fd, size)
+    }
+
+    /// Opens the regular file at `path` for reading (a file read in pieces, such as a stream of
+    /// records); returns the descriptor, which the caller closes, and the file's size.
+    package static func openRegular(_ path: String) throws -> (fd: Int32, size: Int) {
         // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw FileError(path: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw FileError(path: path, reason: String(cString: strerror(errno))) }
+        guard fstat(fd, &info) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw FileError(path: path, reason: reason)
+        }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
             throw FileError(path: path, reason: "it is \(kind(info.st_mode)), not a regular file")
         }
-        return try body(fd, Int(info.st_size))
+        return (fd, Int(info.st_size))
     }
 
     /// Calls `body` with the bytes of the regular file at `path`, mapped read-only.

@@ -98,6 +98,14 @@ extension Tensor {
 
     /// The bytes of a version 1.0 `.npy` file holding this tensor.
     public func npyData() -> Data {
+        var data = Tensor.npyHeader(dtype: dtype, shape: shape)
+        withUnsafeBytes { data.append(contentsOf: $0) }
+        return data
+    }
+
+    /// The header of a version 1.0 `.npy` file of this type and shape: its data follows, row-major,
+    /// so a file can be written a row at a time.
+    public static func npyHeader(dtype: DType, shape: [Int]) -> Data {
         let descr = Tensor.npyDescriptors.first { $0.1 == dtype }?.0 ?? "<f4"  // the table covers every DType
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
@@ -107,7 +115,6 @@ extension Tensor {
         let length = UInt16(header.utf8.count)
         data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
         data.append(contentsOf: Array(header.utf8))
-        withUnsafeBytes { data.append(contentsOf: $0) }
         return data
     }
 

@@ -106,10 +106,20 @@ import Testing
         #expect(errorText { try AuditSample.read(csv: url) }.contains("needs a header with 'file' and 'group'"))
     }
 
-    @Test func batchesAlignAcrossShards() {
-        let samples = (0..<7).map { AuditSample(file: "\($0).png", group: "g", label: nil) }
-        let all = Auditor.batches(samples, batchSize: 3).map { $0.map(\.index) }
-        #expect(all == [[0, 1, 2], [3, 4, 5], [6]])
-        #expect(Auditor.batches(samples, batchSize: 3, part: 2, of: 2).map { $0.map(\.index) } == [[3, 4, 5]])
+    @Test func batchesAlignAcrossShardsAndRepeatsAreReportedOnce() throws {
+        let folder = try Fixtures.temporaryDirectory()
+        let csv = folder.appendingPathComponent("groups.csv")
+        // Row 3 repeats row 0's file (written differently: the paths are compared once resolved).
+        try "file,group\n0.png,g\n1.png,g\n2.png,g\n./0.png,g\n3.png,g\n4.png,g\n5.png,g\n6.png,g\n".write(to: csv, atomically: true, encoding: .utf8)
+        let input = try AuditInput(csv: csv, folder: folder)
+        #expect(input.count == 8)
+        func batches(_ part: Int, _ parts: Int) throws -> [[Int]] {
+            try Array(input.batches(batchSize: 3, part: part, of: parts)).map { try $0.get().items.map(\.index) }
+        }
+        // Batches of three audited rows; the repeat travels with the batch that was filling.
+        #expect(try batches(1, 1) == [[0, 1, 2], [3, 4, 5, 6], [7]])
+        #expect(try batches(2, 2) == [[3, 4, 5, 6]])
+        let repeat_ = try #require(try Array(input.batches(batchSize: 3)).flatMap { try $0.get().items }.first { $0.index == 3 })
+        #expect(repeat_.duplicateOf == 0)
     }
 }

@@ -164,8 +164,8 @@ import Testing
     }
 
     @Test func gradcamOnImageFilesWritesOverlaysHeatmapsAndPanels() throws {
-        let out = try Fixtures.temporaryDirectory()
-        let labels = out.appendingPathComponent("labels.txt")
+        let out = try Fixtures.temporaryDirectory().appendingPathComponent("out")
+        let labels = out.deletingLastPathComponent().appendingPathComponent("labels.txt")
         try (0..<10).map { "class\($0)" }.joined(separator: "\n").write(to: labels, atomically: true, encoding: .utf8)
         let result = try cli([
             "gradcam", model, "--image", Fixtures.url("images/rgb8.png").path, "--image", Fixtures.url("images/photo420.jpg").path,
@@ -186,8 +186,12 @@ import Testing
             let source = Fixtures.url("images/\(name)")
             try FileManager.default.copyItem(at: FileManager.default.fileExists(atPath: source.path) ? source : labels, to: folder.appendingPathComponent(name))
         }
-        let topK = try cli(["gradcam", model, "--images", folder.path, "--layer", "layer4", "--top-k", "2", "--out", out.path])
+        // A folder of results is replaced only when asked; the old results stay until the new are complete.
+        let again = try cli(["gradcam", model, "--images", folder.path, "--layer", "layer4", "--top-k", "2", "--out", out.path])
+        #expect(again.status != 0 && again.stderr.contains("already holds results; pass --overwrite"), "\(again.stderr)")
+        let topK = try cli(["gradcam", model, "--images", folder.path, "--layer", "layer4", "--top-k", "2", "--out", out.path, "--overwrite"])
         #expect(topK.status == 0, "\(topK.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("rgb8.png").path))
         #expect(topK.stdout.contains("wrote 2 overlay(s)"))
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("gray_top2.png").path))
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("palette_top1.png").path))

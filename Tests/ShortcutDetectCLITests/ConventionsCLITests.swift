@@ -127,8 +127,10 @@ import Testing
     }
 
     @Test func gradcamJSONOnImagesListsEveryFileWritten() throws {
-        let out = try Fixtures.temporaryDirectory()
-        let labels = out.appendingPathComponent("labels.txt")
+        // --out must be new (or a folder shortcut-detect wrote): the labels live beside it.
+        let folder = try Fixtures.temporaryDirectory()
+        let out = folder.appendingPathComponent("overlays")
+        let labels = folder.appendingPathComponent("labels.txt")
         try (0..<10).map { "class\($0)" }.joined(separator: "\n").write(to: labels, atomically: true, encoding: .utf8)
         let result = try cli([
             "gradcam", model, "--image", Fixtures.url("images/rgb8.png").path, "--image", Fixtures.url("images/photo420.jpg").path,
@@ -283,7 +285,9 @@ import Testing
         for arguments in runs {
             let loud = try cli(arguments)
             #expect(loud.status == 0 && !loud.stdout.isEmpty, "\(arguments[0]): \(loud.stderr)")
-            let quiet = try cli(arguments + ["--quiet"])
+            // The commands that write a folder refuse to replace the first run's without --overwrite.
+            let replaces = ["gradcam", "audit", "merge", "detect"].contains(arguments[0]) && arguments.contains("--out")
+            let quiet = try cli(arguments + ["--quiet"] + (replaces ? ["--overwrite"] : []))
             #expect(quiet.status == 0 && quiet.stdout.isEmpty && quiet.stderr.isEmpty, "\(arguments[0]) --quiet: \(quiet.text) \(quiet.stderr)")
         }
         // bench's JSON line is its data: --quiet keeps it, and nothing else.

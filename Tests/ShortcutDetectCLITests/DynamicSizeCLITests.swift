@@ -77,7 +77,7 @@ import Testing
         #expect(try Tensor(npyAt: out.appendingPathComponent("rgb8.npy")).shape == [48, 96])
         let overlay = try RGBImage(contentsOf: out.appendingPathComponent("rgb8.png"))
         #expect(overlay.width == 96 && overlay.height == 48)
-        let square = try cli.cli(["gradcam", model, "--image", image, "--layer", "r", "--size", "40", "--out", out.path, "--save-npy"])
+        let square = try cli.cli(["gradcam", model, "--image", image, "--layer", "r", "--size", "40", "--out", out.path, "--save-npy", "--overwrite"])
         #expect(square.status == 0, "\(square.stderr)")
         #expect(try Tensor(npyAt: out.appendingPathComponent("rgb8.npy")).shape == [40, 40])
     }
@@ -88,9 +88,9 @@ import Testing
         let image = Fixtures.url("images/rgb8.png").path
         let same = try cli.cli(["gradcam", model, "--image", image, "--layer", "layer4", "--size", "64x64", "--out", out.path])
         #expect(same.status == 0, "\(same.stderr)")
-        let other = try cli.cli(["gradcam", model, "--image", image, "--layer", "layer4", "--size", "32", "--out", out.path])
+        let other = try cli.cli(["gradcam", model, "--image", image, "--layer", "layer4", "--size", "32", "--out", out.path, "--overwrite"])
         #expect(other.status != 0 && other.stderr.contains("its height is fixed at 64, so the requested 32 does not fit"))
-        let bad = try cli.cli(["gradcam", model, "--image", image, "--layer", "layer4", "--size", "64x", "--out", out.path])
+        let bad = try cli.cli(["gradcam", model, "--image", image, "--layer", "layer4", "--size", "64x", "--out", out.path, "--overwrite"])
         #expect(bad.status != 0 && bad.stderr.contains("--size"))
     }
 

@@ -27,6 +27,29 @@ import Testing
         try FuzzTargets.state(FuzzTargets.stateSeed())
     }
 
+    /// Mutations of the seed reach the checks behind the manifest (the target writes one that
+    /// matches), each refused with its own sentence.
+    @Test func theStateTargetReachesTheMergeChecks() throws {
+        var parts = FuzzTargets.split(FuzzTargets.stateSeed(), separator: FuzzTargets.stateSeparator, parts: FuzzTargets.stateFiles.count)
+        func refusal(_ edit: (inout [Data]) -> Void) -> String {
+            var edited = parts
+            edit(&edited)
+            let data = edited.dropFirst().reduce(edited[0]) { $0 + FuzzTargets.stateSeparator + $1 }
+            do { try FuzzTargets.state(data) } catch let error as AuditError { return "\(error)" } catch { return "not ours: \(error)" }
+            return "merged"
+        }
+        #expect(refusal { $0[2] = Data("{}".utf8) }.contains("holds the groups [] but the records hold"))
+        #expect(refusal { $0[5] += Data(count: 4) }.contains("state/pooled.f32 has 1028 bytes; 4 rows of 64 float32 values need 1024"))
+        #expect(refusal { $0[8] = Data("not a png".utf8) }.contains("is not a valid overlay"))
+        #expect(refusal { $0[7] = Data("0,1,2".utf8) }.contains("state/overlays/3.png (No such file or directory)"))
+        #expect(refusal { $0[0] = Data(String(decoding: $0[0], as: UTF8.self).replacingOccurrences(of: "\"height\":8", with: "\"height\":9223372036854775807").utf8) }
+            .contains("holds impossible settings: a 9223372036854775807x8 input"))
+        var sums = try JSONDecoder().decode([String: [Int64]].self, from: parts[2])
+        sums["A"]?[0] = Int64.max
+        parts[2] = try JSONEncoder().encode(sums)
+        #expect(refusal { _ in }.contains("state/sums.json: group 'A' sums to"))
+    }
+
     @Test(arguments: cases)
     func replaysWithoutCrashing(target: String, file: String) throws {
         let data = try Data(contentsOf: Self.root.appendingPathComponent(target).appendingPathComponent(file))

@@ -60,50 +60,89 @@ enum FuzzTargets {
         _ = try preprocessing.tensor(image)
     }
 
-    /// Parses a groups CSV and cuts the audit into shards' batches.
-    @Sendable static func csv(_ data: Data) throws {
-        let samples = try AuditSample.parse(csv: String(decoding: data, as: UTF8.self), path: "groups.csv")
-        _ = Auditor.batches(samples, batchSize: 3, part: 2, of: 3)
+    /// A scratch folder of its own for one input: replayed inputs run in parallel.
+    static func scratchFolder() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("shortcut-detect-fuzz-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder
     }
 
-    /// The files of one shard's `state/` folder, in the order ``stateFiles`` names them, joined by
-    /// ``stateSeparator``.
-    static let stateFiles = ["config.json", "records.json", "sums.json", "pooled.f32"]
+    /// Reads a groups CSV as an audit does (scanned for rows and repeats, then streamed) and cuts
+    /// it into a shard's batches.
+    @Sendable static func csv(_ data: Data) throws {
+        let folder = try scratchFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("groups.csv")
+        try data.write(to: url)
+        let input = try AuditInput(csv: url, folder: folder)
+        for batch in try input.batches(batchSize: 3, part: 2, of: 3) { _ = try batch.get() }
+    }
+
+    /// The parts of a ``state(_:)`` input, in order, joined by ``stateSeparator``: the files of one
+    /// shard's `state/` folder, then the indices of the samples given an overlay (comma-separated)
+    /// and the PNG each of them gets.
+    static let stateFiles = [
+        "state/config.json", "state/index.json", "state/sums.json", "state/records.jsonl", "state/issues.jsonl",
+        "state/pooled.f32", "state/embeddings.f32", "overlay indices", "overlay png",
+    ]
     static let stateSeparator = Data("\n#next-file#\n".utf8)
 
-    /// Loads a shard state written from the input, merges it and renders the report, as `merge` does.
+    /// Writes a shard report from the input (with a manifest that matches its files, as a careful
+    /// forger would write one, so the checks behind the manifest's are reached), merges it and
+    /// renders the merged report, as `merge` does.
     @Sendable static func state(_ data: Data) throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("shortcut-detect-fuzz-\(ProcessInfo.processInfo.processIdentifier)")
+        let folder = try scratchFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let stateFolder = folder.appendingPathComponent("report/state")
-        try FileManager.default.createDirectory(at: stateFolder, withIntermediateDirectories: true)
-        for (name, part) in zip(stateFiles, split(data, separator: stateSeparator, parts: stateFiles.count)) {
-            try part.write(to: stateFolder.appendingPathComponent(name))
+        let parts = split(data, separator: stateSeparator, parts: stateFiles.count)
+        let shard = try OutputFolder(folder.appendingPathComponent("shard"), overwrite: false)
+        try shard.createFolder("state/overlays")
+        for (name, part) in zip(stateFiles, parts).prefix(7) where name != "state/embeddings.f32" || !part.isEmpty {
+            try shard.write(part, to: name)
         }
-        let merged = try AuditState.merge([try AuditState.load(from: folder.appendingPathComponent("report"))])
-        try AuditReport(state: merged).write(to: folder.appendingPathComponent("merged"))
+        // Numbers only: a name from the input must not lead out of the scratch folder.
+        let indices = String(decoding: parts[7], as: UTF8.self).split(separator: ",").prefix(64).compactMap { Int($0) }
+        for index in Set(indices) { try shard.write(parts[8], to: "state/overlays/\(index).png") }
+        // The manifest repeats the settings; a config.json that does not decode gets the seed's,
+        // and the state's own check reports it.
+        let config = (try? JSONDecoder().decode(AuditConfig.self, from: parts[0])) ?? seedConfig
+        try shard.commit(kind: AuditRunConfiguration.kind, producer: "fuzz", configuration: AuditRunConfiguration(config, shard: "1/1"))
+        let merged = try OutputFolder(folder.appendingPathComponent("merged"), overwrite: false)
+        try AuditReport.merge([shard.destination], into: merged)
+        try AuditReport.write(into: merged)
+        merged.discard()
     }
 
-    /// A valid input for ``state(_:)``: four samples of an 8 x 8 audit in two groups.
+    /// The settings of ``stateSeed()``: an 8 x 8 audit of four images with a region.
+    static let seedConfig = AuditConfig(
+        model: "model.onnx", layer: "layer4", tensor: "t", method: "gradcam", maps: "normalized", target: "predicted",
+        preprocessing: "resize 73, crop 8x8", mask: "rectangles 0,0,2,2", maskArea: 0.0625, threshold: 0.1, iouFraction: 0.5,
+        height: 8, width: 8, total: 4, batchSize: 2)
+
+    /// A valid input for ``state(_:)``: four samples of an 8 x 8 audit in two groups, every one
+    /// shown in the report (three per group and end are), so each has an overlay.
     static func stateSeed() -> Data {
-        let config = """
-            {"batchSize": 2, "height": 8, "width": 8, "iouFraction": 0.5, "layer": "layer4", "maps": "normalized",
-             "mask": "rectangles 0,0,2,2", "maskArea": 0.0625, "method": "gradcam", "model": "model.onnx",
-             "preprocessing": "resize 73, crop 8x8", "target": "predicted", "tensor": "t", "threshold": 0.1, "total": 4}
-            """
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let config = (try? encoder.encode(seedConfig)) ?? Data()
+        let index = Data(#"{"embeddingWidth": 0, "groups": {"A": 2, "B": 2}, "issues": 0, "records": 4}"#.utf8)
         let records = (0..<4).map { i in
             """
-            {"confidence": 0.75, "file": "img_\(i).png", "group": "\(i % 2 == 0 ? "A" : "B")", "index": \(i), "label": \(i % 2),
-             "predicted": \(i % 2), "target": \(i % 2), "scores": {"inMask": 0.\(i + 1), "pointingHit": \(i == 0), "iou": 0.2}}
+            {"confidence": 0.75, "file": "img_\(i).png", "group": "\(i % 2 == 0 ? "A" : "B")", "index": \(i), "label": \(i % 2), \
+            "predicted": \(i % 2), "target": \(i % 2), "scores": {"inMask": 0.\(i + 1), "pointingHit": \(i == 0), "iou": 0.2}}
             """
+        }.joined(separator: "\n") + "\n"
+        // Each sample's map (an 8 x 8 map pools to itself), and each group's sums of its maps in
+        // 40.24 fixed point, which merge checks against the pooled maps.
+        let maps = (0..<4).map { i in (0..<64).map { Float(($0 + i) % 8) / 8 } }
+        var sums: [String: [Int64]] = [:]
+        for (i, map) in maps.enumerated() {
+            let fixed = map.map { Int64((Double($0) * Double(1 << 24)).rounded()) }
+            sums[i % 2 == 0 ? "A" : "B"] = zip(sums[i % 2 == 0 ? "A" : "B"] ?? Array(repeating: 0, count: 64), fixed).map { $0 + $1 }
         }
-        // Each group's sum of two maps in 40.24 fixed point (see AuditState), and each sample's map pooled.
-        let sums = ["A", "B"].map { group in
-            "\"\(group)\": [" + (0..<64).map { String(($0 % 8 + (group == "A" ? 0 : $0 / 8)) << 21) }.joined(separator: ", ") + "]"
-        }
-        let pooled = (0..<4 * 64).map { Float($0 % 8) / 8 }
-        let files = [Data(config.utf8), Data(("[" + records.joined(separator: ", ") + "]").utf8),
-                     Data(("{" + sums.joined(separator: ", ") + "}").utf8), pooled.withUnsafeBytes { Data($0) }]
+        let pooled = maps.flatMap { $0 }.withUnsafeBytes { Data($0) }
+        // The image beside its overlay, 2 pixels apart: 18 x 8.
+        let overlay = (try? PNG.encode(width: 18, height: 8, channels: 3, pixels: (0..<18 * 8 * 3).map { UInt8($0 % 251) })) ?? Data()
+        let files = [config, index, (try? encoder.encode(sums)) ?? Data(), Data(records.utf8), Data(), pooled, Data(), Data("0,1,2,3".utf8), overlay]
         return files.dropFirst().reduce(files[0]) { $0 + stateSeparator + $1 }
     }
 

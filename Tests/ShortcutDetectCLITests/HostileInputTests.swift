@@ -217,11 +217,11 @@ import Darwin
         try refuses(["gradcam", model, "--image", Fixtures.url("images/rgb8.png").path, "--labels", "/nonexistent/labels.txt",
                      "--layer", "layer4", "--out", folder.path], saying: "/nonexistent/labels.txt: No such file or directory")
         try refuses(["merge", folder.path, "--out", folder.appendingPathComponent("m").path],
-                    saying: "is not an audit report (state/config.json: No such file or directory)")
+                    saying: "\(folder.path) is not a complete folder of shortcut-detect results: its manifest.json cannot be read (No such file or directory)")
         let state = folder.appendingPathComponent("bad/state")
         try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
         try Data("{\"height\": 1}".utf8).write(to: state.appendingPathComponent("config.json"))
         try refuses(["merge", folder.appendingPathComponent("bad").path, "--out", folder.appendingPathComponent("m").path],
-                    saying: "bad/state/config.json is not a valid audit state (missing 'model' at the top level)")
+                    saying: "bad is not a complete folder of shortcut-detect results: its manifest.json cannot be read")
     }
 }

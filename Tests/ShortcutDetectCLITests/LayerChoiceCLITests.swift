@@ -55,7 +55,7 @@ import Testing
         let expected = try generator.generate(x)
         #expect(try heatmap.scalars(as: Float.self) == expected.scalars(as: Float.self))
 
-        let wrong = try cli.cli(["gradcam", keras, "--image", image.path, "--input-layout", "nchw", "--out", out.path])
+        let wrong = try cli.cli(["gradcam", keras, "--image", image.path, "--input-layout", "nchw", "--out", out.path, "--overwrite"])
         #expect(wrong.status != 0 && wrong.stderr.contains("expects shape [unk__347, 64, 64, 3], got [1, 3, 64, 3]"), "\(wrong.stderr)")
     }
 

@@ -123,10 +123,14 @@ import Testing
         #expect(plain.status == 0 && plainSummary["spray_note"] as? String != nil)  // two images are too few to cluster: said, not crashed
         let (noRegion, _) = try audit(mask: nil, ["--counterfactual", "mean"])
         #expect(noRegion.status != 0 && noRegion.stderr.contains("--counterfactual fills the shortcut region"))
-        // Image space holds only for images of the mask's size.
+        // Image space holds only for images of the mask's size: another size is skipped and listed
+        // (the audit goes on), or with --strict stops the audit.
         _ = try image(width: 90, height: 80, in: folder, name: "b.png")
-        let (mixed, _) = try audit(mask: (100, 80))
-        #expect(mixed.status != 0 && mixed.stderr.contains("b.png is 90x80 but the region was drawn on images of 100x80"), "\(mixed.stderr)")
+        let (mixed, mixedSummary) = try audit(mask: (100, 80))
+        #expect(mixed.status == 0, "\(mixed.stderr)")
+        #expect((mixedSummary["skipped"] as? [String: Any])?["unusable"] as? Int == 1 && mixedSummary["n"] as? Int == 1)
+        let (strict, _) = try audit(mask: (100, 80), ["--strict"])
+        #expect(strict.status != 0 && strict.stderr.contains("b.png is 90x80 but the region was drawn on images of 100x80"), "\(strict.stderr)")
     }
 
     @Test func gradcamWritesTheFaithfulnessMetrics() throws {

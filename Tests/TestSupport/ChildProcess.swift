@@ -22,8 +22,13 @@ public struct ChildProcess: Sendable {
     /// Whether the watchdog ended it.
     public let timedOut: Bool
 
-    /// Runs `executable` with `arguments`; after `timeout` seconds the child is killed.
-    public static func run(_ executable: URL, _ arguments: [String], timeout: Double = 120) throws -> ChildProcess {
+    /// Runs `executable` with `arguments` and `environment` added to this process's; after
+    /// `timeout` seconds the child is killed. `whileRunning`, when given, is called on another
+    /// thread with the child's process id as soon as it started (to signal it, for instance).
+    public static func run(
+        _ executable: URL, _ arguments: [String], timeout: Double = 120, environment: [String: String] = [:],
+        whileRunning: (@Sendable (pid_t) -> Void)? = nil
+    ) throws -> ChildProcess {
         let folder = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
         let outPath = folder.appendingPathComponent("stdout").path
@@ -38,8 +43,11 @@ public struct ChildProcess: Sendable {
 
         let argv = ([executable.path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        let variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0)=\($1)" }
+        let envp = variables.map { strdup($0) } + [nil]
+        defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable.path, &actions, nil, argv, environ)
+        let spawned = posix_spawn(&pid, executable.path, &actions, nil, argv, envp)
         guard spawned == 0 else {
             throw FileError(path: executable.path, reason: "cannot start it: \(String(cString: strerror(spawned)))")
         }
@@ -54,6 +62,7 @@ public struct ChildProcess: Sendable {
                 kill(child, SIGKILL)
             }
         }
+        if let whileRunning { DispatchQueue.global().async { whileRunning(child) } }
         var raw: Int32 = 0
         var usage = rusage()
         while wait4(pid, &raw, 0, &usage) < 0 && errno == EINTR {}
