@@ -26,7 +26,7 @@ public enum MapResize: String, Sendable, CaseIterable {
         return result
     }
 
-    /// ``MapResize/apply(_:height:width:outHeight:outWidth:)`` on `count` float32 maps one after another,
+    /// The double-precision resize on `count` float32 maps one after another,
     /// in float32: each input row is first resized along its width, then each output row blends
     /// two of those rows (the order OpenCV's `resize` follows, and the same products and sums as
     /// the double-precision version, rounded to float32). Throws when the memory budget refuses

@@ -14,8 +14,9 @@ public struct Tensor: Sendable {
     public let shape: [Int]
     /// The number of elements (the product of `shape`).
     public let count: Int
-    /// The memory holding the elements.
-    package let storage: TensorStorage
+    /// The memory holding the elements; kernels read and write it through ``unsafeElements(as:)``
+    /// and its siblings, which check types and bounds in debug builds.
+    @usableFromInline package let storage: TensorStorage
 
     /// The number of axes.
     public var rank: Int { shape.count }
@@ -62,11 +63,8 @@ public struct Tensor: Sendable {
         guard count == scalars.count else {
             throw TensorError.countMismatch(shape: shape, expected: count, got: scalars.count)
         }
-        try self.init(zeros: T.dtype, shape: shape)
-        let destination = storage.base.bindMemory(to: T.self, capacity: count)
-        scalars.withUnsafeBufferPointer { source in
-            if let base = source.baseAddress { destination.update(from: base, count: count) }
-        }
+        try self.init(uninitialized: T.dtype, shape: shape)
+        _ = unsafeMutableElements(as: T.self).initialize(fromContentsOf: scalars)
     }
 
     /// A rank-0 tensor holding one value.
@@ -85,7 +83,7 @@ public struct Tensor: Sendable {
         _ type: T.Type, shape: [Int], writesAll: Bool = false, _ fill: (UnsafeMutableBufferPointer<T>) throws -> Void
     ) throws -> Tensor {
         let tensor = writesAll ? try Tensor(uninitialized: T.dtype, shape: shape) : try Tensor(zeros: T.dtype, shape: shape)
-        try fill(UnsafeMutableBufferPointer(start: tensor.storage.base.assumingMemoryBound(to: T.self), count: tensor.count))
+        try withExtendedLifetime(tensor) { try fill(tensor.unsafeMutableElements(as: T.self)) }
         return tensor
     }
 
@@ -94,9 +92,7 @@ public struct Tensor: Sendable {
         as type: T.Type, _ body: (UnsafeBufferPointer<T>) throws -> R
     ) throws -> R {
         guard T.dtype == dtype else { throw TensorError.dtypeMismatch(expected: T.dtype, got: dtype) }
-        return try withExtendedLifetime(storage) {
-            try body(UnsafeBufferPointer(start: storage.base.assumingMemoryBound(to: T.self), count: count))
-        }
+        return try withExtendedLifetime(storage) { try body(unsafeElements(as: T.self)) }
     }
 
     /// Calls `body` with the raw bytes of the elements.

@@ -12,9 +12,9 @@ import Darwin
 /// such as a decoded protobuf field, so weights are never copied on their way into a tensor.
 /// Tensors treat storage as immutable once they hand it out; only the code that creates a
 /// tensor writes to it.
-package final class TensorStorage: @unchecked Sendable {
+@usableFromInline package final class TensorStorage: @unchecked Sendable {
     /// Start of the buffer. Never dangling, even for zero bytes.
-    package let base: UnsafeMutableRawPointer
+    @usableFromInline package let base: UnsafeMutableRawPointer
     /// Size of the buffer in bytes.
     package let byteCount: Int
     /// What is counted against the ``MemoryBudget`` until this storage is freed.

@@ -34,8 +34,9 @@ private func transfer(strided: Tensor, contiguous: Tensor, shape: [Int], strides
         }
     }
     func run<T>(_ type: T.Type) {
-        let view = strided.storage.base.assumingMemoryBound(to: T.self)
-        let flat = contiguous.storage.base.assumingMemoryBound(to: T.self)
+        // Gathering writes `flat`, scattering writes `view`.
+        let view = strided.unsafeMutableElements(bitsAs: T.self)
+        let flat = contiguous.unsafeMutableElements(bitsAs: T.self)
         let length = dims.last ?? 1
         let step = steps.last ?? 1
         let outer = dims.count - 1
@@ -45,7 +46,7 @@ private func transfer(strided: Tensor, contiguous: Tensor, shape: [Int], strides
         while true {
             if gather {
                 if step == 1 {
-                    (flat + o).update(from: view + position, count: length)
+                    flat.address(at: o, count: length).update(from: view.address(at: position, count: length), count: length)
                 } else {
                     for i in 0..<length { flat[o + i] = view[position + i * step] }
                 }

@@ -110,17 +110,20 @@ extension IndexedSlices {
     func gather(_ data: Tensor) throws -> Tensor {
         let output = try Tensor(uninitialized: data.dtype, shape: shape)
         func run<E>(_ type: E.Type) {
-            let source = data.storage.base.assumingMemoryBound(to: E.self)
-            let destination = output.storage.base.assumingMemoryBound(to: E.self)
+            let source = data.unsafeElements(bitsAs: E.self)
+            let destination = output.unsafeMutableElements(bitsAs: E.self)
             offsets.withUnsafeBufferPointer { offsets in
                 if sliceSize == 1 {
                     for t in offsets.indices { destination[t] = source[offsets[t]] }
                 } else {
-                    for t in offsets.indices { (destination + t * sliceSize).update(from: source + offsets[t], count: sliceSize) }
+                    for t in offsets.indices {
+                        destination.address(at: t * sliceSize, count: sliceSize)
+                            .update(from: source.address(at: offsets[t], count: sliceSize), count: sliceSize)
+                    }
                 }
             }
         }
-        withExtendedLifetime(data) { moving(data.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
+        withExtendedLifetime((data, output)) { moving(data.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
         return output
     }
 
@@ -168,17 +171,19 @@ extension IndexedSlices {
         withExtendedLifetime(data) { output.storage.base.copyMemory(from: data.storage.base, byteCount: data.byteCount) }
         let size = sliceSize
         func move<E>(_ type: E.Type) {
-            let source = updates.storage.base.assumingMemoryBound(to: E.self)
-            let destination = output.storage.base.assumingMemoryBound(to: E.self)
+            let source = updates.unsafeElements(bitsAs: E.self)
+            let destination = output.unsafeMutableElements(bitsAs: E.self)
             if size == 1 {  // element by element: a plain loop rather than a copy call per element
                 for t in offsets.indices { destination[offsets[t]] = source[t] }
             } else {
-                for t in offsets.indices { (destination + offsets[t]).update(from: source + t * size, count: size) }
+                for t in offsets.indices {
+                    destination.address(at: offsets[t], count: size).update(from: source.address(at: t * size, count: size), count: size)
+                }
             }
         }
         func combine<T: ArithmeticScalar>(_ type: T.Type) {
-            let u = updates.storage.base.assumingMemoryBound(to: T.self)
-            let out = output.storage.base.assumingMemoryBound(to: T.self)
+            let u = updates.unsafeElements(as: T.self)
+            let out = output.unsafeMutableElements(as: T.self)
             for t in offsets.indices {
                 for e in 0..<size {
                     let (o, v) = (offsets[t] + e, u[t * size + e])
@@ -192,7 +197,7 @@ extension IndexedSlices {
                 }
             }
         }
-        try withExtendedLifetime(updates) {
+        try withExtendedLifetime((updates, output)) {
             switch (reduction, data.dtype) {
             case (.none, _): moving(data.dtype, move(UInt8.self), move(UInt16.self), move(UInt32.self), move(UInt64.self))
             case (_, .float32): combine(Float.self)
@@ -222,9 +227,9 @@ extension IndexedSlices {
         for t in offsets.indices { owner[offsets[t] / sliceSize] = t }
         let size = sliceSize
         func run<E: FixedWidthInteger>(_ type: E.Type) {
-            let g = gradient.storage.base.assumingMemoryBound(to: E.self)
-            let dData = data.storage.base.assumingMemoryBound(to: E.self)
-            let dUpdates = updates.storage.base.assumingMemoryBound(to: E.self)
+            let g = gradient.unsafeElements(bitsAs: E.self)
+            let dData = data.unsafeMutableElements(bitsAs: E.self)
+            let dUpdates = updates.unsafeMutableElements(bitsAs: E.self)
             for t in offsets.indices where owner[offsets[t] / size] == t {
                 for e in 0..<size { dUpdates[t * size + e] = g[offsets[t] + e] }
             }

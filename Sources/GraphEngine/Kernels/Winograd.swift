@@ -63,7 +63,8 @@ struct WinogradConvolution {
                             case .transformed(let tensor):
                                 BLAS.sgemm(
                                     m: filters, n: count, k: channels,
-                                    a: tensor.storage.base.assumingMemoryBound(to: Float.self) + point * filters * channels,
+                                    a: tensor.unsafeElements(as: Float.self)
+                                        .address(at: point * filters * channels, count: filters * channels),
                                     lda: channels, b: b, ldb: count, c: c, ldc: count, threaded: false)
                             }
                         }
@@ -78,10 +79,12 @@ struct WinogradConvolution {
     func filters(_ weights: Tensor) throws -> WinogradFilters {
         let u = try transformFilters(weights)
         guard let gemm = Kernels.current.gemm else { return .transformed(u) }
-        let base = u.storage.base.assumingMemoryBound(to: Float.self)
+        let transformed = u.unsafeElements(as: Float.self)
+        let block = filters * channels
         return try withExtendedLifetime(u) {
             .packed(gemm, try (0..<16).map { point in
-                try gemm.pack(left: base + point * filters * channels, rows: filters, depth: channels, rowStride: channels)
+                try gemm.pack(
+                    left: transformed.address(at: point * block, count: block), rows: filters, depth: channels, rowStride: channels)
             })
         }
     }
@@ -94,7 +97,7 @@ struct WinogradConvolution {
             guard let base = source.baseAddress, source.count == filters * channels * 9 else {
                 throw OpError("Winograd needs [\(filters), \(channels), 3, 3] float32 weights")
             }
-            transformFilters(base, into: transformed.storage.base.assumingMemoryBound(to: Float.self))
+            transformFilters(base, into: transformed.unsafeMutableElements(as: Float.self).address())
         }
         return transformed
     }

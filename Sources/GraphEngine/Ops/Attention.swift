@@ -135,8 +135,8 @@ struct Attention: Operator {
         withExtendedLifetime((p.q, p.k)) {
             Float.gemm(
                 transposeA: false, transposeB: true, m: p.queries, n: p.keys, k: p.depth, alpha: 1,
-                a: p.q.storage.base.assumingMemoryBound(to: Float.self) + p.qOffset(b, h), lda: p.depth,
-                b: p.k.storage.base.assumingMemoryBound(to: Float.self) + p.kOffset(b, h), ldb: p.depth, beta: 0,
+                a: p.q.unsafeElements(as: Float.self).address(at: p.qOffset(b, h), count: p.queries * p.depth), lda: p.depth,
+                b: p.k.unsafeElements(as: Float.self).address(at: p.kOffset(b, h), count: p.keys * p.depth), ldb: p.depth, beta: 0,
                 c: scores, ldc: p.keys)
         }
         if softcap > 0 { for i in 0..<p.area { scores[i] = softcap * Foundation.tanh(scores[i] / softcap) } }
@@ -156,16 +156,16 @@ struct Attention: Operator {
         let qk = try Tensor(zeros: .float32, shape: [p.batch, p.headsQ, p.queries, p.keys])
         // Scratch through a tensor, so the sizes from the inputs are budgeted (see MemoryBudget).
         let scratch = try Tensor(uninitialized: .float32, shape: [2, max(p.area, 1)])
-        let scores = scratch.storage.base.assumingMemoryBound(to: Float.self)
-        let bias = scores + max(p.area, 1)
-        withExtendedLifetime((p, scratch)) {
-            let pv = p.v.storage.base.assumingMemoryBound(to: Float.self)
-            let py = y.storage.base.assumingMemoryBound(to: Float.self)
-            let pqk = qk.storage.base.assumingMemoryBound(to: Float.self)
+        let scores = scratch.unsafeMutableElements(as: Float.self).address(count: max(p.area, 1))
+        let bias = scratch.unsafeMutableElements(as: Float.self).address(at: max(p.area, 1))
+        withExtendedLifetime((p, scratch, y, qk)) {
+            let pv = p.v.unsafeElements(as: Float.self)
+            let py = y.unsafeMutableElements(as: Float.self)
+            let pqk = qk.unsafeMutableElements(as: Float.self)
             for b in 0..<p.batch {
                 for h in 0..<p.headsQ {
                     fillScores(p, b, h, scores)
-                    let record = pqk + (b * p.headsQ + h) * p.area
+                    let record = pqk.address(at: (b * p.headsQ + h) * p.area, count: p.area)
                     if qkOutputMode <= 1 { record.update(from: scores, count: p.area) }
                     fillBias(p, b, h, bias)
                     for i in 0..<p.area { scores[i] += bias[i] }
@@ -174,8 +174,8 @@ struct Attention: Operator {
                     if qkOutputMode == 3 { record.update(from: scores, count: p.area) }
                     Float.gemm(
                         transposeA: false, transposeB: false, m: p.queries, n: p.depthV, k: p.keys, alpha: 1,
-                        a: scores, lda: p.keys, b: pv + p.vOffset(b, h), ldb: p.depthV, beta: 0,
-                        c: py + p.yOffset(b, h), ldc: p.depthV)
+                        a: scores, lda: p.keys, b: pv.address(at: p.vOffset(b, h), count: p.keys * p.depthV), ldb: p.depthV,
+                        beta: 0, c: py.address(at: p.yOffset(b, h), count: p.queries * p.depthV), ldc: p.depthV)
                 }
             }
         }
@@ -216,17 +216,18 @@ extension Attention: DifferentiableOperator {
         let dv = try Tensor(zeros: .float32, shape: p.v.shape)
         let area = max(p.area, 1)
         let scratch = try Tensor(uninitialized: .float32, shape: [4, area])
-        let probabilities = scratch.storage.base.assumingMemoryBound(to: Float.self)
-        let (bias, capped, dScores) = (probabilities + area, probabilities + 2 * area, probabilities + 3 * area)
-        withExtendedLifetime((p, g, scratch)) {
-            let pq = p.q.storage.base.assumingMemoryBound(to: Float.self)
-            let pk = p.k.storage.base.assumingMemoryBound(to: Float.self)
-            let pv = p.v.storage.base.assumingMemoryBound(to: Float.self)
-            let pg = g.storage.base.assumingMemoryBound(to: Float.self)
+        let rows = scratch.unsafeMutableElements(as: Float.self)
+        let (probabilities, bias) = (rows.address(count: area), rows.address(at: area, count: area))
+        let (capped, dScores) = (rows.address(at: 2 * area, count: area), rows.address(at: 3 * area, count: area))
+        withExtendedLifetime((p, g, scratch, dq, dk, dv)) {
+            let (pq, pk, pv) = (p.q.unsafeElements(as: Float.self), p.k.unsafeElements(as: Float.self), p.v.unsafeElements(as: Float.self))
+            let pg = g.unsafeElements(as: Float.self)
             let (pdq, pdk, pdv) = (
-                dq.storage.base.assumingMemoryBound(to: Float.self), dk.storage.base.assumingMemoryBound(to: Float.self),
-                dv.storage.base.assumingMemoryBound(to: Float.self)
+                dq.unsafeMutableElements(as: Float.self), dk.unsafeMutableElements(as: Float.self),
+                dv.unsafeMutableElements(as: Float.self)
             )
+            // Head (b, h)'s blocks of Q (and ∂Q), K, V and Y (and g).
+            let (qBlock, kBlock, vBlock, yBlock) = (p.queries * p.depth, p.keys * p.depth, p.keys * p.depthV, p.queries * p.depthV)
             for b in 0..<p.batch {
                 for h in 0..<p.headsQ {
                     fillScores(p, b, h, probabilities)
@@ -237,11 +238,12 @@ extension Attention: DifferentiableOperator {
                     // ∂V += Pᵀ g;  ∂P = g Vᵀ.
                     Float.gemm(
                         transposeA: true, transposeB: false, m: p.keys, n: p.depthV, k: p.queries, alpha: 1,
-                        a: probabilities, lda: p.keys, b: pg + p.yOffset(b, h), ldb: p.depthV, beta: 1,
-                        c: pdv + p.vOffset(b, h), ldc: p.depthV)
+                        a: probabilities, lda: p.keys, b: pg.address(at: p.yOffset(b, h), count: yBlock), ldb: p.depthV, beta: 1,
+                        c: pdv.address(at: p.vOffset(b, h), count: vBlock), ldc: p.depthV)
                     Float.gemm(
                         transposeA: false, transposeB: true, m: p.queries, n: p.keys, k: p.depthV, alpha: 1,
-                        a: pg + p.yOffset(b, h), lda: p.depthV, b: pv + p.vOffset(b, h), ldb: p.depthV, beta: 0,
+                        a: pg.address(at: p.yOffset(b, h), count: yBlock), lda: p.depthV,
+                        b: pv.address(at: p.vOffset(b, h), count: vBlock), ldb: p.depthV, beta: 0,
                         c: dScores, ldc: p.keys)
                     for i in 0..<p.queries {
                         let row = i * p.keys
@@ -260,12 +262,12 @@ extension Attention: DifferentiableOperator {
                     // Scores are Q̃ K̃ᵀ: ∂Q̃ = ∂S K̃, ∂K̃ += ∂Sᵀ Q̃.
                     Float.gemm(
                         transposeA: false, transposeB: false, m: p.queries, n: p.depth, k: p.keys, alpha: 1,
-                        a: dScores, lda: p.keys, b: pk + p.kOffset(b, h), ldb: p.depth, beta: 0,
-                        c: pdq + p.qOffset(b, h), ldc: p.depth)
+                        a: dScores, lda: p.keys, b: pk.address(at: p.kOffset(b, h), count: kBlock), ldb: p.depth, beta: 0,
+                        c: pdq.address(at: p.qOffset(b, h), count: qBlock), ldc: p.depth)
                     Float.gemm(
                         transposeA: true, transposeB: false, m: p.keys, n: p.depth, k: p.queries, alpha: 1,
-                        a: dScores, lda: p.keys, b: pq + p.qOffset(b, h), ldb: p.depth, beta: 1,
-                        c: pdk + p.kOffset(b, h), ldc: p.depth)
+                        a: dScores, lda: p.keys, b: pq.address(at: p.qOffset(b, h), count: qBlock), ldb: p.depth, beta: 1,
+                        c: pdk.address(at: p.kOffset(b, h), count: kBlock), ldc: p.depth)
                 }
             }
         }

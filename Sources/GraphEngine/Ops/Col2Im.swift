@@ -95,19 +95,18 @@ struct Col2Im: DifferentiableOperator {
         let output = try Tensor(zeros: x.dtype, shape: p.outputShape)
         let (rows, columns) = (p.blockVolume * p.positions, p.imageSize)
         func run<T: ArithmeticScalar>(_ type: T.Type) {
-            let px = x.storage.base.assumingMemoryBound(to: T.self)
-            let py = output.storage.base.assumingMemoryBound(to: T.self)
+            let (px, py) = (x.unsafeElements(as: T.self), output.unsafeMutableElements(as: T.self))
             for n in 0..<p.batch {
                 // Channels own disjoint planes, so they split over threads.
                 Parallel.forEach(p.channels, grain: max(1, 16_384 / max(rows, 1))) { channels in
                     let first = n * p.channels + channels.lowerBound
                     col2im(
-                        px + first * rows, channels: channels.count, window: p.window, positions: 0..<p.positions,
-                        into: py + first * columns)
+                        px.address(at: first * rows, count: channels.count * rows), channels: channels.count, window: p.window,
+                        positions: 0..<p.positions, into: py.address(at: first * columns, count: channels.count * columns))
                 }
             }
         }
-        try withExtendedLifetime(x) { try withArithmeticType(x.dtype, "Col2Im") { run($0) } }
+        try withExtendedLifetime((x, output)) { try withArithmeticType(x.dtype, "Col2Im") { run($0) } }
         return output
     }
 
@@ -123,18 +122,17 @@ struct Col2Im: DifferentiableOperator {
         let gx = try Tensor(uninitialized: g.dtype, shape: shape)  // im2col writes every entry
         let (rows, columns) = (p.blockVolume * p.positions, p.imageSize)
         func run<T: GEMMScalar>(_ type: T.Type) {
-            let pg = g.storage.base.assumingMemoryBound(to: T.self)
-            let px = gx.storage.base.assumingMemoryBound(to: T.self)
+            let (pg, px) = (g.unsafeElements(as: T.self), gx.unsafeMutableElements(as: T.self))
             for n in 0..<p.batch {
                 Parallel.forEach(p.channels, grain: max(1, 16_384 / max(rows, 1))) { channels in
                     let first = n * p.channels + channels.lowerBound
                     im2col(
-                        pg + first * columns, channels: channels.count, window: p.window, positions: 0..<p.positions,
-                        into: px + first * rows)
+                        pg.address(at: first * columns, count: channels.count * columns), channels: channels.count, window: p.window,
+                        positions: 0..<p.positions, into: px.address(at: first * rows, count: channels.count * rows))
                 }
             }
         }
-        try withExtendedLifetime(g) { try withGEMMType(g.dtype, "Col2Im") { run($0) } }
+        try withExtendedLifetime((g, gx)) { try withGEMMType(g.dtype, "Col2Im") { run($0) } }
         return [gx, nil, nil]
     }
 }

@@ -141,16 +141,16 @@ struct ConvTranspose: DifferentiableOperator {
         // col2im accumulates, so the output starts at zero.
         let output = try Tensor(zeros: x.dtype, shape: p.outputShape)
         func run<T: GEMMScalar>(_ type: T.Type) throws {
-            let px = x.storage.base.assumingMemoryBound(to: T.self)
-            let pw = w.storage.base.assumingMemoryBound(to: T.self)
-            let py = output.storage.base.assumingMemoryBound(to: T.self)
+            let (px, pw, py) = (x.unsafeElements(as: T.self), w.unsafeElements(as: T.self), output.unsafeMutableElements(as: T.self))
             let kernelVolume = p.patch / max(p.outPerGroup, 1)
             try BufferPool.withScratch(T.self, count: p.patch * p.tile) { columns in
                 for n in 0..<p.batch {
                     for group in 0..<groups {
-                        let source = px + (n * p.inChannels + group * p.inPerGroup) * p.inputSize
-                        let weights = pw + group * p.inPerGroup * p.patch
-                        let destination = py + (n * p.outChannels + group * p.outPerGroup) * p.outputSize
+                        let source = px.address(
+                            at: (n * p.inChannels + group * p.inPerGroup) * p.inputSize, count: p.inPerGroup * p.inputSize)
+                        let weights = pw.address(at: group * p.inPerGroup * p.patch, count: p.inPerGroup * p.patch)
+                        let destination = py.address(
+                            at: (n * p.outChannels + group * p.outPerGroup) * p.outputSize, count: p.outPerGroup * p.outputSize)
                         for start in stride(from: 0, to: p.inputSize, by: p.tile) {
                             let count = min(p.tile, p.inputSize - start)
                             // columns = W_gᵀ X_g: one column of patch values per input position.
@@ -169,14 +169,14 @@ struct ConvTranspose: DifferentiableOperator {
                     }
                     if let bias {
                         applyEpilogue(
-                            py + n * p.outChannels * p.outputSize, rows: p.outChannels, columns: p.outputSize,
-                            stride: p.outputSize, bias: UnsafePointer(bias.storage.base.assumingMemoryBound(to: T.self)),
-                            activation: nil)
+                            py.address(at: n * p.outChannels * p.outputSize, count: p.outChannels * p.outputSize),
+                            rows: p.outChannels, columns: p.outputSize, stride: p.outputSize,
+                            bias: bias.unsafeElements(as: T.self).address(count: p.outChannels), activation: nil)
                     }
                 }
             }
         }
-        try withExtendedLifetime((x, w, bias)) { try withGEMMType(x.dtype, "ConvTranspose") { try run($0) } }
+        try withExtendedLifetime((x, w, bias, output)) { try withGEMMType(x.dtype, "ConvTranspose") { try run($0) } }
         return [output]
     }
 
@@ -194,12 +194,14 @@ struct ConvTranspose: DifferentiableOperator {
         let w = step.wants(0) ? try step.input(1) : nil
         let x = step.wants(1) ? try step.input(0) : nil
         func run<T: GEMMScalar>(_ type: T.Type) throws {
-            let pg = g.storage.base.assumingMemoryBound(to: T.self)
+            let pg = g.unsafeElements(as: T.self)
+            let (inputBlock, weightBlock) = (p.inPerGroup * p.inputSize, p.inPerGroup * p.patch)
             let kernelVolume = p.patch / max(p.outPerGroup, 1)
             try BufferPool.withScratch(T.self, count: p.patch * p.tile) { columns in
                 for n in 0..<p.batch {
                     for group in 0..<groups {
-                        let gradient = pg + (n * p.outChannels + group * p.outPerGroup) * p.outputSize
+                        let gradient = pg.address(
+                            at: (n * p.outChannels + group * p.outPerGroup) * p.outputSize, count: p.outPerGroup * p.outputSize)
                         let inputOffset = (n * p.inChannels + group * p.inPerGroup) * p.inputSize
                         let weightOffset = group * p.inPerGroup * p.patch
                         for start in stride(from: 0, to: p.inputSize, by: p.tile) {
@@ -212,16 +214,17 @@ struct ConvTranspose: DifferentiableOperator {
                             if let gx, let w {
                                 T.gemm(
                                     transposeA: false, transposeB: false, m: p.inPerGroup, n: count, k: p.patch, alpha: 1,
-                                    a: w.storage.base.assumingMemoryBound(to: T.self) + weightOffset, lda: p.patch,
+                                    a: w.unsafeElements(as: T.self).address(at: weightOffset, count: weightBlock), lda: p.patch,
                                     b: columns, ldb: count, beta: 0,
-                                    c: gx.storage.base.assumingMemoryBound(to: T.self) + inputOffset + start, ldc: p.inputSize)
+                                    c: gx.unsafeMutableElements(as: T.self).address(at: inputOffset, count: inputBlock) + start,
+                                    ldc: p.inputSize)
                             }
                             if let gw, let x {
                                 T.gemm(
                                     transposeA: false, transposeB: true, m: p.inPerGroup, n: p.patch, k: count, alpha: 1,
-                                    a: x.storage.base.assumingMemoryBound(to: T.self) + inputOffset + start, lda: p.inputSize,
-                                    b: columns, ldb: count, beta: 1,
-                                    c: gw.storage.base.assumingMemoryBound(to: T.self) + weightOffset, ldc: p.patch)
+                                    a: x.unsafeElements(as: T.self).address(at: inputOffset, count: inputBlock) + start,
+                                    lda: p.inputSize, b: columns, ldb: count, beta: 1,
+                                    c: gw.unsafeMutableElements(as: T.self).address(at: weightOffset, count: weightBlock), ldc: p.patch)
                             }
                         }
                     }

@@ -194,24 +194,21 @@ struct Conv: DifferentiableOperator, ActivationFusing {
         let packed: PackedWeights? = try gemm.map { gemm in
             let matrix = try packedCache.value(for: w) {
                 try gemm.pack(
-                    left: w.storage.base.assumingMemoryBound(to: Float.self), rows: p.filters, depth: p.patch,
-                    rowStride: p.patch)
+                    left: w.unsafeElements(as: Float.self).address(count: p.filters * p.patch), rows: p.filters,
+                    depth: p.patch, rowStride: p.patch)
             }
             return (gemm, matrix)
         }
         func run<T: GEMMScalar>(_ type: T.Type) throws {
-            let px = x.storage.base.assumingMemoryBound(to: T.self)
-            let pw = w.storage.base.assumingMemoryBound(to: T.self)
-            let py = output.storage.base.assumingMemoryBound(to: T.self)
-            let pb = bias.map { UnsafePointer($0.storage.base.assumingMemoryBound(to: T.self)) }
-            if let winograd, let filters = winogradFilters {
+            if let winograd, let filters = winogradFilters {  // float32 only
                 try winograd.forward(
-                    input: UnsafeRawPointer(px).assumingMemoryBound(to: Float.self),
-                    filters: filters,
-                    bias: pb.map { UnsafeRawPointer($0).assumingMemoryBound(to: Float.self) }, activation: activation,
-                    output: UnsafeMutableRawPointer(py).assumingMemoryBound(to: Float.self))
+                    input: x.unsafeElements(as: Float.self).address(), filters: filters,
+                    bias: bias.map { $0.unsafeElements(as: Float.self).address() }, activation: activation,
+                    output: output.unsafeMutableElements(as: Float.self).address())
                 return
             }
+            let (px, pw, py) = (x.unsafeElements(as: T.self), w.unsafeElements(as: T.self), output.unsafeMutableElements(as: T.self))
+            let pb = bias?.unsafeElements(as: T.self)
             if p.batch > 1, p.groups == 1, p.outputSize < Conv.mergedBatchBelow(packed: packed != nil) {
                 try forwardMerged(p, px, pw, pb, py, packed: packed)
                 return
@@ -240,10 +237,12 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 let kernelVolume = p.patch / p.channelsPerGroup
                 for n in 0..<p.batch {
                     for group in 0..<p.groups {
-                        let source = px + (n * p.channels + group * p.channelsPerGroup) * p.inputSize
-                        let weights = pw + group * p.filtersPerGroup * p.patch
-                        let destination = py + (n * p.filters + group * p.filtersPerGroup) * p.outputSize
-                        let groupBias = pb.map { $0 + group * p.filtersPerGroup }
+                        let source = px.address(
+                            at: (n * p.channels + group * p.channelsPerGroup) * p.inputSize, count: p.channelsPerGroup * p.inputSize)
+                        let weights = pw.address(at: group * p.filtersPerGroup * p.patch, count: p.filtersPerGroup * p.patch)
+                        let destination = py.address(
+                            at: (n * p.filters + group * p.filtersPerGroup) * p.outputSize, count: p.filtersPerGroup * p.outputSize)
+                        let groupBias = pb?.address(at: group * p.filtersPerGroup, count: p.filtersPerGroup)
                         for start in stride(from: 0, to: p.outputSize, by: p.tile) {
                             let count = min(p.tile, p.outputSize - start)
                             if p.pointwise {
@@ -267,7 +266,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 }
             }
         }
-        try withExtendedLifetime((x, w, bias, winogradFilters)) { try withGEMMType(x.dtype, "Conv") { try run($0) } }
+        try withExtendedLifetime((x, w, bias, winogradFilters, output)) { try withGEMMType(x.dtype, "Conv") { try run($0) } }
         return [output]
     }
 
@@ -283,8 +282,8 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     /// sample. Each tile's `[filters, positions]` result is then scattered to `[N, F, positions]`
     /// with the bias and activation.
     private func forwardMerged<T: GEMMScalar>(
-        _ p: Plan, _ px: UnsafePointer<T>, _ pw: UnsafePointer<T>, _ pb: UnsafePointer<T>?,
-        _ py: UnsafeMutablePointer<T>, packed: PackedWeights?
+        _ p: Plan, _ px: UnsafeBufferPointer<T>, _ pw: UnsafeBufferPointer<T>, _ pb: UnsafeBufferPointer<T>?,
+        _ py: UnsafeMutableBufferPointer<T>, packed: PackedWeights?
     ) throws {
         let total = p.batch * p.outputSize
         let tile = max(16, min(total, (1 << 21) / max(p.patch, 1)))
@@ -298,8 +297,8 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     /// ``forwardMerged(_:_:_:_:_:)`` with its scratch buffers: `columns` for `[patch, tile]`,
     /// `product` for `[filters, tile]`.
     private func mergedTiles<T: GEMMScalar>(
-        _ p: Plan, _ px: UnsafePointer<T>, _ pw: UnsafePointer<T>, _ pb: UnsafePointer<T>?,
-        _ py: UnsafeMutablePointer<T>, packed: PackedWeights?, tile: Int, columns: UnsafeMutablePointer<T>,
+        _ p: Plan, _ px: UnsafeBufferPointer<T>, _ pw: UnsafeBufferPointer<T>, _ pb: UnsafeBufferPointer<T>?,
+        _ py: UnsafeMutableBufferPointer<T>, packed: PackedWeights?, tile: Int, columns: UnsafeMutablePointer<T>,
         product: UnsafeMutablePointer<T>
     ) {
         let total = p.batch * p.outputSize
@@ -316,7 +315,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 position = end
             }
             for segment in segments {
-                let source = px + segment.n * p.channels * p.inputSize
+                let source = px.address(at: segment.n * p.channels * p.inputSize, count: p.channels * p.inputSize)
                 Parallel.forEach(p.channels, grain: max(1, 16_384 / (kernelVolume * segment.positions.count))) { channels in
                     im2col(
                         source + channels.lowerBound * p.inputSize, channels: channels.count, window: p.window,
@@ -330,7 +329,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                     c: asMutableFloat(product), ldc: count)
             } else {
                 T.gemm(
-                    transposeA: false, transposeB: false, m: p.filters, n: count, k: p.patch, alpha: 1, a: pw,
+                    transposeA: false, transposeB: false, m: p.filters, n: count, k: p.patch, alpha: 1, a: pw.address(),
                     lda: p.patch, b: columns, ldb: count, beta: 0, c: product, ldc: count)
             }
             let relu = activation == .relu
@@ -340,7 +339,9 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                     let offset = pb?[f] ?? 0
                     for segment in segments {
                         let from = product + f * count + segment.offset
-                        let to = py + (segment.n * p.filters + f) * p.outputSize + segment.positions.lowerBound
+                        let to = py.address(
+                            at: (segment.n * p.filters + f) * p.outputSize + segment.positions.lowerBound,
+                            count: segment.positions.count)
                         for i in 0..<segment.positions.count {
                             let v = from[i] + offset
                             to[i] = relu ? max(v, 0) : v
@@ -375,11 +376,13 @@ struct Conv: DifferentiableOperator, ActivationFusing {
         let w = step.wants(0) ? try step.input(1) : nil
         let x = step.wants(1) ? try step.input(0) : nil
         func run<T: GEMMScalar>(_ type: T.Type) throws {
-            let pg = g.storage.base.assumingMemoryBound(to: T.self)
+            let pg = g.unsafeElements(as: T.self)
+            let (inputBlock, weightBlock) = (p.channelsPerGroup * p.inputSize, p.filtersPerGroup * p.patch)
             try BufferPool.withScratch(T.self, count: p.patch * p.tile) { columns in
                 for n in 0..<p.batch {
                     for group in 0..<p.groups {
-                        let gradient = pg + (n * p.filters + group * p.filtersPerGroup) * p.outputSize
+                        let gradient = pg.address(
+                            at: (n * p.filters + group * p.filtersPerGroup) * p.outputSize, count: p.filtersPerGroup * p.outputSize)
                         let inputOffset = (n * p.channels + group * p.channelsPerGroup) * p.inputSize
                         let weightOffset = group * p.filtersPerGroup * p.patch
                         for start in stride(from: 0, to: p.outputSize, by: p.tile) {
@@ -387,27 +390,27 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                             if let gx, let w {
                                 T.gemm(
                                     transposeA: true, transposeB: false, m: p.patch, n: count, k: p.filtersPerGroup,
-                                    alpha: 1, a: w.storage.base.assumingMemoryBound(to: T.self) + weightOffset, lda: p.patch,
+                                    alpha: 1, a: w.unsafeElements(as: T.self).address(at: weightOffset, count: weightBlock), lda: p.patch,
                                     b: gradient + start, ldb: p.outputSize, beta: 0, c: columns, ldc: count)
                                 col2im(
                                     columns, channels: p.channelsPerGroup, window: p.window, positions: start..<start + count,
-                                    into: gx.storage.base.assumingMemoryBound(to: T.self) + inputOffset)
+                                    into: gx.unsafeMutableElements(as: T.self).address(at: inputOffset, count: inputBlock))
                             }
                             if let gw, let x {
                                 im2col(
-                                    x.storage.base.assumingMemoryBound(to: T.self) + inputOffset, channels: p.channelsPerGroup,
+                                    x.unsafeElements(as: T.self).address(at: inputOffset, count: inputBlock), channels: p.channelsPerGroup,
                                     window: p.window, positions: start..<start + count, into: columns)
                                 T.gemm(
                                     transposeA: false, transposeB: true, m: p.filtersPerGroup, n: p.patch, k: count, alpha: 1,
                                     a: gradient + start, lda: p.outputSize, b: columns, ldb: count, beta: 1,
-                                    c: gw.storage.base.assumingMemoryBound(to: T.self) + weightOffset, ldc: p.patch)
+                                    c: gw.unsafeMutableElements(as: T.self).address(at: weightOffset, count: weightBlock), ldc: p.patch)
                             }
                         }
                     }
                 }
             }
         }
-        try withExtendedLifetime((g, w, x)) { try withGEMMType(g.dtype, "Conv") { try run($0) } }
+        try withExtendedLifetime((g, w, x, gx, gw)) { try withGEMMType(g.dtype, "Conv") { try run($0) } }
         var gb: Tensor?
         if step.wants(2) {
             // Σ over batch and positions: reduce [N, F, positions] to [F].
@@ -418,16 +421,18 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     }
 }
 
-/// `pointer` as float32, for the packed-weight paths, taken only when `T` is `Float`.
+/// `pointer` as float32, for the packed-weight paths, taken only when `T` is `Float` (asserted in debug builds).
 @inline(__always)
 func asFloat<T>(_ pointer: UnsafePointer<T>) -> UnsafePointer<Float> {
-    UnsafeRawPointer(pointer).assumingMemoryBound(to: Float.self)
+    assert(T.self == Float.self, "\(T.self) read as Float")
+    return UnsafeRawPointer(pointer).assumingMemoryBound(to: Float.self)
 }
 
 /// Mutable twin of ``asFloat(_:)``.
 @inline(__always)
 func asMutableFloat<T>(_ pointer: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
-    UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: Float.self)
+    assert(T.self == Float.self, "\(T.self) written as Float")
+    return UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: Float.self)
 }
 
 /// Adds a per-row bias and applies `activation` to a `[rows, columns]` block of a matrix whose

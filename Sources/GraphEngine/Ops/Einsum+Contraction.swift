@@ -140,28 +140,24 @@ enum EinsumContraction {
         let output = try Tensor(zeros: a.dtype, shape: shape)
         guard output.count > 0 else { return output }
         func float<T: GEMMScalar>(_ type: T.Type) {
-            let (pa, pb, pc) = (
-                a.storage.base.assumingMemoryBound(to: T.self), b.storage.base.assumingMemoryBound(to: T.self),
-                output.storage.base.assumingMemoryBound(to: T.self)
-            )
+            let (pa, pb, pc) = (a.unsafeElements(as: T.self), b.unsafeElements(as: T.self), output.unsafeMutableElements(as: T.self))
             // Many small products (attention heads) go one per thread; a few large ones split inside.
             let perThread = batch >= Parallel.width
             Parallel.forEach(batch, grain: perThread ? 1 : batch) { range in
                 for i in range {
                     T.gemm(
-                        transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: pa + i * m * k,
-                        lda: transposeA ? m : k, b: pb + i * k * n, ldb: transposeB ? k : n, beta: 0, c: pc + i * m * n,
-                        ldc: n, threaded: !perThread)
+                        transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
+                        a: pa.address(at: i * m * k, count: m * k), lda: transposeA ? m : k,
+                        b: pb.address(at: i * k * n, count: k * n), ldb: transposeB ? k : n, beta: 0,
+                        c: pc.address(at: i * m * n, count: m * n), ldc: n, threaded: !perThread)
                 }
             }
         }
         func integer<T: ArithmeticScalar>(_ type: T.Type) {
-            let (pa, pb, pc) = (
-                a.storage.base.assumingMemoryBound(to: T.self), b.storage.base.assumingMemoryBound(to: T.self),
-                output.storage.base.assumingMemoryBound(to: T.self)
-            )
+            let (pa, pb, pc) = (a.unsafeElements(as: T.self), b.unsafeElements(as: T.self), output.unsafeMutableElements(as: T.self))
             for i in 0..<batch {
-                let (ba, bb, bc) = (pa + i * m * k, pb + i * k * n, pc + i * m * n)
+                let (ba, bb) = (pa.address(at: i * m * k, count: m * k), pb.address(at: i * k * n, count: k * n))
+                let bc = pc.address(at: i * m * n, count: m * n)
                 for row in 0..<m {
                     for column in 0..<n {
                         var sum = T(int64Value: 0)

@@ -85,10 +85,9 @@ struct BinaryArithmetic: Operator, ActivationFusing {
         let strides = loop.innerStrides
         let (sa, sb, length) = (strides[0], strides[1], loop.length)
         let output = try Tensor(uninitialized: .float32, shape: loop.shape)
-        withExtendedLifetime((a, b)) {
-            let x = UnsafePointer(a.storage.base.assumingMemoryBound(to: Float.self))
-            let y = UnsafePointer(b.storage.base.assumingMemoryBound(to: Float.self))
-            let out = output.storage.base.assumingMemoryBound(to: Float.self)
+        withExtendedLifetime((a, b, output)) {
+            let (x, y) = (a.unsafeElements(as: Float.self), b.unsafeElements(as: Float.self))
+            let out = output.unsafeMutableElements(as: Float.self)
             loop.forEachRow { offsets, o in
                 let (oa, ob) = (offsets[0], offsets[1])
                 Parallel.forEach(length) { range in
@@ -181,10 +180,9 @@ struct Where: Operator {
         let strides = loop.innerStrides
         let output = try Tensor(zeros: x.dtype, shape: loop.shape)
         func run<T>(_ type: T.Type) {
-            let c = condition.storage.base.assumingMemoryBound(to: Bool.self)
-            let a = x.storage.base.assumingMemoryBound(to: T.self)
-            let b = y.storage.base.assumingMemoryBound(to: T.self)
-            let out = output.storage.base.assumingMemoryBound(to: T.self)
+            let c = condition.unsafeElements(as: Bool.self)
+            let (a, b) = (x.unsafeElements(bitsAs: T.self), y.unsafeElements(bitsAs: T.self))
+            let out = output.unsafeMutableElements(bitsAs: T.self)
             loop.forEachRow { offsets, o in
                 for i in 0..<loop.length {
                     let pick = c[offsets[0] + i * strides[0]]
@@ -192,7 +190,9 @@ struct Where: Operator {
                 }
             }
         }
-        withExtendedLifetime((condition, x, y)) { moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
+        withExtendedLifetime((condition, x, y, output)) {
+            moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self))
+        }
         return [output]
     }
 }

@@ -153,9 +153,9 @@ struct OneHot: Operator {
         let split = AxisSplit(output.shape, axis: axis)
         let positions = try indices.doubles()
         func run<E>(_ type: E.Type) {
-            let (off, on) = (values.storage.base.load(as: E.self), values.storage.base.load(fromByteOffset: MemoryLayout<E>.stride, as: E.self))
-            let out = output.storage.base.assumingMemoryBound(to: E.self)
-            out.update(repeating: off, count: output.count)
+            let (off, on) = (values.unsafeElements(bitsAs: E.self)[0], values.unsafeElements(bitsAs: E.self)[1])
+            let out = output.unsafeMutableElements(bitsAs: E.self)
+            out.update(repeating: off)
             for o in 0..<split.outer {
                 for j in 0..<split.inner {
                     let value = positions[o * split.inner + j]
@@ -167,7 +167,9 @@ struct OneHot: Operator {
                 }
             }
         }
-        withExtendedLifetime(values) { moving(values.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
+        withExtendedLifetime((values, output)) {
+            moving(values.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self))
+        }
         return [output]
     }
 }

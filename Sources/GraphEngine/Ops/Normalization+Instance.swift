@@ -149,11 +149,12 @@ func normalized(
 ) throws -> (Tensor, SegmentNormalization.Statistics) {
     let y = try Tensor(uninitialized: x.dtype, shape: x.shape)
     func run<T: FloatKernelScalar>(_ type: T.Type) -> SegmentNormalization.Statistics {
-        kernel.forward(
-            UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)),
-            into: y.storage.base.assumingMemoryBound(to: T.self), scale: scale, bias: bias)
+        let n = kernel.segments * kernel.length  // what the kernel reads and writes
+        return kernel.forward(
+            x.unsafeElements(as: T.self).address(count: n), into: y.unsafeMutableElements(as: T.self).address(count: n),
+            scale: scale, bias: bias)
     }
-    let stats = try withExtendedLifetime(x) { try withFloatType(x.dtype, op) { run($0) } }
+    let stats = try withExtendedLifetime((x, y)) { try withFloatType(x.dtype, op) { run($0) } }
     return (y, stats)
 }
 
@@ -168,10 +169,10 @@ func normalizationGradients(
     }
     let gx = wantsInput ? try Tensor(uninitialized: x.dtype, shape: x.shape) : nil
     func run<T: FloatKernelScalar>(_ type: T.Type) -> SegmentNormalization.Gradients {
-        kernel.backward(
-            x: UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)),
-            gradient: UnsafePointer(g.storage.base.assumingMemoryBound(to: T.self)), scale: scale,
-            into: gx.map { $0.storage.base.assumingMemoryBound(to: T.self) }, meanGradient: meanGradient,
+        let n = kernel.segments * kernel.length  // what the kernel reads and writes
+        return kernel.backward(
+            x: x.unsafeElements(as: T.self).address(count: n), gradient: g.unsafeElements(as: T.self).address(count: n),
+            scale: scale, into: gx?.unsafeMutableElements(as: T.self).address(count: n), meanGradient: meanGradient,
             varianceGradient: varianceGradient)
     }
     let gradients = try withExtendedLifetime((x, g)) { try withFloatType(x.dtype, op) { run($0) } }

@@ -41,7 +41,7 @@ extension LocalNormalization {
         let extents = try layout(x.shape)
         let y = try Tensor(uninitialized: x.dtype, shape: x.shape)
         func run<T: FloatKernelScalar>(_ type: T.Type) {
-            normalize(UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)), extents, into: y.storage.base.assumingMemoryBound(to: T.self))
+            normalize(x.unsafeElements(as: T.self).address(), extents, into: y.unsafeMutableElements(as: T.self).address())
         }
         try withExtendedLifetime(x) { try withFloatType(x.dtype, opType) { run($0) } }
         return [y]
@@ -57,8 +57,8 @@ extension LocalNormalization {
         let gx = try Tensor(zeros: x.dtype, shape: x.shape)
         func run<T: FloatKernelScalar>(_ type: T.Type) {
             gradient(
-                UnsafePointer(x.storage.base.assumingMemoryBound(to: T.self)), UnsafePointer(g.storage.base.assumingMemoryBound(to: T.self)),
-                extents, into: gx.storage.base.assumingMemoryBound(to: T.self))
+                x.unsafeElements(as: T.self).address(), g.unsafeElements(as: T.self).address(count: x.count), extents,
+                into: gx.unsafeMutableElements(as: T.self).address())
         }
         try withExtendedLifetime((x, g)) { try withFloatType(x.dtype, opType) { run($0) } }
         return [gx]

@@ -137,12 +137,12 @@ struct Pad: DifferentiableOperator {
             fill = try Tensor(zeros: x.dtype, shape: [])
         }
         func run<E>(_ type: E.Type) {
-            let source = x.storage.base.assumingMemoryBound(to: E.self)
-            let target = output.storage.base.assumingMemoryBound(to: E.self)
-            let constant = fill.storage.base.assumingMemoryBound(to: E.self).pointee
+            let source = x.unsafeElements(bitsAs: E.self)
+            let target = output.unsafeMutableElements(bitsAs: E.self)
+            let constant = fill.unsafeElements(bitsAs: E.self)[0]
             forEachRow(plan, sources) { inputRow, outputRow, row in
                 guard let inputRow else {
-                    (target + outputRow).update(repeating: constant, count: row.count)
+                    target.address(at: outputRow, count: row.count).update(repeating: constant, count: row.count)
                     return
                 }
                 // The sources of a row are increasing by one over its unpadded middle: copy it in one go.
@@ -156,12 +156,12 @@ struct Pad: DifferentiableOperator {
                     }
                     var run = 1
                     while o + run < row.count, row[o + run] == s + run { run += 1 }
-                    (target + outputRow + o).update(from: source + inputRow + s, count: run)
+                    target.address(at: outputRow + o, count: run).update(from: source.address(at: inputRow + s, count: run), count: run)
                     o += run
                 }
             }
         }
-        withExtendedLifetime((x, fill)) { moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
+        withExtendedLifetime((x, fill, output)) { moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
         return [output]
     }
 
@@ -221,8 +221,8 @@ struct Pad: DifferentiableOperator {
             var constantSum = 0.0
             let gx = try Tensor(zeros: g.dtype, shape: shape)
             if g.count > 0 {
-                let source = g.storage.base.assumingMemoryBound(to: T.self)
-                let target = gx.storage.base.assumingMemoryBound(to: T.self)
+                let source = g.unsafeElements(as: T.self)
+                let target = gx.unsafeMutableElements(as: T.self)
                 forEachRow(plan, try sources(plan)) { inputRow, outputRow, row in
                     for o in 0..<row.count {
                         if let inputRow, row[o] >= 0 {

@@ -107,7 +107,7 @@ struct Pool: Operator {
         let indices = try Tensor(zeros: .int64, shape: shape)
         let values = try x.withUnsafeBuffer(as: T.self) { input in
             try Tensor.build(T.self, shape: shape) { out in
-                let index = indices.storage.base.assumingMemoryBound(to: Int64.self)
+                let index = indices.unsafeMutableElements(as: Int64.self)
                 for plane in 0..<planes {
                     let base = plane * inputSize
                     Pool.forEachWindow(g) { o, visit in
@@ -146,15 +146,15 @@ struct Pool: Operator {
         let (padTop, padLeft, kernelH, kernelW) = (g.padBegin[1], g.padBegin[2], g.kernel[1], g.kernel[2])
         let columnTaps = (0..<outW).map { ow in taps(ow * strideW - padLeft, kernelW, dilationW, inW) }
         let rowTaps = (0..<outH).map { oh in taps(oh * strideH - padTop, kernelH, dilationH, inH) }
-        withExtendedLifetime(x) {
-            let input = UnsafePointer(x.storage.base.assumingMemoryBound(to: Float.self))
-            let out = output.storage.base.assumingMemoryBound(to: Float.self)
+        withExtendedLifetime((x, output)) {
+            let input = x.unsafeElements(as: Float.self)
+            let out = output.unsafeMutableElements(as: Float.self)
             columnTaps.withUnsafeBufferPointer { columnTaps in
                 rowTaps.withUnsafeBufferPointer { rowTaps in
                     Parallel.forEach(planes, grain: max(1, 32_768 / max(inH * inW, 1))) { range in
                         for plane in range {
-                            let source = input + plane * inH * inW
-                            let destination = out + plane * outH * outW
+                            let source = input.address(at: plane * inH * inW, count: inH * inW)
+                            let destination = out.address(at: plane * outH * outW, count: outH * outW)
                             for oh in 0..<outH {
                                 let rows = rowTaps[oh]
                                 let top = source + (oh * strideH - padTop) * inW
@@ -262,7 +262,7 @@ extension Pool: DifferentiableOperator {
             let x = try { if case .max = kind { return try step.input(0) } else { return nil } }() as Tensor?
             return try g.withUnsafeBuffer(as: T.self) { gradient in
                 try Tensor.build(T.self, shape: shape) { out in
-                    let input = x.map { $0.storage.base.assumingMemoryBound(to: T.self) }
+                    let input = x?.unsafeElements(as: T.self)
                     for plane in 0..<planes {
                         let base = plane * inputSize
                         Pool.forEachWindow(g3) { o, visit in

@@ -118,10 +118,11 @@ struct Recurrent: Operator {
         let w = inputs.w
         return try packedWeights.value(for: w) {
             try withExtendedLifetime(w) {
-                let base = w.storage.base.assumingMemoryBound(to: Float.self)
+                let weights = w.unsafeElements(as: Float.self)
+                let block = shape.gateWidth * shape.inputSize
                 return try (0..<shape.directions).map { direction in
                     try gemm.pack(
-                        right: base + direction * shape.gateWidth * shape.inputSize, depth: shape.inputSize,
+                        right: weights.address(at: direction * block, count: block), depth: shape.inputSize,
                         columns: shape.gateWidth, depthStride: 1, columnStride: shape.inputSize)
                 }
             }

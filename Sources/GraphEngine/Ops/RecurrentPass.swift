@@ -102,10 +102,11 @@ struct RecurrentPass<T: GEMMScalar> {
         let preactivations = try tape?.preactivations ?? Tensor(zeros: T.dtype, shape: [batch, width])
         let resets = try tape?.resets ?? Tensor(zeros: T.dtype, shape: op.kind == .gru ? [batch, hidden] : [0])
         let recorded = tape == nil ? 0 : 1
-        let r = pointer(inputs.r) + d * width * hidden
-        let peepholes = inputs.peepholes.map { pointer($0) + d * 3 * hidden }
+        let r = inputs.r.unsafeElements(as: T.self).address(at: d * width * hidden, count: width * hidden)
+        let peepholes = inputs.peepholes.map { $0.unsafeElements(as: T.self).address(at: d * 3 * hidden, count: 3 * hidden) }
         let lengths = inputs.lengths
-        let (xw, rh, state, cell) = (mutable(projection), mutable(product), mutable(h), mutable(c))
+        let (xw, rh) = (projection.unsafeMutableElements(as: T.self), product.unsafeMutableElements(as: T.self))
+        let (state, cell) = (h.unsafeMutableElements(as: T.self), c.unsafeMutableElements(as: T.self))
         let recurrentBias = biases.reset
         // GRU without linear_before_reset multiplies the h-block of R after the reset gate.
         let direct = op.kind == .gru && !op.linearBeforeReset ? 2 * hidden : width
@@ -113,11 +114,12 @@ struct RecurrentPass<T: GEMMScalar> {
         withExtendedLifetime((inputs, projection, product, h, c, preactivations, resets, tape, y, finalH, finalC)) {
             for step in 0..<s.steps {
                 let t = reversed ? s.steps - 1 - step : step
-                let xwt = xw + t * batch * width
-                let pre = mutable(preactivations) + recorded * step * batch * width
+                let xwt = xw.address(at: t * batch * width, count: batch * width)
+                let pre = preactivations.unsafeMutableElements(as: T.self)
+                    .address(at: recorded * step * batch * width, count: batch * width)
                 T.gemm(
-                    transposeA: false, transposeB: true, m: batch, n: direct, k: hidden, alpha: 1, a: state, lda: hidden,
-                    b: r, ldb: hidden, beta: 0, c: rh, ldc: width)
+                    transposeA: false, transposeB: true, m: batch, n: direct, k: hidden, alpha: 1, a: state.address(), lda: hidden,
+                    b: r, ldb: hidden, beta: 0, c: rh.address(), ldc: width)
                 switch op.kind {
                 case .rnn:
                     for b in 0..<batch where lengths[b] > t {
@@ -128,7 +130,8 @@ struct RecurrentPass<T: GEMMScalar> {
                         }
                     }
                 case .gru:
-                    let reset = mutable(resets) + recorded * step * batch * hidden
+                    let reset = resets.unsafeMutableElements(as: T.self)
+                        .address(at: recorded * step * batch * hidden, count: batch * hidden)
                     // Update and reset gates, then what the candidate's recurrent term reads.
                     for b in 0..<batch {
                         for j in 0..<hidden {
@@ -152,7 +155,7 @@ struct RecurrentPass<T: GEMMScalar> {
                     if !op.linearBeforeReset {
                         T.gemm(
                             transposeA: false, transposeB: true, m: batch, n: hidden, k: hidden, alpha: 1, a: reset,
-                            lda: hidden, b: r + 2 * hidden * hidden, ldb: hidden, beta: 0, c: rh + 2 * hidden, ldc: width)
+                            lda: hidden, b: r + 2 * hidden * hidden, ldb: hidden, beta: 0, c: rh.address(at: 2 * hidden), ldc: width)
                     }
                     for b in 0..<batch where lengths[b] > t {
                         for j in 0..<hidden {
@@ -186,21 +189,27 @@ struct RecurrentPass<T: GEMMScalar> {
                         }
                     }
                 }
-                let out = mutable(y) + (t * directions + d) * batch * hidden
+                let out = y.unsafeMutableElements(as: T.self).address(at: (t * directions + d) * batch * hidden, count: batch * hidden)
                 for b in 0..<batch where lengths[b] > t {
-                    (out + b * hidden).update(from: state + b * hidden, count: hidden)
+                    (out + b * hidden).update(from: state.address(at: b * hidden, count: hidden), count: hidden)
                 }
                 if let tape {
-                    (mutable(tape.states) + (step + 1) * batch * hidden).update(from: state, count: batch * hidden)
+                    let next = (step + 1) * batch * hidden
+                    tape.states.unsafeMutableElements(as: T.self).address(at: next, count: batch * hidden)
+                        .update(from: state.address(), count: batch * hidden)
                     if op.kind == .lstm {
-                        (mutable(tape.cells) + (step + 1) * batch * hidden).update(from: cell, count: batch * hidden)
+                        tape.cells.unsafeMutableElements(as: T.self).address(at: next, count: batch * hidden)
+                            .update(from: cell.address(), count: batch * hidden)
                     }
                 }
             }
             // Entries of length 0 end in zero states (onnxruntime's choice).
             for b in 0..<batch where lengths[b] > 0 {
-                (mutable(finalH) + (d * batch + b) * hidden).update(from: state + b * hidden, count: hidden)
-                if let finalC { (mutable(finalC) + (d * batch + b) * hidden).update(from: cell + b * hidden, count: hidden) }
+                let (to, from) = ((d * batch + b) * hidden, b * hidden)
+                finalH.unsafeMutableElements(as: T.self).address(at: to, count: hidden)
+                    .update(from: state.address(at: from, count: hidden), count: hidden)
+                finalC?.unsafeMutableElements(as: T.self).address(at: to, count: hidden)
+                    .update(from: cell.address(at: from, count: hidden), count: hidden)
             }
         }
     }
@@ -210,7 +219,7 @@ struct RecurrentPass<T: GEMMScalar> {
     private func biases(_ d: Int) throws -> (input: [T], reset: [T]) {
         let (width, hidden) = (shape.gateWidth, shape.hidden)
         guard let bias = inputs.bias else { return ([T](repeating: 0, count: width), [T](repeating: 0, count: hidden)) }
-        let b = pointer(bias) + d * 2 * width
+        let b = bias.unsafeElements(as: T.self).address(at: d * 2 * width, count: 2 * width)
         return withExtendedLifetime(bias) {
             var input = (0..<width).map { b[$0] + b[width + $0] }
             var reset = [T](repeating: 0, count: hidden)
@@ -229,22 +238,23 @@ struct RecurrentPass<T: GEMMScalar> {
     private func inputProjection(_ d: Int, packed: PackedMatrix?, bias: [T]) throws -> Tensor {
         let (rows, width, depth) = (shape.steps * shape.batch, shape.gateWidth, shape.inputSize)
         let projection = try Tensor(uninitialized: T.dtype, shape: [rows, width])
-        let out = mutable(projection)
+        let out = projection.unsafeMutableElements(as: T.self)
         withExtendedLifetime((inputs, projection)) {
             bias.withUnsafeBufferPointer { bias in
                 guard let biasBase = bias.baseAddress else { return }
                 if let packed, T.self == Float.self, let gemm = Kernels.current.gemm {
-                    let float = { (p: UnsafeMutablePointer<T>) in UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
                     gemm.multiply(
-                        m: rows, n: width, k: depth, a: .rowMajor(UnsafePointer(float(mutable(inputs.x))), stride: depth),
-                        b: .packed(packed), c: float(out), ldc: width, columnBias: UnsafePointer(float(UnsafeMutablePointer(mutating: biasBase))))
+                        m: rows, n: width, k: depth, a: .rowMajor(inputs.x.unsafeElements(as: Float.self).address(), stride: depth),
+                        b: .packed(packed), c: asMutableFloat(out.address()), ldc: width, columnBias: asFloat(biasBase))
                     return
                 }
-                for row in 0..<rows { (out + row * width).update(from: biasBase, count: width) }
+                for row in 0..<rows { out.address(at: row * width, count: width).update(from: biasBase, count: width) }
                 guard depth > 0 else { return }
                 T.gemm(
-                    transposeA: false, transposeB: true, m: rows, n: width, k: depth, alpha: 1, a: pointer(inputs.x), lda: depth,
-                    b: pointer(inputs.w) + d * width * depth, ldb: depth, beta: 1, c: out, ldc: width)
+                    transposeA: false, transposeB: true, m: rows, n: width, k: depth, alpha: 1,
+                    a: inputs.x.unsafeElements(as: T.self).address(count: rows * depth), lda: depth,
+                    b: inputs.w.unsafeElements(as: T.self).address(at: d * width * depth, count: width * depth), ldb: depth, beta: 1,
+                    c: out.address(), ldc: width)
             }
         }
         return projection
@@ -255,7 +265,10 @@ struct RecurrentPass<T: GEMMScalar> {
         let count = shape.batch * shape.hidden
         let state = try Tensor(zeros: T.dtype, shape: [shape.batch, shape.hidden])
         if let initial {
-            withExtendedLifetime((initial, state)) { mutable(state).update(from: pointer(initial) + d * count, count: count) }
+            withExtendedLifetime((initial, state)) {
+                state.unsafeMutableElements(as: T.self).address(count: count)
+                    .update(from: initial.unsafeElements(as: T.self).address(at: d * count, count: count), count: count)
+            }
         }
         return state
     }
@@ -270,9 +283,6 @@ struct RecurrentPass<T: GEMMScalar> {
         guard let clip else { return 1 }
         return Swift.abs(x) <= clip ? 1 : 0
     }
-
-    private func pointer(_ tensor: Tensor) -> UnsafePointer<T> { UnsafePointer(tensor.storage.base.assumingMemoryBound(to: T.self)) }
-    private func mutable(_ tensor: Tensor) -> UnsafeMutablePointer<T> { tensor.storage.base.assumingMemoryBound(to: T.self) }
 }
 
 // MARK: - Backward
@@ -300,7 +310,10 @@ extension RecurrentPass {
                 let tape = try Tape(op.kind, s)
                 for (record, initial) in [(tape.states, inputs.initialH), (tape.cells, inputs.initialC)] where record.count > 0 {
                     let start = try initialState(initial, d)
-                    withExtendedLifetime((start, record)) { mutable(record).update(from: mutable(start), count: batch * hidden) }
+                    withExtendedLifetime((start, record)) {
+                        record.unsafeMutableElements(as: T.self).address(count: batch * hidden)
+                            .update(from: start.unsafeElements(as: T.self).address(count: batch * hidden), count: batch * hidden)
+                    }
                 }
                 try run(d, packed: nil, y: y, finalH: finalH, finalC: finalC, tape: tape)
                 try backward(
@@ -338,35 +351,44 @@ extension RecurrentPass {
         let dhPrevious = try Tensor(zeros: T.dtype, shape: [batch, hidden])
         let dc = try Tensor(zeros: T.dtype, shape: [batch, hidden])
         let throughReset = try Tensor(zeros: T.dtype, shape: [batch, hidden])
-        let r = pointer(inputs.r) + d * width * hidden
-        let peepholes = inputs.peepholes.map { pointer($0) + d * 3 * hidden }
-        let dPeepholes = mutable(out.peepholes) + d * 3 * hidden
+        let r = inputs.r.unsafeElements(as: T.self).address(at: d * width * hidden, count: width * hidden)
+        let peepholes = inputs.peepholes.map { $0.unsafeElements(as: T.self).address(at: d * 3 * hidden, count: 3 * hidden) }
+        let dPeepholes = out.peepholes.unsafeMutableElements(as: T.self).address(at: d * 3 * hidden, count: 3 * hidden)
         let direct = op.kind == .gru && !op.linearBeforeReset ? 2 * hidden : width
 
         withExtendedLifetime((inputs, tape, seeds, gateGradients, recurrentGradients, dh, dhPrevious, dc, throughReset, out)) {
-            var (dH, dHPrevious) = (mutable(dh), mutable(dhPrevious))
-            let dC = mutable(dc)
-            let states = pointer(tape.states)
+            var (dH, dHPrevious) = (dh.unsafeMutableElements(as: T.self), dhPrevious.unsafeMutableElements(as: T.self))
+            let dC = dc.unsafeMutableElements(as: T.self)
+            let states = tape.states.unsafeElements(as: T.self)
+            let block = batch * hidden
             // The final states' gradients; entries of length 0 ended in constant zeros.
             for b in 0..<batch where lengths[b] > 0 {
-                if let seed = seeds.finalH { (dH + b * hidden).update(from: pointer(seed) + (d * batch + b) * hidden, count: hidden) }
-                if let seed = seeds.finalC { (dC + b * hidden).update(from: pointer(seed) + (d * batch + b) * hidden, count: hidden) }
+                let (to, from) = (b * hidden, (d * batch + b) * hidden)
+                if let seed = seeds.finalH {
+                    dH.address(at: to, count: hidden)
+                        .update(from: seed.unsafeElements(as: T.self).address(at: from, count: hidden), count: hidden)
+                }
+                if let seed = seeds.finalC {
+                    dC.address(at: to, count: hidden)
+                        .update(from: seed.unsafeElements(as: T.self).address(at: from, count: hidden), count: hidden)
+                }
             }
             for step in stride(from: steps - 1, through: 0, by: -1) {
                 let t = reversed ? steps - 1 - step : step
-                let pre = pointer(tape.preactivations) + step * batch * width
-                let dA = mutable(gateGradients) + t * batch * width
-                let dRec = mutable(recurrentGradients) + step * batch * width
-                let previous = states + step * batch * hidden
+                let pre = tape.preactivations.unsafeElements(as: T.self).address(at: step * batch * width, count: batch * width)
+                let dA = gateGradients.unsafeMutableElements(as: T.self).address(at: t * batch * width, count: batch * width)
+                let dRec = recurrentGradients.unsafeMutableElements(as: T.self).address(at: step * batch * width, count: batch * width)
+                let previous = states.address(at: step * block, count: block)
                 if let seed = seeds.y {
-                    let dy = pointer(seed) + (t * directions + d) * batch * hidden
+                    let dy = seed.unsafeElements(as: T.self).address(at: (t * directions + d) * block, count: block)
                     for b in 0..<batch where lengths[b] > t {
                         for j in 0..<hidden { dH[b * hidden + j] += dy[b * hidden + j] }
                     }
                 }
                 // Rows past their length were carried through unchanged.
                 for b in 0..<batch where lengths[b] <= t {
-                    (dHPrevious + b * hidden).update(from: dH + b * hidden, count: hidden)
+                    dHPrevious.address(at: b * hidden, count: hidden)
+                        .update(from: dH.address(at: b * hidden, count: hidden), count: hidden)
                 }
                 switch op.kind {
                 case .rnn:
@@ -378,7 +400,7 @@ extension RecurrentPass {
                         }
                     }
                 case .gru:
-                    let resets = pointer(tape.resets) + step * batch * hidden
+                    let resets = tape.resets.unsafeElements(as: T.self).address(at: step * block, count: block)
                     // The candidate's gradient first: without linear_before_reset the reset
                     // gate's gradient needs it multiplied by Rh.
                     for b in 0..<batch where lengths[b] > t {
@@ -391,11 +413,12 @@ extension RecurrentPass {
                             dRec[row + 2 * hidden + j] = op.linearBeforeReset ? da * f.value(clipped(pre[row + hidden + j])) : da
                         }
                     }
-                    let u = mutable(throughReset)
+                    let u = throughReset.unsafeMutableElements(as: T.self)
                     if !op.linearBeforeReset {
                         T.gemm(
                             transposeA: false, transposeB: false, m: batch, n: hidden, k: hidden, alpha: 1,
-                            a: dRec + 2 * hidden, lda: width, b: r + 2 * hidden * hidden, ldb: hidden, beta: 0, c: u, ldc: hidden)
+                            a: dRec + 2 * hidden, lda: width, b: r + 2 * hidden * hidden, ldb: hidden, beta: 0, c: u.address(),
+                            ldc: hidden)
                     }
                     for b in 0..<batch where lengths[b] > t {
                         for j in 0..<hidden {
@@ -419,8 +442,9 @@ extension RecurrentPass {
                         }
                     }
                 case .lstm:
-                    let cells = pointer(tape.cells)
-                    let (cellBefore, cellAfter) = (cells + step * batch * hidden, cells + (step + 1) * batch * hidden)
+                    let cells = tape.cells.unsafeElements(as: T.self)
+                    let cellBefore = cells.address(at: step * block, count: block)
+                    let cellAfter = cells.address(at: (step + 1) * block, count: block)
                     for b in 0..<batch where lengths[b] > t {
                         for j in 0..<hidden {
                             let (row, k) = (b * width, b * hidden + j)
@@ -458,36 +482,43 @@ extension RecurrentPass {
                 // dH_prev += dA·R over the gates that read H_prev directly.
                 T.gemm(
                     transposeA: false, transposeB: false, m: batch, n: hidden, k: direct, alpha: 1, a: dRec, lda: width,
-                    b: r, ldb: hidden, beta: 1, c: dHPrevious, ldc: hidden)
+                    b: r, ldb: hidden, beta: 1, c: dHPrevious.address(), ldc: hidden)
                 swap(&dH, &dHPrevious)
             }
-            (mutable(out.initialH) + d * batch * hidden).update(from: dH, count: batch * hidden)
-            if op.kind == .lstm { (mutable(out.initialC) + d * batch * hidden).update(from: dC, count: batch * hidden) }
+            out.initialH.unsafeMutableElements(as: T.self).address(at: d * block, count: block).update(from: dH.address(), count: block)
+            if op.kind == .lstm {
+                out.initialC.unsafeMutableElements(as: T.self).address(at: d * block, count: block)
+                    .update(from: dC.address(), count: block)
+            }
 
             let rows = steps * batch
-            let dAll = pointer(gateGradients)
-            let dRecAll = pointer(recurrentGradients)
+            let dAll = gateGradients.unsafeElements(as: T.self)
+            let dRecAll = recurrentGradients.unsafeElements(as: T.self)
+            let weights = d * width * depth
             if let dx = out.x, depth > 0 {
                 T.gemm(
-                    transposeA: false, transposeB: false, m: rows, n: depth, k: width, alpha: 1, a: dAll, lda: width,
-                    b: pointer(inputs.w) + d * width * depth, ldb: depth, beta: 1, c: mutable(dx), ldc: depth)
+                    transposeA: false, transposeB: false, m: rows, n: depth, k: width, alpha: 1, a: dAll.address(), lda: width,
+                    b: inputs.w.unsafeElements(as: T.self).address(at: weights, count: width * depth), ldb: depth, beta: 1,
+                    c: dx.unsafeMutableElements(as: T.self).address(count: rows * depth), ldc: depth)
             }
             if depth > 0 {
                 T.gemm(
-                    transposeA: true, transposeB: false, m: width, n: depth, k: rows, alpha: 1, a: dAll, lda: width,
-                    b: pointer(inputs.x), ldb: depth, beta: 0, c: mutable(out.w) + d * width * depth, ldc: depth)
+                    transposeA: true, transposeB: false, m: width, n: depth, k: rows, alpha: 1, a: dAll.address(), lda: width,
+                    b: inputs.x.unsafeElements(as: T.self).address(count: rows * depth), ldb: depth, beta: 0,
+                    c: out.w.unsafeMutableElements(as: T.self).address(at: weights, count: width * depth), ldc: depth)
             }
-            let dR = mutable(out.r) + d * width * hidden
+            let dR = out.r.unsafeMutableElements(as: T.self).address(at: d * width * hidden, count: width * hidden)
             T.gemm(
-                transposeA: true, transposeB: false, m: direct, n: hidden, k: rows, alpha: 1, a: dRecAll, lda: width,
-                b: states, ldb: hidden, beta: 0, c: dR, ldc: hidden)
+                transposeA: true, transposeB: false, m: direct, n: hidden, k: rows, alpha: 1, a: dRecAll.address(), lda: width,
+                b: states.address(count: rows * hidden), ldb: hidden, beta: 0, c: dR, ldc: hidden)
             if direct < width {
                 // GRU's Rh multiplied r ⊙ H_prev.
                 T.gemm(
-                    transposeA: true, transposeB: false, m: hidden, n: hidden, k: rows, alpha: 1, a: dRecAll + 2 * hidden,
-                    lda: width, b: pointer(tape.resets), ldb: hidden, beta: 0, c: dR + 2 * hidden * hidden, ldc: hidden)
+                    transposeA: true, transposeB: false, m: hidden, n: hidden, k: rows, alpha: 1, a: dRecAll.address(at: 2 * hidden),
+                    lda: width, b: tape.resets.unsafeElements(as: T.self).address(count: rows * hidden), ldb: hidden, beta: 0,
+                    c: dR + 2 * hidden * hidden, ldc: hidden)
             }
-            let dB = mutable(out.bias) + d * 2 * width
+            let dB = out.bias.unsafeMutableElements(as: T.self).address(at: d * 2 * width, count: 2 * width)
             for row in 0..<rows {
                 for j in 0..<width {
                     dB[j] += dAll[row * width + j]

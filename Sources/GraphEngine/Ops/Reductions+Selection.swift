@@ -101,7 +101,7 @@ struct TopK: Operator {
             let indices = try Tensor(uninitialized: .int64, shape: shape)
             let values = try x.withUnsafeBuffer(as: T.self) { x in
                 try Tensor.build(T.self, shape: shape, writesAll: true) { values in
-                    let picked = indices.storage.base.assumingMemoryBound(to: Int64.self)
+                    let picked = indices.unsafeMutableElements(as: Int64.self)
                     var slice = [T](repeating: .zero, count: split.extent)
                     var order = [Int](repeating: 0, count: split.extent)
                     for o in 0..<split.outer {

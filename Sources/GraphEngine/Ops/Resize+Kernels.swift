@@ -116,14 +116,16 @@ enum Resampling {
         let (outer, inner) = split(source.shape, axis)
         let weights = taps.weights.map { T($0) }
         let (sourceLength, resultLength) = (source.shape[axis], shape[axis])
-        let from = UnsafePointer(source.storage.base.assumingMemoryBound(to: T.self))
-        let to = result.storage.base.assumingMemoryBound(to: T.self)
-        withExtendedLifetime(source) {
+        let from = source.unsafeElements(as: T.self)
+        let to = result.unsafeMutableElements(as: T.self)
+        withExtendedLifetime((source, result)) {
             taps.indices.withUnsafeBufferPointer { indices in
                 weights.withUnsafeBufferPointer { weights in
                     Parallel.forEach(outer, grain: max(1, 8_192 / max(taps.outLength * inner * taps.width, 1))) { blocks in
                         for o in blocks {
-                            body(from + o * sourceLength * inner, to + o * resultLength * inner, inner, indices, weights)
+                            body(
+                                from.address(at: o * sourceLength * inner, count: sourceLength * inner),
+                                to.address(at: o * resultLength * inner, count: resultLength * inner), inner, indices, weights)
                         }
                     }
                 }
@@ -141,12 +143,12 @@ enum Resampling {
         let (outer, inner) = split(x.shape, axis)
         let (inLength, outLength, width) = (taps.inLength, taps.outLength, taps.width)
         func run<E>(_ type: E.Type) {
-            let source = UnsafePointer(x.storage.base.assumingMemoryBound(to: E.self))
-            let target = y.storage.base.assumingMemoryBound(to: E.self)
+            let source = x.unsafeElements(bitsAs: E.self)
+            let target = y.unsafeMutableElements(bitsAs: E.self)
             taps.indices.withUnsafeBufferPointer { indices in
                 for o in 0..<outer {
-                    let input = source + o * inLength * inner
-                    let output = target + o * outLength * inner
+                    let input = source.address(at: o * inLength * inner, count: inLength * inner)
+                    let output = target.address(at: o * outLength * inner, count: outLength * inner)
                     if inner == 1 {
                         for j in 0..<outLength { output[j] = input[indices[j * width]] }
                     } else {
@@ -155,7 +157,7 @@ enum Resampling {
                 }
             }
         }
-        withExtendedLifetime(x) { moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
+        withExtendedLifetime((x, y)) { moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
         return y
     }
 
@@ -264,13 +266,14 @@ enum Resampling {
         let inW = adjoint ? shape[3] : source.shape[3]
         let rowWeights = rows.weights.map { Float($0) }
         let columnWeights = columns.weights.map { Float($0) }
-        let from = UnsafePointer(source.storage.base.assumingMemoryBound(to: Float.self))
-        let to = result.storage.base.assumingMemoryBound(to: Float.self)
-        try withExtendedLifetime(source) {
+        let from = source.unsafeElements(as: Float.self)
+        let to = result.unsafeMutableElements(as: Float.self)
+        try withExtendedLifetime((source, result)) {
             try Parallel.tryForEach(shape[0] * shape[1], grain: max(1, 16_384 / max(rows.outLength * columns.outLength, 1))) { range in
                 try BufferPool.withScratch(Float.self, count: inW) { scratch in
                     for plane in range {
-                        body(from + plane * sourcePlane, to + plane * resultPlane, scratch, rowWeights, columnWeights)
+                        let input = from.address(at: plane * sourcePlane, count: sourcePlane)
+                        body(input, to.address(at: plane * resultPlane, count: resultPlane), scratch, rowWeights, columnWeights)
                     }
                 }
             }
