@@ -31,7 +31,7 @@ public enum MapResize: String, Sendable, CaseIterable {
     /// two of those rows (the order OpenCV's `resize` follows, and the same products and sums as
     /// the double-precision version, rounded to float32). Throws when the memory budget refuses
     /// the scratch of one map's rows.
-    public func apply(
+    package func apply(
         _ maps: UnsafePointer<Float>, count: Int, height: Int, width: Int, outHeight: Int, outWidth: Int,
         into out: UnsafeMutablePointer<Float>
     ) throws {

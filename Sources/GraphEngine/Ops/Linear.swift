@@ -385,10 +385,10 @@ extension MatMul {
         else { return nil }
         let (rows, n, k) = (g.shape[0], g.shape[1], w.shape[0])
         guard w.shape[1] == n, rows > 1, n > 0, k > 0, k * n <= 1 << 24 else { return nil }
-        let base = g.storage.base.assumingMemoryBound(to: Float.self)
+        let base = g.unsafeElements(as: Float.self).address()
         guard let live = withExtendedLifetime(g, { liveRows(base, rows: rows, columns: n, stride: n) }) else { return nil }
         let weights = try transposedCache.value(for: w) {
-            let values = w.storage.base.assumingMemoryBound(to: Float.self)
+            let values = w.unsafeElements(as: Float.self).address()
             return try withExtendedLifetime(w) {
                 TransposedWeights(
                     matrix: try gemm.pack(right: values, depth: n, columns: k, depthStride: 1, columnStride: n),
@@ -400,7 +400,7 @@ extension MatMul {
         try withExtendedLifetime(g) {
             try multiplyLiveRows(
                 base, live, rows: rows, depth: n, stride: n, columns: k, zero: 0,
-                into: output.storage.base.assumingMemoryBound(to: Float.self), ldc: k
+                into: output.unsafeMutableElements(as: Float.self).address(), ldc: k
             ) { block, count, product in
                 gemm.multiply(m: count, n: k, k: n, a: .rowMajor(block, stride: n), b: .packed(weights.matrix), c: product, ldc: k)
             }
