@@ -9,25 +9,25 @@
 /// used.
 extension Tensor {
     /// The elements read as `T`, which must be this tensor's element type (asserted in debug builds).
-    @inlinable package func unsafeElements<T: TensorScalar>(as type: T.Type) -> UnsafeBufferPointer<T> {
+    @inlinable @inline(__always) package func unsafeElements<T: TensorScalar>(as type: T.Type) -> UnsafeBufferPointer<T> {
         UnsafeBufferPointer(unsafeMutableElements(as: T.self))
     }
 
     /// The elements as `T` for writing, which only the code that created this tensor may do
     /// (tensors are values once handed out).
-    @inlinable package func unsafeMutableElements<T: TensorScalar>(as type: T.Type) -> UnsafeMutableBufferPointer<T> {
+    @inlinable @inline(__always) package func unsafeMutableElements<T: TensorScalar>(as type: T.Type) -> UnsafeMutableBufferPointer<T> {
         assert(elementAccessProblem(as: T.self) == nil, elementAccessProblem(as: T.self) ?? "")
         return UnsafeMutableBufferPointer(start: storage.base.assumingMemoryBound(to: T.self), count: count)
     }
 
     /// The elements' bit patterns as `E`, a type of the element's size (`UInt8` to `UInt64`), for
     /// kernels that move elements without reading their values, whatever the element type.
-    @inlinable package func unsafeElements<E>(bitsAs type: E.Type) -> UnsafeBufferPointer<E> {
+    @inlinable @inline(__always) package func unsafeElements<E>(bitsAs type: E.Type) -> UnsafeBufferPointer<E> {
         UnsafeBufferPointer(unsafeMutableElements(bitsAs: E.self))
     }
 
     /// The elements' bit patterns as `E` for writing; see ``unsafeElements(bitsAs:)``.
-    @inlinable package func unsafeMutableElements<E>(bitsAs type: E.Type) -> UnsafeMutableBufferPointer<E> {
+    @inlinable @inline(__always) package func unsafeMutableElements<E>(bitsAs type: E.Type) -> UnsafeMutableBufferPointer<E> {
         assert(bitsAccessProblem(as: E.self) == nil, bitsAccessProblem(as: E.self) ?? "")
         return UnsafeMutableBufferPointer(start: storage.base.assumingMemoryBound(to: E.self), count: count)
     }
@@ -50,7 +50,7 @@ extension Tensor {
 extension UnsafeBufferPointer {
     /// The address of element `offset`, from which a kernel reads `count` elements (by default the
     /// rest of the buffer); debug builds assert that they lie inside the buffer.
-    @inlinable package func address(at offset: Int = 0, count: Int? = nil) -> UnsafePointer<Element> {
+    @inlinable @inline(__always) package func address(at offset: Int = 0, count: Int? = nil) -> UnsafePointer<Element> {
         assert(subviewProblem(offset, count, within: self.count) == nil, subviewProblem(offset, count, within: self.count) ?? "")
         return baseAddress.unsafelyUnwrapped + offset
     }
@@ -59,7 +59,7 @@ extension UnsafeBufferPointer {
 extension UnsafeMutableBufferPointer {
     /// The address of element `offset`, from which a kernel reads or writes `count` elements (by
     /// default the rest of the buffer); debug builds assert that they lie inside the buffer.
-    @inlinable package func address(at offset: Int = 0, count: Int? = nil) -> UnsafeMutablePointer<Element> {
+    @inlinable @inline(__always) package func address(at offset: Int = 0, count: Int? = nil) -> UnsafeMutablePointer<Element> {
         assert(subviewProblem(offset, count, within: self.count) == nil, subviewProblem(offset, count, within: self.count) ?? "")
         return baseAddress.unsafelyUnwrapped + offset
     }

@@ -64,7 +64,10 @@ public struct Tensor: Sendable {
             throw TensorError.countMismatch(shape: shape, expected: count, got: scalars.count)
         }
         try self.init(uninitialized: T.dtype, shape: shape)
-        _ = unsafeMutableElements(as: T.self).initialize(fromContentsOf: scalars)
+        let destination = unsafeMutableElements(as: T.self)
+        scalars.withUnsafeBufferPointer { source in
+            if let base = source.baseAddress { destination.address().initialize(from: base, count: count) }
+        }
     }
 
     /// A rank-0 tensor holding one value.
@@ -83,7 +86,7 @@ public struct Tensor: Sendable {
         _ type: T.Type, shape: [Int], writesAll: Bool = false, _ fill: (UnsafeMutableBufferPointer<T>) throws -> Void
     ) throws -> Tensor {
         let tensor = writesAll ? try Tensor(uninitialized: T.dtype, shape: shape) : try Tensor(zeros: T.dtype, shape: shape)
-        try withExtendedLifetime(tensor) { try fill(tensor.unsafeMutableElements(as: T.self)) }
+        try fill(tensor.unsafeMutableElements(as: T.self))
         return tensor
     }
 

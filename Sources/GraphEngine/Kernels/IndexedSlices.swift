@@ -123,7 +123,7 @@ extension IndexedSlices {
                 }
             }
         }
-        withExtendedLifetime((data, output)) { moving(data.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
+        withExtendedLifetime(data) { moving(data.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
         return output
     }
 
@@ -197,7 +197,7 @@ extension IndexedSlices {
                 }
             }
         }
-        try withExtendedLifetime((updates, output)) {
+        try withExtendedLifetime(updates) {
             switch (reduction, data.dtype) {
             case (.none, _): moving(data.dtype, move(UInt8.self), move(UInt16.self), move(UInt32.self), move(UInt64.self))
             case (_, .float32): combine(Float.self)

@@ -158,7 +158,7 @@ struct Attention: Operator {
         let scratch = try Tensor(uninitialized: .float32, shape: [2, max(p.area, 1)])
         let scores = scratch.unsafeMutableElements(as: Float.self).address(count: max(p.area, 1))
         let bias = scratch.unsafeMutableElements(as: Float.self).address(at: max(p.area, 1))
-        withExtendedLifetime((p, scratch, y, qk)) {
+        withExtendedLifetime((p, scratch)) {
             let pv = p.v.unsafeElements(as: Float.self)
             let py = y.unsafeMutableElements(as: Float.self)
             let pqk = qk.unsafeMutableElements(as: Float.self)
@@ -219,7 +219,7 @@ extension Attention: DifferentiableOperator {
         let rows = scratch.unsafeMutableElements(as: Float.self)
         let (probabilities, bias) = (rows.address(count: area), rows.address(at: area, count: area))
         let (capped, dScores) = (rows.address(at: 2 * area, count: area), rows.address(at: 3 * area, count: area))
-        withExtendedLifetime((p, g, scratch, dq, dk, dv)) {
+        withExtendedLifetime((p, g, scratch)) {
             let (pq, pk, pv) = (p.q.unsafeElements(as: Float.self), p.k.unsafeElements(as: Float.self), p.v.unsafeElements(as: Float.self))
             let pg = g.unsafeElements(as: Float.self)
             let (pdq, pdk, pdv) = (

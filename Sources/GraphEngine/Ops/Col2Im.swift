@@ -106,7 +106,7 @@ struct Col2Im: DifferentiableOperator {
                 }
             }
         }
-        try withExtendedLifetime((x, output)) { try withArithmeticType(x.dtype, "Col2Im") { run($0) } }
+        try withExtendedLifetime(x) { try withArithmeticType(x.dtype, "Col2Im") { run($0) } }
         return output
     }
 
@@ -132,7 +132,7 @@ struct Col2Im: DifferentiableOperator {
                 }
             }
         }
-        try withExtendedLifetime((g, gx)) { try withGEMMType(g.dtype, "Col2Im") { run($0) } }
+        try withExtendedLifetime(g) { try withGEMMType(g.dtype, "Col2Im") { run($0) } }
         return [gx, nil, nil]
     }
 }

@@ -176,7 +176,7 @@ struct ConvTranspose: DifferentiableOperator {
                 }
             }
         }
-        try withExtendedLifetime((x, w, bias, output)) { try withGEMMType(x.dtype, "ConvTranspose") { try run($0) } }
+        try withExtendedLifetime((x, w, bias)) { try withGEMMType(x.dtype, "ConvTranspose") { try run($0) } }
         return [output]
     }
 

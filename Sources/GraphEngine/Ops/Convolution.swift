@@ -266,7 +266,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 }
             }
         }
-        try withExtendedLifetime((x, w, bias, winogradFilters, output)) { try withGEMMType(x.dtype, "Conv") { try run($0) } }
+        try withExtendedLifetime((x, w, bias, winogradFilters)) { try withGEMMType(x.dtype, "Conv") { try run($0) } }
         return [output]
     }
 
@@ -410,7 +410,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 }
             }
         }
-        try withExtendedLifetime((g, w, x, gx, gw)) { try withGEMMType(g.dtype, "Conv") { try run($0) } }
+        try withExtendedLifetime((g, w, x)) { try withGEMMType(g.dtype, "Conv") { try run($0) } }
         var gb: Tensor?
         if step.wants(2) {
             // Σ over batch and positions: reduce [N, F, positions] to [F].

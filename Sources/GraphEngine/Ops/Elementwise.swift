@@ -85,7 +85,7 @@ struct BinaryArithmetic: Operator, ActivationFusing {
         let strides = loop.innerStrides
         let (sa, sb, length) = (strides[0], strides[1], loop.length)
         let output = try Tensor(uninitialized: .float32, shape: loop.shape)
-        withExtendedLifetime((a, b, output)) {
+        withExtendedLifetime((a, b)) {
             let (x, y) = (a.unsafeElements(as: Float.self), b.unsafeElements(as: Float.self))
             let out = output.unsafeMutableElements(as: Float.self)
             loop.forEachRow { offsets, o in
@@ -190,9 +190,7 @@ struct Where: Operator {
                 }
             }
         }
-        withExtendedLifetime((condition, x, y, output)) {
-            moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self))
-        }
+        withExtendedLifetime((condition, x, y)) { moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
         return [output]
     }
 }

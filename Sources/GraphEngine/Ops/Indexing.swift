@@ -167,9 +167,7 @@ struct OneHot: Operator {
                 }
             }
         }
-        withExtendedLifetime((values, output)) {
-            moving(values.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self))
-        }
+        withExtendedLifetime(values) { moving(values.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
         return [output]
     }
 }

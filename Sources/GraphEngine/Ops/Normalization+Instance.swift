@@ -154,7 +154,7 @@ func normalized(
             x.unsafeElements(as: T.self).address(count: n), into: y.unsafeMutableElements(as: T.self).address(count: n),
             scale: scale, bias: bias)
     }
-    let stats = try withExtendedLifetime((x, y)) { try withFloatType(x.dtype, op) { run($0) } }
+    let stats = try withExtendedLifetime(x) { try withFloatType(x.dtype, op) { run($0) } }
     return (y, stats)
 }
 

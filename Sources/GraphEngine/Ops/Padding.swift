@@ -161,7 +161,7 @@ struct Pad: DifferentiableOperator {
                 }
             }
         }
-        withExtendedLifetime((x, fill, output)) { moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
+        withExtendedLifetime((x, fill)) { moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
         return [output]
     }
 

@@ -146,7 +146,7 @@ struct Pool: Operator {
         let (padTop, padLeft, kernelH, kernelW) = (g.padBegin[1], g.padBegin[2], g.kernel[1], g.kernel[2])
         let columnTaps = (0..<outW).map { ow in taps(ow * strideW - padLeft, kernelW, dilationW, inW) }
         let rowTaps = (0..<outH).map { oh in taps(oh * strideH - padTop, kernelH, dilationH, inH) }
-        withExtendedLifetime((x, output)) {
+        withExtendedLifetime(x) {
             let input = x.unsafeElements(as: Float.self)
             let out = output.unsafeMutableElements(as: Float.self)
             columnTaps.withUnsafeBufferPointer { columnTaps in

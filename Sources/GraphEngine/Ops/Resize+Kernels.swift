@@ -118,7 +118,7 @@ enum Resampling {
         let (sourceLength, resultLength) = (source.shape[axis], shape[axis])
         let from = source.unsafeElements(as: T.self)
         let to = result.unsafeMutableElements(as: T.self)
-        withExtendedLifetime((source, result)) {
+        withExtendedLifetime(source) {
             taps.indices.withUnsafeBufferPointer { indices in
                 weights.withUnsafeBufferPointer { weights in
                     Parallel.forEach(outer, grain: max(1, 8_192 / max(taps.outLength * inner * taps.width, 1))) { blocks in
@@ -157,7 +157,7 @@ enum Resampling {
                 }
             }
         }
-        withExtendedLifetime((x, y)) { moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
+        withExtendedLifetime(x) { moving(x.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
         return y
     }
 
@@ -268,7 +268,7 @@ enum Resampling {
         let columnWeights = columns.weights.map { Float($0) }
         let from = source.unsafeElements(as: Float.self)
         let to = result.unsafeMutableElements(as: Float.self)
-        try withExtendedLifetime((source, result)) {
+        try withExtendedLifetime(source) {
             try Parallel.tryForEach(shape[0] * shape[1], grain: max(1, 16_384 / max(rows.outLength * columns.outLength, 1))) { range in
                 try BufferPool.withScratch(Float.self, count: inW) { scratch in
                     for plane in range {
