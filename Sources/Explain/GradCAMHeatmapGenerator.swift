@@ -350,20 +350,20 @@ public final class GradCAMHeatmapGenerator: Sendable {
                 }
                 try options.upsampling.apply(
                     base, count: batch, height: h, width: w, outHeight: height, outWidth: width,
-                    into: maps.storage.base.assumingMemoryBound(to: Float.self))
+                    into: maps.unsafeMutableElements(as: Float.self).address(count: batch * height * width))
             }
             upsampled.append(maps)
         }
         // Average the layers (after a ReLU), then scale each image again, as pytorch-grad-cam does.
         let size = height * width
         let heatmaps = try Tensor(zeros: .float32, shape: [batch, height, width])
-        let mean = heatmaps.storage.base.assumingMemoryBound(to: Float.self)
+        let mean = heatmaps.unsafeMutableElements(as: Float.self)
         let share = Float(upsampled.count)
         for maps in upsampled {
-            let values = maps.storage.base.assumingMemoryBound(to: Float.self)
+            let values = maps.unsafeElements(as: Float.self)
             withExtendedLifetime(maps) { for i in 0..<batch * size { mean[i] += max(values[i], 0) / share } }
         }
-        if options.normalization == .minMax { for n in 0..<batch { Self.minMax(mean + n * size, count: size) } }
+        if options.normalization == .minMax { for n in 0..<batch { Self.minMax(mean.address(at: n * size, count: size), count: size) } }
         return CAMResult(
             heatmaps: heatmaps, rawMaps: raws, classes: classes, logits: logits, layerLayouts: layerLayouts,
             fetched: fetch.reduce(into: [:]) { $0[$1] = activations[$1] })

@@ -36,6 +36,18 @@ struct Col2Im: DifferentiableOperator {
         /// The convolution whose im2col this inverts: its input is our image, its output our block grid.
         let window: WindowGeometry.Resolved
         let outputShape: [Int]
+
+        /// Calls `body` with the first of a run of `(sample, channel)` planes and the run's length,
+        /// covering every plane; runs never cross samples, and channels own disjoint planes, so
+        /// the runs of one sample split over threads.
+        func forEachChannelRun(_ body: (_ first: Int, _ count: Int) -> Void) {
+            let rows = blockVolume * positions
+            for n in 0..<batch {
+                Parallel.forEach(channels, grain: max(1, 16_384 / max(rows, 1))) { run in
+                    body(n * channels + run.lowerBound, run.count)
+                }
+            }
+        }
     }
 
     func plan(input: [Int], image: [Int], block: [Int]) throws -> Plan {
@@ -96,14 +108,10 @@ struct Col2Im: DifferentiableOperator {
         let (rows, columns) = (p.blockVolume * p.positions, p.imageSize)
         func run<T: ArithmeticScalar>(_ type: T.Type) {
             let (px, py) = (x.unsafeElements(as: T.self), output.unsafeMutableElements(as: T.self))
-            for n in 0..<p.batch {
-                // Channels own disjoint planes, so they split over threads.
-                Parallel.forEach(p.channels, grain: max(1, 16_384 / max(rows, 1))) { channels in
-                    let first = n * p.channels + channels.lowerBound
-                    col2im(
-                        px.address(at: first * rows, count: channels.count * rows), channels: channels.count, window: p.window,
-                        positions: 0..<p.positions, into: py.address(at: first * columns, count: channels.count * columns))
-                }
+            p.forEachChannelRun { first, count in
+                col2im(
+                    px.address(at: first * rows, count: count * rows), channels: count, window: p.window,
+                    positions: 0..<p.positions, into: py.address(at: first * columns, count: count * columns))
             }
         }
         try withExtendedLifetime(x) { try withArithmeticType(x.dtype, "Col2Im") { run($0) } }
@@ -123,13 +131,10 @@ struct Col2Im: DifferentiableOperator {
         let (rows, columns) = (p.blockVolume * p.positions, p.imageSize)
         func run<T: GEMMScalar>(_ type: T.Type) {
             let (pg, px) = (g.unsafeElements(as: T.self), gx.unsafeMutableElements(as: T.self))
-            for n in 0..<p.batch {
-                Parallel.forEach(p.channels, grain: max(1, 16_384 / max(rows, 1))) { channels in
-                    let first = n * p.channels + channels.lowerBound
-                    im2col(
-                        pg.address(at: first * columns, count: channels.count * columns), channels: channels.count, window: p.window,
-                        positions: 0..<p.positions, into: px.address(at: first * rows, count: channels.count * rows))
-                }
+            p.forEachChannelRun { first, count in
+                im2col(
+                    pg.address(at: first * columns, count: count * columns), channels: count, window: p.window,
+                    positions: 0..<p.positions, into: px.address(at: first * rows, count: count * rows))
             }
         }
         try withExtendedLifetime(g) { try withGEMMType(g.dtype, "Col2Im") { run($0) } }

@@ -112,8 +112,8 @@ struct Gemm: Operator {
         {
             withExtendedLifetime(a) {
                 packed.gemm.multiply(
-                    m: m, n: n, k: k, a: .rowMajor(a.storage.base.assumingMemoryBound(to: Float.self), stride: k),
-                        b: .packed(packed.matrix), c: output.storage.base.assumingMemoryBound(to: Float.self), ldc: n,
+                    m: m, n: n, k: k, a: .rowMajor(a.unsafeElements(as: Float.self).address(count: m * k), stride: k),
+                        b: .packed(packed.matrix), c: output.unsafeMutableElements(as: Float.self).address(count: m * n), ldc: n,
                     accumulate: beta == 1)
             }
             return [output]
@@ -122,9 +122,9 @@ struct Gemm: Operator {
             withExtendedLifetime((a, b)) {
                 T.gemm(
                     transposeA: transA, transposeB: transB, m: m, n: n, k: k, alpha: T(alpha),
-                    a: a.storage.base.assumingMemoryBound(to: T.self), lda: a.shape[1],
-                    b: b.storage.base.assumingMemoryBound(to: T.self), ldb: b.shape[1], beta: T(beta),
-                    c: output.storage.base.assumingMemoryBound(to: T.self), ldc: n)
+                    a: a.unsafeElements(as: T.self).address(), lda: a.shape[1],
+                    b: b.unsafeElements(as: T.self).address(), ldb: b.shape[1], beta: T(beta),
+                    c: output.unsafeMutableElements(as: T.self).address(count: m * n), ldc: n)
             }
         }
         try withGEMMType(a.dtype, "Gemm") { run($0) }
@@ -154,7 +154,7 @@ func packedRight(
     }
     let matrix = try cache.value(for: b) {
         try gemm.pack(
-            right: b.storage.base.assumingMemoryBound(to: Float.self), depth: k, columns: n,
+            right: b.unsafeElements(as: Float.self).address(count: k * n), depth: k, columns: n,
             depthStride: transposed ? 1 : n, columnStride: transposed ? k : 1)
     }
     return (gemm, matrix)
@@ -209,9 +209,9 @@ func batchedProduct(
     let batchCount = batch.reduce(1, *)
 
     func run<T: GEMMScalar>(_ type: T.Type) {
-        let pa = a.storage.base.assumingMemoryBound(to: T.self)
-        let pb = b.storage.base.assumingMemoryBound(to: T.self)
-        let pc = output.storage.base.assumingMemoryBound(to: T.self)
+        let pa = a.unsafeElements(as: T.self).address()
+        let pb = b.unsafeElements(as: T.self).address()
+        let pc = output.unsafeMutableElements(as: T.self).address()
         /// One product of `rows` rows.
         func multiply(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ c: UnsafeMutablePointer<T>, rows: Int, threaded: Bool) {
             // A refused scratch for the gathered rows leaves the dense product, which needs none.
@@ -275,9 +275,9 @@ extension MatMul {
         let output = try Tensor(uninitialized: .float32, shape: Array(a.shape.dropLast()) + [n])
         withExtendedLifetime((a, bias)) {
             packed.gemm.multiply(
-                m: rows, n: n, k: k, a: .rowMajor(a.storage.base.assumingMemoryBound(to: Float.self), stride: k),
-                b: .packed(packed.matrix), c: output.storage.base.assumingMemoryBound(to: Float.self), ldc: n,
-                columnBias: bias.map { UnsafePointer($0.storage.base.assumingMemoryBound(to: Float.self)) })
+                m: rows, n: n, k: k, a: .rowMajor(a.unsafeElements(as: Float.self).address(count: rows * k), stride: k),
+                b: .packed(packed.matrix), c: output.unsafeMutableElements(as: Float.self).address(count: rows * n), ldc: n,
+                columnBias: bias.map { $0.unsafeElements(as: Float.self).address(count: n) })
         }
         return output
     }

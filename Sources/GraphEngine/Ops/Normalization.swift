@@ -77,8 +77,8 @@ struct LayerNormalization: Operator {
             }
             let means = try Tensor(zeros: x.dtype, shape: statShape)
             let inverseDeviations = try Tensor(zeros: x.dtype, shape: statShape)
-            let meanOut = means.storage.base.assumingMemoryBound(to: T.self)
-            let inverseOut = inverseDeviations.storage.base.assumingMemoryBound(to: T.self)
+            let meanOut = means.unsafeMutableElements(as: T.self)
+            let inverseOut = inverseDeviations.unsafeMutableElements(as: T.self)
             let y = try x.withUnsafeBuffer(as: T.self) { input in
                 try Tensor.build(T.self, shape: x.shape, writesAll: true) { out in
                     // Rows are independent, so they split over threads.
@@ -128,8 +128,8 @@ struct LayerNormalization: Operator {
         let beta = try bias.map(parameter) ?? [Float](repeating: 0, count: size)
         let means = try Tensor(uninitialized: .float32, shape: statShape)
         let inverses = try Tensor(uninitialized: .float32, shape: statShape)
-        let meanOut = means.storage.base.assumingMemoryBound(to: Float.self)
-        let inverseOut = inverses.storage.base.assumingMemoryBound(to: Float.self)
+        let meanOut = means.unsafeMutableElements(as: Float.self)
+        let inverseOut = inverses.unsafeMutableElements(as: Float.self)
         let epsilon = Double(self.epsilon)
         let y = try x.withUnsafeBuffer(as: Float.self) { input in
             try gamma.withUnsafeBufferPointer { gamma in
@@ -231,7 +231,7 @@ extension LayerNormalization: DifferentiableOperator {
         func run<T: FloatKernelScalar>(_ type: T.Type) throws -> [Tensor?] {
             let statistics = saved.flatMap { mean, inverse in
                 mean.dtype == T.dtype && inverse.dtype == T.dtype && mean.count == rows && inverse.count == rows
-                    ? (mean.storage.base.assumingMemoryBound(to: T.self), inverse.storage.base.assumingMemoryBound(to: T.self))
+                    ? (mean.unsafeElements(as: T.self), inverse.unsafeElements(as: T.self))
                     : nil
             }
             return try withExtendedLifetime(saved) {

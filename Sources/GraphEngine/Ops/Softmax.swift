@@ -48,8 +48,8 @@ struct Softmax: Operator {
             let output = try Tensor(uninitialized: .float32, shape: x.shape)
             withExtendedLifetime(x) {
                 vector.softmax(
-                    x.storage.base.assumingMemoryBound(to: Float.self),
-                    into: output.storage.base.assumingMemoryBound(to: Float.self), rows: outer, extent: extent)
+                    x.unsafeElements(as: Float.self).address(),
+                    into: output.unsafeMutableElements(as: Float.self).address(), rows: outer, extent: extent)
             }
             return [output]
         }
