@@ -49,17 +49,8 @@ FIXTURE = REPO_DIR / "Fixtures" / "audit"
 CACHE = TOOLS_DIR / ".cache" / "audit_memory"
 TARGET = 1.2  # largest count's peak RSS / smallest count's, at most
 
-
-def vm_hwm(pid="self"):
-    """Peak RSS (bytes) of a live process from /proc/<pid>/status, or None."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+sys.path.insert(0, str(TOOLS_DIR))
+from bench import binary_version, vm_hwm  # noqa: E402  (standard library only at import)
 
 
 def cpu_model() -> str | None:
@@ -134,13 +125,6 @@ def audit(binary: Path, images: Path, groups: Path, out: Path, batch_size: int) 
         "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "user_s": usage.ru_utime, "system_s": usage.ru_stime,
         "last_line": stdout.strip().splitlines()[-1] if stdout.strip() else "",
     }
-
-
-def binary_version(binary: Path) -> str:
-    try:
-        return subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "?"
 
 
 def main() -> int:

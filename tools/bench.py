@@ -531,6 +531,13 @@ def wait_for(binary: Path, seconds: float = 300) -> None:
         time.sleep(5)
 
 
+def binary_version(binary: Path) -> str:
+    try:
+        return subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
 def binary_stamp(binary: Path):
     try:
         st = binary.stat()

@@ -62,7 +62,7 @@ TOOLS_DIR = Path(__file__).resolve().parent
 REPO_DIR = TOOLS_DIR.parent
 sys.path.insert(0, str(TOOLS_DIR))
 
-from bench import machine_info, vm_hwm  # noqa: E402  (standard library only at import)
+from bench import binary_version, machine_info, vm_hwm  # noqa: E402  (standard library only at import)
 
 CACHE = TOOLS_DIR / ".cache" / "bench_e2e"
 MODEL = TOOLS_DIR / ".cache" / "fullsize" / "resnet50_ts17.onnx"
@@ -217,13 +217,6 @@ def python_worker(kind: str, env: dict, timeout: float, **kw) -> dict:
     if record["status"] == 0:
         record["result"] = json.loads(record.pop("stdout_tail")[-1])
     return record
-
-
-def binary_version(binary: Path) -> str:
-    try:
-        return subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "?"
 
 
 def main() -> int:
