@@ -30,10 +30,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Timed runs after the warm-up.", valueName: "N"))
     var runs: Int = 10
 
-    @Option(help: ArgumentHelp("Threads for BLAS.", valueName: "T"))
+    @Option(help: ArgumentHelp("Threads the kernels run on.", valueName: "T"))
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Flag(help: "After the timing, print each op type's share of a forward pass to standard error (each step's best of three); with --layer, of the forward and the backward steps of a reverse pass, and what the maps cost beyond it.")
+    @Flag(help: "After the timing, print each op type's share of a forward pass to standard error (each step's best of three); with --layer, of the forward and the backward steps of a reverse pass, and what the maps cost beyond it. With --verbose, every step in run order, not only the slowest.")
     var profile = false
 
     @Flag(name: .customLong("no-fold"), help: "Forward only: build the executor without constant folding (what folding costs at load, saves per run).")
@@ -174,7 +174,8 @@ struct BenchCommand: ParsableCommand {
     }
 
     /// Wall and processor milliseconds, share (of the processor time) and step count per op type,
-    /// slowest first, then the slowest steps, on standard error.
+    /// slowest first, then the slowest steps (with `--verbose`, every step in run order), on
+    /// standard error.
     private func printTable(_ timings: [Timing]) {
         let total = timings.reduce((wall: 0.0, cpu: 0.0)) { ($0.wall + $1.wall, $0.cpu + $1.cpu) }
         var byType: [String: (wall: Double, cpu: Double, count: Int)] = [:]
@@ -194,8 +195,9 @@ struct BenchCommand: ParsableCommand {
             ]))
         }
         lines.append(row("total", [String(format: "%.2f", total.wall), String(format: "%.2f", total.cpu), "", ""]))
-        lines.append("slowest steps (cpu ms, wall ms):")
-        for timing in timings.sorted(by: { $0.cpu > $1.cpu }).prefix(8) {
+        let everyStep = Console.level == .verbose
+        lines.append(everyStep ? "every step, in run order (cpu ms, wall ms):" : "slowest steps (cpu ms, wall ms):")
+        for timing in everyStep ? timings : Array(timings.sorted(by: { $0.cpu > $1.cpu }).prefix(8)) {
             lines.append(
                 String(format: "%10.2f%10.2f  ", timing.cpu, timing.wall) + timing.opType
                     + (timing.node.isEmpty ? "" : "  " + timing.node))
