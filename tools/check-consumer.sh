@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds tools/consumer, a package that depends on this one by path and uses only the public API, then
+# Builds tools/consumer, a package that depends on this one by path and uses only the public API (its
+# sources include the fuzz targets, which tools/fuzz builds from outside this package too), then
 # checks that the library's internals are out of its reach: each line of the probe below must fail
 # to compile, naming the symbol, because it is `package` (or internal), not public.
 set -euo pipefail

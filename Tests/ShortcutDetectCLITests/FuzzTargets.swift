@@ -41,7 +41,13 @@ enum FuzzTargets {
                 if case .fixed(let size) = dimension { return size }
                 return 1
             }
-            guard shape.count <= 6, let count = MemoryBudget.product(shape), count <= 4096 else { return }
+            // At most 4,096 elements, checked factor by factor so the product cannot overflow.
+            var count = 1
+            for size in shape {
+                guard size >= 0, size <= 4096 else { return }
+                count *= size
+                guard count <= 4096 else { return }
+            }
             feeds[input.name] = try Tensor(zeros: dtype, shape: shape)
         }
         _ = try executor.run(feeds)
@@ -121,6 +127,14 @@ enum FuzzTargets {
     /// A valid input for ``state(_:)``: four samples of an 8 x 8 audit in two groups, every one
     /// shown in the report (three per group and end are), so each has an overlay.
     static func stateSeed() -> Data {
+        /// An RGB image's PNG bytes, through the public writer (these targets are built outside the package too).
+        func pngData(width: Int, height: Int, pixels: [UInt8]) -> Data {
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-seed-\(UUID().uuidString).png")
+            defer { try? FileManager.default.removeItem(at: url) }
+            guard let image = try? RGBImage(width: width, height: height, pixels: pixels), (try? PNG.write(image, to: url)) != nil
+            else { return Data() }
+            return (try? Data(contentsOf: url)) ?? Data()
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let config = (try? encoder.encode(seedConfig)) ?? Data()
@@ -141,7 +155,7 @@ enum FuzzTargets {
         }
         let pooled = maps.flatMap { $0 }.withUnsafeBytes { Data($0) }
         // The image beside its overlay, 2 pixels apart: 18 x 8.
-        let overlay = (try? PNG.encode(width: 18, height: 8, channels: 3, pixels: (0..<18 * 8 * 3).map { UInt8($0 % 251) })) ?? Data()
+        let overlay = pngData(width: 18, height: 8, pixels: (0..<18 * 8 * 3).map { UInt8($0 % 251) })
         let files = [config, index, (try? encoder.encode(sums)) ?? Data(), Data(records.utf8), Data(), pooled, Data(), Data("0,1,2,3".utf8), overlay]
         return files.dropFirst().reduce(files[0]) { $0 + stateSeparator + $1 }
     }
