@@ -12,6 +12,12 @@ import Darwin
 /// Foundation's `Process` reaps the child itself and keeps its resource usage; here the child is
 /// started with `posix_spawn` and reaped with `wait4`, whose `rusage` holds that child's own
 /// maximum resident set size (not the largest of all children, as `RUSAGE_CHILDREN` would).
+///
+/// On Linux that maximum also covers the address space the child had before `exec`, which is
+/// this process's: once this test process has grown past what the child used (a sanitizer build
+/// of the suite takes gigabytes), `ru_maxrss` says nothing about the child. The child's own
+/// high-water mark (`VmHWM`, per address space) is then read from `/proc` every millisecond
+/// while it runs, which can miss only a peak reached in its last millisecond.
 public struct ChildProcess: Sendable {
     /// The exit code, or 128 + the signal that ended it.
     public let status: Int32
@@ -47,6 +53,7 @@ public struct ChildProcess: Sendable {
         let envp = variables.map { strdup($0) } + [nil]
         defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
+        let ownPeak = highWaterMark(of: "self") ?? 0
         let spawned = posix_spawn(&pid, executable.path, &actions, nil, argv, envp)
         guard spawned == 0 else {
             throw FileError(path: executable.path, reason: "cannot start it: \(String(cString: strerror(spawned)))")
@@ -63,24 +70,54 @@ public struct ChildProcess: Sendable {
             }
         }
         if let whileRunning { DispatchQueue.global().async { whileRunning(child) } }
+        // posix_spawn returns once the child has exec'd, so its /proc entry is its own address space.
+        let (sampled, reaped, sampler) = (ManagedMaximum(), ManagedFlag(), DispatchSemaphore(value: 0))
+        DispatchQueue.global().async {
+            while !reaped.value {
+                if let bytes = highWaterMark(of: "\(child)") { sampled.record(bytes) }
+                usleep(1_000)
+            }
+            sampler.signal()
+        }
         var raw: Int32 = 0
         var usage = rusage()
         while wait4(pid, &raw, 0, &usage) < 0 && errno == EINTR {}
         finished.signal()
+        reaped.set()
+        sampler.wait()
 
         let signal = raw & 0x7f
         let status = signal == 0 ? (raw >> 8) & 0xff : 128 + signal
         #if canImport(Darwin)
-        let peak = Int(usage.ru_maxrss)  // bytes on Darwin
+        let reported = Int(usage.ru_maxrss)  // bytes on Darwin
         #else
-        let peak = Int(usage.ru_maxrss) * 1024  // kilobytes on Linux
+        let reported = Int(usage.ru_maxrss) * 1024  // kilobytes on Linux
         #endif
+        let peak = reported > ownPeak ? reported : sampled.value
         func text(_ path: String) -> String {
             String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
         }
         return ChildProcess(
             status: status, stdout: text(outPath), stderr: text(errPath), peakResidentBytes: peak, timedOut: killed.value)
     }
+}
+
+/// The high-water mark of a process's resident memory (`VmHWM`, bytes) from `/proc/<pid>/status`,
+/// or `nil` where there is none (not Linux, or the process is gone).
+private func highWaterMark(of process: String) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(process)/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+    }
+    return nil
+}
+
+/// The largest value any thread recorded.
+private final class ManagedMaximum: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = 0
+    func record(_ value: Int) { lock.withLock { stored = max(stored, value) } }
+    var value: Int { lock.withLock { stored } }
 }
 
 /// A flag one thread sets and another reads.
