@@ -263,4 +263,31 @@ import Testing
         #expect(fast.shape == general.shape)
         #expect(try fast.scalars(as: Float.self) == general.scalars(as: Float.self))
     }
+
+    /// The sixteen-column vector blocks (stride 1 and 2, ResNet's 3×3 stride-2 stem pool among
+    /// them) give the general kernel's bits, NaN and signed zeros included, and leave no column
+    /// out at the edges.
+    @Test(arguments: [(kernel: 3, stride: 2, pad: 1, width: 71), (kernel: 3, stride: 1, pad: 1, width: 40), (kernel: 2, stride: 2, pad: 0, width: 66)])
+    func maxPoolVectorBlocksEqualTheGeneralKernel(_ c: (kernel: Int, stride: Int, pad: Int, width: Int)) throws {
+        // Negative values with zeros of both signs in between, so that windows' maxima are often
+        // ties between +0 and -0 (which tap wins shows in the bits), and a few NaNs.
+        var values = try signed([1, 2, 9, c.width], seed: 7).scalars(as: Float.self).map { -abs($0) }
+        for i in stride(from: 0, to: values.count, by: 3) { values[i] = i % 2 == 0 ? 0 : -0.0 }
+        for i in stride(from: 5, to: values.count, by: 37) { values[i] = .nan }
+        let x = try Tensor(shape: [1, 2, 9, c.width], scalars: values)
+        let window: [String: Attribute] = [
+            "kernel_shape": .ints([c.kernel, c.kernel]), "strides": .ints([c.stride, c.stride]),
+            "pads": .ints([c.pad, c.pad, c.pad, c.pad]),
+        ]
+        let input = ValueInfo(name: "x", shape: x.shape.map { .fixed($0) })
+        let plain = try Executor(model: makeModel(
+            [Node(opType: "MaxPool", inputs: ["x"], outputs: ["y"], attributes: window)], inputs: [input], outputs: ["y"]))
+        let withIndices = try Executor(model: makeModel(
+            [Node(opType: "MaxPool", inputs: ["x"], outputs: ["y", "i"], attributes: window)], inputs: [input], outputs: ["y", "i"]))
+        let fast = try #require(try plain.run(["x": x])["y"])
+        let general = try #require(try withIndices.run(["x": x])["y"])
+        #expect(fast.shape == general.shape)
+        #expect(fast.shape[3] >= 32, "too narrow for two vector blocks")
+        #expect(try fast.scalars(as: Float.self).map(\.bitPattern) == general.scalars(as: Float.self).map(\.bitPattern))
+    }
 }

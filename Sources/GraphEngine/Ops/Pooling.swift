@@ -146,6 +146,8 @@ struct Pool: Operator {
         let (padTop, padLeft, kernelH, kernelW) = (g.padBegin[1], g.padBegin[2], g.kernel[1], g.kernel[2])
         let columnTaps = (0..<outW).map { ow in taps(ow * strideW - padLeft, kernelW, dilationW, inW) }
         let rowTaps = (0..<outH).map { oh in taps(oh * strideH - padTop, kernelH, dilationH, inH) }
+        let vectorStarts = Self.vectorStarts(
+            outW: outW, inW: inW, kernel: kernelW, stride: strideW, dilation: dilationW, padLeft: padLeft)
         withExtendedLifetime(x) {
             let input = x.unsafeElements(as: Float.self)
             let out = output.unsafeMutableElements(as: Float.self)
@@ -158,7 +160,19 @@ struct Pool: Operator {
                             for oh in 0..<outH {
                                 let rows = rowTaps[oh]
                                 let top = source + (oh * strideH - padTop) * inW
-                                for ow in 0..<outW {
+                                // Sixteen columns at a time where every column tap is inside the row.
+                                var vectorEnd = vectorStarts.lowerBound
+                                if !rows.isEmpty {
+                                    while vectorEnd < vectorStarts.upperBound {
+                                        Self.maxRow16(
+                                            top + vectorEnd * strideW - padLeft, rows: rows, rowStep: dilationH * inW,
+                                            kernel: kernelW, stride: strideW,
+                                            into: destination + oh * outW + vectorEnd)
+                                        vectorEnd += 16
+                                    }
+                                }
+                                let vectorDone = vectorStarts.lowerBound..<vectorEnd
+                                for ow in 0..<outW where !vectorDone.contains(ow) {
                                     let columns = columnTaps[ow]
                                     // The first valid tap starts the maximum, as in the general
                                     // kernel; an all-padding window (impossible with ONNX's pad
@@ -185,6 +199,46 @@ struct Pool: Operator {
             }
         }
         return output
+    }
+
+    /// The output columns that may start a block of sixteen for
+    /// ``maxRow16(_:rows:rowStep:kernel:stride:into:)``: every value its vector loads read lies
+    /// inside the input row, and the block inside the output row. Stride 1 or 2 without column
+    /// dilation; otherwise, or when no block fits, an empty range.
+    static func vectorStarts(outW: Int, inW: Int, kernel: Int, stride: Int, dilation: Int, padLeft: Int) -> Range<Int> {
+        guard stride == 1 || stride == 2, dilation == 1, kernel >= 1 else { return 0..<0 }
+        // Column ow's taps start at ow·stride − padLeft; the load for tap kw reads 16·stride values
+        // from there + kw, so a block starting at ow reads up to ow·stride − padLeft + reach − 1.
+        let first = (padLeft + stride - 1) / stride
+        let reach = kernel - 1 + 16 * stride
+        let last = min((inW - reach + padLeft) / stride, outW - 16)
+        return inW >= reach && first <= last ? first..<last + 1 : 0..<0
+    }
+
+    /// Sixteen outputs of one output row of a float32 max pool, from `corner` (the first column's
+    /// first tap in row 0 of the window): for each row in `rows` (offset `rowStep` apart) and each
+    /// of `kernel` column taps, the lanes' values at `stride` apart. The taps are visited in the
+    /// scalar loop's order with its comparison (`>`: the first tap starts, a NaN elsewhere is
+    /// passed over), so the results are the same bits.
+    @inline(__always)
+    static func maxRow16(
+        _ corner: UnsafePointer<Float>, rows: Range<Int>, rowStep: Int, kernel: Int, stride: Int,
+        into destination: UnsafeMutablePointer<Float>
+    ) {
+        func lanes(_ at: UnsafePointer<Float>) -> SIMD16<Float> {
+            stride == 1
+                ? UnsafeRawPointer(at).loadUnaligned(as: SIMD16<Float>.self)
+                : UnsafeRawPointer(at).loadUnaligned(as: SIMD32<Float>.self).evenHalf
+        }
+        var best = lanes(corner + rows.lowerBound * rowStep)
+        for kh in rows {
+            let row = corner + kh * rowStep
+            for kw in 0..<kernel {
+                let value = lanes(row + kw)
+                best.replace(with: value, where: value .> best)
+            }
+        }
+        UnsafeMutableRawPointer(destination).storeBytes(of: best, as: SIMD16<Float>.self)
     }
 
     private func averagePool<T: FloatKernelScalar>(
