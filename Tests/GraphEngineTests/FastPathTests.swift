@@ -247,19 +247,23 @@ import Testing
         #expect(zip(ours, exact).allSatisfy { abs($0 - $1) <= 2e-6 })
     }
 
+    /// MaxPool of `x` without indices (the float32 fast kernel) and with them (the general kernel).
+    func maxPoolFastAndGeneral(_ x: Tensor, _ window: [String: Attribute]) throws -> (fast: Tensor, general: Tensor) {
+        let input = ValueInfo(name: "x", shape: x.shape.map { .fixed($0) })
+        let plain = try Executor(model: makeModel(
+            [Node(opType: "MaxPool", inputs: ["x"], outputs: ["y"], attributes: window)], inputs: [input], outputs: ["y"]))
+        let withIndices = try Executor(model: makeModel(
+            [Node(opType: "MaxPool", inputs: ["x"], outputs: ["y", "i"], attributes: window)], inputs: [input], outputs: ["y", "i"]))
+        return (try #require(try plain.run(["x": x])["y"]), try #require(try withIndices.run(["x": x])["y"]))
+    }
+
     @Test func maxPoolWithoutIndicesEqualsTheGeneralKernel() throws {
         let x = try signed([2, 3, 9, 8], seed: 6)
         let window: [String: Attribute] = [
             "kernel_shape": .ints([3, 2]), "strides": .ints([2, 3]), "pads": .ints([1, 0, 1, 1]),
             "dilations": .ints([1, 2]), "ceil_mode": .int(1),
         ]
-        let input = ValueInfo(name: "x", shape: [.fixed(2), .fixed(3), .fixed(9), .fixed(8)])
-        let plain = try Executor(model: makeModel(
-            [Node(opType: "MaxPool", inputs: ["x"], outputs: ["y"], attributes: window)], inputs: [input], outputs: ["y"]))
-        let withIndices = try Executor(model: makeModel(
-            [Node(opType: "MaxPool", inputs: ["x"], outputs: ["y", "i"], attributes: window)], inputs: [input], outputs: ["y", "i"]))
-        let fast = try #require(try plain.run(["x": x])["y"])
-        let general = try #require(try withIndices.run(["x": x])["y"])
+        let (fast, general) = try maxPoolFastAndGeneral(x, window)
         #expect(fast.shape == general.shape)
         #expect(try fast.scalars(as: Float.self) == general.scalars(as: Float.self))
     }
@@ -279,13 +283,7 @@ import Testing
             "kernel_shape": .ints([c.kernel, c.kernel]), "strides": .ints([c.stride, c.stride]),
             "pads": .ints([c.pad, c.pad, c.pad, c.pad]),
         ]
-        let input = ValueInfo(name: "x", shape: x.shape.map { .fixed($0) })
-        let plain = try Executor(model: makeModel(
-            [Node(opType: "MaxPool", inputs: ["x"], outputs: ["y"], attributes: window)], inputs: [input], outputs: ["y"]))
-        let withIndices = try Executor(model: makeModel(
-            [Node(opType: "MaxPool", inputs: ["x"], outputs: ["y", "i"], attributes: window)], inputs: [input], outputs: ["y", "i"]))
-        let fast = try #require(try plain.run(["x": x])["y"])
-        let general = try #require(try withIndices.run(["x": x])["y"])
+        let (fast, general) = try maxPoolFastAndGeneral(x, window)
         #expect(fast.shape == general.shape)
         #expect(fast.shape[3] >= 32, "too narrow for two vector blocks")
         #expect(try fast.scalars(as: Float.self).map(\.bitPattern) == general.scalars(as: Float.self).map(\.bitPattern))
