@@ -14,10 +14,10 @@ import Darwin
 /// maximum resident set size (not the largest of all children, as `RUSAGE_CHILDREN` would).
 ///
 /// On Linux that maximum also covers the address space the child had before `exec`, which is
-/// this process's: once this test process has grown past what the child used (a sanitizer build
-/// of the suite takes gigabytes), `ru_maxrss` says nothing about the child. The child's own
-/// high-water mark (`VmHWM`, per address space) is then read from `/proc` every millisecond
-/// while it runs, which can miss only a peak reached in its last millisecond.
+/// this process's: unless it exceeds this process's own peak, `ru_maxrss` says nothing about the
+/// child (a sanitizer build of the suite holds gigabytes). The child's own high-water mark
+/// (`VmHWM`, per address space) is then used, read from `/proc` every millisecond while it runs,
+/// which can miss only a peak reached in its last millisecond.
 public struct ChildProcess: Sendable {
     /// The exit code, or 128 + the signal that ended it.
     public let status: Int32
@@ -53,7 +53,6 @@ public struct ChildProcess: Sendable {
         let envp = variables.map { strdup($0) } + [nil]
         defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
-        let ownPeak = highWaterMark(of: "self") ?? 0
         let spawned = posix_spawn(&pid, executable.path, &actions, nil, argv, envp)
         guard spawned == 0 else {
             throw FileError(path: executable.path, reason: "cannot start it: \(String(cString: strerror(spawned)))")
@@ -93,7 +92,9 @@ public struct ChildProcess: Sendable {
         #else
         let reported = Int(usage.ru_maxrss) * 1024  // kilobytes on Linux
         #endif
-        let peak = reported > ownPeak ? reported : sampled.value
+        // What this process held when the child exec'd is at most its peak now (read after the
+        // wait: other tests' threads may have grown it meanwhile); above that, the child's own.
+        let peak = reported > (highWaterMark(of: "self") ?? 0) ? reported : sampled.value
         func text(_ path: String) -> String {
             String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
         }
