@@ -70,14 +70,16 @@ public struct ChildProcess: Sendable {
         }
         if let whileRunning { DispatchQueue.global().async { whileRunning(child) } }
         // posix_spawn returns once the child has exec'd, so its /proc entry is its own address space.
+        // A thread of its own: parallel tests can keep every thread of Dispatch's pool waiting, and a
+        // sampler queued behind them would start only after the child is gone.
         let (sampled, reaped, sampler) = (ManagedMaximum(), ManagedFlag(), DispatchSemaphore(value: 0))
-        DispatchQueue.global().async {
+        Thread {
             while !reaped.value {
                 if let bytes = highWaterMark(of: "\(child)") { sampled.record(bytes) }
                 usleep(1_000)
             }
             sampler.signal()
-        }
+        }.start()
         var raw: Int32 = 0
         var usage = rusage()
         while wait4(pid, &raw, 0, &usage) < 0 && errno == EINTR {}
