@@ -157,10 +157,11 @@ import Darwin
     /// `inspect` on a FIFO blocked forever in `open`; every file we read is checked first.
     /// The memory measurement itself: `dd` with a 400 MB block holds that much, whatever this test
     /// process holds (under a sanitizer it holds more than the ceiling, and Linux's `ru_maxrss`
-    /// would report that for the child too).
+    /// would report that for the child too). Ten blocks keep it alive for a second or so, long
+    /// enough for the sampler on a loaded machine.
     @Test func childPeakIsTheChildsOwn() throws {
         let result = try ChildProcess.run(
-            URL(fileURLWithPath: "/bin/dd"), ["if=/dev/zero", "of=/dev/null", "bs=400M", "count=1", "status=none"], timeout: 60)
+            URL(fileURLWithPath: "/bin/dd"), ["if=/dev/zero", "of=/dev/null", "bs=400M", "count=10", "status=none"], timeout: 60)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.peakResidentBytes >= 400 << 20, "peak RSS \(result.peakResidentBytes >> 20) MiB")
         #expect(result.peakResidentBytes < Self.memoryCeiling, "peak RSS \(result.peakResidentBytes >> 20) MiB")
