@@ -94,6 +94,9 @@ for target in "${targets[@]}"; do
     wait "$pid" || true
     wall=$(( $(date +%s) - start ))
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    # A target whose code handles SIGINT itself (the state target's merge cleans up and exits) ends
+    # without libFuzzer's final statistics: then the last status line's count (#N) is the figure.
+    [ -n "$runs" ] || runs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
     shopt -s nullglob
     # libFuzzer also saves inputs slower than 10 s wall as slow-unit-*: on a shared machine (or under
     # nice) those measure the load, not the input; they stay in the artifacts folder and do not count.
