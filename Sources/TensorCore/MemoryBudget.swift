@@ -204,17 +204,21 @@ public enum MemoryBudget {
         }
     }
 
-    #if os(Linux)
-    /// `MemAvailable` from `/proc/meminfo`, in bytes.
-    private static func meminfoAvailable() -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+    /// The value of a `Field:  N kB` line of a `/proc` file (`/proc/meminfo`, `/proc/<pid>/status`),
+    /// in bytes, or `nil` where the file or the field is missing or unreadable.
+    package static func procKilobytes(_ field: String, in path: String) -> Int? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
             let fields = line.split(separator: " ")
             guard fields.count >= 2, let kilobytes = Int(fields[1]) else { return nil }
             return kilobytes.multipliedReportingOverflow(by: 1024).overflow ? nil : kilobytes * 1024
         }
         return nil
     }
+
+    #if os(Linux)
+    /// `MemAvailable` from `/proc/meminfo`, in bytes.
+    private static func meminfoAvailable() -> Int? { procKilobytes("MemAvailable", in: "/proc/meminfo") }
 
     /// What the container's cgroup still allows (v2 `memory.max`, else v1 `memory.limit_in_bytes`),
     /// or `nil` without a limit.

@@ -108,11 +108,7 @@ public struct ChildProcess: Sendable {
 /// The high-water mark of a process's resident memory (`VmHWM`, bytes) from `/proc/<pid>/status`,
 /// or `nil` where there is none (not Linux, or the process is gone).
 private func highWaterMark(of process: String) -> Int? {
-    guard let status = try? String(contentsOfFile: "/proc/\(process)/status", encoding: .utf8) else { return nil }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
-    }
-    return nil
+    MemoryBudget.procKilobytes("VmHWM", in: "/proc/\(process)/status")
 }
 
 /// The largest value any thread recorded.
