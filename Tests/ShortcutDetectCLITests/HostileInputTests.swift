@@ -167,6 +167,13 @@ import Darwin
         #expect(result.peakResidentBytes < Self.memoryCeiling, "peak RSS \(result.peakResidentBytes >> 20) MiB")
     }
 
+    /// The watchdog behind every "hung" check: a child past its timeout is killed and says so.
+    @Test func childPastItsTimeoutIsKilled() throws {
+        let result = try ChildProcess.run(URL(fileURLWithPath: "/bin/sleep"), ["30"], timeout: 1)
+        #expect(result.timedOut)
+        #expect(result.status == 128 + SIGKILL)
+    }
+
     @Test func fifosAreRefusedWithoutBlocking() throws {
         let folder = try Fixtures.temporaryDirectory()
         let fifo = folder.appendingPathComponent("pipe").path

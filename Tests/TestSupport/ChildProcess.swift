@@ -58,34 +58,31 @@ public struct ChildProcess: Sendable {
             throw FileError(path: executable.path, reason: "cannot start it: \(String(cString: strerror(spawned)))")
         }
 
-        // A watchdog, so a hang (a FIFO that blocks) fails the test instead of stalling the suite.
-        let finished = DispatchSemaphore(value: 0)
-        let killed = ManagedFlag()
+        // One monitor on a thread of its own (parallel tests can keep every thread of Dispatch's pool
+        // waiting, and work queued there may start only after the child is gone). Every millisecond
+        // it reads the child's memory high-water mark (posix_spawn returns once the child has
+        // exec'd, so /proc shows its own address space); after `timeout` it kills the child, so a
+        // hang (a FIFO that blocks) fails the test instead of stalling the suite.
+        let (sampled, killed, reaped, monitor) = (ManagedMaximum(), ManagedFlag(), ManagedFlag(), DispatchSemaphore(value: 0))
         let child = pid
-        DispatchQueue.global().async {
-            if finished.wait(timeout: .now() + timeout) == .timedOut {
-                killed.set()
-                kill(child, SIGKILL)
-            }
-        }
-        if let whileRunning { DispatchQueue.global().async { whileRunning(child) } }
-        // posix_spawn returns once the child has exec'd, so its /proc entry is its own address space.
-        // A thread of its own: parallel tests can keep every thread of Dispatch's pool waiting, and a
-        // sampler queued behind them would start only after the child is gone.
-        let (sampled, reaped, sampler) = (ManagedMaximum(), ManagedFlag(), DispatchSemaphore(value: 0))
+        let deadline = DispatchTime.now() + timeout
         Thread {
             while !reaped.value {
                 if let bytes = highWaterMark(of: "\(child)") { sampled.record(bytes) }
+                if !killed.value, DispatchTime.now() >= deadline {
+                    killed.set()
+                    kill(child, SIGKILL)
+                }
                 usleep(1_000)
             }
-            sampler.signal()
+            monitor.signal()
         }.start()
+        if let whileRunning { DispatchQueue.global().async { whileRunning(child) } }
         var raw: Int32 = 0
         var usage = rusage()
         while wait4(pid, &raw, 0, &usage) < 0 && errno == EINTR {}
-        finished.signal()
         reaped.set()
-        sampler.wait()
+        monitor.wait()
 
         let signal = raw & 0x7f
         let status = signal == 0 ? (raw >> 8) & 0xff : 128 + signal
