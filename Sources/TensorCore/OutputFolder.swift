@@ -43,11 +43,16 @@ public final class OutputFolder: @unchecked Sendable {
         Self.removeAbandoned(in: parent, name: name)
         // Handlers first: once the staging folder exists, an interruption must find them in place.
         Interrupts.shared.install()
-        staging = parent.appendingPathComponent(".\(name).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        guard mkdir(staging.path, 0o755) == 0 else {
-            throw OutputError("cannot create \(staging.path) to write \(self.destination.path): \(String(cString: strerror(errno)))")
+        let staging = parent.appendingPathComponent(".\(name).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        self.staging = staging
+        // Created and registered under the handler's lock: a signal in between would otherwise find
+        // the folder but not know to remove it.
+        try Interrupts.shared.withLock {
+            guard mkdir(staging.path, 0o755) == 0 else {
+                throw OutputError("cannot create \(staging.path) to write \(self.destination.path): \(String(cString: strerror(errno)))")
+            }
+            Interrupts.shared.register(staging)
         }
-        Interrupts.shared.register(staging)
     }
 
     deinit { if !finished { discard() } }
@@ -218,9 +223,15 @@ public final class OutputFile: @unchecked Sendable {
         let parent = self.destination.deletingLastPathComponent()
         OutputFolder.removeAbandoned(in: parent, name: self.destination.lastPathComponent)
         Interrupts.shared.install()
-        staging = parent.appendingPathComponent(".\(self.destination.lastPathComponent).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        sink = try FileSink(staging, name: self.destination.lastPathComponent)
-        Interrupts.shared.register(staging)
+        let staging = parent.appendingPathComponent(".\(self.destination.lastPathComponent).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        self.staging = staging
+        // Created and registered under the handler's lock, as the folder's staging is.
+        let name = self.destination.lastPathComponent
+        sink = try Interrupts.shared.withLock {
+            let sink = try FileSink(staging, name: name)
+            Interrupts.shared.register(staging)
+            return sink
+        }
     }
 
     deinit { if !finished { discard() } }
