@@ -19,7 +19,7 @@ INLINE AVX2 __m256i lanes_below(int count) {
 /// Row `r` of a tile: on the last depth block the biases and ReLU, then stored (the last vector
 /// under `last_mask` when `partial`). Accumulators by value with a literal row stay in registers.
 INLINE AVX2 void store_row(const int vectors, __m256 x0, __m256 x1, float *out, int partial, __m256i last_mask,
-                           int last, const float *row_bias, const float *column_bias, int relu) {
+                           int last, const float *row_bias, const float *column_bias, const float *residual, int relu) {
     __m256 x[2] = {x0, x1};
     for (int v = 0; v < vectors; v++) {
         int masked = partial && v == vectors - 1;
@@ -29,6 +29,9 @@ INLINE AVX2 void store_row(const int vectors, __m256 x0, __m256 x1, float *out, 
             if (column_bias)
                 y = _mm256_add_ps(y, masked ? _mm256_maskload_ps(column_bias + 8 * v, last_mask)
                                             : _mm256_loadu_ps(column_bias + 8 * v));
+            if (residual)
+                y = _mm256_add_ps(y, masked ? _mm256_maskload_ps(residual + 8 * v, last_mask)
+                                            : _mm256_loadu_ps(residual + 8 * v));
             // max(0, y) keeps NaN (the second operand wins when either is NaN), as Swift's max(y, 0).
             if (relu) y = _mm256_max_ps(_mm256_setzero_ps(), y);
         }
@@ -40,7 +43,8 @@ INLINE AVX2 void store_row(const int vectors, __m256 x0, __m256 x1, float *out, 
 /// One MR x (8 * vectors) tile of C over depth kb: as the AVX-512 tile (gemm_avx512.c).
 INLINE AVX2 void tile(const int vectors, const int packed_a, const int packed_b, int kb, const float *a, long a_rows,
                       long a_depth, const float *b, long b_depth, float *c, long ldc, int rows, int columns,
-                      int load_c, int last, const float *row_bias, const float *column_bias, int relu) {
+                      int load_c, int last, const float *row_bias, const float *column_bias, const float *residual,
+                        long ldr, int relu) {
     int tail = columns - (vectors - 1) * 8, partial = tail < 8;
     __m256i last_mask = lanes_below(tail);
     __m256 acc[MR][2];
@@ -75,14 +79,14 @@ INLINE AVX2 void tile(const int vectors, const int packed_a, const int packed_b,
 #define STORE_ROW(r)                                                                                         \
     if (r < rows)                                                                                            \
     store_row(vectors, acc[r][0], acc[r][1], c + (long)(r) * ldc, partial, last_mask, last,                \
-              row_bias ? row_bias + (r) : 0, column_bias, relu)
+              row_bias ? row_bias + (r) : 0, column_bias, residual ? residual + (long)(r) * ldr : 0, relu)
     STORE_ROW(0); STORE_ROW(1); STORE_ROW(2); STORE_ROW(3); STORE_ROW(4); STORE_ROW(5);
 #undef STORE_ROW
 }
 
 #define TILE(vectors, packed, packed_b)                                                                       \
     tile(vectors, packed, packed_b, kb, ap, p->a_row_stride, p->a_depth_stride, bp, b_depth, cp, p->ldc, rows, \
-         columns, load_c, last, rb, cb, p->relu)
+         columns, load_c, last, rb, cb, res, p->ldr, p->relu)
 #define DISPATCH(packed, packed_b)                                                                            \
     do {                                                                                                     \
         if (vectors == 2) TILE(2, packed, packed_b);                                                         \
@@ -111,6 +115,7 @@ AVX2 void sd_gemm_avx2(const sd_gemm_problem *p) {
                                                : p->a + (long)i0 * p->a_row_stride + (long)p0 * p->a_depth_stride;
                     const float *rb = p->row_bias ? p->row_bias + i0 : 0;
                     float *cp = p->c + (long)i0 * p->ldc + j0;
+                    const float *res = p->residual ? p->residual + (long)i0 * p->ldr + j0 : 0;
                     if (!packed_a && !packed_b) DISPATCH(0, 0);
                     else if (!packed_a) DISPATCH(0, 1);
                     else if (!packed_b) DISPATCH(1, 0);

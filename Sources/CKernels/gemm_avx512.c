@@ -14,7 +14,7 @@
 /// Row `r` of a tile: on the last depth block the biases and ReLU, then stored under the masks.
 /// Taking the accumulators by value with a literal row keeps them in registers.
 INLINE AVX512 void store_row(const int vectors, __m512 x0, __m512 x1, __m512 x2, float *out, __mmask16 last_mask,
-                             int last, const float *row_bias, const float *column_bias, int relu) {
+                             int last, const float *row_bias, const float *column_bias, const float *residual, int relu) {
     __m512 x[3] = {x0, x1, x2};
     for (int v = 0; v < vectors; v++) {
         __mmask16 mask = v == vectors - 1 ? last_mask : (__mmask16)0xFFFF;
@@ -22,6 +22,7 @@ INLINE AVX512 void store_row(const int vectors, __m512 x0, __m512 x1, __m512 x2,
         if (last) {
             if (row_bias) y = _mm512_add_ps(y, _mm512_set1_ps(*row_bias));
             if (column_bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, column_bias + 16 * v));
+            if (residual) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, residual + 16 * v));
             // max(0, y) keeps NaN (the second operand wins when either is NaN), as Swift's max(y, 0).
             if (relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
         }
@@ -36,7 +37,8 @@ INLINE AVX512 void store_row(const int vectors, __m512 x0, __m512 x1, __m512 x2,
 /// vector are stored.
 INLINE AVX512 void tile(const int vectors, const int packed_a, const int packed_b, int kb, const float *a, long a_rows,
                         long a_depth, const float *b, long b_depth, float *c, long ldc, int rows, int columns,
-                        int load_c, int last, const float *row_bias, const float *column_bias, int relu) {
+                        int load_c, int last, const float *row_bias, const float *column_bias, const float *residual,
+                        long ldr, int relu) {
     int tail = columns - (vectors - 1) * 16;
     __mmask16 last_mask = (__mmask16)(tail >= 16 ? 0xFFFF : (1u << tail) - 1);
     __m512 acc[MR][3];
@@ -71,7 +73,7 @@ INLINE AVX512 void tile(const int vectors, const int packed_a, const int packed_
 #define STORE_ROW(r)                                                                                         \
     if (r < rows)                                                                                            \
     store_row(vectors, acc[r][0], acc[r][1], acc[r][2], c + (long)(r) * ldc, last_mask, last,              \
-              row_bias ? row_bias + (r) : 0, column_bias, relu)
+              row_bias ? row_bias + (r) : 0, column_bias, residual ? residual + (long)(r) * ldr : 0, relu)
     STORE_ROW(0); STORE_ROW(1); STORE_ROW(2); STORE_ROW(3);
     STORE_ROW(4); STORE_ROW(5); STORE_ROW(6); STORE_ROW(7);
 #undef STORE_ROW
@@ -79,7 +81,7 @@ INLINE AVX512 void tile(const int vectors, const int packed_a, const int packed_
 
 #define TILE(vectors, packed, packed_b)                                                                       \
     tile(vectors, packed, packed_b, kb, ap, p->a_row_stride, p->a_depth_stride, bp, b_depth, cp, p->ldc, rows, \
-         columns, load_c, last, rb, cb, p->relu)
+         columns, load_c, last, rb, cb, res, p->ldr, p->relu)
 #define DISPATCH(packed, packed_b)                                                                            \
     do {                                                                                                     \
         if (vectors == 3) TILE(3, packed, packed_b);                                                         \
@@ -109,6 +111,7 @@ AVX512 void sd_gemm_avx512(const sd_gemm_problem *p) {
                                                : p->a + (long)i0 * p->a_row_stride + (long)p0 * p->a_depth_stride;
                     const float *rb = p->row_bias ? p->row_bias + i0 : 0;
                     float *cp = p->c + (long)i0 * p->ldc + j0;
+                    const float *res = p->residual ? p->residual + (long)i0 * p->ldr + j0 : 0;
                     if (!packed_a && !packed_b) DISPATCH(0, 0);
                     else if (!packed_a) DISPATCH(0, 1);
                     else if (!packed_b) DISPATCH(1, 0);

@@ -5,6 +5,9 @@
 
 #include <string.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 #if defined(__APPLE__)
 #include <sys/sysctl.h>
 #endif
@@ -106,12 +109,25 @@ void sd_gemm_pack_b(const sd_kernels *kernels, int k, int n, const float *b, lon
     }
 }
 
+void sd_copy_every_second(const float *src, float *dst, long count) {
+    long i = 0;
+#if defined(__x86_64__)
+    // Four outputs from two loads; the second load reads src[2 i + 7], so stop while it is inside.
+    for (; i + 5 <= count; i += 4) {
+        __m128 a = _mm_loadu_ps(src + 2 * i), b = _mm_loadu_ps(src + 2 * i + 4);
+        _mm_storeu_ps(dst + i, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    }
+#endif
+    for (; i < count; i++) dst[i] = src[2 * i];
+}
+
 void sd_gemm_empty(const sd_gemm_problem *p) {
     for (int i = 0; i < p->m; i++)
         for (int j = 0; j < p->n; j++) {
             float *c = p->c + (long)i * p->ldc + j;
             float x = (p->accumulate ? *c : 0.0f) + (p->row_bias ? p->row_bias[i] : 0.0f);
             x += p->column_bias ? p->column_bias[j] : 0.0f;
+            if (p->residual) x += p->residual[(long)i * p->ldr + j];
             *c = p->relu && !(x >= 0.0f) && x == x ? 0.0f : x;
         }
 }

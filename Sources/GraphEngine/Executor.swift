@@ -271,31 +271,43 @@ public final class Executor: Sendable {
         try bind(feeds, into: &values)
 
         let needed = neededSteps(for: kept)
-        // The last step that reads each slot; values die after it unless kept or constant.
+        let neededSet = Set(needed)
+        let keptSet = Set(kept)
+        // The fusions that run, keyed by their writer's step, where each runs: every input of the
+        // chain (a residual connection's other term, computed after the producer) is ready there,
+        // and only later steps read the writer's outputs. The other steps of a chain are absorbed.
+        var running: [Int: (producer: Int, fusion: Fusion)] = [:]
+        var absorbed: [Int: Int] = [:]
+        for index in needed where absorbed[index] == nil && running[index] == nil {
+            guard let candidate = fusions[index], candidate.tails.allSatisfy(neededSet.contains),
+                !candidate.tails.contains(where: { absorbed[$0] != nil || running[$0] != nil || unfused($0) }), !unfused(index),
+                !candidate.intermediates.contains(where: keptSet.contains)
+            else { continue }
+            running[candidate.writer] = (index, candidate)
+            for member in [index] + candidate.tails.dropLast() { absorbed[member] = candidate.writer }
+        }
+        // The last step that reads each slot (a fused step reads where its fusion runs); values
+        // die after it unless kept or constant.
         var lastUse = [Int](repeating: -1, count: slots.count)
-        for index in needed { for case let slot? in steps[index].inputs { lastUse[slot] = index } }
+        for index in needed {
+            for case let slot? in steps[index].inputs { lastUse[slot] = max(lastUse[slot], absorbed[index] ?? index) }
+        }
         for slot in kept { lastUse[slot] = Int.max }
         for slot in constants.keys { lastUse[slot] = Int.max }
-        let neededSet = Set(needed)
-        var absorbed = Set<Int>()
 
-        for index in needed where !absorbed.contains(index) {
+        for position in needed where absorbed[position] == nil {
+            let fusion = running[position]?.fusion
+            let index = running[position]?.producer ?? position
             let step = steps[index]
             var tensors = step.inputs.map { $0.flatMap { values[$0] } }
             var constant = step.constantInputs
             var op = step.op
             var writer = step
-            var fusion: Fusion?
-            if let candidate = fusions[index], candidate.tails.allSatisfy(neededSet.contains),
-                candidate.intermediates.allSatisfy({ lastUse[$0] != Int.max }), !unfused(index),
-                !candidate.tails.contains(where: unfused)
-            {
-                fusion = candidate
-                op = candidate.op
-                writer = steps[candidate.writer]
-                absorbed.formUnion(candidate.tails)
-                tensors += candidate.extraInputs.map { values[$0] }
-                constant += candidate.extraInputs.map { constants[$0] != nil }
+            if let fusion {
+                op = fusion.op
+                writer = steps[fusion.writer]
+                tensors += fusion.extraInputs.map { values[$0] }
+                constant += fusion.extraInputs.map { constants[$0] != nil }
             }
             let inputs = OpInputs(tensors, constant: constant)
             let results: [Tensor?]
@@ -304,11 +316,11 @@ public final class Executor: Sendable {
             } catch {
                 throw GraphError.nodeFailed(node: step.node.label, reason: "\(error)")
             }
-            for (position, slot) in writer.outputs.enumerated() {
+            for (output, slot) in writer.outputs.enumerated() {
                 guard let slot else { continue }
-                guard position < results.count, let result = results[position] else {
+                guard output < results.count, let result = results[output] else {
                     if lastUse[slot] >= 0 {
-                        throw GraphError.nodeFailed(node: writer.node.label, reason: "output \(position) ('\(writer.node.outputs[position])') was not produced")
+                        throw GraphError.nodeFailed(node: writer.node.label, reason: "output \(output) ('\(writer.node.outputs[output])') was not produced")
                     }
                     continue
                 }
@@ -316,7 +328,7 @@ public final class Executor: Sendable {
             }
             observe?(index, fusion, inputs, results)
             for ran in [index] + (fusion?.tails ?? []) {
-                for case let slot? in steps[ran].inputs where lastUse[slot] == ran { values[slot] = nil }
+                for case let slot? in steps[ran].inputs where lastUse[slot] == position { values[slot] = nil }
             }
             finished?(index, fusion?.label)
         }

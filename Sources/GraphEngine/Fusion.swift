@@ -74,7 +74,9 @@ struct Fusion: Sendable {
         let graph = FusionGraph(steps: steps, graphOutputs: graphOutputs, constants: constants)
         var fusions: [Int: Fusion] = [:]
         for index in steps.indices {
-            if let fusion = graph.activation(after: index) ?? graph.biasedProduct(at: index) ?? graph.gelu(at: index) {
+            if let fusion = graph.activation(after: index) ?? graph.residualConvolution(at: index) ?? graph.biasedProduct(at: index)
+                ?? graph.gelu(at: index)
+            {
                 fusions[index] = fusion
             }
         }
@@ -142,6 +144,23 @@ private struct FusionGraph {
         return Fusion(op: op, tails: [tail], intermediates: [slot], label: steps[index].node.opType + "+" + steps[tail].node.opType)
     }
 
+    /// `Conv`, the `Add` of another tensor that alone reads it (a residual connection), and the
+    /// `Relu` that alone reads the sum, when there is one.
+    func residualConvolution(at index: Int) -> Fusion? {
+        let op = steps[index].op
+        guard steps[index].node.domain.isEmpty, let conv = ((op as? HalfPrecision)?.inner ?? op) as? Conv, conv.activation == nil,
+            let (add, slot) = onlyReader(of: index, "Add"), let (otherSlot, convFirst) = other(than: slot, in: add),
+            let otherSlot, otherSlot != slot
+        else { return nil }
+        let relu = onlyReader(of: add, "Relu").flatMap { relu in steps[relu.index].inputs == [relu.slot] ? relu : nil }
+        let fused = ResidualConv(
+            conv: conv, asWritten: op, add: steps[add].op, relu: relu.map { steps[$0.index].op }, convInputs: steps[index].inputs.count,
+            convFirst: convFirst)
+        return Fusion(
+            op: fused, tails: [add] + (relu.map { [$0.index] } ?? []), intermediates: [slot] + (relu.map { [$0.slot] } ?? []),
+            extraInputs: [otherSlot], label: relu == nil ? "Conv+Add" : "Conv+Add+Relu")
+    }
+
     /// `MatMul` and the `Add` of a 1-D constant (a Linear layer's bias) that alone reads it.
     func biasedProduct(at index: Int) -> Fusion? {
         guard steps[index].node.domain.isEmpty, steps[index].node.opType == "MatMul",
@@ -187,6 +206,33 @@ struct ActivatedProducer: Operator {
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         guard inputs.tensors.contains(where: { $0?.dtype == .float16 }) else { return try fused.forward(inputs) }
         return try activation.forward(OpInputs([try producer.forward(inputs).first ?? nil]))
+    }
+}
+
+/// `Conv`, then `Add` of a tensor of the convolution's shape (a residual connection), then
+/// `Relu` when there is one: the sum and ReLU in the product's stores where the packed kernels
+/// run (the same bits), else the ops as written. Inputs: the convolution's, then the other term.
+struct ResidualConv: Operator {
+    let conv: Conv
+    /// The `Conv` node's op as registered (it takes float16 too), for running the ops as written.
+    let asWritten: any Operator
+    let add: any Operator
+    let relu: (any Operator)?
+    /// How many inputs the `Conv` node has (the other term follows them).
+    let convInputs: Int
+    /// Whether the convolution was the `Add`'s first input.
+    let convFirst: Bool
+
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+        let operands = OpInputs(
+            Array(inputs.tensors.prefix(convInputs)), constant: (0..<convInputs).map { inputs.isConstant($0) })
+        let other = try inputs.required(convInputs)
+        var activated = conv
+        activated.activation = relu == nil ? nil : .relu
+        if let fused = try activated.withResidual(operands, residual: other) { return [fused] }
+        let y = try asWritten.forward(operands)[0]
+        let sum = try add.forward(OpInputs(convFirst ? [y, other] : [other, y]))
+        return try relu?.forward(OpInputs(sum)) ?? sum
     }
 }
 

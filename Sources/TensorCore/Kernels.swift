@@ -102,3 +102,11 @@ public struct Kernels: Sendable {
         return (kernels, nil)
     }()
 }
+
+extension Kernels {
+    /// `destination[i] = source[2 i]` for `i < count`: what a stride-2 window reads along a row,
+    /// four at a time on x86-64.
+    package static func copyEverySecond(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>, count: Int) {
+        sd_copy_every_second(source, destination, count)
+    }
+}

@@ -29,6 +29,13 @@ package struct PackedGEMM: @unchecked Sendable {
         return copy
     }
 
+    /// The level-2 cache of one core in bytes, as the system reports it (256 KiB where it does not
+    /// say, the smallest of the x86 cores these kernels run on).
+    package static let level2CacheBytes: Int = {
+        let reported = Int(sd_l2_cache_size())
+        return reported >= 65_536 ? reported : 256 << 10
+    }()
+
     /// The level these kernels belong to.
     package var level: KernelLevel { table.pointee.level == SD_LEVEL_AVX512 ? .avx512 : .avx2 }
     /// Rows of a left operand's micro-panel, and columns of a right operand's.
@@ -47,19 +54,21 @@ package struct PackedGEMM: @unchecked Sendable {
         case transposed(UnsafePointer<Float>, stride: Int)
     }
 
-    /// `C = A · B` (`+ C` when `accumulate`), then `+ rowBias[i]`, `+ columnBias[j]` and
-    /// `max(0, ·)` when asked, split over ``Parallel``'s threads unless `threaded` is false.
+    /// `C = A · B` (`+ C` when `accumulate`), then `+ rowBias[i]`, `+ columnBias[j]`,
+    /// `+ residual[i · residualStride + j]` and `max(0, ·)` when asked, each step rounded as the
+    /// separate ops round it, split over ``Parallel``'s threads unless `threaded` is false.
     ///
     /// - Parameters:
     ///   - m, n, k: `A` is `m × k`, `B` is `k × n`, `C` is `m × n` with row stride `ldc`.
     ///   - a: A left operand packed for `m` rows and depth `k`, or one read in place.
     ///   - b: A right operand packed for depth `k` and `n` columns, or one read in place.
+    ///   - residual: An `m × n` matrix added before ReLU (a residual connection), or nil.
     /// - Precondition: packed operands of the sizes given, packed by these kernels (caller-side
     ///   invariants, never user input).
     package func multiply(
         m: Int, n: Int, k: Int, a: Operand, b: Operand, c: UnsafeMutablePointer<Float>, ldc: Int,
         accumulate: Bool = false, rowBias: UnsafePointer<Float>? = nil, columnBias: UnsafePointer<Float>? = nil,
-        relu: Bool = false, threaded: Bool = true
+        residual: UnsafePointer<Float>? = nil, residualStride: Int = 0, relu: Bool = false, threaded: Bool = true
     ) {
         guard m > 0, n > 0 else { return }
         if case .transposed(let base, let stride) = b, k > 0 {
@@ -75,7 +84,8 @@ package struct PackedGEMM: @unchecked Sendable {
                     into: packed, threaded: threaded)
                 multiply(
                     m: m, n: columns, k: k, a: a, b: .packed(packed), c: c + start, ldc: ldc, accumulate: accumulate,
-                    rowBias: rowBias, columnBias: columnBias.map { $0 + start }, relu: relu, threaded: threaded)
+                    rowBias: rowBias, columnBias: columnBias.map { $0 + start }, residual: residual.map { $0 + start },
+                    residualStride: residualStride, relu: relu, threaded: threaded)
             }
             return
         }
@@ -88,6 +98,8 @@ package struct PackedGEMM: @unchecked Sendable {
             (problem.accumulate, problem.relu) = (accumulate ? 1 : 0, relu ? 1 : 0)
             problem.row_bias = rowBias.map { $0 + rows.lowerBound }
             problem.column_bias = columnBias.map { $0 + columns.lowerBound }
+            problem.residual = residual.map { $0 + rows.lowerBound * residualStride + columns.lowerBound }
+            problem.ldr = residualStride
             (problem.kc, problem.mc) = (depthBlock, rowBlock)
             table.pointee.gemm?(&problem)
         }

@@ -41,6 +41,50 @@ import Testing
         #expect(try fused.scalars(as: Float.self).contains(0))
     }
 
+    /// Residual sums taken into the convolution before them: a bottleneck's last 1×1 convolution
+    /// plus a projection of the block's input that the graph computes after it (as the exporters
+    /// order a downsampling block), then ReLU; a 3×3 (Winograd) one plus its own input; a 1×1 one
+    /// plus a broadcast constant. The last two run as written.
+    func residualSums() throws -> Executor {
+        let model = makeModel(
+            [
+                Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: ["pads": .ints([1, 1, 1, 1])]),
+                Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["r"]),
+                Node(name: "expand", opType: "Conv", inputs: ["r", "w2", "b2"], outputs: ["d"]),
+                Node(name: "downsample", opType: "Conv", inputs: ["x", "w3"], outputs: ["s"]),
+                Node(name: "add", opType: "Add", inputs: ["s", "d"], outputs: ["e"]),
+                Node(name: "relu2", opType: "Relu", inputs: ["e"], outputs: ["y"]),
+                Node(name: "conv3", opType: "Conv", inputs: ["y", "w4"], outputs: ["f"], attributes: ["pads": .ints([1, 1, 1, 1])]),
+                Node(name: "add2", opType: "Add", inputs: ["f", "y"], outputs: ["g"]),
+                Node(name: "relu3", opType: "Relu", inputs: ["g"], outputs: ["h"]),
+                Node(name: "conv4", opType: "Conv", inputs: ["h", "w5"], outputs: ["k"]),
+                Node(name: "add3", opType: "Add", inputs: ["k", "offsets"], outputs: ["z"]),
+            ],
+            inputs: [ValueInfo(name: "x", shape: [.symbolic("N"), .fixed(4), .fixed(10), .fixed(10)])], outputs: ["z"],
+            initializers: [
+                "w": try signed([6, 4, 3, 3], seed: 11), "b": try signed([6], seed: 12), "w2": try signed([5, 6, 1, 1], seed: 13),
+                "b2": try signed([5], seed: 14), "w3": try signed([5, 4, 1, 1], seed: 15), "w4": try signed([5, 5, 3, 3], seed: 16),
+                "w5": try signed([5, 5, 1, 1], seed: 17), "offsets": try signed([5, 1, 1], seed: 18),
+            ])
+        return try Executor(model: model)
+    }
+
+    /// Batch 1 runs the product path, batch 3 the batch-merged one (10×10 maps).
+    @Test(arguments: [1, 3])
+    func residualSumsInTheProductEqualTheNodesRunApart(_ batch: Int) throws {
+        let executor = try residualSums()
+        let x = try signed([batch, 4, 10, 10], seed: 19)
+        let kinds = try executor.profile(["x": x]).map(\.opType)
+        #expect(kinds.filter { $0 == "Conv+Add+Relu" }.count == 2 && kinds.contains("Conv+Add"), "\(kinds)")
+        let apart = try #require(try executor.run(["x": x], fetch: ["z", "y", "d", "f", "k"]))
+        let fused = try #require(try executor.run(["x": x], fetch: ["z", "y"]))
+        // The same products, then the same bias add, residual add and max per element: bit for bit.
+        for name in ["z", "y"] {
+            #expect(try #require(fused[name]).scalars(as: Float.self) == #require(apart[name]).scalars(as: Float.self), "\(name)")
+        }
+        #expect(try #require(fused["y"]).scalars(as: Float.self).contains(0))
+    }
+
     /// `x → MatMul(W) → Add(bias) → h → Div(√2) → Erf → Add(1) → Mul(h) → Mul(0.5) → y`: a
     /// transformer MLP's first half as the exporters write it, constants as `Constant` nodes.
     func mlpHalf() throws -> Executor {
@@ -130,6 +174,54 @@ import Testing
         // transform entry is off by the size of the values.
         #expect(zip(ours, reference).allSatisfy { abs(Double($0) - $1) <= 1e-5 * largest })
         #expect(ours.contains(0) && largest > 0)
+    }
+
+    /// Layers with many output positions and a deep patch run as one pipeline per thread (each
+    /// run of positions: its columns, then its product, the residual and ReLU in the stores).
+    /// Against the same graph in float64, within the rounding bound of the float32 sums.
+    @Test(arguments: [(kernel: 7, stride: 2, pad: 3, size: 40, batch: 2), (kernel: 5, stride: 1, pad: 2, size: 20, batch: 4)])
+    func pipelinedConvolutionMatchesDoublePrecision(_ c: (kernel: Int, stride: Int, pad: Int, size: Int, batch: Int)) throws {
+        let out = (c.size + 2 * c.pad - c.kernel) / c.stride + 1
+        func executor(_ dtype: DType, magnitudes: Bool = false) throws -> Executor {
+            func values(_ shape: [Int], seed: UInt64) throws -> Tensor {
+                let t = try signed(shape, seed: seed)
+                return try (magnitudes ? Tensor(shape: shape, scalars: t.scalars(as: Float.self).map(abs)) : t).converted(to: dtype)
+            }
+            let pads = Attribute.ints(Array(repeating: c.pad, count: 4))
+            return try Executor(model: makeModel(
+                [
+                    Node(name: "conv", opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"],
+                         attributes: ["pads": pads, "strides": .ints([c.stride, c.stride])]),
+                    Node(name: "add", opType: "Add", inputs: ["c", "r"], outputs: ["s"]),
+                    Node(name: "relu", opType: "Relu", inputs: ["s"], outputs: ["y"]),
+                ],
+                inputs: [
+                    ValueInfo(name: "x", elementType: dtype, shape: [.symbolic("N"), .fixed(64), .symbolic("H"), .symbolic("W")]),
+                    ValueInfo(name: "r", elementType: dtype, shape: [.symbolic("N"), .fixed(8), .symbolic("P"), .symbolic("Q")]),
+                ],
+                outputs: ["y"],
+                initializers: [
+                    "w": try values([8, 64, c.kernel, c.kernel], seed: 30), "b": try values([8], seed: 31),
+                ]))
+        }
+        let x = try signed([c.batch, 64, c.size, c.size], seed: 32)
+        let r = try signed([c.batch, 8, out, out], seed: 33)
+        let float32 = try executor(.float32)
+        let kinds = try float32.profile(["x": x, "r": r]).map(\.opType)
+        #expect(kinds == ["Conv+Add+Relu"], "\(kinds)")
+        let ours = try #require(try float32.run(["x": x, "r": r])["y"]).scalars(as: Float.self)
+        let exact = try #require(try executor(.float64).run(["x": x.converted(to: .float64), "r": r.converted(to: .float64)])["y"])
+            .scalars(as: Double.self)
+        // The same sums over magnitudes: Σ|w x| + |b| + |r| per output.
+        func magnitudes(_ t: Tensor) throws -> Tensor { try Tensor(shape: t.shape, scalars: t.scalars(as: Float.self).map { Double(abs($0)) }) }
+        let scale = try #require(try executor(.float64, magnitudes: true).run(["x": magnitudes(x), "r": magnitudes(r)])["y"])
+            .scalars(as: Double.self)
+        // A chain of n float32 multiply-adds, then two additions, errs by at most (n + 2) units of
+        // 2⁻²⁴ of the sum of magnitudes; a wrong tap, run or residual is off by the values themselves.
+        let terms = Double(64 * c.kernel * c.kernel + 2)
+        #expect(ours.count == c.batch * 8 * out * out && exact.count == ours.count)
+        #expect(zip(zip(ours, exact), scale).allSatisfy { pair, bound in abs(Double(pair.0) - pair.1) <= terms * 0x1p-24 * bound })
+        #expect(ours.contains(0) && ours.contains { $0 > 0 })
     }
 
     @Test func productsWithAnInitializerRightOperandMatchDoublePrecision() throws {

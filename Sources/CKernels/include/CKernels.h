@@ -12,8 +12,9 @@
 /// A kernel level: the portable one has no table (BLAS and Swift loops run instead).
 typedef enum { SD_LEVEL_PORTABLE = 0, SD_LEVEL_AVX2 = 1, SD_LEVEL_AVX512 = 2 } sd_level;
 
-/// One product `C = A · B` (`+ C` when accumulate), then `+ row_bias[i]`, `+ column_bias[j]` and
-/// `max(0, ·)` when relu.
+/// One product `C = A · B` (`+ C` when accumulate), then `+ row_bias[i]`, `+ column_bias[j]`,
+/// `+ residual[i * ldr + j]` (a residual connection's other term) and `max(0, ·)` when relu, in
+/// that order, each rounded: the bits of the separate bias, `Add` and `Relu` ops.
 ///
 /// A's element (i, p) is at `a[i * a_row_stride + p * a_depth_stride]` (either stride may be 1,
 /// so A may be row-major or transposed), or, with both strides 0, `a` points at the micro-panel
@@ -32,6 +33,9 @@ typedef struct {
     long ldc;
     int accumulate, relu;
     const float *row_bias, *column_bias;
+    /// Added after the biases when not null; row stride `ldr`.
+    const float *residual;
+    long ldr;
     /// Depth and row blocks, from ``sd_gemm_blocking`` (any positive values give the same bits).
     int kc, mc;
 } sd_gemm_problem;
@@ -79,6 +83,10 @@ void sd_gemm_blocking(const sd_kernels *kernels, int *kc, int *mc);
 
 /// The level-2 cache size in bytes (per core) as the system reports it, 0 where unknown.
 long sd_l2_cache_size(void);
+
+/// dst[i] = src[2 i] for i < count: the columns a stride-2 window reads (SSE2 on x86-64, the
+/// baseline every level has).
+void sd_copy_every_second(const float *src, float *dst, long count);
 
 /// Floats a packed A of m rows and depth k needs (whole micro-panels of mr rows, zero-padded).
 size_t sd_gemm_packed_a_count(const sd_kernels *kernels, int m, int k);

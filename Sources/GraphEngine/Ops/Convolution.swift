@@ -176,7 +176,26 @@ struct Conv: DifferentiableOperator, ActivationFusing {
             pointwise: pointwise, outputShape: [batch, filters] + resolved.output)
     }
 
-    func forward(_ inputs: OpInputs) throws -> [Tensor?] {
+    func forward(_ inputs: OpInputs) throws -> [Tensor?] { [try convolve(inputs, residual: nil)] }
+
+    /// The convolution with `residual` added before the activation, in the product kernels' stores
+    /// (the bits of `Conv`, `Add`, then the activation, as separate ops); nil where that path does
+    /// not run (not float32, no product kernels, grouped or Winograd layers, or a residual that
+    /// is not exactly the output's shape), and the caller runs the ops as written.
+    func withResidual(_ inputs: OpInputs, residual: Tensor) throws -> Tensor? {
+        let x = try inputs.required(0)
+        let w = try inputs.required(1)
+        guard x.dtype == .float32, w.dtype == .float32, inputs[2]?.dtype ?? .float32 == .float32, residual.dtype == .float32,
+            groups == 1, Kernels.current.gemm != nil, activation == nil || activation == .relu
+        else { return nil }
+        let p = try plan(input: x.shape, weights: w.shape)
+        guard residual.shape == p.outputShape, WinogradConvolution(p) == nil else { return nil }
+        return try convolve(inputs, residual: residual)
+    }
+
+    /// The convolution, plus `residual` before the activation when given (see ``withResidual(_:residual:)``,
+    /// which checks that the packed-product path runs).
+    private func convolve(_ inputs: OpInputs, residual: Tensor?) throws -> Tensor {
         let x = try inputs.required(0)
         let w = try inputs.required(1)
         let bias = inputs[2]
@@ -209,19 +228,28 @@ struct Conv: DifferentiableOperator, ActivationFusing {
             }
             let (px, pw, py) = (x.unsafeElements(as: T.self), w.unsafeElements(as: T.self), output.unsafeMutableElements(as: T.self))
             let pb = bias?.unsafeElements(as: T.self)
+            let pr = residual?.unsafeElements(as: T.self)
             if p.batch > 1, p.groups == 1, p.outputSize < Conv.mergedBatchBelow(packed: packed != nil) {
-                try forwardMerged(p, px, pw, pb, py, packed: packed)
+                try forwardMerged(p, px, pw, pb, pr, py, packed: packed)
                 return
             }
-            /// `weights · B` into `C` (both `[·, count]` blocks), with the bias and activation.
+            if let packed, !p.pointwise, let chunk = Conv.pipelineChunk(p, gemm: packed.gemm) {
+                try forwardPipelined(
+                    p, asFloat(px.address()), packed: packed, bias: pb.map { asFloat($0.address()) },
+                    residual: pr.map { asFloat($0.address()) }, chunk: chunk, into: asMutableFloat(py.address()))
+                return
+            }
+            /// `weights · B` into `C` (both `[·, count]` blocks), with the bias, the residual
+            /// (packed weights only) and the activation.
             func product(
                 _ weights: UnsafePointer<T>, _ b: UnsafePointer<T>, ldb: Int, depth: Int, count: Int,
-                _ c: UnsafeMutablePointer<T>, bias: UnsafePointer<T>?
+                _ c: UnsafeMutablePointer<T>, bias: UnsafePointer<T>?, residual: UnsafePointer<T>?
             ) {
                 if let packed {
                     packed.gemm.multiply(
                         m: p.filtersPerGroup, n: count, k: depth, a: .packed(packed.matrix), b: .rowMajor(asFloat(b), stride: ldb),
-                        c: asMutableFloat(c), ldc: p.outputSize, rowBias: bias.map(asFloat), relu: activation == .relu)
+                        c: asMutableFloat(c), ldc: p.outputSize, rowBias: bias.map(asFloat), residual: residual.map(asFloat),
+                        residualStride: p.outputSize, relu: activation == .relu)
                     // The kernel stores with ReLU only; other activations follow on the block it wrote.
                     if let activation, activation != .relu {
                         applyEpilogue(c, rows: p.filtersPerGroup, columns: count, stride: p.outputSize, bias: nil, activation: activation)
@@ -234,7 +262,6 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 applyEpilogue(c, rows: p.filtersPerGroup, columns: count, stride: p.outputSize, bias: bias, activation: activation)
             }
             try BufferPool.withScratch(T.self, count: p.pointwise ? 1 : p.patch * p.tile) { columns in
-                let kernelVolume = p.patch / p.channelsPerGroup
                 for n in 0..<p.batch {
                     for group in 0..<p.groups {
                         let source = px.address(
@@ -243,31 +270,76 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                         let destination = py.address(
                             at: (n * p.filters + group * p.filtersPerGroup) * p.outputSize, count: p.filtersPerGroup * p.outputSize)
                         let groupBias = pb?.address(at: group * p.filtersPerGroup, count: p.filtersPerGroup)
+                        let groupResidual = pr?.address(
+                            at: (n * p.filters + group * p.filtersPerGroup) * p.outputSize, count: p.filtersPerGroup * p.outputSize)
                         for start in stride(from: 0, to: p.outputSize, by: p.tile) {
                             let count = min(p.tile, p.outputSize - start)
                             if p.pointwise {
                                 product(
                                     weights, source + start, ldb: p.inputSize, depth: p.channelsPerGroup, count: count,
-                                    destination + start, bias: groupBias)
+                                    destination + start, bias: groupBias, residual: groupResidual.map { $0 + start })
                             } else {
-                                // Channels fill disjoint row blocks of the column matrix, so they split over threads.
-                                Parallel.forEach(p.channelsPerGroup, grain: max(1, 16_384 / (kernelVolume * count))) { channels in
+                                // Positions fill disjoint column blocks of the column matrix, so they split over
+                                // threads evenly whatever the channel count (a stem has three).
+                                Parallel.forEach(count, grain: max(16, 16_384 / p.patch)) { part in
                                     im2col(
-                                        source + channels.lowerBound * p.inputSize, channels: channels.count, window: p.window,
-                                        positions: start..<start + count,
-                                        into: columns + channels.lowerBound * kernelVolume * count)
+                                        source, channels: p.channelsPerGroup, window: p.window,
+                                        positions: start + part.lowerBound..<start + part.upperBound,
+                                        into: columns + part.lowerBound, rowStride: count)
                                 }
                                 product(
                                     weights, columns, ldb: count, depth: p.patch, count: count, destination + start,
-                                    bias: groupBias)
+                                    bias: groupBias, residual: groupResidual.map { $0 + start })
                             }
                         }
                     }
                 }
             }
         }
-        try withExtendedLifetime((x, w, bias, winogradFilters)) { try withGEMMType(x.dtype, "Conv") { try run($0) } }
-        return [output]
+        try withExtendedLifetime((x, w, bias, residual, winogradFilters)) { try withGEMMType(x.dtype, "Conv") { try run($0) } }
+        return output
+    }
+
+    /// Positions per part where each thread runs its own parts start to end: the columns of a
+    /// run of positions, then their product with every filter, while the columns are still in
+    /// its level-2 cache (half of it holds them) and with no wait for the other threads between
+    /// the two. Nil for a layer with too few runs to keep every thread busy that way (a late
+    /// layer's small map), which splits each product over the threads instead.
+    static func pipelineChunk(_ p: Plan, gemm: PackedGEMM) -> Int? {
+        guard p.groups == 1, p.patch > 0 else { return nil }
+        let panel = gemm.panelColumns
+        let chunk = max(panel, PackedGEMM.level2CacheBytes / 2 / (4 * p.patch) / panel * panel)
+        let runs = p.batch * ((p.outputSize + chunk - 1) / chunk)
+        return runs >= 4 * Parallel.width ? chunk : nil
+    }
+
+    /// The convolution by ``pipelineChunk(_:gemm:)``'s runs of `chunk` positions, each sample's
+    /// runs in turn, spread over the threads.
+    private func forwardPipelined(
+        _ p: Plan, _ x: UnsafePointer<Float>, packed: PackedWeights, bias: UnsafePointer<Float>?,
+        residual: UnsafePointer<Float>?, chunk: Int, into y: UnsafeMutablePointer<Float>
+    ) throws {
+        let perSample = (p.outputSize + chunk - 1) / chunk
+        let other = activation == .relu ? nil : activation
+        try Parallel.tryForEach(p.batch * perSample, grain: 1) { runs in
+            try BufferPool.withScratch(Float.self, count: p.patch * chunk) { columns in
+                for run in runs {
+                    let (n, start) = (run / perSample, run % perSample * chunk)
+                    let count = min(chunk, p.outputSize - start)
+                    im2col(
+                        x + n * p.channels * p.inputSize, channels: p.channels, window: p.window,
+                        positions: start..<start + count, into: columns)
+                    let offset = n * p.filters * p.outputSize + start
+                    packed.gemm.multiply(
+                        m: p.filters, n: count, k: p.patch, a: .packed(packed.matrix), b: .rowMajor(columns, stride: count),
+                        c: y + offset, ldc: p.outputSize, rowBias: bias, residual: residual.map { $0 + offset },
+                        residualStride: p.outputSize, relu: activation == .relu, threaded: false)
+                    if let other {
+                        for f in 0..<p.filters { other.apply(y + offset + f * p.outputSize, count: count) }
+                    }
+                }
+            }
+        }
     }
 
     /// Output maps smaller than this many positions are computed for the whole batch at once.
@@ -280,25 +352,25 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     /// One product per tile of positions taken across the whole batch (sample after sample), so
     /// small maps still make wide products and the weights are packed once per tile, not once per
     /// sample. Each tile's `[filters, positions]` result is then scattered to `[N, F, positions]`
-    /// with the bias and activation.
+    /// with the bias, the residual `pr` (`[N, F, positions]`, when given) and the activation.
     private func forwardMerged<T: GEMMScalar>(
         _ p: Plan, _ px: UnsafeBufferPointer<T>, _ pw: UnsafeBufferPointer<T>, _ pb: UnsafeBufferPointer<T>?,
-        _ py: UnsafeMutableBufferPointer<T>, packed: PackedWeights?
+        _ pr: UnsafeBufferPointer<T>?, _ py: UnsafeMutableBufferPointer<T>, packed: PackedWeights?
     ) throws {
         let total = p.batch * p.outputSize
         let tile = max(16, min(total, (1 << 21) / max(p.patch, 1)))
         try BufferPool.withScratch(T.self, count: p.patch * tile) { columns in
             try BufferPool.withScratch(T.self, count: p.filters * tile) { product in
-                mergedTiles(p, px, pw, pb, py, packed: packed, tile: tile, columns: columns, product: product)
+                mergedTiles(p, px, pw, pb, pr, py, packed: packed, tile: tile, columns: columns, product: product)
             }
         }
     }
 
-    /// ``forwardMerged(_:_:_:_:_:)`` with its scratch buffers: `columns` for `[patch, tile]`,
+    /// ``forwardMerged(_:_:_:_:_:_:packed:)`` with its scratch buffers: `columns` for `[patch, tile]`,
     /// `product` for `[filters, tile]`.
     private func mergedTiles<T: GEMMScalar>(
         _ p: Plan, _ px: UnsafeBufferPointer<T>, _ pw: UnsafeBufferPointer<T>, _ pb: UnsafeBufferPointer<T>?,
-        _ py: UnsafeMutableBufferPointer<T>, packed: PackedWeights?, tile: Int, columns: UnsafeMutablePointer<T>,
+        _ pr: UnsafeBufferPointer<T>?, _ py: UnsafeMutableBufferPointer<T>, packed: PackedWeights?, tile: Int, columns: UnsafeMutablePointer<T>,
         product: UnsafeMutablePointer<T>
     ) {
         let total = p.batch * p.outputSize
@@ -339,12 +411,19 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                     let offset = pb?[f] ?? 0
                     for segment in segments {
                         let from = product + f * count + segment.offset
-                        let to = py.address(
-                            at: (segment.n * p.filters + f) * p.outputSize + segment.positions.lowerBound,
-                            count: segment.positions.count)
-                        for i in 0..<segment.positions.count {
-                            let v = from[i] + offset
-                            to[i] = relu ? max(v, 0) : v
+                        let at = (segment.n * p.filters + f) * p.outputSize + segment.positions.lowerBound
+                        let to = py.address(at: at, count: segment.positions.count)
+                        if let pr {
+                            let r = pr.address(at: at, count: segment.positions.count)
+                            for i in 0..<segment.positions.count {
+                                let v = (from[i] + offset) + r[i]
+                                to[i] = relu ? max(v, 0) : v
+                            }
+                        } else {
+                            for i in 0..<segment.positions.count {
+                                let v = from[i] + offset
+                                to[i] = relu ? max(v, 0) : v
+                            }
                         }
                         other?.apply(to, count: segment.positions.count)
                     }
@@ -474,6 +553,8 @@ func im2col<T: GEMMScalar>(
         }
         if step == 1 {
             (columns + column).update(from: input + source, count: count)
+        } else if step == 2, T.self == Float.self {
+            Kernels.copyEverySecond(asFloat(input + source), into: asMutableFloat(columns + column), count: count)
         } else {
             for i in 0..<count { columns[column + i] = input[source + i * step] }
         }
