@@ -68,7 +68,7 @@ AVX2 void sd_winograd_input_avx2(const float *image, int height, int width, int 
 }
 
 AVX2 void sd_winograd_output_avx2(const float *m, long plane, int count, float *map, int height, int width, int ty, int tx,
-                                  float bias, int relu) {
+                                  float bias, const float *residual, int relu) {
     const __m256 zero = _mm256_setzero_ps(), offset = _mm256_set1_ps(bias);
     for (int done = 0; done < count; done += 8) {
         int n = count - done < 8 ? count - done : 8;
@@ -94,15 +94,20 @@ AVX2 void sd_winograd_output_avx2(const float *m, long plane, int count, float *
             int h = 2 * ty + i;
             if (h >= height) break;
             __m256 e = _mm256_add_ps(y[i][0], offset), o = _mm256_add_ps(y[i][1], offset);
-            if (relu) {  // max(0, x): the second operand wins on NaN, as Swift's max(x, 0)
-                e = _mm256_max_ps(zero, e);
-                o = _mm256_max_ps(zero, o);
-            }
             // e0 o0 e1 o1 | e4 o4 e5 o5 and e2 o2 e3 o3 | e6 o6 e7 o7, then the 128-bit halves in order.
             __m256 low = _mm256_unpacklo_ps(e, o), high = _mm256_unpackhi_ps(e, o);
-            float *row = map + (long)h * width + column;
-            store8(row, _mm256_permute2f128_ps(low, high, 0x20), valid);
-            if (valid > 8) store8(row + 8, _mm256_permute2f128_ps(low, high, 0x31), valid - 8);
+            __m256 first = _mm256_permute2f128_ps(low, high, 0x20), second = _mm256_permute2f128_ps(low, high, 0x31);
+            long at = (long)h * width + column;
+            if (residual) {
+                first = _mm256_add_ps(first, load8(residual + at, 0, valid));
+                second = _mm256_add_ps(second, load8(residual + at, 8, valid));
+            }
+            if (relu) {  // max(0, x): the second operand wins on NaN, as Swift's max(x, 0)
+                first = _mm256_max_ps(zero, first);
+                second = _mm256_max_ps(zero, second);
+            }
+            store8(map + at, first, valid);
+            if (valid > 8) store8(map + at + 8, second, valid - 8);
         }
     }
 }

@@ -57,7 +57,7 @@ AVX512 void sd_winograd_input_avx512(const float *image, int height, int width, 
 }
 
 AVX512 void sd_winograd_output_avx512(const float *m, long plane, int count, float *map, int height, int width, int ty, int tx,
-                               float bias, int relu) {
+                               float bias, const float *residual, int relu) {
     const __m512i low = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i high = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
     const __m512 zero = _mm512_setzero_ps(), offset = _mm512_set1_ps(bias);
@@ -84,13 +84,20 @@ AVX512 void sd_winograd_output_avx512(const float *m, long plane, int count, flo
             int h = 2 * ty + i;
             if (h >= height) break;
             __m512 e = _mm512_add_ps(y[i][0], offset), o = _mm512_add_ps(y[i][1], offset);
-            if (relu) {  // max(0, x): the second operand wins on NaN, as Swift's max(x, 0)
-                e = _mm512_max_ps(zero, e);
-                o = _mm512_max_ps(zero, o);
+            // The row's outputs in order: the first sixteen, then the rest.
+            __m512 first = _mm512_permutex2var_ps(e, low, o), second = _mm512_permutex2var_ps(e, high, o);
+            __mmask16 first_mask = lanes_below16(valid), second_mask = lanes_below16(valid > 16 ? valid - 16 : 0);
+            long at = (long)h * width + column;
+            if (residual) {
+                first = _mm512_add_ps(first, _mm512_maskz_loadu_ps(first_mask, residual + at));
+                second = _mm512_add_ps(second, _mm512_maskz_loadu_ps(second_mask, residual + at + 16));
             }
-            float *row = map + (long)h * width + column;
-            _mm512_mask_storeu_ps(row, lanes_below16(valid), _mm512_permutex2var_ps(e, low, o));
-            if (valid > 16) _mm512_mask_storeu_ps(row + 16, lanes_below16(valid - 16), _mm512_permutex2var_ps(e, high, o));
+            if (relu) {  // max(0, x): the second operand wins on NaN, as Swift's max(x, 0)
+                first = _mm512_max_ps(zero, first);
+                second = _mm512_max_ps(zero, second);
+            }
+            _mm512_mask_storeu_ps(map + at, first_mask, first);
+            if (valid > 16) _mm512_mask_storeu_ps(map + at + 16, second_mask, second);
         }
     }
 }

@@ -153,9 +153,12 @@ private struct FusionGraph {
             let otherSlot, otherSlot != slot
         else { return nil }
         let relu = onlyReader(of: add, "Relu").flatMap { relu in steps[relu.index].inputs == [relu.slot] ? relu : nil }
+        // Where the sum runs apart, the Add takes the ReLU in its own pass, as it would unfused.
+        let sum = steps[add].op
+        let activatedSum = relu == nil ? sum : (sum as? ActivationFusing).flatMap { $0.canFuse(.relu) ? $0.fused(with: .relu) : nil }
         let fused = ResidualConv(
-            conv: conv, asWritten: op, add: steps[add].op, relu: relu.map { steps[$0.index].op }, convInputs: steps[index].inputs.count,
-            convFirst: convFirst)
+            conv: conv, asWritten: op, add: activatedSum ?? sum, relu: activatedSum == nil ? relu.map { steps[$0.index].op } : nil,
+            convInputs: steps[index].inputs.count, convFirst: convFirst, activated: relu != nil)
         return Fusion(
             op: fused, tails: [add] + (relu.map { [$0.index] } ?? []), intermediates: [slot] + (relu.map { [$0.slot] } ?? []),
             extraInputs: [otherSlot], label: relu == nil ? "Conv+Add" : "Conv+Add+Relu")
@@ -216,19 +219,23 @@ struct ResidualConv: Operator {
     let conv: Conv
     /// The `Conv` node's op as registered (it takes float16 too), for running the ops as written.
     let asWritten: any Operator
+    /// The `Add`, with the ReLU fused in when there is one and it can take it.
     let add: any Operator
+    /// The `Relu` when ``add`` could not take it.
     let relu: (any Operator)?
     /// How many inputs the `Conv` node has (the other term follows them).
     let convInputs: Int
     /// Whether the convolution was the `Add`'s first input.
     let convFirst: Bool
+    /// Whether a `Relu` follows the sum.
+    let activated: Bool
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let operands = OpInputs(
             Array(inputs.tensors.prefix(convInputs)), constant: (0..<convInputs).map { inputs.isConstant($0) })
         let other = try inputs.required(convInputs)
         var activated = conv
-        activated.activation = relu == nil ? nil : .relu
+        activated.activation = self.activated ? .relu : nil
         if let fused = try activated.withResidual(operands, residual: other) { return [fused] }
         let y = try asWritten.forward(operands)[0]
         let sum = try add.forward(OpInputs(convFirst ? [y, other] : [other, y]))

@@ -65,13 +65,14 @@ package struct VectorKernels: @unchecked Sendable {
 
     /// Winograd's output transform of `count` tiles (tile `t`'s 16 points at `m[point · plane + t]`)
     /// into the 2×2 blocks of one output plane at tile row `ty` from tile column `tx`, plus `bias`,
-    /// then `max(0, ·)` when `relu` (NaN kept). On the calling thread.
+    /// plus `residual` (a plane laid out as `map`) when given, then `max(0, ·)` when `relu` (NaN
+    /// kept), each step rounded. On the calling thread.
     package func winogradOutput(
         _ m: UnsafePointer<Float>, plane: Int, count: Int, into map: UnsafeMutablePointer<Float>, height: Int, width: Int,
-        ty: Int, tx: Int, bias: Float, relu: Bool
+        ty: Int, tx: Int, bias: Float, residual: UnsafePointer<Float>? = nil, relu: Bool
     ) {
         table.pointee.winograd_output?(
-            m, plane, Int32(count), map, Int32(height), Int32(width), Int32(ty), Int32(tx), bias, relu ? 1 : 0)
+            m, plane, Int32(count), map, Int32(height), Int32(width), Int32(ty), Int32(tx), bias, residual, relu ? 1 : 0)
     }
 
     private func map(

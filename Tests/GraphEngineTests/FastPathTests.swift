@@ -43,8 +43,8 @@ import Testing
 
     /// Residual sums taken into the convolution before them: a bottleneck's last 1×1 convolution
     /// plus a projection of the block's input that the graph computes after it (as the exporters
-    /// order a downsampling block), then ReLU; a 3×3 (Winograd) one plus its own input; a 1×1 one
-    /// plus a broadcast constant. The last two run as written.
+    /// order a downsampling block), then ReLU; a 3×3 one (Winograd's transform) plus its own
+    /// input, then ReLU; a 1×1 one plus a broadcast constant, which runs as written.
     func residualSums() throws -> Executor {
         let model = makeModel(
             [
@@ -62,9 +62,9 @@ import Testing
             ],
             inputs: [ValueInfo(name: "x", shape: [.symbolic("N"), .fixed(4), .fixed(10), .fixed(10)])], outputs: ["z"],
             initializers: [
-                "w": try signed([6, 4, 3, 3], seed: 11), "b": try signed([6], seed: 12), "w2": try signed([5, 6, 1, 1], seed: 13),
-                "b2": try signed([5], seed: 14), "w3": try signed([5, 4, 1, 1], seed: 15), "w4": try signed([5, 5, 3, 3], seed: 16),
-                "w5": try signed([5, 5, 1, 1], seed: 17), "offsets": try signed([5, 1, 1], seed: 18),
+                "w": try signed([8, 4, 3, 3], seed: 11), "b": try signed([8], seed: 12), "w2": try signed([8, 8, 1, 1], seed: 13),
+                "b2": try signed([8], seed: 14), "w3": try signed([8, 4, 1, 1], seed: 15), "w4": try signed([8, 8, 3, 3], seed: 16),
+                "w5": try signed([8, 8, 1, 1], seed: 17), "offsets": try signed([8, 1, 1], seed: 18),
             ])
         return try Executor(model: model)
     }

@@ -68,9 +68,10 @@ typedef struct {
                            int count, float *v, long plane);
     /// Winograd output transform of `count` tiles (tile t's 16 points at m[point * plane + t]) into
     /// the 2x2 blocks of the output plane `map` (height x width) at tile row `ty` from tile column
-    /// `tx`, plus `bias`, then max(0, .) when relu (NaN kept).
+    /// `tx`, plus `bias`, plus `residual` (a plane laid out as `map`) when not null, then max(0, .)
+    /// when relu (NaN kept), each step rounded.
     void (*winograd_output)(const float *m, long plane, int count, float *map, int height, int width, int ty, int tx,
-                            float bias, int relu);
+                            float bias, const float *residual, int relu);
 } sd_kernels;
 
 /// The table of `level`, or NULL when this CPU (and its operating system) cannot run it; always

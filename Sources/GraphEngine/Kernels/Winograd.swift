@@ -38,10 +38,11 @@ struct WinogradConvolution {
         guard tilesHigh * tilesWide >= WinogradConvolution.minimumTiles else { return nil }
     }
 
-    /// The convolution of `input` `[N, C, H, W]` with filters from ``filters(_:)``.
+    /// The convolution of `input` `[N, C, H, W]` with filters from ``filters(_:)``, plus
+    /// `residual` (`[N, F, H', W']`, a residual connection's other term) before the activation.
     func forward(
         input: UnsafePointer<Float>, filters u: WinogradFilters, bias: UnsafePointer<Float>?,
-        activation: Activation?, output: UnsafeMutablePointer<Float>
+        residual: UnsafePointer<Float>? = nil, activation: Activation?, output: UnsafeMutablePointer<Float>
     ) throws {
         let tiles = tilesHigh * tilesWide
         let total = batch * tiles
@@ -69,7 +70,9 @@ struct WinogradConvolution {
                             }
                         }
                     }
-                    transformOutput(m, tiles: start..<start + count, stride: count, bias: bias, activation: activation, into: output)
+                    transformOutput(
+                        m, tiles: start..<start + count, stride: count, bias: bias, residual: residual, activation: activation,
+                        into: output)
                 }
             }
         }
@@ -222,11 +225,11 @@ struct WinogradConvolution {
         }
     }
 
-    /// `Y = Aᵀ M A` per tile and filter: the 2×2 outputs, with the bias and activation, written
-    /// where they fall inside the output map; four neighbouring tiles at once, as above.
+    /// `Y = Aᵀ M A` per tile and filter: the 2×2 outputs, with the bias, the residual and the
+    /// activation, written where they fall inside the output map; four neighbouring tiles at once, as above.
     private func transformOutput(
-        _ m: UnsafePointer<Float>, tiles: Range<Int>, stride: Int, bias: UnsafePointer<Float>?, activation: Activation?,
-        into output: UnsafeMutablePointer<Float>
+        _ m: UnsafePointer<Float>, tiles: Range<Int>, stride: Int, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
+        activation: Activation?, into output: UnsafeMutablePointer<Float>
     ) {
         let plane = filters * stride
         let relu = activation == .relu
@@ -238,6 +241,7 @@ struct WinogradConvolution {
                 let offset = bias?[f] ?? 0
                 forEachTileRun(tiles) { firstColumn, n, ty, firstTx, count in
                     let map = output + (n * filters + f) * outputHeight * outputWidth
+                    let residualMap = residual.map { $0 + (n * filters + f) * outputHeight * outputWidth }
                     // Activations other than ReLU go over the run's output rows once they are written.
                     defer {
                         if let other {
@@ -250,7 +254,7 @@ struct WinogradConvolution {
                     if let vector {
                         vector.winogradOutput(
                             m + f * stride + firstColumn, plane: plane, count: count, into: map, height: outputHeight,
-                            width: outputWidth, ty: ty, tx: firstTx, bias: offset, relu: relu)
+                            width: outputWidth, ty: ty, tx: firstTx, bias: offset, residual: residualMap, relu: relu)
                         return
                     }
                     var done = 0
@@ -267,15 +271,20 @@ struct WinogradConvolution {
                             top.x0 + top.x1 + top.x2, top.x1 - top.x2 - top.x3,
                             bottom.x0 + bottom.x1 + bottom.x2, bottom.x1 - bottom.x2 - bottom.x3)
                         y = y.adding(offset)
-                        if relu { y = y.rectified() }
+                        if relu, residualMap == nil { y = y.rectified() }
                         let values = (y.x0, y.x1, y.x2, y.x3)
                         for i in 0..<2 where 2 * ty + i < outputHeight {
-                            let row = map + (2 * ty + i) * outputWidth
+                            let at = (2 * ty + i) * outputWidth
                             let (even, odd) = i == 0 ? (values.0, values.1) : (values.2, values.3)
+                            func store(_ value: Float, _ w: Int) {
+                                guard let residualMap else { return map[at + w] = value }
+                                let sum = value + residualMap[at + w]
+                                map[at + w] = relu ? max(sum, 0) : sum
+                            }
                             for lane in 0..<lanes {
                                 let w = 2 * (tx + lane)
-                                row[w] = even[lane]
-                                if w + 1 < outputWidth { row[w + 1] = odd[lane] }
+                                store(even[lane], w)
+                                if w + 1 < outputWidth { store(odd[lane], w + 1) }
                             }
                         }
                         done += lanes

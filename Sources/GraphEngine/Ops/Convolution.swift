@@ -179,9 +179,9 @@ struct Conv: DifferentiableOperator, ActivationFusing {
     func forward(_ inputs: OpInputs) throws -> [Tensor?] { [try convolve(inputs, residual: nil)] }
 
     /// The convolution with `residual` added before the activation, in the product kernels' stores
-    /// (the bits of `Conv`, `Add`, then the activation, as separate ops); nil where that path does
-    /// not run (not float32, no product kernels, grouped or Winograd layers, or a residual that
-    /// is not exactly the output's shape), and the caller runs the ops as written.
+    /// or Winograd's output transform (the bits of `Conv`, `Add`, then the activation, as separate
+    /// ops); nil where those do not run (not float32, no product kernels, grouped layers, or a
+    /// residual that is not exactly the output's shape), and the caller runs the ops as written.
     func withResidual(_ inputs: OpInputs, residual: Tensor) throws -> Tensor? {
         let x = try inputs.required(0)
         let w = try inputs.required(1)
@@ -189,7 +189,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
             groups == 1, Kernels.current.gemm != nil, activation == nil || activation == .relu
         else { return nil }
         let p = try plan(input: x.shape, weights: w.shape)
-        guard residual.shape == p.outputShape, WinogradConvolution(p) == nil else { return nil }
+        guard residual.shape == p.outputShape else { return nil }
         return try convolve(inputs, residual: residual)
     }
 
@@ -222,7 +222,8 @@ struct Conv: DifferentiableOperator, ActivationFusing {
             if let winograd, let filters = winogradFilters {  // float32 only
                 try winograd.forward(
                     input: x.unsafeElements(as: Float.self).address(), filters: filters,
-                    bias: bias.map { $0.unsafeElements(as: Float.self).address() }, activation: activation,
+                    bias: bias.map { $0.unsafeElements(as: Float.self).address() },
+                    residual: residual.map { $0.unsafeElements(as: Float.self).address() }, activation: activation,
                     output: output.unsafeMutableElements(as: Float.self).address())
                 return
             }
