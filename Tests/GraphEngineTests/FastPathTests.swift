@@ -177,10 +177,15 @@ import Testing
     }
 
     /// Layers with many output positions and a deep patch run as one pipeline per thread (each
-    /// run of positions: its columns, then its product, the residual and ReLU in the stores).
-    /// Against the same graph in float64, within the rounding bound of the float32 sums.
-    @Test(arguments: [(kernel: 7, stride: 2, pad: 3, size: 40, batch: 2), (kernel: 5, stride: 1, pad: 2, size: 20, batch: 4)])
-    func pipelinedConvolutionMatchesDoublePrecision(_ c: (kernel: Int, stride: Int, pad: Int, size: Int, batch: Int)) throws {
+    /// run of positions: its columns, then its product, the residual and ReLU in the stores);
+    /// a 7×7 map (49 columns in vectors of 16) splits its products over the threads, pointwise
+    /// and through columns. Against the same graph in float64, within the rounding bound of the
+    /// float32 sums.
+    @Test(arguments: [
+        (kernel: 7, stride: 2, pad: 3, size: 40, batch: 2, filters: 8), (kernel: 5, stride: 1, pad: 2, size: 20, batch: 4, filters: 8),
+        (kernel: 1, stride: 1, pad: 0, size: 7, batch: 1, filters: 32), (kernel: 3, stride: 2, pad: 1, size: 14, batch: 1, filters: 32),
+    ])
+    func convolutionPathsMatchDoublePrecision(_ c: (kernel: Int, stride: Int, pad: Int, size: Int, batch: Int, filters: Int)) throws {
         let out = (c.size + 2 * c.pad - c.kernel) / c.stride + 1
         func executor(_ dtype: DType, magnitudes: Bool = false) throws -> Executor {
             func values(_ shape: [Int], seed: UInt64) throws -> Tensor {
@@ -197,15 +202,15 @@ import Testing
                 ],
                 inputs: [
                     ValueInfo(name: "x", elementType: dtype, shape: [.symbolic("N"), .fixed(64), .symbolic("H"), .symbolic("W")]),
-                    ValueInfo(name: "r", elementType: dtype, shape: [.symbolic("N"), .fixed(8), .symbolic("P"), .symbolic("Q")]),
+                    ValueInfo(name: "r", elementType: dtype, shape: [.symbolic("N"), .fixed(c.filters), .symbolic("P"), .symbolic("Q")]),
                 ],
                 outputs: ["y"],
                 initializers: [
-                    "w": try values([8, 64, c.kernel, c.kernel], seed: 30), "b": try values([8], seed: 31),
+                    "w": try values([c.filters, 64, c.kernel, c.kernel], seed: 30), "b": try values([c.filters], seed: 31),
                 ]))
         }
         let x = try signed([c.batch, 64, c.size, c.size], seed: 32)
-        let r = try signed([c.batch, 8, out, out], seed: 33)
+        let r = try signed([c.batch, c.filters, out, out], seed: 33)
         let float32 = try executor(.float32)
         let kinds = try float32.profile(["x": x, "r": r]).map(\.opType)
         #expect(kinds == ["Conv+Add+Relu"], "\(kinds)")
@@ -219,7 +224,7 @@ import Testing
         // A chain of n float32 multiply-adds, then two additions, errs by at most (n + 2) units of
         // 2⁻²⁴ of the sum of magnitudes; a wrong tap, run or residual is off by the values themselves.
         let terms = Double(64 * c.kernel * c.kernel + 2)
-        #expect(ours.count == c.batch * 8 * out * out && exact.count == ours.count)
+        #expect(ours.count == c.batch * c.filters * out * out && exact.count == ours.count)
         #expect(zip(zip(ours, exact), scale).allSatisfy { pair, bound in abs(Double(pair.0) - pair.1) <= terms * 0x1p-24 * bound })
         #expect(ours.contains(0) && ours.contains { $0 > 0 })
     }
