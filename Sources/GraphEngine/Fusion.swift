@@ -35,7 +35,8 @@ protocol FusibleActivation: Operator {
 }
 
 /// A producer and the chain of nodes after it, each the only reader of the one before, run as one
-/// step.
+/// step, at the place of the chain's last node (where every input of the chain is ready: a
+/// residual connection's other term may be computed after the producer).
 ///
 /// The executor takes a fusion only when nothing else needs an intermediate: none is fetched and
 /// no reverse pass records any of the nodes, unless the fused op has a backward rule of its own
