@@ -235,9 +235,9 @@ struct ResidualConv: Operator {
         let operands = OpInputs(
             Array(inputs.tensors.prefix(convInputs)), constant: (0..<convInputs).map { inputs.isConstant($0) })
         let other = try inputs.required(convInputs)
-        var activated = conv
-        activated.activation = self.activated ? .relu : nil
-        if let fused = try activated.withResidual(operands, residual: other) { return [fused] }
+        var convolution = conv
+        convolution.activation = activated ? .relu : nil
+        if let fused = try convolution.withResidual(operands, residual: other) { return [fused] }
         let y = try asWritten.forward(operands)[0]
         let sum = try add.forward(OpInputs(convFirst ? [y, other] : [other, y]))
         return try relu?.forward(OpInputs(sum)) ?? sum
