@@ -64,21 +64,23 @@ seed() {
     FUZZ_TARGET=$target FUZZ_WRITE_SEED=$seeds SWIFT_BACKTRACE=enable=no "$binary"
 }
 
+# In memory where there is /dev/shm: the state target writes a report folder per input.
+tmp=$( [ -d /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}" )
+# Wall seconds past which libFuzzer calls a unit a timeout.
+unit_limit=30
 found=0
 for target in "${targets[@]}"; do
     seed "$target"
     mkdir -p "$work/$target/corpus" "$work/$target/artifacts"
     log=$work/$target/log
     # Swift's own backtracer is slow and interactive; libFuzzer reports and saves the input.
-    # TMPDIR in memory: the state target writes a report folder per input.
     # In a campaign, libFuzzer runs without a time limit and is interrupted (it then prints its
     # final statistics) once its processor time, read from /proc, reaches the budget.
     limit=$seconds
     [ $mode = cpu ] && limit=0
     start=$(date +%s)
-    TMPDIR=$( [ -d /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}" ) \
-        FUZZ_TARGET=$target SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
-        "$binary" "$work/$target/corpus" "$work/$target/seeds" -max_total_time="$limit" -timeout=30 \
+    TMPDIR=$tmp FUZZ_TARGET=$target SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
+        "$binary" "$work/$target/corpus" "$work/$target/seeds" -max_total_time="$limit" -timeout=$unit_limit \
         -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$work/$target/artifacts/" \
         >"$log" 2>&1 &
     pid=$!
@@ -104,8 +106,8 @@ for target in "${targets[@]}"; do
     # the input it was on: each is run again alone, and one that finishes within the limit is
     # kept as unreproduced-* beside the artifacts, not counted.
     for timeout in "$work/$target/artifacts/"timeout-*; do
-        if TMPDIR=$( [ -d /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}" ) FUZZ_TARGET=$target \
-            SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 "$binary" "$timeout" -timeout=30 >/dev/null 2>&1; then
+        if TMPDIR=$tmp FUZZ_TARGET=$target SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
+            "$binary" "$timeout" -timeout=$unit_limit >/dev/null 2>&1; then
             mv "$timeout" "$work/$target/artifacts/unreproduced-$(basename "$timeout")"
             echo "$target: $(basename "$timeout") ran in time when tried again alone; not counted"
         fi

@@ -44,7 +44,7 @@ INLINE AVX2 void store_row(const int vectors, __m256 x0, __m256 x1, float *out, 
 INLINE AVX2 void tile(const int vectors, const int packed_a, const int packed_b, int kb, const float *a, long a_rows,
                       long a_depth, const float *b, long b_depth, float *c, long ldc, int rows, int columns,
                       int load_c, int last, const float *row_bias, const float *column_bias, const float *residual,
-                        long ldr, int relu) {
+                      long ldr, int relu) {
     int tail = columns - (vectors - 1) * 8, partial = tail < 8;
     __m256i last_mask = lanes_below(tail);
     __m256 acc[MR][2];

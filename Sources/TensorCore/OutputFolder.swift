@@ -43,15 +43,12 @@ public final class OutputFolder: @unchecked Sendable {
         Self.removeAbandoned(in: parent, name: name)
         // Handlers first: once the staging folder exists, an interruption must find them in place.
         Interrupts.shared.install()
-        let staging = parent.appendingPathComponent(".\(name).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let staging = Self.hiddenSibling(of: self.destination, "partial")
         self.staging = staging
-        // Created and registered under the handler's lock: a signal in between would otherwise find
-        // the folder but not know to remove it.
-        try Interrupts.shared.withLock {
+        try Interrupts.shared.register(staging) {
             guard mkdir(staging.path, 0o755) == 0 else {
                 throw OutputError("cannot create \(staging.path) to write \(self.destination.path): \(String(cString: strerror(errno)))")
             }
-            Interrupts.shared.register(staging)
         }
     }
 
@@ -149,8 +146,7 @@ public final class OutputFolder: @unchecked Sendable {
             TestCrash.event()
             return
         }
-        let aside = destination.deletingLastPathComponent()
-            .appendingPathComponent(".\(destination.lastPathComponent).old-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let aside = Self.hiddenSibling(of: destination, "old")
         guard rename(destination.path, aside.path) == 0 else {
             throw OutputError("cannot move the previous \(destination.path) aside: \(String(cString: strerror(errno)))")
         }
@@ -193,6 +189,13 @@ public final class OutputFolder: @unchecked Sendable {
         }
     }
 
+    /// A hidden path beside `destination` for this process, `.NAME.MARKER-PID-RANDOM`, which
+    /// ``removeAbandoned(in:name:)`` recognizes once the process is gone.
+    static func hiddenSibling(of destination: URL, _ marker: String) -> URL {
+        destination.deletingLastPathComponent()
+            .appendingPathComponent(".\(destination.lastPathComponent).\(marker)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    }
+
     /// Removes staging and moved-aside folders for `name` left by processes that no longer run.
     static func removeAbandoned(in parent: URL, name: String) {
         guard let siblings = try? FileManager.default.contentsOfDirectory(atPath: parent.path) else { return }
@@ -223,15 +226,10 @@ public final class OutputFile: @unchecked Sendable {
         let parent = self.destination.deletingLastPathComponent()
         OutputFolder.removeAbandoned(in: parent, name: self.destination.lastPathComponent)
         Interrupts.shared.install()
-        let staging = parent.appendingPathComponent(".\(self.destination.lastPathComponent).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let staging = OutputFolder.hiddenSibling(of: self.destination, "partial")
         self.staging = staging
-        // Created and registered under the handler's lock, as the folder's staging is.
         let name = self.destination.lastPathComponent
-        sink = try Interrupts.shared.withLock {
-            let sink = try FileSink(staging, name: name)
-            Interrupts.shared.register(staging)
-            return sink
-        }
+        sink = try Interrupts.shared.register(staging) { try FileSink(staging, name: name) }
     }
 
     deinit { if !finished { discard() } }
@@ -525,10 +523,16 @@ final class Interrupts: @unchecked Sendable {
         }
     }
 
-    /// Removes `staging` when the process is interrupted (see ``install()``, which must come first).
-    func register(_ staging: URL) {
+    /// Creates `staging` with `create` and registers it for removal when the process is
+    /// interrupted, both under the lock (see ``install()``, which must come first): a signal
+    /// between the two would find the path but not know to remove it.
+    func register<R>(_ staging: URL, creating create: () throws -> R) rethrows -> R {
         install()
-        lock.withLock { _ = active.insert(staging.path) }
+        return try lock.withLock {
+            let created = try create()
+            active.insert(staging.path)
+            return created
+        }
     }
 
     func unregister(_ staging: URL) { lock.withLock { _ = active.remove(staging.path) } }

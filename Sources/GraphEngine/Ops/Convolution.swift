@@ -414,17 +414,11 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                         let from = product + f * count + segment.offset
                         let at = (segment.n * p.filters + f) * p.outputSize + segment.positions.lowerBound
                         let to = py.address(at: at, count: segment.positions.count)
-                        if let pr {
-                            let r = pr.address(at: at, count: segment.positions.count)
-                            for i in 0..<segment.positions.count {
-                                let v = (from[i] + offset) + r[i]
-                                to[i] = relu ? max(v, 0) : v
-                            }
-                        } else {
-                            for i in 0..<segment.positions.count {
-                                let v = from[i] + offset
-                                to[i] = relu ? max(v, 0) : v
-                            }
+                        let r = pr?.address(at: at, count: segment.positions.count)
+                        for i in 0..<segment.positions.count {
+                            var v = from[i] + offset
+                            if let r { v += r[i] }
+                            to[i] = relu ? max(v, 0) : v
                         }
                         other?.apply(to, count: segment.positions.count)
                     }
