@@ -81,15 +81,6 @@ package enum FileIO {
         }
     }
 
-    /// Creates the folder at `url` and any missing parents.
-    package static func createFolder(_ url: URL) throws {
-        do { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) } catch {
-            var isFolder: ObjCBool = false
-            let reason = FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) && !isFolder.boolValue
-                ? "a file of that name is in the way" : writeFailure(url)
-            throw FileError(path: url.path, reason: "cannot create the folder (\(reason))")
-        }
-    }
 
     /// The names in the folder at `url`.
     package static func contentsOfFolder(_ url: URL) throws -> [String] {

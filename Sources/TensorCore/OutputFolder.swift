@@ -58,9 +58,17 @@ public final class OutputFolder: @unchecked Sendable {
     public func url(_ relativePath: String) -> URL { staging.appendingPathComponent(relativePath) }
 
     /// Creates a subfolder (and its parents) of the staging folder.
+    ///
+    /// One `mkdir` per level below the staging folder, never the staging folder itself: when an
+    /// interruption has just removed it, this fails instead of bringing it back for the process to
+    /// leave behind.
     public func createFolder(_ relativePath: String) throws {
-        do { try FileManager.default.createDirectory(at: url(relativePath), withIntermediateDirectories: true) } catch {
-            throw OutputError("cannot create \(url(relativePath).path): the disk may be full or the folder removed")
+        var path = staging
+        for part in relativePath.split(separator: "/") {
+            path.appendPathComponent(String(part))
+            guard mkdir(path.path, 0o755) == 0 || errno == EEXIST else {
+                throw OutputError("cannot create \(path.path): \(String(cString: strerror(errno)))")
+            }
         }
     }
 

@@ -212,7 +212,8 @@ import Darwin
         #expect(outcomes[1] == "old" && outcomes[last] == "new", "\(outcomes.sorted { $0.key < $1.key })")
         // What a killed run left (a hidden staging folder) goes with the next run.
         try run(rerun)
-        #expect(try siblings(of: report) == ["report"])
+        let left = try siblings(of: report)
+        #expect(left == ["report"], "\(left)")
 
         // Into a fresh folder: absent until complete.
         let fresh = try Fixtures.temporaryDirectory().appendingPathComponent("report")
@@ -244,7 +245,8 @@ import Darwin
         }
         #expect(result.status == 128 + SIGINT, "\(result.stderr)")
         #expect(try completeReport(report, old: old) == "old")
-        #expect(try siblings(of: report) == ["report"])
+        let left = try siblings(of: report)
+        #expect(left == ["report"], "\(left)")
     }
 
     /// A file listed twice is audited once: the repeat is a row of samples.csv with the reason and a

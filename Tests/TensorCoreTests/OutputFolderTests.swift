@@ -47,6 +47,19 @@ import Testing
         return files
     }
 
+    /// A subfolder asked for after an interruption removed the staging folder is an error; the
+    /// staging folder does not come back for the ending process to leave behind.
+    @Test func aRemovedStagingFolderIsNotBroughtBack() throws {
+        let parent = try Fixtures.temporaryDirectory()
+        let output = try OutputFolder(parent.appendingPathComponent("results"), overwrite: false)
+        try output.createFolder("state/overlays")
+        #expect(FileManager.default.fileExists(atPath: output.url("state/overlays").path))
+        try FileManager.default.removeItem(at: output.staging)
+        #expect(throws: OutputError.self) { try output.createFolder("state/overlays") }
+        #expect(!FileManager.default.fileExists(atPath: output.staging.path))
+        output.discard()
+    }
+
     @Test func aFolderAppearsWholeWithItsManifest() throws {
         let parent = try Fixtures.temporaryDirectory()
         let destination = parent.appendingPathComponent("results")
