@@ -6,10 +6,11 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define AVX512 __attribute__((target("avx512f")))
+#define AVX512 __attribute__((target("avx512f,avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
 #define MR SD_AVX512_MR
 #define NR SD_AVX512_NR
+_Static_assert(MR == 8, "narrow_tile holds a tile's rows in one 8-lane vector");
 
 /// Row `r` of a tile: on the last depth block the biases and ReLU, then stored under the masks.
 /// Taking the accumulators by value with a literal row keeps them in registers.
@@ -79,6 +80,39 @@ INLINE AVX512 void tile(const int vectors, const int packed_a, const int packed_
 #undef STORE_ROW
 }
 
+/// A packed A's tile against at most 8 columns (a panel's few last ones): one 8-lane accumulator
+/// per column holding the tile's 8 rows, one multiply-add of A's depth step (its 8 rows side by
+/// side) per column and step, where ``tile`` spends a 16-lane multiply-add per row. Each element
+/// is the same chain, so the same bits; the epilogue is ``store_row``'s, one element at a time.
+INLINE AVX512 void narrow_tile(const int columns, int kb, const float *a, const float *b, long b_depth, float *c,
+                               long ldc, int rows, int load_c, int last, const float *row_bias,
+                               const float *column_bias, const float *residual, long ldr, int relu) {
+    float t[8][8];
+    __m256 acc[8];
+    for (int j = 0; j < columns; j++) {
+        for (int r = 0; r < MR; r++) t[j][r] = load_c && r < rows ? c[(long)r * ldc + j] : 0.0f;
+        acc[j] = _mm256_loadu_ps(t[j]);
+    }
+    for (int p = 0; p < kb; p++) {
+        __m256 x = _mm256_loadu_ps(a);
+        for (int j = 0; j < columns; j++) acc[j] = _mm256_fmadd_ps(x, _mm256_broadcast_ss(b + j), acc[j]);
+        a += MR;
+        b += b_depth;
+    }
+    for (int j = 0; j < columns; j++) _mm256_storeu_ps(t[j], acc[j]);
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < columns; j++) {
+            float y = t[j][r];
+            if (last) {
+                if (row_bias) y += row_bias[r];
+                if (column_bias) y += column_bias[j];
+                if (residual) y += residual[(long)r * ldr + j];
+                if (relu) y = 0.0f > y ? 0.0f : y;
+            }
+            c[(long)r * ldc + j] = y;
+        }
+}
+
 #define TILE(vectors, packed, packed_b)                                                                       \
     tile(vectors, packed, packed_b, kb, ap, p->a_row_stride, p->a_depth_stride, bp, b_depth, cp, p->ldc, rows, \
          columns, load_c, last, rb, cb, res, p->ldr, p->relu)
@@ -112,7 +146,13 @@ AVX512 void sd_gemm_avx512(const sd_gemm_problem *p) {
                     const float *rb = p->row_bias ? p->row_bias + i0 : 0;
                     float *cp = p->c + (long)i0 * p->ldc + j0;
                     const float *res = p->residual ? p->residual + (long)i0 * p->ldr + j0 : 0;
-                    if (!packed_a && !packed_b) DISPATCH(0, 0);
+                    if (packed_a && columns <= 8) {
+                        switch (columns) {
+#define NARROW(j) case j: narrow_tile(j, kb, ap, bp, b_depth, cp, p->ldc, rows, load_c, last, rb, cb, res, p->ldr, p->relu); break;
+                            NARROW(1) NARROW(2) NARROW(3) NARROW(4) NARROW(5) NARROW(6) NARROW(7) NARROW(8)
+#undef NARROW
+                        }
+                    } else if (!packed_a && !packed_b) DISPATCH(0, 0);
                     else if (!packed_a) DISPATCH(0, 1);
                     else if (!packed_b) DISPATCH(1, 0);
                     else DISPATCH(1, 1);
