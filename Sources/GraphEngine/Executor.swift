@@ -295,6 +295,7 @@ public final class Executor: Sendable {
         for slot in kept { lastUse[slot] = Int.max }
         for slot in constants.keys { lastUse[slot] = Int.max }
 
+        var meter = WorkBudget.limit.map { WorkBudget.Meter(limit: $0) }
         for position in needed where absorbed[position] == nil {
             let fusion = running[position]?.fusion
             let index = running[position]?.producer ?? position
@@ -310,6 +311,15 @@ public final class Executor: Sendable {
                 constant += fusion.extraInputs.map { constants[$0] != nil }
             }
             let inputs = OpInputs(tensors, constant: constant)
+            if meter != nil {
+                // The chain's first op does the work (a Relu or Add after it is linear).
+                let own = OpInputs(Array(tensors.prefix(step.inputs.count)), constant: step.constantInputs)
+                let cost: Int?
+                do { cost = try step.op.multiplyAdds(own) } catch {
+                    throw GraphError.nodeFailed(node: step.node.label, reason: "\(error)")
+                }
+                if let cost { try meter?.charge(cost, node: step.node.label) }
+            }
             let results: [Tensor?]
             do { results = try op.forward(inputs) } catch let error as GraphError {
                 throw error

@@ -9,6 +9,8 @@ import TensorCore
 struct HalfPrecision: Operator {
     let inner: any Operator
 
+    func multiplyAdds(_ inputs: OpInputs) throws -> Int? { try inner.multiplyAdds(inputs) }
+
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         guard inputs.tensors.contains(where: { $0?.dtype == .float16 }) else { return try inner.forward(inputs) }
         let widened = try inputs.tensors.map { try $0.map { $0.dtype == .float16 ? try $0.converted(to: .float32) : $0 } }

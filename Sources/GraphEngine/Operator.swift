@@ -9,6 +9,15 @@ package protocol Operator: Sendable {
     /// Computes the node's outputs. `inputs[i]` is `nil` for an omitted optional input; a `nil`
     /// output is an optional output the op does not produce.
     func forward(_ inputs: OpInputs) throws -> [Tensor?]
+
+    /// The multiply-adds ``forward(_:)`` will take on `inputs`, for ops whose work can exceed a
+    /// small multiple of their inputs and outputs (`Int.max` when it overflows), else nil; see
+    /// ``WorkBudget``.
+    func multiplyAdds(_ inputs: OpInputs) throws -> Int?
+}
+
+extension Operator {
+    package func multiplyAdds(_ inputs: OpInputs) throws -> Int? { nil }
 }
 
 /// The inputs of one node invocation, with accessors that name the node in their errors.

@@ -41,6 +41,13 @@ struct ConvTranspose: DifferentiableOperator {
         }
     }
 
+    /// Each input element times each filter tap of its group.
+    func multiplyAdds(_ inputs: OpInputs) throws -> Int? {
+        let (x, w) = (try inputs.required(0).shape, try inputs.required(1).shape)
+        guard x.count >= 3, w.count >= 2 else { return nil }
+        return WorkBudget.product(x.reduce(1) { WorkBudget.product($0, $1) }, w.dropFirst().reduce(1) { WorkBudget.product($0, $1) })
+    }
+
     /// The sizes of one transposed convolution, checked against each other.
     struct Plan {
         let batch, inChannels, outChannels: Int

@@ -178,6 +178,11 @@ struct Conv: DifferentiableOperator, ActivationFusing {
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] { [try convolve(inputs, residual: nil)] }
 
+    func multiplyAdds(_ inputs: OpInputs) throws -> Int? {
+        let p = try plan(input: try inputs.required(0).shape, weights: try inputs.required(1).shape)
+        return WorkBudget.product(p.batch, p.filters, p.outputSize, p.patch)
+    }
+
     /// The convolution with `residual` added before the activation, in the product kernels' stores
     /// or Winograd's output transform (the bits of `Conv`, `Add`, then the activation, as separate
     /// ops); nil where those do not run (not float32, no product kernels, grouped layers, or a

@@ -87,6 +87,12 @@ struct Gemm: Operator {
     /// A constant `B` as the kernel table's packed right operand.
     let packedCache = WeightCache<PackedMatrix>()
 
+    func multiplyAdds(_ inputs: OpInputs) throws -> Int? {
+        let (a, b) = (try inputs.required(0).shape, try inputs.required(1).shape)
+        guard a.count == 2, b.count == 2 else { return nil }
+        return WorkBudget.product(a[0], a[1], transB ? b[0] : b[1])
+    }
+
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let a = try inputs.required(0)
         let b = try inputs.required(1)
@@ -166,6 +172,22 @@ struct MatMul: Operator {
     let packedCache = WeightCache<PackedMatrix>()
     /// The same weights transposed, for gradients of few rows (see ``fewRowsTimesTransposedWeights(_:_:isConstant:)``).
     let transposedCache = WeightCache<TransposedWeights>()
+
+    /// Rows of A times columns of B times the shared depth, for each pair of broadcast batch entries.
+    func multiplyAdds(_ inputs: OpInputs) throws -> Int? {
+        var (a, b) = (try inputs.required(0).shape, try inputs.required(1).shape)
+        guard !a.isEmpty, !b.isEmpty else { return nil }
+        if a.count == 1 { a.insert(1, at: 0) }
+        if b.count == 1 { b.append(1) }
+        let (batchA, batchB) = (a.dropLast(2), b.dropLast(2))
+        var batch = 1
+        for axis in 0..<max(batchA.count, batchB.count) {
+            let x = axis < batchA.count ? batchA[batchA.endIndex - 1 - axis] : 1
+            let y = axis < batchB.count ? batchB[batchB.endIndex - 1 - axis] : 1
+            batch = WorkBudget.product(batch, max(x, y))
+        }
+        return WorkBudget.product(batch, a[a.count - 2], a[a.count - 1], b[b.count - 1])
+    }
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         var a = try inputs.required(0)

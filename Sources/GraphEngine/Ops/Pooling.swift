@@ -37,6 +37,14 @@ struct Pool: Operator {
     /// Whether the node asks for MaxPool's second output; the indices are computed only then.
     var producesIndices = false
 
+    /// Every output element's window, padding included.
+    func multiplyAdds(_ inputs: OpInputs) throws -> Int? {
+        let x = try inputs.required(0).shape
+        guard x.count >= 3, x.count <= 5 else { return nil }
+        let window = try geometry.resolve(spatial: Array(x[2...]))
+        return (x[..<2] + window.output + window.kernel).reduce(1) { WorkBudget.product($0, $1) }
+    }
+
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
         guard x.rank >= 3, x.rank <= 5 else { throw OpError("pooling needs an input of rank 3 to 5, got \(x.shape)") }

@@ -1,0 +1,64 @@
+import GraphEngine
+import ONNXModel
+import TensorCore
+import TestSupport
+import Testing
+
+/// A forward pass inside ``WorkBudget/withLimit(_:_:)`` stops before the node that would spend
+/// more multiply-adds than allowed, naming it; the costs are those of the ops' definitions.
+@Suite struct WorkBudgetTests {
+    /// Two 3×3 convolutions (8 → 16 → 4 channels, padded) on a 1×8×32×32 input, then a max pool.
+    static func model() -> (Model, [String: Tensor]) {
+        let w1 = try! Tensor(shape: [16, 8, 3, 3], scalars: [Float](repeating: 0.01, count: 16 * 8 * 9))
+        let w2 = try! Tensor(shape: [4, 16, 3, 3], scalars: [Float](repeating: 0.01, count: 4 * 16 * 9))
+        let pads: Attribute = .ints([1, 1, 1, 1])
+        let model = makeModel(
+            [
+                Node(name: "first", opType: "Conv", inputs: ["x", "w1"], outputs: ["a"], attributes: ["pads": pads]),
+                Node(name: "second", opType: "Conv", inputs: ["a", "w2"], outputs: ["b"], attributes: ["pads": pads]),
+                Node(name: "pool", opType: "MaxPool", inputs: ["b"], outputs: ["y"], attributes: ["kernel_shape": .ints([2, 2])]),
+            ],
+            inputs: [ValueInfo(name: "x", elementType: .float32, shape: [.fixed(1), .fixed(8), .fixed(32), .fixed(32)])],
+            outputs: ["y"], initializers: ["w1": w1, "w2": w2])
+        return (model, ["x": try! Tensor(zeros: .float32, shape: [1, 8, 32, 32])])
+    }
+
+    // Filters × positions × (channels × taps) per convolution; outputs × window for the pool.
+    static let first = 16 * 32 * 32 * (8 * 9)
+    static let second = 4 * 32 * 32 * (16 * 9)
+    static let pool = 4 * 31 * 31 * 4
+
+    @Test func aPassWithinTheLimitRuns() throws {
+        let (model, feeds) = Self.model()
+        let executor = try Executor(model: model)
+        let free = try executor.run(feeds)
+        let bounded = try WorkBudget.withLimit(Self.first + Self.second + Self.pool) { try executor.run(feeds) }
+        let (a, b) = (try #require(bounded["y"]).scalars(as: Float.self), try #require(free["y"]).scalars(as: Float.self))
+        #expect(a == b)
+    }
+
+    @Test func theNodeThatWouldCrossTheLimitIsNamed() throws {
+        let (model, feeds) = Self.model()
+        let executor = try Executor(model: model)
+        let alone = errorText { try WorkBudget.withLimit(Self.first - 1) { try executor.run(feeds) } }
+        #expect(alone == "node 'first' (Conv) failed: it would take \(Self.first) multiply-adds, more than the \(Self.first - 1) this pass may spend", "\(alone)")
+        // The costs add up over the pass.
+        let limit = Self.first + Self.second + Self.pool - 1
+        let sum = errorText { try WorkBudget.withLimit(limit) { try executor.run(feeds) } }
+        #expect(sum == "node 'pool' (MaxPool) failed: it would take \(Self.pool) multiply-adds, more than the \(limit) this pass may spend (\(Self.first + Self.second) spent before it)", "\(sum)")
+        // Outside a scope nothing is counted.
+        _ = try executor.run(feeds)
+    }
+
+    /// A product's cost counts every pair of broadcast batch entries: `[2, 1, 3, 4] · [5, 4, 6]`
+    /// is ten products of 3 × 4 × 6.
+    @Test func broadcastProductsCountEveryBatchEntry() throws {
+        let model = makeModel(
+            [Node(name: "mm", opType: "MatMul", inputs: ["a", "b"], outputs: ["y"])],
+            inputs: [ValueInfo(name: "a", elementType: .float32), ValueInfo(name: "b", elementType: .float32)], outputs: ["y"])
+        let executor = try Executor(model: model)
+        let feeds = ["a": try Tensor(zeros: .float32, shape: [2, 1, 3, 4]), "b": try Tensor(zeros: .float32, shape: [5, 4, 6])]
+        _ = try WorkBudget.withLimit(720) { try executor.run(feeds) }
+        #expect(errorText { try WorkBudget.withLimit(719) { try executor.run(feeds) } }.contains("it would take 720 multiply-adds"))
+    }
+}
