@@ -40,12 +40,34 @@ struct WinogradConvolution {
 
     /// The convolution of `input` `[N, C, H, W]` with filters from ``filters(_:)``, plus
     /// `residual` (`[N, F, H', W']`, a residual connection's other term) before the activation.
+    ///
+    /// - Parameter run: Tiles per run when each thread takes whole runs from input to output
+    ///   (``pipelineRun(filters:)``), nil to split each stage over the threads. Both give the same bits.
     func forward(
         input: UnsafePointer<Float>, filters u: WinogradFilters, bias: UnsafePointer<Float>?,
-        residual: UnsafePointer<Float>? = nil, activation: Activation?, output: UnsafeMutablePointer<Float>
+        residual: UnsafePointer<Float>? = nil, activation: Activation?, output: UnsafeMutablePointer<Float>, run: Int?
     ) throws {
-        let tiles = tilesHigh * tilesWide
-        let total = batch * tiles
+        let total = batch * tilesHigh * tilesWide
+        if let run {
+            // Each thread takes whole runs of tiles from input to output: nothing one thread
+            // transforms is read by another, and its run stays in its own level-2 cache.
+            let runs = (total + run - 1) / run
+            try Parallel.tryForEach(runs, grain: 1) { part in
+                try BufferPool.withScratch(Float.self, count: 16 * channels * run) { v in
+                    try BufferPool.withScratch(Float.self, count: 16 * filters * run) { m in
+                        for index in part {
+                            let tiles = index * run..<min(total, (index + 1) * run)
+                            transformInput(input, tiles: tiles, into: v, stride: tiles.count, threaded: false)
+                            multiply(u, v, m, points: 0..<16, count: tiles.count)
+                            transformOutput(
+                                m, tiles: tiles, stride: tiles.count, bias: bias, residual: residual, activation: activation,
+                                into: output, threaded: false)
+                        }
+                    }
+                }
+            }
+            return
+        }
         let chunk = max(16, min(total, (1 << 21) / (16 * (channels + filters))))
         try BufferPool.withScratch(Float.self, count: 16 * channels * chunk) { v in
             try BufferPool.withScratch(Float.self, count: 16 * filters * chunk) { m in
@@ -53,27 +75,50 @@ struct WinogradConvolution {
                     let count = min(chunk, total - start)
                     transformInput(input, tiles: start..<start + count, into: v, stride: count)
                     // The 16 products are independent: one thread each, BLAS single-threaded inside.
-                    Parallel.forEach(16, grain: 1) { points in
-                        for point in points {
-                            let (b, c) = (v + point * channels * count, m + point * filters * count)
-                            switch u {
-                            case .packed(let gemm, let panels):
-                                gemm.multiply(
-                                    m: filters, n: count, k: channels, a: .packed(panels[point]),
-                                    b: .rowMajor(b, stride: count), c: c, ldc: count, threaded: false)
-                            case .transformed(let tensor):
-                                BLAS.sgemm(
-                                    m: filters, n: count, k: channels,
-                                    a: tensor.unsafeElements(as: Float.self)
-                                        .address(at: point * filters * channels, count: filters * channels),
-                                    lda: channels, b: b, ldb: count, c: c, ldc: count, threaded: false)
-                            }
-                        }
-                    }
+                    Parallel.forEach(16, grain: 1) { points in multiply(u, v, m, points: points, count: count) }
                     transformOutput(
                         m, tiles: start..<start + count, stride: count, bias: bias, residual: residual, activation: activation,
                         into: output)
                 }
+            }
+        }
+    }
+
+    /// Tiles per run when every thread can take its own runs start to end
+    /// (``forward(input:filters:bias:residual:activation:output:run:)``): the filters of all 16 points
+    /// fit in a quarter of the level-2 cache beside a run's transformed input and products
+    /// (half of it), and there are at least four runs per thread. Nil otherwise (a deep layer's
+    /// filters or a small map), which splits each stage over the threads instead.
+    func pipelineRun(filters u: WinogradFilters) -> Int? {
+        guard case .packed = u, Parallel.width > 1 else { return nil }
+        let cache = PackedGEMM.level2CacheBytes
+        guard 16 * channels * filters * 4 <= cache / 4 else { return nil }
+        let total = batch * tilesHigh * tilesWide
+        let longest = cache / 2 / (16 * (channels + filters) * 4) / 16 * 16
+        guard longest >= 16 else { return nil }
+        // Whole runs per thread, as many as the longest run allows, at most a lane-width apart.
+        let perThread = (total + Parallel.width * longest - 1) / (Parallel.width * longest)
+        guard perThread >= 4 else { return nil }
+        let runs = Parallel.width * perThread
+        return ((total + runs - 1) / runs + 15) / 16 * 16
+    }
+
+    /// `M[ξν] = U[ξν] · V[ξν]` for the points asked, over `count` tiles, on the calling thread.
+    private func multiply(
+        _ u: WinogradFilters, _ v: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, points: Range<Int>, count: Int
+    ) {
+        for point in points {
+            let (b, c) = (v + point * channels * count, m + point * filters * count)
+            switch u {
+            case .packed(let gemm, let panels):
+                gemm.multiply(
+                    m: filters, n: count, k: channels, a: .packed(panels[point]),
+                    b: .rowMajor(b, stride: count), c: c, ldc: count, threaded: false)
+            case .transformed(let tensor):
+                BLAS.sgemm(
+                    m: filters, n: count, k: channels,
+                    a: tensor.unsafeElements(as: Float.self).address(at: point * filters * channels, count: filters * channels),
+                    lda: channels, b: b, ldb: count, c: c, ldc: count, threaded: false)
             }
         }
     }
@@ -159,12 +204,12 @@ struct WinogradConvolution {
     /// outside the image (the padding). Four neighbouring tiles go through the arithmetic
     /// together, one per SIMD lane, so each of the 16 results is one 4-wide store.
     private func transformInput(
-        _ input: UnsafePointer<Float>, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>, stride: Int
+        _ input: UnsafePointer<Float>, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>, stride: Int, threaded: Bool = true
     ) {
         let plane = channels * stride
         let (height, width, channels, padTop, padLeft) = (height, width, channels, padTop, padLeft)
         let vector = Kernels.current.vector
-        Parallel.forEach(channels, grain: max(1, 4_096 / max(tiles.count, 1))) { channelRange in
+        Parallel.forEach(channels, grain: threaded ? max(1, 4_096 / max(tiles.count, 1)) : channels) { channelRange in
             for c in channelRange {
                 forEachTileRun(tiles) { firstColumn, n, ty, firstTx, count in
                     let source = input + (n * channels + c) * height * width
@@ -229,14 +274,14 @@ struct WinogradConvolution {
     /// activation, written where they fall inside the output map; four neighbouring tiles at once, as above.
     private func transformOutput(
         _ m: UnsafePointer<Float>, tiles: Range<Int>, stride: Int, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
-        activation: Activation?, into output: UnsafeMutablePointer<Float>
+        activation: Activation?, into output: UnsafeMutablePointer<Float>, threaded: Bool = true
     ) {
         let plane = filters * stride
         let relu = activation == .relu
         let other = relu ? nil : activation
         let (filters, outputHeight, outputWidth) = (filters, outputHeight, outputWidth)
         let vector = Kernels.current.vector
-        Parallel.forEach(filters, grain: max(1, 4_096 / max(tiles.count, 1))) { filterRange in
+        Parallel.forEach(filters, grain: threaded ? max(1, 4_096 / max(tiles.count, 1)) : filters) { filterRange in
             for f in filterRange {
                 let offset = bias?[f] ?? 0
                 forEachTileRun(tiles) { firstColumn, n, ty, firstTx, count in
