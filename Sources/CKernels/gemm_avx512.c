@@ -49,6 +49,14 @@ INLINE AVX512 void tile(const int vectors, const int packed_a, const int packed_
             acc[r][v] = load_c && r < rows && v < vectors ? _mm512_maskz_loadu_ps(mask, c + (long)r * ldc + 16 * v)
                                                             : _mm512_setzero_ps();
         }
+    // The lines the stores will read and write, fetched while the depth loop runs: on a shallow
+    // product (a 1x1 layer of 64 channels) the loop is short and they are rarely in cache yet.
+    if (last)
+        for (int r = 0; r < rows; r++)
+            for (int v = 0; v < vectors; v++) {
+                if (residual) _mm_prefetch((const char *)(residual + (long)r * ldr + 16 * v), _MM_HINT_T0);
+                _mm_prefetch((const char *)(c + (long)r * ldc + 16 * v), _MM_HINT_T0);
+            }
     // A packed B is zero-padded to whole vectors; a row-major one must not be read past its end.
     __mmask16 b_mask = packed_b ? (__mmask16)0xFFFF : last_mask;
     const float *row[MR];
