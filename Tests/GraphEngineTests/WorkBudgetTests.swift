@@ -61,4 +61,29 @@ import Testing
         _ = try WorkBudget.withLimit(720) { try executor.run(feeds) }
         #expect(errorText { try WorkBudget.withLimit(719) { try executor.run(feeds) } }.contains("it would take 720 multiply-adds"))
     }
+
+    /// A recurrent layer costs every step of every sequence through both weight matrices; an
+    /// attention, each query element against every key, then its weights against the values.
+    @Test func recurrentLayersAndAttentionAreCounted() throws {
+        // LSTM: 5 steps × 2 sequences × (16 × 3 input weights + 16 × 4 recurrent weights).
+        let lstm = makeModel(
+            [Node(name: "rnn", opType: "LSTM", inputs: ["x", "w", "r"], outputs: ["y"], attributes: ["hidden_size": .int(4)])],
+            inputs: [ValueInfo(name: "x", elementType: .float32)], outputs: ["y"],
+            initializers: ["w": try Tensor(zeros: .float32, shape: [1, 16, 3]), "r": try Tensor(zeros: .float32, shape: [1, 16, 4])])
+        let x = ["x": try Tensor(zeros: .float32, shape: [5, 2, 3])]
+        let recurrent = try Executor(model: lstm)
+        _ = try WorkBudget.withLimit(10 * (48 + 64)) { try recurrent.run(x) }
+        #expect(errorText { try WorkBudget.withLimit(10 * (48 + 64) - 1) { try recurrent.run(x) } }.contains("node 'rnn' (LSTM) failed: it would take 1120 multiply-adds"))
+        // Attention: 2 heads × 3 queries × 4 deep against 5 keys (120), then 6 values deep (180).
+        let attention = makeModel(
+            [Node(name: "att", opType: "Attention", inputs: ["q", "k", "v"], outputs: ["y"])],
+            inputs: ["q", "k", "v"].map { ValueInfo(name: $0, elementType: .float32) }, outputs: ["y"], opset: 23)
+        let feeds = [
+            "q": try Tensor(zeros: .float32, shape: [1, 2, 3, 4]), "k": try Tensor(zeros: .float32, shape: [1, 2, 5, 4]),
+            "v": try Tensor(zeros: .float32, shape: [1, 2, 5, 6]),
+        ]
+        let heads = try Executor(model: attention)
+        _ = try WorkBudget.withLimit(300) { try heads.run(feeds) }
+        #expect(errorText { try WorkBudget.withLimit(299) { try heads.run(feeds) } }.contains("node 'att' (Attention) failed: it would take 300 multiply-adds"))
+    }
 }

@@ -150,6 +150,17 @@ struct Attention: Operator {
         }
     }
 
+    /// Each query element against every key (past ones included), then each query's weights
+    /// against the values (as many values per query element as value depth per key depth).
+    func multiplyAdds(_ inputs: OpInputs) throws -> Int? {
+        let (q, k, v) = (try inputs.required(0), try inputs.required(1), try inputs.required(2))
+        guard k.rank >= 2, let depth = k.shape.last, depth > 0, let depthV = v.shape.last else { return nil }
+        let keys = k.shape[k.rank - 2] + (inputs[4].map { $0.rank >= 2 ? $0.shape[$0.rank - 2] : 0 } ?? 0)
+        let scores = WorkBudget.product(q.count, keys)
+        let values = WorkBudget.product(scores, depthV) / depth
+        return scores > Int.max - values ? Int.max : scores + values
+    }
+
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let p = try plan(inputs.tensors)
         let y = try Tensor(zeros: .float32, shape: [p.batch, p.headsQ, p.queries, p.depthV])

@@ -89,6 +89,13 @@ struct Recurrent: Operator {
         self.linearBeforeReset = kind == .gru && linearBeforeReset != 0
     }
 
+    /// Every step of every sequence through the input and recurrent weights of every direction.
+    func multiplyAdds(_ inputs: OpInputs) throws -> Int? {
+        let (x, w, r) = (try inputs.required(0), try inputs.required(1), try inputs.required(2))
+        guard let features = x.shape.last, features > 0 else { return nil }
+        return WorkBudget.product(x.count / features, w.count + r.count)
+    }
+
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let prepared = try prepare(inputs.tensors)
         let outputs = try withGEMMType(prepared.x.dtype, kind.rawValue) { type in
