@@ -41,22 +41,26 @@ struct WinogradConvolution {
     /// The convolution of `input` `[N, C, H, W]` with filters from ``filters(_:)``, plus
     /// `residual` (`[N, F, H', W']`, a residual connection's other term) before the activation.
     ///
-    /// - Parameter run: Tiles per run when each thread takes whole runs from input to output
-    ///   (``pipelineRun(filters:)``), nil to split each stage over the threads. Both give the same bits.
+    /// - Parameter runs: How many runs of tiles (as even as can be) when each thread takes whole
+    ///   runs from input to output (``pipelineRuns(filters:)``), nil to split each stage over the
+    ///   threads. Both give the same bits.
     func forward(
         input: UnsafePointer<Float>, filters u: WinogradFilters, bias: UnsafePointer<Float>?,
-        residual: UnsafePointer<Float>? = nil, activation: Activation?, output: UnsafeMutablePointer<Float>, run: Int?
+        residual: UnsafePointer<Float>? = nil, activation: Activation?, output: UnsafeMutablePointer<Float>, runs: Int?
     ) throws {
         let total = batch * tilesHigh * tilesWide
-        if let run {
+        if let runs, runs >= 1 {
             // Each thread takes whole runs of tiles from input to output: nothing one thread
             // transforms is read by another, and its run stays in its own level-2 cache.
-            let runs = (total + run - 1) / run
+            // Runs start on multiples of 16 tiles (whole vectors in the transforms), as even as that allows.
+            func start(_ index: Int) -> Int { index == runs ? total : index * total / runs / 16 * 16 }
+            let longest = (total + runs - 1) / runs + 16
             try Parallel.tryForEach(runs, grain: 1) { part in
-                try BufferPool.withScratch(Float.self, count: 16 * channels * run) { v in
-                    try BufferPool.withScratch(Float.self, count: 16 * filters * run) { m in
+                try BufferPool.withScratch(Float.self, count: 16 * channels * longest) { v in
+                    try BufferPool.withScratch(Float.self, count: 16 * filters * longest) { m in
                         for index in part {
-                            let tiles = index * run..<min(total, (index + 1) * run)
+                            let tiles = start(index)..<start(index + 1)
+                            if tiles.isEmpty { continue }
                             transformInput(input, tiles: tiles, into: v, stride: tiles.count, threaded: false)
                             multiply(u, v, m, points: 0..<16, count: tiles.count)
                             transformOutput(
@@ -84,23 +88,21 @@ struct WinogradConvolution {
         }
     }
 
-    /// Tiles per run when every thread can take its own runs start to end
-    /// (``forward(input:filters:bias:residual:activation:output:run:)``): the filters of all 16 points
+    /// How many runs of tiles when every thread can take its own runs start to end
+    /// (``forward(input:filters:bias:residual:activation:output:runs:)``): the filters of all 16 points
     /// fit in a quarter of the level-2 cache beside a run's transformed input and products
     /// (half of it), and there are at least four runs per thread. Nil otherwise (a deep layer's
     /// filters or a small map), which splits each stage over the threads instead.
-    func pipelineRun(filters u: WinogradFilters) -> Int? {
+    func pipelineRuns(filters u: WinogradFilters) -> Int? {
         guard case .packed = u, Parallel.width > 1 else { return nil }
         let cache = PackedGEMM.level2CacheBytes
         guard 16 * channels * filters * 4 <= cache / 4 else { return nil }
         let total = batch * tilesHigh * tilesWide
-        let longest = cache / 2 / (16 * (channels + filters) * 4) / 16 * 16
+        let longest = cache / 2 / (16 * (channels + filters) * 4)
         guard longest >= 16 else { return nil }
-        // Whole runs per thread, as many as the longest run allows, at most a lane-width apart.
+        // The same number of runs for every thread, as few as the longest run allows.
         let perThread = (total + Parallel.width * longest - 1) / (Parallel.width * longest)
-        guard perThread >= 4 else { return nil }
-        let runs = Parallel.width * perThread
-        return ((total + runs - 1) / runs + 15) / 16 * 16
+        return perThread >= 4 ? Parallel.width * perThread : nil
     }
 
     /// `M[ξν] = U[ξν] · V[ξν]` for the points asked, over `count` tiles, on the calling thread.

@@ -229,7 +229,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                     input: x.unsafeElements(as: Float.self).address(), filters: filters,
                     bias: bias.map { $0.unsafeElements(as: Float.self).address() },
                     residual: residual.map { $0.unsafeElements(as: Float.self).address() }, activation: activation,
-                    output: output.unsafeMutableElements(as: Float.self).address(), run: winograd.pipelineRun(filters: filters))
+                    output: output.unsafeMutableElements(as: Float.self).address(), runs: winograd.pipelineRuns(filters: filters))
                 return
             }
             let (px, pw, py) = (x.unsafeElements(as: T.self), w.unsafeElements(as: T.self), output.unsafeMutableElements(as: T.self))
