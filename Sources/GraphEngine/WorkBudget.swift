@@ -3,9 +3,10 @@
 ///
 /// A 200-byte model can declare a convolution of tens of billions of multiply-adds: nothing to
 /// allocate beyond the memory budget, yet minutes of work. Inside ``withLimit(_:_:)`` each forward
-/// pass adds up what its convolutions, products and pools will cost (from their input shapes,
-/// before they run) and stops with an error naming the node that would cross the limit. Outside
-/// it nothing is counted.
+/// pass adds up what its convolutions, products, Einsum contractions, pools, LRN, recurrent layers
+/// and attention will cost (from their input shapes, before they run) and stops with an error
+/// naming the node that would cross the limit; every other op's work is linear in the tensors it
+/// reads and writes, which the memory budget bounds. Outside it nothing is counted.
 ///
 /// ```swift
 /// let shapes = try WorkBudget.withLimit(1 << 30) { try executor.run(feeds) }

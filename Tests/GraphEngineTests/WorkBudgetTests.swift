@@ -86,4 +86,25 @@ import Testing
         _ = try WorkBudget.withLimit(300) { try heads.run(feeds) }
         #expect(errorText { try WorkBudget.withLimit(299) { try heads.run(feeds) } }.contains("node 'att' (Attention) failed: it would take 300 multiply-adds"))
     }
+
+    /// Einsum costs one multiply-add per combination of its labels' extents; LRN, each element's
+    /// window of channels (never more than the channels there are).
+    @Test func einsumAndLocalResponseNormalizationAreCounted() throws {
+        // "bij,bjk->bik" on [2, 3, 4] and [2, 4, 5]: b i j k = 2 · 3 · 4 · 5.
+        let einsum = makeModel(
+            [Node(name: "e", opType: "Einsum", inputs: ["a", "b"], outputs: ["y"], attributes: ["equation": .string("bij,bjk->bik")])],
+            inputs: [ValueInfo(name: "a", elementType: .float32), ValueInfo(name: "b", elementType: .float32)], outputs: ["y"])
+        let feeds = ["a": try Tensor(zeros: .float32, shape: [2, 3, 4]), "b": try Tensor(zeros: .float32, shape: [2, 4, 5])]
+        let contraction = try Executor(model: einsum)
+        _ = try WorkBudget.withLimit(120) { try contraction.run(feeds) }
+        #expect(errorText { try WorkBudget.withLimit(119) { try contraction.run(feeds) } }.contains("node 'e' (Einsum) failed: it would take 120 multiply-adds"))
+        // A window of 99 over 3 channels: 3 per element of [1, 3, 2, 2].
+        let lrn = makeModel(
+            [Node(name: "n", opType: "LRN", inputs: ["x"], outputs: ["y"], attributes: ["size": .int(99)])],
+            inputs: [ValueInfo(name: "x", elementType: .float32)], outputs: ["y"])
+        let x = ["x": try Tensor(zeros: .float32, shape: [1, 3, 2, 2])]
+        let normalization = try Executor(model: lrn)
+        _ = try WorkBudget.withLimit(36) { try normalization.run(x) }
+        #expect(errorText { try WorkBudget.withLimit(35) { try normalization.run(x) } }.contains("node 'n' (LRN) failed: it would take 36 multiply-adds"))
+    }
 }

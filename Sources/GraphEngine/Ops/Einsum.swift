@@ -119,6 +119,18 @@ struct EinsumEquation: Sendable {
 struct Einsum: DifferentiableOperator {
     let equation: EinsumEquation
 
+    /// One multiply-add per combination of every label's extent (each output element summed over
+    /// the labels it contracts).
+    func multiplyAdds(_ inputs: OpInputs) throws -> Int? {
+        let shapes = try (0..<inputs.count).map { try inputs.required($0).shape }
+        let (labels, _) = try equation.labels(ranks: shapes.map(\.count))
+        var extents: [Int: Int] = [:]
+        for (shape, axes) in zip(shapes, labels) {
+            for (size, label) in zip(shape, axes) { extents[label] = max(extents[label] ?? 1, size) }
+        }
+        return extents.values.reduce(1) { WorkBudget.product($0, $1) }
+    }
+
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let operands = try (0..<inputs.count).map { try inputs.required($0) }
         guard let first = operands.first, operands.allSatisfy({ $0.dtype == first.dtype }) else {

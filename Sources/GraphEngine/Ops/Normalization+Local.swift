@@ -74,6 +74,13 @@ struct LRN: LocalNormalization {
     let bias: Double
     var opType: String { "LRN" }
 
+    /// Each element's window of channels (at most all of them).
+    func multiplyAdds(_ inputs: OpInputs) throws -> Int? {
+        let x = try inputs.required(0)
+        guard x.rank >= 2 else { return nil }
+        return WorkBudget.product(x.count, min(size, x.shape[1]))
+    }
+
     /// Channels below and above `c` in its window.
     var below: Int { (size - 1) / 2 }
     var above: Int { size / 2 }
