@@ -313,7 +313,7 @@ public final class Executor: Sendable {
             let inputs = OpInputs(tensors, constant: constant)
             if meter != nil {
                 // The chain's first op does the work (a Relu or Add after it is linear).
-                let own = OpInputs(Array(tensors.prefix(step.inputs.count)), constant: step.constantInputs)
+                let own = fusion == nil ? inputs : OpInputs(Array(tensors.prefix(step.inputs.count)), constant: step.constantInputs)
                 let cost: Int?
                 do { cost = try step.op.multiplyAdds(own) } catch {
                     throw GraphError.nodeFailed(node: step.node.label, reason: "\(error)")

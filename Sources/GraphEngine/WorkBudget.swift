@@ -1,3 +1,5 @@
+import TensorCore
+
 /// A bound on the multiply-adds one forward pass may spend, for callers that run models they do
 /// not trust to be cheap.
 ///
@@ -39,14 +41,10 @@ public enum WorkBudget {
         }
     }
 
-    /// The product of `factors`, or `Int.max` when it overflows (a cost past any limit).
-    static func product(_ factors: Int...) -> Int {
-        var result = 1
-        for factor in factors {
-            let (next, overflow) = result.multipliedReportingOverflow(by: max(factor, 0))
-            if overflow { return .max }
-            result = next
-        }
-        return result
-    }
+    /// The product of `factors` (``MemoryBudget``'s checked product), or `Int.max` when it
+    /// overflows: a cost past any limit.
+    static func product(_ factors: Int...) -> Int { product(factors) }
+
+    /// The product of `factors`, or `Int.max` when it overflows.
+    static func product(_ factors: [Int]) -> Int { MemoryBudget.product(factors) ?? .max }
 }

@@ -81,7 +81,6 @@ package enum FileIO {
         }
     }
 
-
     /// The names in the folder at `url`.
     package static func contentsOfFolder(_ url: URL) throws -> [String] {
         var isFolder: ObjCBool = false

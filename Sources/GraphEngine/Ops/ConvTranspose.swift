@@ -45,7 +45,7 @@ struct ConvTranspose: DifferentiableOperator {
     func multiplyAdds(_ inputs: OpInputs) throws -> Int? {
         let (x, w) = (try inputs.required(0).shape, try inputs.required(1).shape)
         guard x.count >= 3, w.count >= 2 else { return nil }
-        return WorkBudget.product(x.reduce(1) { WorkBudget.product($0, $1) }, w.dropFirst().reduce(1) { WorkBudget.product($0, $1) })
+        return WorkBudget.product(x + w.dropFirst())
     }
 
     /// The sizes of one transposed convolution, checked against each other.

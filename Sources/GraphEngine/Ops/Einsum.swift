@@ -128,7 +128,7 @@ struct Einsum: DifferentiableOperator {
         for (shape, axes) in zip(shapes, labels) {
             for (size, label) in zip(shape, axes) { extents[label] = max(extents[label] ?? 1, size) }
         }
-        return extents.values.reduce(1) { WorkBudget.product($0, $1) }
+        return WorkBudget.product(Array(extents.values))
     }
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {

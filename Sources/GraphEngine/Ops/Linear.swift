@@ -179,14 +179,8 @@ struct MatMul: Operator {
         guard !a.isEmpty, !b.isEmpty else { return nil }
         if a.count == 1 { a.insert(1, at: 0) }
         if b.count == 1 { b.append(1) }
-        let (batchA, batchB) = (a.dropLast(2), b.dropLast(2))
-        var batch = 1
-        for axis in 0..<max(batchA.count, batchB.count) {
-            let x = axis < batchA.count ? batchA[batchA.endIndex - 1 - axis] : 1
-            let y = axis < batchB.count ? batchB[batchB.endIndex - 1 - axis] : 1
-            batch = WorkBudget.product(batch, max(x, y))
-        }
-        return WorkBudget.product(batch, a[a.count - 2], a[a.count - 1], b[b.count - 1])
+        let batch = try Shape.broadcast(Array(a.dropLast(2)), Array(b.dropLast(2)))
+        return WorkBudget.product(batch + [a[a.count - 2], a[a.count - 1], b[b.count - 1]])
     }
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {

@@ -42,7 +42,7 @@ struct Pool: Operator {
         let x = try inputs.required(0).shape
         guard x.count >= 3, x.count <= 5 else { return nil }
         let window = try geometry.resolve(spatial: Array(x[2...]))
-        return (x[..<2] + window.output + window.kernel).reduce(1) { WorkBudget.product($0, $1) }
+        return WorkBudget.product(x[..<2] + window.output + window.kernel)
     }
 
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
