@@ -67,6 +67,8 @@ INLINE AVX2 void tile(const int vectors, const int packed_a, const int packed_b,
             b0 = _mm256_loadu_ps(b);
             b1 = b_partial ? _mm256_maskload_ps(b + 8, last_mask) : _mm256_loadu_ps(b + 8);
         }
+        // A packed A streams from memory on its first use: fetch 48 depth steps ahead.
+        if (packed_a) _mm_prefetch((const char *)(a + 48 * MR), _MM_HINT_T0);
         for (int r = 0; r < MR; r++) {
             __m256 x = _mm256_broadcast_ss(packed_a ? a + r : row[r] + offset);
             acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);

@@ -16,7 +16,9 @@
     void sd_winograd_input_##level(const float *image, int height, int width, int pad_top, int pad_left, int ty,   \
                                    int tx, int count, float *v, long plane);                                       \
     void sd_winograd_output_##level(const float *m, long plane, int count, float *map, int height, int width,      \
-                                    int ty, int tx, float bias, const float *residual, int relu);
+                                    int ty, int tx, float bias, const float *residual, int relu);               \
+    void sd_max_pool_row_##level(const float *src, long row_step, int rows, int kernel, int stride, long readable,  \
+                                 float *out, int count);
 
 SD_LEVEL_FUNCTIONS(avx512)
 SD_LEVEL_FUNCTIONS(avx2)

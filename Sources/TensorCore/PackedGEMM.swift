@@ -41,6 +41,8 @@ package struct PackedGEMM: @unchecked Sendable {
     /// Rows of a left operand's micro-panel, and columns of a right operand's.
     package var panelRows: Int { Int(table.pointee.mr) }
     package var panelColumns: Int { Int(table.pointee.nr) }
+    /// Floats per vector at this level.
+    package var lanes: Int { Int(table.pointee.lanes) }
 
     /// One operand of a product.
     package enum Operand {

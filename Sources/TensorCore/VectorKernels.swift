@@ -75,6 +75,18 @@ package struct VectorKernels: @unchecked Sendable {
             m, plane, Int32(count), map, Int32(height), Int32(width), Int32(ty), Int32(tx), bias, residual, relu ? 1 : 0)
     }
 
+    /// `count` outputs of one max-pool output row: output `j` is the largest of the taps
+    /// `source[r · rowStep + stride · j + t]` for `r < rows` (at least one) and `t < kernel`, in
+    /// that order, the first tap starting and a later one replacing it only when greater (so a NaN
+    /// first tap stays and a later NaN is passed over: the scalar loop's bits). Stride 1 or 2;
+    /// reads only the first `readable` floats of each row, which hold every tap. On the calling thread.
+    package func maxPoolRow(
+        _ source: UnsafePointer<Float>, rowStep: Int, rows: Int, kernel: Int, stride: Int, readable: Int,
+        into out: UnsafeMutablePointer<Float>, count: Int
+    ) {
+        table.pointee.max_pool_row?(source, rowStep, Int32(rows), Int32(kernel), Int32(stride), readable, out, Int32(count))
+    }
+
     private func map(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
         _ kernel: (@convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void)?

@@ -365,10 +365,14 @@ import Testing
         #expect(try fast.scalars(as: Float.self) == general.scalars(as: Float.self))
     }
 
-    /// The sixteen-column vector blocks (stride 1 and 2, ResNet's 3×3 stride-2 stem pool among
-    /// them) give the general kernel's bits, NaN and signed zeros included, and leave no column
-    /// out at the edges.
-    @Test(arguments: [(kernel: 3, stride: 2, pad: 1, width: 71), (kernel: 3, stride: 1, pad: 1, width: 40), (kernel: 2, stride: 2, pad: 0, width: 66)])
+    /// The vector kernels (a whole row's inner columns at the AVX levels, blocks of sixteen in
+    /// Swift at the portable one; stride 1 and 2, ResNet's 3×3 stride-2 stem pool over 112
+    /// columns among them) give the general kernel's bits, NaN and signed zeros included, and
+    /// leave no column out at the edges or in a row's last, partial vector.
+    @Test(arguments: [
+        (kernel: 3, stride: 2, pad: 1, width: 71), (kernel: 3, stride: 1, pad: 1, width: 40), (kernel: 2, stride: 2, pad: 0, width: 66),
+        (kernel: 3, stride: 2, pad: 1, width: 112), (kernel: 2, stride: 1, pad: 0, width: 37),
+    ])
     func maxPoolVectorBlocksEqualTheGeneralKernel(_ c: (kernel: Int, stride: Int, pad: Int, width: Int)) throws {
         // Negative values with zeros of both signs in between, so that windows' maxima are often
         // ties between +0 and -0 (which tap wins shows in the bits), and a few NaNs.

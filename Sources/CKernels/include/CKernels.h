@@ -72,6 +72,13 @@ typedef struct {
     /// when relu (NaN kept), each step rounded.
     void (*winograd_output)(const float *m, long plane, int count, float *map, int height, int width, int ty, int tx,
                             float bias, const float *residual, int relu);
+    /// Max pooling of `count` outputs along one output row: output j is the largest of the taps
+    /// src[r * row_step + stride * j + t] for rows r < rows (at least one) and taps t < kernel,
+    /// visited in that order, the first starting and a later one replacing the maximum only when
+    /// greater (a NaN first tap stays; a NaN elsewhere is passed over). Stride 1 or 2. Reads only
+    /// src[r * row_step + i] for i < readable, which must cover every tap of the `count` outputs.
+    void (*max_pool_row)(const float *src, long row_step, int rows, int kernel, int stride, long readable, float *out,
+                         int count);
 } sd_kernels;
 
 /// The table of `level`, or NULL when this CPU (and its operating system) cannot run it; always

@@ -154,7 +154,12 @@ struct Pool: Operator {
         let (padTop, padLeft, kernelH, kernelW) = (g.padBegin[1], g.padBegin[2], g.kernel[1], g.kernel[2])
         let columnTaps = (0..<outW).map { ow in taps(ow * strideW - padLeft, kernelW, dilationW, inW) }
         let rowTaps = (0..<outH).map { oh in taps(oh * strideH - padTop, kernelH, dilationH, inH) }
+        // Our vector kernel takes every column whose taps lie inside the row in one call; the
+        // portable level's Swift loop takes blocks of sixteen starting in `vectorStarts`.
+        let vector = Kernels.current.vector
         let vectorStarts = Self.vectorStarts(
+            outW: outW, inW: inW, kernel: kernelW, stride: strideW, dilation: dilationW, padLeft: padLeft)
+        let innerColumns = Self.innerColumns(
             outW: outW, inW: inW, kernel: kernelW, stride: strideW, dilation: dilationW, padLeft: padLeft)
         withExtendedLifetime(x) {
             let input = x.unsafeElements(as: Float.self)
@@ -168,9 +173,17 @@ struct Pool: Operator {
                             for oh in 0..<outH {
                                 let rows = rowTaps[oh]
                                 let top = source + (oh * strideH - padTop) * inW
-                                // Sixteen columns at a time where every column tap is inside the row.
-                                var vectorEnd = vectorStarts.lowerBound
-                                if !rows.isEmpty {
+                                // Many columns at a time where every column tap is inside the row.
+                                var vectorDone = 0..<0
+                                if let vector, !rows.isEmpty, !innerColumns.isEmpty {
+                                    let start = innerColumns.lowerBound * strideW - padLeft
+                                    vector.maxPoolRow(
+                                        top + rows.lowerBound * dilationH * inW + start, rowStep: dilationH * inW,
+                                        rows: rows.count, kernel: kernelW, stride: strideW, readable: inW - start,
+                                        into: destination + oh * outW + innerColumns.lowerBound, count: innerColumns.count)
+                                    vectorDone = innerColumns
+                                } else if vector == nil, !rows.isEmpty {
+                                    var vectorEnd = vectorStarts.lowerBound
                                     while vectorEnd < vectorStarts.upperBound {
                                         Self.maxRow16(
                                             top + vectorEnd * strideW - padLeft, rows: rows, rowStep: dilationH * inW,
@@ -178,8 +191,8 @@ struct Pool: Operator {
                                             into: destination + oh * outW + vectorEnd)
                                         vectorEnd += 16
                                     }
+                                    vectorDone = vectorStarts.lowerBound..<vectorEnd
                                 }
-                                let vectorDone = vectorStarts.lowerBound..<vectorEnd
                                 for ow in 0..<outW where !vectorDone.contains(ow) {
                                     let columns = columnTaps[ow]
                                     // The first valid tap starts the maximum, as in the general
@@ -221,6 +234,17 @@ struct Pool: Operator {
         let reach = kernel - 1 + 16 * stride
         let last = min((inW - reach + padLeft) / stride, outW - 16)
         return inW >= reach && first <= last ? first..<last + 1 : 0..<0
+    }
+
+    /// The output columns whose taps all lie inside the input row, for the kernel levels'
+    /// ``VectorKernels/maxPoolRow(_:rowStep:rows:kernel:stride:readable:into:count:)``: stride 1
+    /// or 2 without column dilation; otherwise, or when no column qualifies, an empty range.
+    static func innerColumns(outW: Int, inW: Int, kernel: Int, stride: Int, dilation: Int, padLeft: Int) -> Range<Int> {
+        guard stride == 1 || stride == 2, dilation == 1, kernel >= 1, inW - kernel + padLeft >= 0 else { return 0..<0 }
+        // Column ow's taps are ow·stride − padLeft through ow·stride − padLeft + kernel − 1.
+        let first = (padLeft + stride - 1) / stride
+        let last = min((inW - kernel + padLeft) / stride, outW - 1)
+        return first <= last ? first..<last + 1 : 0..<0
     }
 
     /// Sixteen outputs of one output row of a float32 max pool, from `corner` (the first column's
