@@ -344,6 +344,33 @@ import Testing
         #expect(zip(ours, exact).allSatisfy { abs($0 - $1) <= 2e-6 })
     }
 
+    /// Every permutation of `[1, 4, 1, 3]`: those that move only the unit axes share the input's
+    /// storage (its elements stay in place), the others copy; both against the index arithmetic
+    /// of the definition, `y[i₀, i₁, i₂, i₃] = x[j]` with `j`'s axis `perm[k]` at `iₖ`.
+    @Test func transposesThatMoveOnlyUnitAxesEqualTheCopy() throws {
+        let shape = [1, 4, 1, 3]
+        let x = try signed(shape, seed: 11)
+        let values = try x.scalars(as: Float.self)
+        func permutations(_ items: [Int]) -> [[Int]] {
+            items.isEmpty ? [[]] : items.flatMap { first in permutations(items.filter { $0 != first }).map { [first] + $0 } }
+        }
+        let strides = Shape.strides(shape)
+        for perm in permutations([0, 1, 2, 3]) {
+            let executor = try Executor(model: makeModel(
+                [Node(opType: "Transpose", inputs: ["x"], outputs: ["y"], attributes: ["perm": .ints(perm)])],
+                inputs: [ValueInfo(name: "x", shape: shape.map { .fixed($0) })], outputs: ["y"]))
+            let y = try #require(try executor.run(["x": x])["y"])
+            let outShape = perm.map { shape[$0] }
+            var expected: [Float] = []
+            for i0 in 0..<outShape[0] { for i1 in 0..<outShape[1] { for i2 in 0..<outShape[2] { for i3 in 0..<outShape[3] {
+                let index = [i0, i1, i2, i3]
+                expected.append(values[(0..<4).reduce(0) { $0 + index[$1] * strides[perm[$1]] }])
+            } } } }
+            #expect(y.shape == outShape, "\(perm)")
+            #expect(try y.scalars(as: Float.self) == expected, "\(perm)")
+        }
+    }
+
     /// MaxPool of `x` without indices (the float32 fast kernel) and with them (the general kernel).
     func maxPoolFastAndGeneral(_ x: Tensor, _ window: [String: Attribute]) throws -> (fast: Tensor, general: Tensor) {
         let input = ValueInfo(name: "x", shape: x.shape.map { .fixed($0) })

@@ -86,8 +86,13 @@ struct Transpose: Operator {
         guard perm.count == x.rank, Set(perm) == Set(0..<x.rank) else {
             throw OpError("perm \(perm) is not a permutation of the \(x.rank) axes of \(x.shape)")
         }
+        let shape = perm.map { x.shape[$0] }
+        // Moving only axes of extent 1 keeps every element where it is (a batch of one's
+        // `[1, T, C] → [T, 1, C]` in exported attention): the same storage, reshaped.
+        let moved = perm.filter { x.shape[$0] != 1 }
+        if zip(moved, moved.dropFirst()).allSatisfy({ $0 < $1 }) { return [try x.reshaped(shape)] }
         let strides = Shape.strides(x.shape)
-        return [try stridedCopy(x, shape: perm.map { x.shape[$0] }, strides: perm.map { strides[$0] })]
+        return [try stridedCopy(x, shape: shape, strides: perm.map { strides[$0] })]
     }
 }
 
