@@ -28,6 +28,8 @@ public final class Executor: Sendable {
     let fusions: [Int: Fusion]
     /// The passes run so far.
     public let passes = PassCounter()
+    /// Run plans by the slots a run keeps (runs without steps held apart from their fusions).
+    private let plans = RunPlans()
 
     struct Step: Sendable {
         let node: Node
@@ -262,7 +264,7 @@ public final class Executor: Sendable {
     /// mode keeps what it needs); steps `unfused` returns `true` for are never fused. `finished`
     /// hears of every step run, with the fusion's label (`Conv+Relu`) when it ran fused.
     func evaluate(
-        _ feeds: [String: Tensor], keeping kept: [Int], unfused: (Int) -> Bool = { _ in false },
+        _ feeds: [String: Tensor], keeping kept: [Int], unfused: ((Int) -> Bool)? = nil,
         finished: ((Int, String?) -> Void)? = nil, observe: ((Int, Fusion?, OpInputs, [Tensor?]) -> Void)? = nil
     ) throws -> [Tensor?] {
         passes.countForward()
@@ -270,30 +272,10 @@ public final class Executor: Sendable {
         for (slot, tensor) in constants { values[slot] = tensor }
         try bind(feeds, into: &values)
 
-        let needed = neededSteps(for: kept)
-        let neededSet = Set(needed)
-        let keptSet = Set(kept)
-        // The fusions that run, keyed by their writer's step, where each runs: every input of the
-        // chain (a residual connection's other term, computed after the producer) is ready there,
-        // and only later steps read the writer's outputs. The other steps of a chain are absorbed.
-        var running: [Int: (producer: Int, fusion: Fusion)] = [:]
-        var absorbed: [Int: Int] = [:]
-        for index in needed where absorbed[index] == nil && running[index] == nil {
-            guard let candidate = fusions[index], candidate.tails.allSatisfy(neededSet.contains),
-                !candidate.tails.contains(where: { absorbed[$0] != nil || running[$0] != nil || unfused($0) }), !unfused(index),
-                !candidate.intermediates.contains(where: keptSet.contains)
-            else { continue }
-            running[candidate.writer] = (index, candidate)
-            for member in [index] + candidate.tails.dropLast() { absorbed[member] = candidate.writer }
-        }
-        // The last step that reads each slot (a fused step reads where its fusion runs); values
-        // die after it unless kept or constant.
-        var lastUse = [Int](repeating: -1, count: slots.count)
-        for index in needed {
-            for case let slot? in steps[index].inputs { lastUse[slot] = max(lastUse[slot], absorbed[index] ?? index) }
-        }
-        for slot in kept { lastUse[slot] = Int.max }
-        for slot in constants.keys { lastUse[slot] = Int.max }
+        // Without `unfused`, the plan depends on the kept slots alone: made once per set of them.
+        let runPlan = unfused.map { plan(keeping: kept, unfused: $0) }
+            ?? plans.value(for: kept) { plan(keeping: kept, unfused: { _ in false }) }
+        let (needed, running, absorbed, lastUse) = (runPlan.needed, runPlan.running, runPlan.absorbed, runPlan.lastUse)
 
         var meter = WorkBudget.limit.map { WorkBudget.Meter(limit: $0) }
         for position in needed where absorbed[position] == nil {
@@ -346,6 +328,36 @@ public final class Executor: Sendable {
             throw GraphError.nodeFailed(node: "tensor '\(tensorName(slot))'", reason: "was not computed")
         }
         return values
+    }
+
+    /// The steps one run takes to compute the `kept` slots, the fusions it runs and where, and
+    /// each slot's last reader.
+    private func plan(keeping kept: [Int], unfused: (Int) -> Bool) -> RunPlan {
+        let needed = neededSteps(for: kept)
+        let neededSet = Set(needed)
+        let keptSet = Set(kept)
+        // The fusions that run, keyed by their writer's step, where each runs: every input of the
+        // chain (a residual connection's other term, computed after the producer) is ready there,
+        // and only later steps read the writer's outputs. The other steps of a chain are absorbed.
+        var running: [Int: (producer: Int, fusion: Fusion)] = [:]
+        var absorbed: [Int: Int] = [:]
+        for index in needed where absorbed[index] == nil && running[index] == nil {
+            guard let candidate = fusions[index], candidate.tails.allSatisfy(neededSet.contains),
+                !candidate.tails.contains(where: { absorbed[$0] != nil || running[$0] != nil || unfused($0) }), !unfused(index),
+                !candidate.intermediates.contains(where: keptSet.contains)
+            else { continue }
+            running[candidate.writer] = (index, candidate)
+            for member in [index] + candidate.tails.dropLast() { absorbed[member] = candidate.writer }
+        }
+        // The last step that reads each slot (a fused step reads where its fusion runs); values
+        // die after it unless kept or constant.
+        var lastUse = [Int](repeating: -1, count: slots.count)
+        for index in needed {
+            for case let slot? in steps[index].inputs { lastUse[slot] = max(lastUse[slot], absorbed[index] ?? index) }
+        }
+        for slot in kept { lastUse[slot] = Int.max }
+        for slot in constants.keys { lastUse[slot] = Int.max }
+        return RunPlan(needed: needed, running: running, absorbed: absorbed, lastUse: lastUse)
     }
 
     /// The name of a slot.
@@ -430,3 +442,4 @@ extension ImageLayout {
         return .nhwc
     }
 }
+
