@@ -7,12 +7,10 @@
 #include "vector_math.h"
 
 /// Lanes j = 0..15 of at[stride * j] (stride 1 or 2), zero where stride * j >= readable.
-INLINE AVX512 __m512 taps16(const float *at, long readable, int stride) {
-    __mmask16 low = lanes_below16(readable > 0 ? readable : 0);
-    if (stride == 1) return _mm512_maskz_loadu_ps(low, at);
-    __mmask16 high = lanes_below16(readable > 16 ? readable - 16 : 0);
+INLINE AVX512 __m512 taps16(const float *at, int readable, int stride) {
+    if (stride == 1) return load16(at, 0, readable);
     const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    return _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(low, at), evens, _mm512_maskz_loadu_ps(high, at + 16));
+    return _mm512_permutex2var_ps(load16(at, 0, readable), evens, load16(at, 16, readable));
 }
 
 AVX512 void sd_max_pool_row_avx512(const float *src, long row_step, int rows, int kernel, int stride, long readable,
@@ -22,10 +20,10 @@ AVX512 void sd_max_pool_row_avx512(const float *src, long row_step, int rows, in
         long offset = (long)j0 * stride;
         // max(value, best) is `value > best ? value : best`, NaN in either giving best: the
         // scalar loop's comparison, taps in its order.
-        __m512 best = taps16(src + offset, readable - offset, stride);
+        __m512 best = taps16(src + offset, (int)(readable - offset), stride);
         for (int r = 0; r < rows; r++)
             for (int t = r == 0 ? 1 : 0; t < kernel; t++)
-                best = _mm512_max_ps(taps16(src + r * row_step + offset + t, readable - offset - t, stride), best);
+                best = _mm512_max_ps(taps16(src + r * row_step + offset + t, (int)(readable - offset - t), stride), best);
         _mm512_mask_storeu_ps(out + j0, lanes_below16(n), best);
     }
 }

@@ -1,6 +1,8 @@
 // Float32 exp and erf in sixteen (AVX-512) and eight (AVX2 + FMA) lanes for the element-wise
 // kernels (internal to this target). Both widths run the same operations in the same order per
-// lane, so they give the same bits; sums across lanes go through one fixed tree (sum16).
+// lane, so they give the same bits; sums across lanes go through one fixed tree (sum16). Also
+// the lane masks, edge-masked loads and stores and the even/odd split that the Winograd and
+// pooling kernels share.
 #ifndef SHORTCUTDETECT_VECTOR_MATH_H
 #define SHORTCUTDETECT_VECTOR_MATH_H
 
@@ -102,6 +104,37 @@ INLINE AVX2 __m256i lanes_below8(long count) {
 
 /// Lanes 0..count-1 of a 16-lane mask (count <= 16).
 INLINE __mmask16 lanes_below16(long count) { return (__mmask16)(count >= 16 ? 0xFFFF : (1u << count) - 1); }
+
+/// The 16 floats row[start + k], k = 0..15, zero where start + k is outside [0, width).
+INLINE AVX512 __m512 load16(const float *row, int start, int width) {
+    int first = start < 0 ? -start : 0;
+    int last = width - start;  // lanes >= last are outside
+    if (first >= 16 || last <= 0) return _mm512_setzero_ps();
+    __mmask16 mask = (__mmask16)(lanes_below16(last > 16 ? 16 : last) & ~lanes_below16(first));
+    return _mm512_maskz_loadu_ps(mask, row + start);
+}
+
+/// The 8 floats row[start + k], k = 0..7, zero where start + k is outside [0, width).
+INLINE AVX2 __m256 load8(const float *row, int start, int width) {
+    int first = start < 0 ? -start : 0;
+    int last = width - start;  // lanes >= last are outside
+    if (first >= 8 || last <= 0) return _mm256_setzero_ps();
+    if (first == 0 && last >= 8) return _mm256_loadu_ps(row + start);
+    return _mm256_maskload_ps(row + start, _mm256_andnot_si256(lanes_below8(first), lanes_below8(last)));
+}
+
+/// Stores the first `count` lanes of x.
+INLINE AVX2 void store8(float *to, __m256 x, int count) {
+    if (count >= 8) _mm256_storeu_ps(to, x);
+    else if (count > 0) _mm256_maskstore_ps(to, lanes_below8(count), x);
+}
+
+/// The even (odd when `odd`) elements of the sixteen floats a0, a1.
+INLINE AVX2 __m256 deinterleave(__m256 a0, __m256 a1, const int odd) {
+    // Per 128-bit lane: a0[0] a0[2] a1[0] a1[2] | a0[4] a0[6] a1[4] a1[6]; then the 64-bit pairs in order.
+    __m256 pairs = odd ? _mm256_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)) : _mm256_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), _MM_SHUFFLE(3, 1, 2, 0)));
+}
 
 #endif
 

@@ -7,28 +7,6 @@
 #if defined(__x86_64__)
 #include "vector_math.h"
 
-/// The 8 floats row[start + k], k = 0..7, zero where start + k is outside [0, width).
-INLINE AVX2 __m256 load8(const float *row, int start, int width) {
-    int first = start < 0 ? -start : 0;
-    int last = width - start;  // lanes >= last are outside
-    if (first >= 8 || last <= 0) return _mm256_setzero_ps();
-    if (first == 0 && last >= 8) return _mm256_loadu_ps(row + start);
-    return _mm256_maskload_ps(row + start, _mm256_andnot_si256(lanes_below8(first), lanes_below8(last)));
-}
-
-/// Stores the first `count` lanes of x.
-INLINE AVX2 void store8(float *to, __m256 x, int count) {
-    if (count >= 8) _mm256_storeu_ps(to, x);
-    else if (count > 0) _mm256_maskstore_ps(to, lanes_below8(count), x);
-}
-
-/// The even (odd when `odd`) elements of the sixteen floats a0, a1.
-INLINE AVX2 __m256 deinterleave(__m256 a0, __m256 a1, const int odd) {
-    // Per 128-bit lane: a0[0] a0[2] a1[0] a1[2] | a0[4] a0[6] a1[4] a1[6]; then the 64-bit pairs in order.
-    __m256 pairs = odd ? _mm256_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)) : _mm256_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
 AVX2 void sd_winograd_input_avx2(const float *image, int height, int width, int pad_top, int pad_left, int ty, int tx,
                                  int count, float *v, long plane) {
     int top = 2 * ty - pad_top;

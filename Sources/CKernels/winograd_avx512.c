@@ -6,15 +6,6 @@
 #if defined(__x86_64__)
 #include "vector_math.h"
 
-/// The 16 floats row[start + k], k = 0..15, zero where start + k is outside [0, width).
-INLINE AVX512 __m512 load16(const float *row, int start, int width) {
-    int first = start < 0 ? -start : 0;
-    int last = width - start;  // lanes >= last are outside
-    if (first >= 16 || last <= 0) return _mm512_setzero_ps();
-    __mmask16 mask = (__mmask16)(lanes_below16(last > 16 ? 16 : last) & ~lanes_below16(first));
-    return _mm512_maskz_loadu_ps(mask, row + start);
-}
-
 AVX512 void sd_winograd_input_avx512(const float *image, int height, int width, int pad_top, int pad_left, int ty, int tx,
                               int count, float *v, long plane) {
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);

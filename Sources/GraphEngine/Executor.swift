@@ -442,4 +442,3 @@ extension ImageLayout {
         return .nhwc
     }
 }
-
