@@ -347,8 +347,11 @@ import Testing
     /// Every permutation of `[1, 4, 1, 3]`: those that move only the unit axes share the input's
     /// storage (its elements stay in place), the others copy; both against the index arithmetic
     /// of the definition, `y[i₀, i₁, i₂, i₃] = x[j]` with `j`'s axis `perm[k]` at `iₖ`.
-    @Test func transposesThatMoveOnlyUnitAxesEqualTheCopy() throws {
-        let shape = [1, 4, 1, 3]
+    /// Every permutation against the definition's index arithmetic: one that moves only axes of
+    /// extent 1 (a reshape), and one large enough that the threads split it and that swapping the
+    /// last two axes takes tiles of sixteen lines, with a partial tile (21 = 16 + 5).
+    @Test(arguments: [[1, 4, 1, 3], [3, 40, 35, 21]])
+    func transposesEqualTheDefinition(shape: [Int]) throws {
         let x = try signed(shape, seed: 11)
         let values = try x.scalars(as: Float.self)
         func permutations(_ items: [Int]) -> [[Int]] {
@@ -369,6 +372,26 @@ import Testing
             #expect(y.shape == outShape, "\(perm)")
             #expect(try y.scalars(as: Float.self) == expected, "\(perm)")
         }
+    }
+
+    /// Gather of one entry where the threads split the copy: one 120 kB block (axis 0 of
+    /// `[3, 100, 300]`), and 100 rows of 1.2 kB (axis 1 of `[100, 3, 300]`); against the definition.
+    @Test(arguments: [([3, 100, 300], 0, 2), ([3, 100, 300], 0, -3), ([100, 3, 300], 1, -1)])
+    func gathersOfOneEntryEqualTheDefinition(shape: [Int], axis: Int, index: Int) throws {
+        let x = try signed(shape, seed: 5)
+        let values = try x.scalars(as: Float.self)
+        let executor = try Executor(model: makeModel(
+            [Node(opType: "Gather", inputs: ["x", "i"], outputs: ["y"], attributes: ["axis": .int(axis)])],
+            inputs: [ValueInfo(name: "x", shape: shape.map { .fixed($0) })], outputs: ["y"],
+            initializers: ["i": Tensor(scalar: Int64(index))]))
+        let y = try #require(try executor.run(["x": x])["y"])
+        let picked = index < 0 ? index + shape[axis] : index
+        var expected: [Float] = []
+        for i0 in 0..<shape[0] { for i1 in 0..<shape[1] where [i0, i1][axis] == picked { for i2 in 0..<shape[2] {
+            expected.append(values[(i0 * shape[1] + i1) * shape[2] + i2])
+        } } }
+        #expect(y.shape == shape.enumerated().filter { $0.offset != axis }.map(\.element))
+        #expect(try y.scalars(as: Float.self) == expected)
     }
 
     /// MaxPool of `x` without indices (the float32 fast kernel) and with them (the general kernel).

@@ -33,37 +33,67 @@ private func transfer(strided: Tensor, contiguous: Tensor, shape: [Int], strides
             steps.append(strides[axis])
         }
     }
+    let length = dims.last ?? 1
+    let step = steps.last ?? 1
+    let outer = dims.count - 1
+    let lines = contiguous.count / length
     func run<T>(_ type: T.Type) {
         // Gathering writes `flat`, scattering writes `view`.
         let view = strided.unsafeMutableElements(bitsAs: T.self)
         let flat = contiguous.unsafeMutableElements(bitsAs: T.self)
-        let length = dims.last ?? 1
-        let step = steps.last ?? 1
-        let outer = dims.count - 1
-        var counter = [Int](repeating: 0, count: max(outer, 0))
-        var position = offset
-        var o = 0
-        while true {
-            if gather {
-                if step == 1 {
-                    flat.address(at: o, count: length).update(from: view.address(at: position, count: length), count: length)
-                } else {
-                    for i in 0..<length { flat[o + i] = view[position + i * step] }
+        // A transpose of the last two axes (the view's last axis strided, the one before it
+        // contiguous in the source) reads a tile of lines at once, a cache line's worth of each
+        // source row: line by line, every source line would be fetched once per element in it.
+        let tile = max(1, 64 / MemoryLayout<T>.stride)
+        let tiled = gather && step != 1 && outer >= 1 && steps[outer - 1] == 1 && dims[outer - 1] >= tile
+        // Lines (runs along the last axis) are independent: the threads take consecutive ones,
+        // each starting its counter from its first line's index.
+        Parallel.forEach(lines, grain: max(1, copyGrainBytes / (length * MemoryLayout<T>.stride))) { range in
+            var counter = [Int](repeating: 0, count: max(outer, 0))
+            var position = offset
+            var rest = range.lowerBound
+            for axis in stride(from: outer - 1, through: 0, by: -1) {
+                counter[axis] = rest % dims[axis]
+                rest /= dims[axis]
+                position += counter[axis] * steps[axis]
+            }
+            var line = range.lowerBound
+            // Moves on `count` lines, which never pass the end of the second-to-last axis.
+            func advance(_ count: Int) {
+                line += count
+                var axis = outer - 1
+                var carry = count
+                while axis >= 0 {
+                    counter[axis] += carry
+                    position += carry * steps[axis]
+                    if counter[axis] < dims[axis] { break }
+                    position -= steps[axis] * dims[axis]
+                    counter[axis] = 0
+                    carry = 1
+                    axis -= 1
                 }
-            } else {
-                for i in 0..<length { view[position + i * step] = flat[o + i] }
             }
-            o += length
-            var axis = outer - 1
-            while axis >= 0 {
-                counter[axis] += 1
-                position += steps[axis]
-                if counter[axis] < dims[axis] { break }
-                position -= steps[axis] * dims[axis]
-                counter[axis] = 0
-                axis -= 1
+            while line < range.upperBound {
+                let o = line * length
+                if tiled, counter[outer - 1] % tile == 0, counter[outer - 1] + tile <= dims[outer - 1], line + tile <= range.upperBound {
+                    for i in 0..<length {
+                        let source = position + i * step
+                        for t in 0..<tile { flat[o + t * length + i] = view[source + t] }
+                    }
+                    advance(tile)
+                    continue
+                }
+                if gather {
+                    if step == 1 {
+                        flat.address(at: o, count: length).update(from: view.address(at: position, count: length), count: length)
+                    } else {
+                        for i in 0..<length { flat[o + i] = view[position + i * step] }
+                    }
+                } else {
+                    for i in 0..<length { view[position + i * step] = flat[o + i] }
+                }
+                advance(1)
             }
-            if axis < 0 { return }
         }
     }
     withExtendedLifetime((strided, contiguous)) { moving(strided.dtype, run(UInt8.self), run(UInt16.self), run(UInt32.self), run(UInt64.self)) }
@@ -81,14 +111,28 @@ func moving(_ dtype: DType, _ byte: @autoclosure () -> Void, _ half: @autoclosur
     }
 }
 
+/// Bytes a thread moves at the least before a copy is split over threads.
+let copyGrainBytes = 1 << 16
+
 /// Copies `rows` blocks of `blockBytes` bytes from `source` (rows `sourceStride` bytes apart) to
 /// `destination` (rows `destinationStride` bytes apart): the inner loop of Concat, Split and Gather.
+///
+/// The threads take equal shares of the bytes, so one large block splits as well as many small ones.
 func copyBlocks(
     from source: UnsafeRawPointer, sourceStride: Int, to destination: UnsafeMutableRawPointer, destinationStride: Int,
     rows: Int, blockBytes: Int
 ) {
     guard blockBytes > 0 else { return }
-    for row in 0..<rows {
-        (destination + row * destinationStride).copyMemory(from: source + row * sourceStride, byteCount: blockBytes)
+    Parallel.forEach(rows * blockBytes, grain: copyGrainBytes) { range in
+        var row = range.lowerBound / blockBytes
+        var start = range.lowerBound - row * blockBytes
+        var remaining = range.count
+        while remaining > 0 {
+            let bytes = min(blockBytes - start, remaining)
+            (destination + row * destinationStride + start).copyMemory(from: source + row * sourceStride + start, byteCount: bytes)
+            remaining -= bytes
+            row += 1
+            start = 0
+        }
     }
 }

@@ -102,28 +102,36 @@ struct Gemm: Operator {
         guard k == kb, a.dtype == b.dtype else {
             throw OpError("cannot multiply \(a.dtype)\(a.shape)\(transA ? "ᵀ" : "") by \(b.dtype)\(b.shape)\(transB ? "ᵀ" : "")")
         }
-        var output = try Tensor(zeros: a.dtype, shape: [m, n])
-        var beta = self.beta
-        if let c = inputs[2], beta != 0 {
+        let c = beta == 0 ? nil : inputs[2]
+        if let c {
             guard (try? Shape.broadcast(c.shape, [m, n])) == [m, n], c.dtype == a.dtype else {
                 throw OpError("C of shape \(c.shape) does not broadcast to [\(m), \(n)]")
             }
-            output = try stridedCopy(c, shape: [m, n], strides: Shape.broadcastStrides(c.shape, to: [m, n]))
-        } else {
-            beta = 0
         }
+        let beta = c == nil ? 0 : self.beta
         if !transA, alpha == 1, beta == 0 || beta == 1,
             let packed = try packedRight(
                 b, inputs.isConstant(1), packedCache, rows: m, depth: k, columns: n, transposed: transB)
         {
-            withExtendedLifetime(a) {
+            // A bias row (`[N]` or `[1, N]`, a linear layer's) is added on the product's way out;
+            // any other C is copied out first and the product accumulates onto it.
+            let biasRow = c.flatMap { $0.count == n && $0.shape.last == n ? $0 : nil }
+            let output: Tensor
+            if let c, biasRow == nil {
+                output = try stridedCopy(c, shape: [m, n], strides: Shape.broadcastStrides(c.shape, to: [m, n]))
+            } else {
+                output = try Tensor(uninitialized: a.dtype, shape: [m, n])  // the product writes every element
+            }
+            withExtendedLifetime((a, biasRow)) {
                 packed.gemm.multiply(
                     m: m, n: n, k: k, a: .rowMajor(a.unsafeElements(as: Float.self).address(count: m * k), stride: k),
-                        b: .packed(packed.matrix), c: output.unsafeMutableElements(as: Float.self).address(count: m * n), ldc: n,
-                    accumulate: beta == 1)
+                    b: .packed(packed.matrix), c: output.unsafeMutableElements(as: Float.self).address(count: m * n), ldc: n,
+                    accumulate: c != nil && biasRow == nil, columnBias: biasRow?.unsafeElements(as: Float.self).address(count: n))
             }
             return [output]
         }
+        let output = try c.map { try stridedCopy($0, shape: [m, n], strides: Shape.broadcastStrides($0.shape, to: [m, n])) }
+            ?? Tensor(zeros: a.dtype, shape: [m, n])
         func run<T: GEMMScalar>(_ type: T.Type) {
             withExtendedLifetime((a, b)) {
                 T.gemm(

@@ -248,14 +248,17 @@ struct Gather: Operator {
         let axis = try Shape.normalize(axis: self.axis, rank: data.rank)
         let extent = data.shape[axis]
         let shape = Array(data.shape[..<axis]) + indicesTensor.shape + Array(data.shape[(axis + 1)...])
-        let output = try Tensor(zeros: data.dtype, shape: shape)
-        let outer = data.shape[..<axis].reduce(1, *)
-        let inner = data.shape[(axis + 1)...].reduce(1, *) * data.dtype.byteSize
-        for (position, rawIndex) in indices.enumerated() {
+        let resolved = try indices.map { rawIndex in
             let index = rawIndex < 0 ? rawIndex + extent : rawIndex
             guard index >= 0, index < extent else {
                 throw OpError("index \(rawIndex) is out of range for axis \(axis) of extent \(extent)")
             }
+            return index
+        }
+        let output = try Tensor(uninitialized: data.dtype, shape: shape)  // every index's blocks are written
+        let outer = data.shape[..<axis].reduce(1, *)
+        let inner = data.shape[(axis + 1)...].reduce(1, *) * data.dtype.byteSize
+        for (position, index) in resolved.enumerated() {
             withExtendedLifetime(data) {
                 copyBlocks(
                     from: data.storage.base + index * inner, sourceStride: extent * inner,
