@@ -86,20 +86,21 @@ struct BinaryArithmetic: Operator, ActivationFusing {
         let (sa, sb, length) = (strides[0], strides[1], loop.length)
         let output = try Tensor(uninitialized: .float32, shape: loop.shape)
         withExtendedLifetime((a, b)) {
-            let (x, y) = (a.unsafeElements(as: Float.self), b.unsafeElements(as: Float.self))
-            let out = output.unsafeMutableElements(as: Float.self)
+            // Raw pointers: indexing them has no overflow checks, so the loops vectorize.
+            let (x, y) = (a.unsafeElements(as: Float.self).address(), b.unsafeElements(as: Float.self).address())
+            let out = output.unsafeMutableElements(as: Float.self).address()
             loop.forEachRow { offsets, o in
-                let (oa, ob) = (offsets[0], offsets[1])
+                let (xs, ys, os) = (x + offsets[0], y + offsets[1], out + o)
                 Parallel.forEach(length) { range in
                     switch (sa, sb) {
-                    case (1, 1): for i in range { out[o + i] = Op.apply(x[oa + i], y[ob + i]) }
+                    case (1, 1): for i in range { os[i] = Op.apply(xs[i], ys[i]) }
                     case (1, 0):
-                        let scalar = y[ob]
-                        for i in range { out[o + i] = Op.apply(x[oa + i], scalar) }
+                        let scalar = ys[0]
+                        for i in range { os[i] = Op.apply(xs[i], scalar) }
                     case (0, 1):
-                        let scalar = x[oa]
-                        for i in range { out[o + i] = Op.apply(scalar, y[ob + i]) }
-                    default: for i in range { out[o + i] = Op.apply(x[oa + i * sa], y[ob + i * sb]) }
+                        let scalar = xs[0]
+                        for i in range { os[i] = Op.apply(scalar, ys[i]) }
+                    default: for i in range { os[i] = Op.apply(xs[i &* sa], ys[i &* sb]) }
                     }
                 }
             }
