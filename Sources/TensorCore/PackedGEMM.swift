@@ -79,8 +79,10 @@ package struct PackedGEMM: @unchecked Sendable {
             let block = max(panelColumns, (1 << 22) / k / panelColumns * panelColumns)
             for start in Swift.stride(from: 0, to: n, by: block) {
                 let columns = min(block, n - start)
-                let packed = PackedMatrix(scratchFor: .right, rows: k, columns: columns, level: level,
-                    count: sd_gemm_packed_b_count(table, Int32(k), Int32(columns)))
+                // The buffer pool's pages are warm: a fresh allocation faulted them in on every call.
+                let count = sd_gemm_packed_b_count(table, Int32(k), Int32(columns))
+                let packed = (try? PackedMatrix(.right, rows: k, columns: columns, level: level, count: count))
+                    ?? PackedMatrix(scratchFor: .right, rows: k, columns: columns, level: level, count: count)
                 pack(
                     right: base + start * stride, depth: k, columns: columns, depthStride: 1, columnStride: stride,
                     into: packed, threaded: threaded)
