@@ -108,6 +108,26 @@ public struct Tensor: Sendable {
         try withUnsafeBuffer(as: T.self) { Array($0) }
     }
 
+    /// The `shape`d block of elements from element `offset` on, sharing this tensor's storage where
+    /// that pays, else copied: shared when the block starts on a 64-byte boundary (the kernels'
+    /// vector loads stay aligned) and is at least a quarter of the storage (a small block would
+    /// keep a large buffer alive for little gain). A Gather or Slice of attention's query, key or
+    /// value out of their joint projection is such a block.
+    package func contiguousBlock(from offset: Int, shape: [Int]) throws -> Tensor {
+        let count = try Shape.elementCount(shape)
+        guard offset >= 0, offset <= self.count, count <= self.count - offset else {
+            throw TensorError.countMismatch(shape: shape, expected: count, got: max(self.count - offset, 0))
+        }
+        if offset == 0 && count == self.count { return try reshaped(shape) }
+        let (start, bytes) = (offset * dtype.byteSize, count * dtype.byteSize)
+        if start % 64 == 0 && bytes >= storage.byteCount / 4 {
+            return try Tensor(dtype: dtype, shape: shape, storage: TensorStorage(sharing: storage, byteOffset: start, byteCount: bytes))
+        }
+        let copy = try Tensor(uninitialized: dtype, shape: shape)
+        withExtendedLifetime(self) { copy.storage.base.copyMemory(from: storage.base + start, byteCount: bytes) }
+        return copy
+    }
+
     /// The same elements viewed with another shape of equal element count; storage is shared.
     public func reshaped(_ newShape: [Int]) throws -> Tensor {
         let newCount = try Shape.elementCount(newShape)

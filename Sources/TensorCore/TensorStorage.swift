@@ -54,6 +54,17 @@ import Darwin
         self.deallocate = { BufferPool.shared.give($0, byteCount: byteCount) }
     }
 
+    /// `byteCount` bytes of `parent` from `byteOffset` on, shared, not copied: tensors never write
+    /// storage they did not create, so a contiguous block of one tensor can be another. The
+    /// parent stays alive (and counted) as long as this does.
+    init(sharing parent: TensorStorage, byteOffset: Int, byteCount: Int) {
+        assert(byteOffset >= 0 && byteCount >= 0 && byteOffset + byteCount <= parent.byteCount, "block outside its storage")
+        self.base = parent.base + byteOffset
+        self.byteCount = byteCount
+        self.charge = .none
+        self.deallocate = { _ in withExtendedLifetime(parent) {} }
+    }
+
     /// Takes ownership of memory from `UnsafeMutableRawPointer.allocate` (a scalar: not budgeted).
     init(adopting pointer: UnsafeMutableRawPointer, byteCount: Int) {
         self.base = pointer

@@ -374,9 +374,10 @@ import Testing
         }
     }
 
-    /// Gather of one entry where the threads split the copy: one 120 kB block (axis 0 of
-    /// `[3, 100, 300]`), and 100 rows of 1.2 kB (axis 1 of `[100, 3, 300]`); against the definition.
-    @Test(arguments: [([3, 100, 300], 0, 2), ([3, 100, 300], 0, -3), ([100, 3, 300], 1, -1)])
+    /// Gather of one entry against the definition: a block shared with the input (axis 0 of
+    /// `[3, 100, 300]`), one copied because it starts off a 64-byte boundary (`[3, 100, 301]`), and
+    /// 100 rows of 1.2 kB that the threads split (axis 1 of `[100, 3, 300]`).
+    @Test(arguments: [([3, 100, 300], 0, 2), ([3, 100, 300], 0, -3), ([3, 100, 301], 0, 1), ([100, 3, 300], 1, -1)])
     func gathersOfOneEntryEqualTheDefinition(shape: [Int], axis: Int, index: Int) throws {
         let x = try signed(shape, seed: 5)
         let values = try x.scalars(as: Float.self)
@@ -392,6 +393,25 @@ import Testing
         } } }
         #expect(y.shape == shape.enumerated().filter { $0.offset != axis }.map(\.element))
         #expect(try y.scalars(as: Float.self) == expected)
+    }
+
+    /// Concat and Split along the first axis move one large block per part (split over the
+    /// threads by bytes) or share it; both against the definition.
+    @Test func concatAndSplitOfLargeBlocksEqualTheDefinition() throws {
+        let (a, b) = (try signed([1, 30_000], seed: 3), try signed([1, 20_000], seed: 4))
+        let joined = try Executor(model: makeModel(
+            [Node(opType: "Concat", inputs: ["a", "b"], outputs: ["y"], attributes: ["axis": .int(1)])],
+            inputs: [ValueInfo(name: "a", shape: [.fixed(1), .fixed(30_000)]), ValueInfo(name: "b", shape: [.fixed(1), .fixed(20_000)])],
+            outputs: ["y"]))
+        let y = try #require(try joined.run(["a": a, "b": b])["y"])
+        #expect(try y.scalars(as: Float.self) == a.scalars(as: Float.self) + b.scalars(as: Float.self))
+        let split = try Executor(model: makeModel(
+            [Node(opType: "Split", inputs: ["y", "sizes"], outputs: ["p", "q"], attributes: ["axis": .int(1)])],
+            inputs: [ValueInfo(name: "y", shape: [.fixed(1), .fixed(50_000)])], outputs: ["p", "q"],
+            initializers: ["sizes": Tensor(shape: [2], scalars: [Int64(30_000), 20_000])]))
+        let parts = try split.run(["y": y])
+        #expect(try #require(parts["p"]).scalars(as: Float.self) == a.scalars(as: Float.self))
+        #expect(try #require(parts["q"]).scalars(as: Float.self) == b.scalars(as: Float.self))
     }
 
     /// MaxPool of `x` without indices (the float32 fast kernel) and with them (the general kernel).

@@ -30,6 +30,29 @@ import Testing
         #expect(throws: (any Error).self) { try x.reshaped([4]) }
     }
 
+    /// A block shares the storage when it starts on a 64-byte boundary and holds at least a
+    /// quarter of it, outliving the tensor it came from; other blocks are copies. Out-of-range
+    /// blocks throw.
+    @Test func contiguousBlocksShareAlignedLargeBlocksAndCopyOthers() throws {
+        var parent: Tensor? = try Tensor(shape: [3, 4, 16], scalars: (0..<192).map(Float.init))
+        let source = try #require(parent)
+        let value = try source.contiguousBlock(from: 128, shape: [4, 16])  // the third [4, 16] block, at byte 512
+        #expect(value.storage.base == source.storage.base + 512)
+        let whole = try source.contiguousBlock(from: 0, shape: [192])
+        #expect(whole.storage === source.storage)
+        let unaligned = try source.contiguousBlock(from: 1, shape: [4, 16])  // byte 4
+        let small = try source.contiguousBlock(from: 16, shape: [2, 8])  // 64 bytes of 768
+        let parentBytes = source.storage.base..<source.storage.base + source.byteCount
+        for block in [unaligned, small] { #expect(!parentBytes.contains(block.storage.base)) }
+        #expect(try unaligned.scalars(as: Float.self) == (1..<65).map(Float.init))
+        #expect(try small.scalars(as: Float.self) == (16..<32).map(Float.init))
+        #expect(throws: (any Error).self) { try source.contiguousBlock(from: 150, shape: [4, 16]) }
+        #expect(throws: (any Error).self) { try source.contiguousBlock(from: -1, shape: [1]) }
+        parent = nil
+        // The shared block keeps its parent's buffer alive (AddressSanitizer checks the reads).
+        #expect(try value.scalars(as: Float.self) == (128..<192).map(Float.init))
+    }
+
     @Test func castTruncatesSaturatesAndNeverTraps() throws {
         let x = try Tensor(shape: [6], scalars: [Float(2.7), -2.7, .nan, .infinity, -1e30, 300])
         #expect(try x.converted(to: .int64).scalars(as: Int64.self) == [2, -2, 0, Int64.max, Int64.min, 300])

@@ -10,6 +10,17 @@ func stridedCopy(_ source: Tensor, shape: [Int], strides: [Int], offset: Int = 0
     return output
 }
 
+/// Whether a view of `shape` read with `strides` walks its elements one after another (axes of
+/// extent 1 aside): then it is one contiguous block of its source.
+func isContiguous(shape: [Int], strides: [Int]) -> Bool {
+    var expected = 1
+    for axis in shape.indices.reversed() where shape[axis] != 1 {
+        guard strides[axis] == expected else { return false }
+        expected *= shape[axis]
+    }
+    return true
+}
+
 /// The adjoint of ``stridedCopy``: writes the contiguous `source` into `destination` at the
 /// positions a strided view (`strides`, from element `offset`) of `destination` would read.
 /// Positions must be distinct, as they are for Slice.

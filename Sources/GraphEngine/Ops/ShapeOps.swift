@@ -167,7 +167,11 @@ struct Split: Operator {
         return try sizes.map { size in
             var shape = x.shape
             shape[axis] = size
-            let part = try Tensor(zeros: x.dtype, shape: shape)
+            if outer == 1 {  // each part is a contiguous block
+                defer { column += size * inner }
+                return try x.contiguousBlock(from: column / x.dtype.byteSize, shape: shape)
+            }
+            let part = try Tensor(uninitialized: x.dtype, shape: shape)  // every row's block is written
             withExtendedLifetime(x) {
                 copyBlocks(
                     from: x.storage.base + column, sourceStride: extent * inner, to: part.storage.base,
@@ -193,6 +197,9 @@ struct Slice: Operator {
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
         let view = try window(over: x.shape, inputs.tensors)
+        if isContiguous(shape: view.shape, strides: view.strides) {
+            return [try x.contiguousBlock(from: view.offset, shape: view.shape)]
+        }
         return [try stridedCopy(x, shape: view.shape, strides: view.strides, offset: view.offset)]
     }
 
@@ -255,9 +262,12 @@ struct Gather: Operator {
             }
             return index
         }
-        let output = try Tensor(uninitialized: data.dtype, shape: shape)  // every index's blocks are written
         let outer = data.shape[..<axis].reduce(1, *)
         let inner = data.shape[(axis + 1)...].reduce(1, *) * data.dtype.byteSize
+        if outer == 1, resolved.count == 1 {  // one contiguous block
+            return [try data.contiguousBlock(from: resolved[0] * inner / data.dtype.byteSize, shape: shape)]
+        }
+        let output = try Tensor(uninitialized: data.dtype, shape: shape)  // every index's blocks are written
         for (position, index) in resolved.enumerated() {
             withExtendedLifetime(data) {
                 copyBlocks(
