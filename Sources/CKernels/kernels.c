@@ -15,12 +15,12 @@
 #if defined(__x86_64__)
 static const sd_kernels avx512 = {
     SD_LEVEL_AVX512, SD_AVX512_MR, SD_AVX512_NR, 16, sd_gemm_avx512, sd_erf_avx512, sd_gelu_avx512,
-    sd_gelu_chain_avx512, sd_erf_backward_avx512, sd_gelu_backward_avx512, sd_softmax_rows_avx512,
+    sd_gelu_chain_avx512, sd_erf_backward_avx512, sd_gelu_backward_avx512, sd_softmax_rows_avx512, sd_layer_norm_rows_avx512,
     sd_winograd_input_avx512, sd_winograd_output_avx512, sd_max_pool_row_avx512,
 };
 static const sd_kernels avx2 = {
     SD_LEVEL_AVX2, SD_AVX2_MR, SD_AVX2_NR, 8, sd_gemm_avx2, sd_erf_avx2, sd_gelu_avx2,
-    sd_gelu_chain_avx2, sd_erf_backward_avx2, sd_gelu_backward_avx2, sd_softmax_rows_avx2,
+    sd_gelu_chain_avx2, sd_erf_backward_avx2, sd_gelu_backward_avx2, sd_softmax_rows_avx2, sd_layer_norm_rows_avx2,
     sd_winograd_input_avx2, sd_winograd_output_avx2, sd_max_pool_row_avx2,
 };
 #endif

@@ -13,6 +13,8 @@
     void sd_erf_backward_##level(const float *x, const float *g, float *out, long count);                          \
     void sd_gelu_backward_##level(const float *x, const float *g, float *out, long count);                         \
     void sd_softmax_rows_##level(const float *x, float *y, long rows, long extent);                                \
+    void sd_layer_norm_rows_##level(const float *x, float *y, long rows, long size, const float *gamma,            \
+                                    const float *beta, double epsilon, float *means, float *inverses);             \
     void sd_winograd_input_##level(const float *image, int height, int width, int pad_top, int pad_left, int ty,   \
                                    int tx, int count, float *v, long plane);                                       \
     void sd_winograd_output_##level(const float *m, long plane, int count, float *map, int height, int width,      \

@@ -84,6 +84,14 @@ INLINE AVX2 float sum16(__m256 low, __m256 high) {
     return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 
+/// The sum of eight doubles held as two halves (lanes 0-3 in `low`, 4-7 in `high`) by one fixed
+/// tree: halves, then pairs.
+INLINE AVX2 double sum8d(__m256d low, __m256d high) {
+    __m256d s4 = _mm256_add_pd(low, high);
+    __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+}
+
 /// The largest of sixteen lanes held as two halves, by sum16's tree (max(a, b) gives b when
 /// either is NaN).
 INLINE AVX2 float max16(__m256 low, __m256 high) {
@@ -92,6 +100,10 @@ INLINE AVX2 float max16(__m256 low, __m256 high) {
     __m128 s2 = _mm_max_ps(s4, _mm_movehl_ps(s4, s4));
     return _mm_cvtss_f32(_mm_max_ss(s2, _mm_movehdup_ps(s2)));
 }
+
+/// The lower and upper four lanes of a zmm register of doubles.
+INLINE AVX512 __m256d low4d(__m512d v) { return _mm512_castpd512_pd256(v); }
+INLINE AVX512 __m256d high4d(__m512d v) { return _mm512_extractf64x4_pd(v, 1); }
 
 /// The lower and upper eight lanes of a zmm register.
 INLINE AVX512 __m256 low8(__m512 v) { return _mm512_castps512_ps256(v); }

@@ -27,6 +27,21 @@ package struct VectorKernels: @unchecked Sendable {
         }
     }
 
+    /// Layer normalization of each of `rows` contiguous rows of `size` values: statistics in double
+    /// precision, `y = Float((x − mean) · inverse) · gamma + beta` with `inverse = 1/√(variance + ε)`;
+    /// each row's mean and inverse go to `means` and `inverses`. Nothing when the level has no kernel.
+    package func layerNorm(
+        _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, size: Int, gamma: UnsafePointer<Float>,
+        beta: UnsafePointer<Float>, epsilon: Double, means: UnsafeMutablePointer<Float>, inverses: UnsafeMutablePointer<Float>
+    ) {
+        guard let kernel = table.pointee.layer_norm_rows else { return }
+        Parallel.forEach(rows, grain: max(1, 8_192 / max(size, 1))) { range in
+            kernel(
+                x + range.lowerBound * size, y + range.lowerBound * size, range.count, size, gamma, beta, epsilon,
+                means + range.lowerBound, inverses + range.lowerBound)
+        }
+    }
+
     /// `y[i] = (x[i] · (erf(x[i] / divisor) + one)) · half`: the exporters' five-node GELU in one
     /// pass, each operation rounded as the separate nodes round it.
     package func geluChain(

@@ -414,6 +414,38 @@ import Testing
         #expect(try #require(parts["q"]).scalars(as: Float.self) == b.scalars(as: Float.self))
     }
 
+    /// Float32 LayerNormalization at this level against the definition in double precision: rows
+    /// of 768 (whole vectors of eight) and of 37 (a tail of five), enough rows that the threads
+    /// split them, the mean and inverse deviation outputs too. Within 2e-6 of the output's scale:
+    /// the statistics are summed in double, so only the final roundings to float remain.
+    @Test(arguments: [768, 37])
+    func layerNormalizationEqualsTheDefinition(size: Int) throws {
+        let rows = 50
+        let x = try signed([rows, size], seed: 21)
+        let (gamma, beta) = (try signed([size], seed: 22), try signed([size], seed: 23))
+        let executor = try Executor(model: makeModel(
+            [Node(opType: "LayerNormalization", inputs: ["x", "g", "b"], outputs: ["y", "mean", "inverse"],
+                attributes: ["axis": .int(-1), "epsilon": .float(1e-6)])],
+            inputs: [ValueInfo(name: "x", shape: [.fixed(rows), .fixed(size)])], outputs: ["y", "mean", "inverse"],
+            initializers: ["g": gamma, "b": beta]))
+        let outputs = try executor.run(["x": x])
+        let (y, mean, inverse) = (
+            try #require(outputs["y"]).scalars(as: Float.self), try #require(outputs["mean"]).scalars(as: Float.self),
+            try #require(outputs["inverse"]).scalars(as: Float.self))
+        let (values, g, b) = (try x.scalars(as: Float.self), try gamma.scalars(as: Float.self), try beta.scalars(as: Float.self))
+        for row in 0..<rows {
+            let slice = values[row * size..<(row + 1) * size].map(Double.init)
+            let m = slice.reduce(0, +) / Double(size)
+            let s = 1 / (slice.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(size) + 1e-6).squareRoot()
+            #expect(abs(Double(mean[row]) - m) <= 1e-6 * max(1, abs(m)))
+            #expect(abs(Double(inverse[row]) - s) <= 1e-6 * s)
+            for i in 0..<size {
+                let expected = (slice[i] - m) * s * Double(g[i]) + Double(b[i])
+                #expect(abs(Double(y[row * size + i]) - expected) <= 2e-6 * max(1, abs(expected)), "row \(row) column \(i)")
+            }
+        }
+    }
+
     /// MaxPool of `x` without indices (the float32 fast kernel) and with them (the general kernel).
     func maxPoolFastAndGeneral(_ x: Tensor, _ window: [String: Attribute]) throws -> (fast: Tensor, general: Tensor) {
         let input = ValueInfo(name: "x", shape: x.shape.map { .fixed($0) })

@@ -5,7 +5,7 @@ import TensorCore
 /// The levels with vector kernels that this CPU runs.
 let vectorLevels = KernelLevel.supported.filter { Kernels(level: $0)?.vector != nil }
 
-/// The element-wise, softmax and Winograd transform kernels of every level this CPU runs, against
+/// The element-wise, softmax, layer normalization and Winograd transform kernels of every level this CPU runs, against
 /// double precision with stated bounds (NaN and masked tails included), and the levels against
 /// each other: they run the same operations lane by lane, so they must give the same bits.
 @Suite(.enabled(if: !vectorLevels.isEmpty, "this CPU runs no vector kernels; Swift loops run instead"))
@@ -40,6 +40,21 @@ struct VectorKernelsTests {
         for extent in [1, 7, 16, 23, 197] {
             let logits = (0..<6 * extent).map { Float(sin(Double($0) * 0.37) * 30) }
             results.append(apply(logits) { x, y, _ in vector.softmax(x, into: y, rows: 6, extent: extent) })
+        }
+        for size in [5, 8, 37, 768] {
+            let rows = 6
+            let x = (0..<rows * size).map { Float(sin(Double($0) * 0.61) * 3 + 0.5) }
+            let (gamma, beta) = ((0..<size).map { Float(1 + cos(Double($0))) }, (0..<size).map { Float(sin(Double($0))) })
+            var (means, inverses) = ([Float](repeating: 0, count: rows), [Float](repeating: 0, count: rows))
+            results.append(apply(x) { p, y, _ in
+                means.withUnsafeMutableBufferPointer { m in
+                    inverses.withUnsafeMutableBufferPointer { v in
+                        vector.layerNorm(
+                            p, into: y, rows: rows, size: size, gamma: gamma, beta: beta, epsilon: 1e-5, means: m.baseAddress!,
+                            inverses: v.baseAddress!)
+                    }
+                }
+            } + means + inverses)
         }
         results.append(winogradInput(vector, Winograd.image).flatMap { $0 })
         results.append(winogradOutput(vector, Winograd.points).flatMap { $0 })

@@ -61,6 +61,12 @@ typedef struct {
     /// Softmax of each of `rows` contiguous rows of `extent` floats, max-subtracted; exp within
     /// 2 ulp (Cephes' expf polynomial).
     void (*softmax_rows)(const float *x, float *y, long rows, long extent);
+    /// Layer normalization of each of `rows` contiguous rows of `size` floats: mean and variance
+    /// summed in double precision (eight lanes, one fixed tree), y = (float)((x - mean) * inverse)
+    /// * gamma + beta with inverse = 1 / sqrt(variance + epsilon); each row's mean and inverse
+    /// go to means[r] and inverses[r] as floats.
+    void (*layer_norm_rows)(const float *x, float *y, long rows, long size, const float *gamma, const float *beta,
+                            double epsilon, float *means, float *inverses);
     /// Winograd F(2x2, 3x3) input transform of `count` tiles in tile row `ty` from tile column
     /// `tx` of one channel plane `image` (height x width, zero outside): (B^T d B)[xi][nu] of each
     /// tile goes to v[(4 xi + nu) * plane + t] for tile t of the run.

@@ -138,6 +138,12 @@ struct LayerNormalization: Operator {
                         guard let source = input.baseAddress, let target = out.baseAddress, let g = gamma.baseAddress,
                             let b = beta.baseAddress
                         else { return }
+                        if let vector = Kernels.current.vector {
+                            vector.layerNorm(
+                                source, into: target, rows: rows, size: size, gamma: g, beta: b, epsilon: epsilon,
+                                means: meanOut.address(count: rows), inverses: inverseOut.address(count: rows))
+                            return
+                        }
                         Parallel.forEach(rows, grain: max(1, 8_192 / max(size, 1))) { range in
                             for row in range {
                                 let (p, o) = (source + row * size, target + row * size)
