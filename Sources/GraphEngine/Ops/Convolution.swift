@@ -239,6 +239,24 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 try forwardMerged(p, px, pw, pb, pr, py, packed: packed)
                 return
             }
+            if let packed, p.pointwise, p.groups == 1, p.batch >= Parallel.width, Parallel.width > 1 {
+                let (x, y) = (asFloat(px.address()), asMutableFloat(py.address()))
+                let (bias, residual) = (pb.map { asFloat($0.address()) }, pr.map { asFloat($0.address()) })
+                Parallel.forEach(p.batch, grain: 1) { samples in
+                    for n in samples {
+                        let at = n * p.filters * p.outputSize
+                        packed.gemm.multiply(
+                            m: p.filters, n: p.outputSize, k: p.channels, a: .packed(packed.matrix),
+                            b: .rowMajor(x + n * p.channels * p.inputSize, stride: p.inputSize), c: y + at, ldc: p.outputSize,
+                            rowBias: bias, residual: residual.map { $0 + at }, residualStride: p.outputSize,
+                            relu: activation == .relu, threaded: false)
+                        if let activation, activation != .relu {
+                            applyEpilogue(y + at, rows: p.filters, columns: p.outputSize, stride: p.outputSize, bias: nil, activation: activation)
+                        }
+                    }
+                }
+                return
+            }
             if let packed, !p.pointwise, let chunk = Conv.pipelineChunk(p, gemm: packed.gemm) {
                 try forwardPipelined(
                     p, asFloat(px.address()), packed: packed, bias: pb.map { asFloat($0.address()) },
