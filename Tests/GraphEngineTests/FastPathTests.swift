@@ -121,6 +121,33 @@ import Testing
         #expect(try fused.scalars(as: Float.self).contains { $0 < 0 })  // GELU's negative lobe
     }
 
+    /// A batch of 1×1 convolutions (12×12 maps: each thread multiplies its own samples) and of
+    /// 3×3 ones on 5×5 maps (merged, per thread; with more threads than samples, across them),
+    /// against one sample at a time. Tolerance as in the test below.
+    @Test(arguments: [(1, 12, 0), (3, 5, 0), (3, 5, 8)])
+    func batchedConvolutionsEqualOneSampleAtATime(kernel: Int, size: Int, threads: Int) throws {
+        let executor = try Executor(model: makeModel(
+            [
+                Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: ["pads": .ints([kernel / 2, kernel / 2, kernel / 2, kernel / 2])]),
+                Node(opType: "Relu", inputs: ["c"], outputs: ["y"]),
+            ],
+            inputs: [ValueInfo(name: "x", shape: [.symbolic("N"), .fixed(6), .fixed(size), .fixed(size)])], outputs: ["y"],
+            initializers: ["w": try signed([20, 6, kernel, kernel], seed: 51), "b": try signed([20], seed: 52)]))
+        let x = try signed([3, 6, size, size], seed: 53)
+        let width = Parallel.width
+        if threads > 0 { Parallel.setWidth(threads) }
+        defer { Parallel.setWidth(width) }
+        let batched = try #require(try executor.run(["x": x])["y"]).scalars(as: Float.self)
+        var single: [Float] = []
+        for n in 0..<3 {
+            single += try #require(try executor.run(["x": try x.sliced(axis: 0, n..<n + 1)])["y"]).scalars(as: Float.self)
+        }
+        let largest = batched.map(abs).max() ?? 0
+        #expect(batched.count == single.count)
+        #expect(zip(batched, single).allSatisfy { abs($0 - $1) <= 1e-5 * largest })
+        #expect(batched.contains(0) && batched.contains { $0 > 0 })
+    }
+
     @Test func batchMergedConvolutionEqualsOneSampleAtATime() throws {
         let executor = try residualBlock()
         let x = try signed([3, 4, 6, 6], seed: 5)

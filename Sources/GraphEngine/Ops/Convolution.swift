@@ -391,26 +391,41 @@ struct Conv: DifferentiableOperator, ActivationFusing {
         _ p: Plan, _ px: UnsafeBufferPointer<T>, _ pw: UnsafeBufferPointer<T>, _ pb: UnsafeBufferPointer<T>?,
         _ pr: UnsafeBufferPointer<T>?, _ py: UnsafeMutableBufferPointer<T>, packed: PackedWeights?
     ) throws {
-        let total = p.batch * p.outputSize
-        let tile = max(16, min(total, (1 << 21) / max(p.patch, 1)))
-        try BufferPool.withScratch(T.self, count: p.patch * tile) { columns in
-            try BufferPool.withScratch(T.self, count: p.filters * tile) { product in
-                mergedTiles(p, px, pw, pb, pr, py, packed: packed, tile: tile, columns: columns, product: product)
+        /// The samples `samples` in tiles, on this thread alone unless `threaded`.
+        func run(_ samples: Range<Int>, threaded: Bool) throws {
+            let positions = samples.lowerBound * p.outputSize..<samples.upperBound * p.outputSize
+            let tile = max(16, min(positions.count, (1 << 21) / max(p.patch, 1)))
+            try BufferPool.withScratch(T.self, count: p.patch * tile) { columns in
+                try BufferPool.withScratch(T.self, count: p.filters * tile) { product in
+                    mergedTiles(
+                        p, px, pw, pb, pr, py, packed: packed, positions: positions, tile: tile, columns: columns,
+                        product: product, threaded: threaded)
+                }
             }
+        }
+        // A batch of at least as many samples as threads: each thread merges its own samples, so
+        // it reads the maps it wrote in the layer before and never waits for the other threads.
+        if Parallel.width > 1, p.batch >= Parallel.width {
+            try Parallel.tryForEach(p.batch, grain: 1) { try run($0, threaded: false) }
+        } else {
+            try run(0..<p.batch, threaded: true)
         }
     }
 
-    /// ``forwardMerged(_:_:_:_:_:_:packed:)`` with its scratch buffers: `columns` for `[patch, tile]`,
-    /// `product` for `[filters, tile]`.
+    /// ``forwardMerged(_:_:_:_:_:_:packed:)``'s tiles of the batch's merged `positions` (sample
+    /// after sample), with its scratch buffers: `columns` for `[patch, tile]`, `product` for
+    /// `[filters, tile]`. Loops split over the threads when `threaded`.
     private func mergedTiles<T: GEMMScalar>(
         _ p: Plan, _ px: UnsafeBufferPointer<T>, _ pw: UnsafeBufferPointer<T>, _ pb: UnsafeBufferPointer<T>?,
-        _ pr: UnsafeBufferPointer<T>?, _ py: UnsafeMutableBufferPointer<T>, packed: PackedWeights?, tile: Int, columns: UnsafeMutablePointer<T>,
-        product: UnsafeMutablePointer<T>
+        _ pr: UnsafeBufferPointer<T>?, _ py: UnsafeMutableBufferPointer<T>, packed: PackedWeights?, positions: Range<Int>,
+        tile: Int, columns: UnsafeMutablePointer<T>, product: UnsafeMutablePointer<T>, threaded: Bool
     ) {
-        let total = p.batch * p.outputSize
+        func split(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+            if threaded { Parallel.forEach(count, grain: grain, body) } else if count > 0 { body(0..<count) }
+        }
         let kernelVolume = p.patch / p.channels
-        for start in stride(from: 0, to: total, by: tile) {
-            let count = min(tile, total - start)
+        for start in stride(from: positions.lowerBound, to: positions.upperBound, by: tile) {
+            let count = min(tile, positions.upperBound - start)
             // The samples this tile covers, each as (sample, its positions, offset within the tile).
             var segments: [(n: Int, positions: Range<Int>, offset: Int)] = []
             var position = start
@@ -422,7 +437,7 @@ struct Conv: DifferentiableOperator, ActivationFusing {
             }
             for segment in segments {
                 let source = px.address(at: segment.n * p.channels * p.inputSize, count: p.channels * p.inputSize)
-                Parallel.forEach(p.channels, grain: max(1, 16_384 / (kernelVolume * segment.positions.count))) { channels in
+                split(p.channels, grain: max(1, 16_384 / (kernelVolume * segment.positions.count))) { channels in
                     im2col(
                         source + channels.lowerBound * p.inputSize, channels: channels.count, window: p.window,
                         positions: segment.positions,
@@ -432,15 +447,15 @@ struct Conv: DifferentiableOperator, ActivationFusing {
             if let packed {
                 packed.gemm.multiply(
                     m: p.filters, n: count, k: p.patch, a: .packed(packed.matrix), b: .rowMajor(asFloat(UnsafePointer(columns)), stride: count),
-                    c: asMutableFloat(product), ldc: count)
+                    c: asMutableFloat(product), ldc: count, threaded: threaded)
             } else {
                 T.gemm(
                     transposeA: false, transposeB: false, m: p.filters, n: count, k: p.patch, alpha: 1, a: pw.address(),
-                    lda: p.patch, b: columns, ldb: count, beta: 0, c: product, ldc: count)
+                    lda: p.patch, b: columns, ldb: count, beta: 0, c: product, ldc: count, threaded: threaded)
             }
             let relu = activation == .relu
             let other = relu ? nil : activation
-            Parallel.forEach(p.filters, grain: max(1, 16_384 / count)) { filters in
+            split(p.filters, grain: max(1, 16_384 / count)) { filters in
                 for f in filters {
                     let offset = pb?[f] ?? 0
                     for segment in segments {
