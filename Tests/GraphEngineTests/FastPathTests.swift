@@ -123,7 +123,7 @@ import Testing
 
     /// A batch of 1×1 convolutions (12×12 maps: each thread multiplies its own samples) and of
     /// 3×3 ones on 5×5 maps (merged, per thread; with more threads than samples, across them),
-    /// against one sample at a time. Tolerance as in the test below.
+    /// against one sample at a time.
     @Test(arguments: [(1, 12, 0), (3, 5, 0), (3, 5, 8)])
     func batchedConvolutionsEqualOneSampleAtATime(kernel: Int, size: Int, threads: Int) throws {
         let executor = try Executor(model: makeModel(
@@ -137,32 +137,30 @@ import Testing
         let width = Parallel.width
         if threads > 0 { Parallel.setWidth(threads) }
         defer { Parallel.setWidth(width) }
+        let batched = try expectBatchEqualsOneSampleAtATime(executor, x)
+        #expect(batched.contains(0) && batched.contains { $0 > 0 })
+    }
+
+    /// `executor`'s output `y` for the batch `x`, expected to equal the outputs of its samples run
+    /// one at a time. Each output here is a float32 dot product of at most 54 terms (6 channels by
+    /// 3×3); a different product shape may sum in another order, moving a value by a few units in
+    /// the last place: 1e-5 of the largest magnitude covers 54 roundings of 6e-8 with room, and a
+    /// misplaced sample or filter would be off by the values themselves.
+    @discardableResult
+    func expectBatchEqualsOneSampleAtATime(_ executor: Executor, _ x: Tensor) throws -> [Float] {
         let batched = try #require(try executor.run(["x": x])["y"]).scalars(as: Float.self)
         var single: [Float] = []
-        for n in 0..<3 {
+        for n in 0..<x.shape[0] {
             single += try #require(try executor.run(["x": try x.sliced(axis: 0, n..<n + 1)])["y"]).scalars(as: Float.self)
         }
         let largest = batched.map(abs).max() ?? 0
         #expect(batched.count == single.count)
         #expect(zip(batched, single).allSatisfy { abs($0 - $1) <= 1e-5 * largest })
-        #expect(batched.contains(0) && batched.contains { $0 > 0 })
+        return batched
     }
 
     @Test func batchMergedConvolutionEqualsOneSampleAtATime() throws {
-        let executor = try residualBlock()
-        let x = try signed([3, 4, 6, 6], seed: 5)
-        let merged = try #require(try executor.run(["x": x])["y"]).scalars(as: Float.self)
-        var single: [Float] = []
-        for n in 0..<3 {
-            single += try #require(try executor.run(["x": try x.sliced(axis: 0, n..<n + 1)])["y"]).scalars(as: Float.self)
-        }
-        // Each output is a 36-term (then 5-term) float32 dot product; a different product shape may
-        // sum in another order, moving a value by a few units in the last place: 1e-5 of the
-        // largest magnitude covers 36 roundings of 6e-8 with room, and a misplaced sample or
-        // filter would be off by the values themselves.
-        let largest = merged.map(abs).max() ?? 0
-        #expect(merged.count == single.count)
-        #expect(zip(merged, single).allSatisfy { abs($0 - $1) <= 1e-5 * largest })
+        try expectBatchEqualsOneSampleAtATime(try residualBlock(), try signed([3, 4, 6, 6], seed: 5))
     }
 
     /// Input `[N, 8, H, W]` and the output shape the pads (1, 0, 2, 1) give: 9 × 8 tiles, and a

@@ -10,15 +10,16 @@ func stridedCopy(_ source: Tensor, shape: [Int], strides: [Int], offset: Int = 0
     return output
 }
 
-/// Whether a view of `shape` read with `strides` walks its elements one after another (axes of
-/// extent 1 aside): then it is one contiguous block of its source.
-func isContiguous(shape: [Int], strides: [Int]) -> Bool {
+/// `source` read as a strided view, for an op whose result nobody writes: a contiguous view (axes
+/// of extent 1 aside) is a block of `source`, shared where ``Tensor/contiguousBlock(from:shape:)``
+/// shares one; any other is copied by ``stridedCopy(_:shape:strides:offset:)``.
+func stridedView(_ source: Tensor, shape: [Int], strides: [Int], offset: Int = 0) throws -> Tensor {
     var expected = 1
     for axis in shape.indices.reversed() where shape[axis] != 1 {
-        guard strides[axis] == expected else { return false }
+        guard strides[axis] == expected else { return try stridedCopy(source, shape: shape, strides: strides, offset: offset) }
         expected *= shape[axis]
     }
-    return true
+    return try source.contiguousBlock(from: offset, shape: shape)
 }
 
 /// The adjoint of ``stridedCopy``: writes the contiguous `source` into `destination` at the

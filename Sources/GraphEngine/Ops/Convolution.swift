@@ -239,24 +239,6 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 try forwardMerged(p, px, pw, pb, pr, py, packed: packed)
                 return
             }
-            if let packed, p.pointwise, p.groups == 1, p.batch >= Parallel.width, Parallel.width > 1 {
-                let (x, y) = (asFloat(px.address()), asMutableFloat(py.address()))
-                let (bias, residual) = (pb.map { asFloat($0.address()) }, pr.map { asFloat($0.address()) })
-                Parallel.forEach(p.batch, grain: 1) { samples in
-                    for n in samples {
-                        let at = n * p.filters * p.outputSize
-                        packed.gemm.multiply(
-                            m: p.filters, n: p.outputSize, k: p.channels, a: .packed(packed.matrix),
-                            b: .rowMajor(x + n * p.channels * p.inputSize, stride: p.inputSize), c: y + at, ldc: p.outputSize,
-                            rowBias: bias, residual: residual.map { $0 + at }, residualStride: p.outputSize,
-                            relu: activation == .relu, threaded: false)
-                        if let activation, activation != .relu {
-                            applyEpilogue(y + at, rows: p.filters, columns: p.outputSize, stride: p.outputSize, bias: nil, activation: activation)
-                        }
-                    }
-                }
-                return
-            }
             if let packed, !p.pointwise, let chunk = Conv.pipelineChunk(p, gemm: packed.gemm) {
                 try forwardPipelined(
                     p, asFloat(px.address()), packed: packed, bias: pb.map { asFloat($0.address()) },
@@ -267,13 +249,13 @@ struct Conv: DifferentiableOperator, ActivationFusing {
             /// (packed weights only) and the activation.
             func product(
                 _ weights: UnsafePointer<T>, _ b: UnsafePointer<T>, ldb: Int, depth: Int, count: Int,
-                _ c: UnsafeMutablePointer<T>, bias: UnsafePointer<T>?, residual: UnsafePointer<T>?
+                _ c: UnsafeMutablePointer<T>, bias: UnsafePointer<T>?, residual: UnsafePointer<T>?, threaded: Bool = true
             ) {
                 if let packed {
                     packed.gemm.multiply(
                         m: p.filtersPerGroup, n: count, k: depth, a: .packed(packed.matrix), b: .rowMajor(asFloat(b), stride: ldb),
                         c: asMutableFloat(c), ldc: p.outputSize, rowBias: bias.map(asFloat), residual: residual.map(asFloat),
-                        residualStride: p.outputSize, relu: activation == .relu)
+                        residualStride: p.outputSize, relu: activation == .relu, threaded: threaded)
                     // The kernel stores with ReLU only; other activations follow on the block it wrote.
                     if let activation, activation != .relu {
                         applyEpilogue(c, rows: p.filtersPerGroup, columns: count, stride: p.outputSize, bias: nil, activation: activation)
@@ -282,8 +264,22 @@ struct Conv: DifferentiableOperator, ActivationFusing {
                 }
                 T.gemm(
                     transposeA: false, transposeB: false, m: p.filtersPerGroup, n: count, k: depth, alpha: 1, a: weights,
-                    lda: p.patch, b: b, ldb: ldb, beta: 0, c: c, ldc: p.outputSize)
+                    lda: p.patch, b: b, ldb: ldb, beta: 0, c: c, ldc: p.outputSize, threaded: threaded)
                 applyEpilogue(c, rows: p.filtersPerGroup, columns: count, stride: p.outputSize, bias: bias, activation: activation)
+            }
+            // 1×1 layers of a batch at least as large as the threads: each thread multiplies its own
+            // samples' maps, so it reads what it wrote in the layer before.
+            if packed != nil, p.pointwise, p.groups == 1, Parallel.width > 1, p.batch >= Parallel.width {
+                Parallel.forEach(p.batch, grain: 1) { samples in
+                    for n in samples {
+                        let at = n * p.filters * p.outputSize
+                        product(
+                            pw.address(), px.address(at: n * p.channels * p.inputSize), ldb: p.inputSize, depth: p.channels,
+                            count: p.outputSize, py.address(at: at), bias: pb?.address(), residual: pr?.address(at: at),
+                            threaded: false)
+                    }
+                }
+                return
             }
             try BufferPool.withScratch(T.self, count: p.pointwise ? 1 : p.patch * p.tile) { columns in
                 for n in 0..<p.batch {

@@ -109,19 +109,21 @@ struct Gemm: Operator {
             }
         }
         let beta = c == nil ? 0 : self.beta
-        if !transA, alpha == 1, beta == 0 || beta == 1,
-            let packed = try packedRight(
-                b, inputs.isConstant(1), packedCache, rows: m, depth: k, columns: n, transposed: transB)
-        {
-            // A bias row (`[N]` or `[1, N]`, a linear layer's) is added on the product's way out;
-            // any other C is copied out first and the product accumulates onto it.
-            let biasRow = c.flatMap { $0.count == n && $0.shape.last == n ? $0 : nil }
-            let output: Tensor
-            if let c, biasRow == nil {
-                output = try stridedCopy(c, shape: [m, n], strides: Shape.broadcastStrides(c.shape, to: [m, n]))
-            } else {
-                output = try Tensor(uninitialized: a.dtype, shape: [m, n])  // the product writes every element
-            }
+        let packed =
+            !transA && alpha == 1 && (beta == 0 || beta == 1)
+            ? try packedRight(b, inputs.isConstant(1), packedCache, rows: m, depth: k, columns: n, transposed: transB) : nil
+        // The packed product adds a bias row (`[N]` or `[1, N]`, a linear layer's) in its stores;
+        // any other C is copied out first and the product accumulates onto it.
+        let biasRow = packed == nil ? nil : c.flatMap { $0.count == n && $0.shape.last == n ? $0 : nil }
+        let output: Tensor
+        if let c, biasRow == nil {
+            output = try stridedCopy(c, shape: [m, n], strides: Shape.broadcastStrides(c.shape, to: [m, n]))
+        } else if packed != nil {
+            output = try Tensor(uninitialized: a.dtype, shape: [m, n])  // the product writes every element
+        } else {
+            output = try Tensor(zeros: a.dtype, shape: [m, n])
+        }
+        if let packed {
             withExtendedLifetime((a, biasRow)) {
                 packed.gemm.multiply(
                     m: m, n: n, k: k, a: .rowMajor(a.unsafeElements(as: Float.self).address(count: m * k), stride: k),
@@ -130,8 +132,6 @@ struct Gemm: Operator {
             }
             return [output]
         }
-        let output = try c.map { try stridedCopy($0, shape: [m, n], strides: Shape.broadcastStrides($0.shape, to: [m, n])) }
-            ?? Tensor(zeros: a.dtype, shape: [m, n])
         func run<T: GEMMScalar>(_ type: T.Type) {
             withExtendedLifetime((a, b)) {
                 T.gemm(

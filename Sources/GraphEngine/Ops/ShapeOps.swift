@@ -86,13 +86,10 @@ struct Transpose: Operator {
         guard perm.count == x.rank, Set(perm) == Set(0..<x.rank) else {
             throw OpError("perm \(perm) is not a permutation of the \(x.rank) axes of \(x.shape)")
         }
-        let shape = perm.map { x.shape[$0] }
         // Moving only axes of extent 1 keeps every element where it is (a batch of one's
         // `[1, T, C] → [T, 1, C]` in exported attention): the same storage, reshaped.
-        let moved = perm.filter { x.shape[$0] != 1 }
-        if zip(moved, moved.dropFirst()).allSatisfy({ $0 < $1 }) { return [try x.reshaped(shape)] }
         let strides = Shape.strides(x.shape)
-        return [try stridedCopy(x, shape: shape, strides: perm.map { strides[$0] })]
+        return [try stridedView(x, shape: perm.map { x.shape[$0] }, strides: perm.map { strides[$0] })]
     }
 }
 
@@ -197,10 +194,7 @@ struct Slice: Operator {
     func forward(_ inputs: OpInputs) throws -> [Tensor?] {
         let x = try inputs.required(0)
         let view = try window(over: x.shape, inputs.tensors)
-        if isContiguous(shape: view.shape, strides: view.strides) {
-            return [try x.contiguousBlock(from: view.offset, shape: view.shape)]
-        }
-        return [try stridedCopy(x, shape: view.shape, strides: view.strides, offset: view.offset)]
+        return [try stridedView(x, shape: view.shape, strides: view.strides, offset: view.offset)]
     }
 
     /// The sliced view of a tensor of `shape`: its extents, strides and first element.
